@@ -1,0 +1,337 @@
+#include "agent/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace hostprof {
+namespace {
+
+Error bad(std::string_view key, const std::string& value, const std::string& why) {
+    return Error{0, std::string(key) + ": invalid value '" + value + "': " + why};
+}
+
+template <class T> std::optional<T> parse_number(std::string_view s) {
+    T v{};
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty())
+        return std::nullopt;
+    return v;
+}
+
+std::vector<std::string> split_list(const std::string& s) {
+    std::vector<std::string> out;
+    std::string item;
+    std::istringstream in(s);
+    while (std::getline(in, item, ',')) {
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        if (!item.empty())
+            out.push_back(item);
+    }
+    return out;
+}
+
+std::optional<bool> parse_bool(const std::string& s) {
+    if (s == "true" || s == "yes" || s == "on" || s == "1")
+        return true;
+    if (s == "false" || s == "no" || s == "off" || s == "0")
+        return false;
+    return std::nullopt;
+}
+
+std::string show_duration(uint64_t ns) {
+    if (ns == 0)
+        return "0";
+    if (ns % 1'000'000'000 == 0)
+        return std::to_string(ns / 1'000'000'000) + "s";
+    if (ns % 1'000'000 == 0)
+        return std::to_string(ns / 1'000'000) + "ms";
+    if (ns % 1'000 == 0)
+        return std::to_string(ns / 1'000) + "us";
+    return std::to_string(ns) + "ns";
+}
+
+std::vector<Setting> make_settings() {
+    std::vector<Setting> s;
+    s.push_back({"frequency", "HZ", "On-CPU sampling frequency per CPU, 1..1000 Hz.", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_number<int>(v);
+                     if (!n || *n < 1 || *n > 1000)
+                         return bad("frequency", v, "must be an integer from 1 to 1000 (Hz)");
+                     c.frequency_hz = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return std::to_string(c.frequency_hz); }});
+    s.push_back({"collectors", "LIST",
+                 "Collectors to run, comma-separated: cpu, offcpu, syscalls, tcp, block, runqueue.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     std::vector<compat::Collector> out;
+                     for (const std::string& name : split_list(v)) {
+                         auto col = compat::collector_from_string(name);
+                         if (!col)
+                             return bad("collectors", v,
+                                        "unknown collector '" + name +
+                                            "' (known: cpu, offcpu, syscalls, tcp, block, "
+                                            "runqueue)");
+                         if (std::find(out.begin(), out.end(), *col) == out.end())
+                             out.push_back(*col);
+                     }
+                     if (out.empty())
+                         return bad("collectors", v, "names no collector");
+                     c.collectors = out;
+                     return {};
+                 },
+                 [](const Config& c) {
+                     std::string out;
+                     for (auto col : c.collectors)
+                         out += (out.empty() ? "" : ",") + std::string(compat::to_string(col));
+                     return out;
+                 }});
+    s.push_back({"attach_mode", "MODE",
+                 "Force the tracepoint attach mode: auto, tp_btf, raw_tp or tracepoint.", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (v == "auto") {
+                         c.attach_mode.reset();
+                         return {};
+                     }
+                     auto m = compat::attach_mode_from_string(v);
+                     if (!m)
+                         return bad("attach_mode", v, "must be auto, tp_btf, raw_tp or tracepoint");
+                     c.attach_mode = m;
+                     return {};
+                 },
+                 [](const Config& c) {
+                     return c.attach_mode ? std::string(compat::to_string(*c.attach_mode))
+                                          : std::string("auto");
+                 }});
+    s.push_back({"btf", "FILE",
+                 "External BTF file for kernels without /sys/kernel/btf/vmlinux.", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     c.btf_path = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.btf_path; }});
+    s.push_back({"tracefs", "DIR",
+                 "Where tracefs is, or is mounted when a classic tracepoint needs it.", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (v.empty() || v[0] != '/')
+                         return bad("tracefs", v, "must be an absolute path");
+                     c.tracefs_path = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.tracefs_path; }});
+    s.push_back({"listen", "HOST:PORT", "HTTP listen address (loopback by default).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto colon = v.rfind(':');
+                     if (colon == std::string::npos || colon == 0)
+                         return bad("listen", v, "must be HOST:PORT");
+                     auto port = parse_number<int>(std::string_view(v).substr(colon + 1));
+                     if (!port || *port < 1 || *port > 65535)
+                         return bad("listen", v, "port must be 1..65535");
+                     c.listen = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.listen; }});
+    s.push_back({"log_format", "FORMAT", "Log format: text (human) or json (one object a line).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (v != "text" && v != "json")
+                         return bad("log_format", v, "must be text or json");
+                     c.log_format = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.log_format; }});
+    s.push_back({"log_level", "LEVEL", "Log level: trace, debug, info, warn or error.", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     static const std::set<std::string> ok = {"trace", "debug", "info", "warn",
+                                                              "error"};
+                     if (!ok.contains(v))
+                         return bad("log_level", v, "must be trace, debug, info, warn or error");
+                     c.log_level = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.log_level; }});
+    s.push_back({"off_cpu_threshold", "DURATION",
+                 "Shortest blocked interval recorded by the off-CPU profiler (e.g. 1ms).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("off_cpu_threshold", v, d.error().message());
+                     if (*d < 1'000 || *d > 60'000'000'000ULL)
+                         return bad("off_cpu_threshold", v, "must be between 1us and 60s");
+                     c.off_cpu_threshold_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.off_cpu_threshold_ns); }});
+    s.push_back({"pids", "LIST", "Profile only these process ids (comma-separated; max 1024).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     std::vector<uint32_t> out;
+                     for (const std::string& item : split_list(v)) {
+                         auto n = parse_number<uint32_t>(item);
+                         if (!n || *n == 0)
+                             return bad("pids", v, "'" + item + "' is not a process id");
+                         out.push_back(*n);
+                     }
+                     if (out.size() > 1024)
+                         return bad("pids", v, "more than 1024 pids");
+                     c.pids = out;
+                     return {};
+                 },
+                 [](const Config& c) {
+                     std::string out;
+                     for (auto p : c.pids)
+                         out += (out.empty() ? "" : ",") + std::to_string(p);
+                     return out;
+                 }});
+    s.push_back({"duration", "DURATION", "Stop after this long (0: run until SIGINT/SIGTERM).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("duration", v, d.error().message());
+                     c.duration_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.duration_ns); }});
+    s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto b = parse_bool(v);
+                     if (!b)
+                         return bad("strict", v, "must be true or false");
+                     c.strict = *b;
+                     return {};
+                 },
+                 [](const Config& c) { return std::string(c.strict ? "true" : "false"); }});
+    return s;
+}
+
+} // namespace
+
+const std::vector<Setting>& settings() {
+    static const std::vector<Setting> all = make_settings();
+    return all;
+}
+
+std::string flag_name(std::string_view key) {
+    std::string f = "--" + std::string(key);
+    std::replace(f.begin(), f.end(), '_', '-');
+    return f;
+}
+
+Status apply_setting(Config& config, std::string_view key, const std::string& value) {
+    for (const Setting& s : settings())
+        if (s.key == key)
+            return s.set(config, value);
+    return Error{0, "unknown key '" + std::string(key) + "'"};
+}
+
+Result<uint64_t> parse_duration_ns(std::string_view text) {
+    static const std::pair<std::string_view, uint64_t> units[] = {
+        {"ns", 1}, {"us", 1'000}, {"ms", 1'000'000}, {"s", 1'000'000'000},
+        {"m", 60'000'000'000ULL}, {"h", 3'600'000'000'000ULL}};
+    size_t digits = 0;
+    while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) != 0))
+        ++digits;
+    auto n = parse_number<uint64_t>(text.substr(0, digits));
+    if (!n)
+        return Error{0, "'" + std::string(text) + "' is not a duration (e.g. 10s, 250ms)"};
+    std::string_view unit = text.substr(digits);
+    uint64_t mult = 0;
+    if (unit.empty())
+        mult = 1'000'000'000;
+    for (auto [name, m] : units)
+        if (unit == name)
+            mult = m;
+    if (mult == 0)
+        return Error{0, "'" + std::string(text) + "' has an unknown unit (ns, us, ms, s, m, h)"};
+    if (*n > UINT64_MAX / mult)
+        return Error{0, "'" + std::string(text) + "' is too long"};
+    return *n * mult;
+}
+
+Result<Config> parse_config_yaml(const std::string& text, const std::string& origin,
+                                 Config base) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(text);
+    } catch (const YAML::Exception& e) {
+        return Error{0, origin + ": not valid YAML: " + e.what()};
+    }
+    if (root.IsNull())
+        return base;
+    if (!root.IsMap())
+        return Error{0, origin + ": must be a mapping of settings (key: value)"};
+    std::set<std::string> seen;
+    for (const auto& kv : root) {
+        std::string key;
+        try {
+            key = kv.first.as<std::string>();
+        } catch (const YAML::Exception&) {
+            return Error{0, origin + ": a key is not a string"};
+        }
+        if (!seen.insert(key).second)
+            return Error{0, origin + ": duplicate key '" + key + "'"};
+        const YAML::Node& v = kv.second;
+        std::string value;
+        if (v.IsScalar()) {
+            value = v.Scalar();
+        } else if (v.IsSequence()) {
+            for (const auto& item : v) {
+                if (!item.IsScalar())
+                    return Error{0, origin + ": " + key + ": list items must be scalars"};
+                value += (value.empty() ? "" : ",") + item.Scalar();
+            }
+        } else if (v.IsNull()) {
+            return Error{0, origin + ": " + key + ": has no value"};
+        } else {
+            return Error{0, origin + ": " + key + ": must be a scalar or a list"};
+        }
+        Status st = apply_setting(base, key, value);
+        if (!st)
+            return Error{0, origin + ": " + st.error().message()};
+    }
+    return base;
+}
+
+Result<Config> load_config_file(const std::string& path, Config base) {
+    std::ifstream in(path);
+    if (!in)
+        return errno_error("config file " + path);
+    std::stringstream buf;
+    buf << in.rdbuf();
+    if (buf.str().size() > (1 << 20))
+        return Error{0, "config file " + path + ": larger than 1 MiB"};
+    return parse_config_yaml(buf.str(), path, std::move(base));
+}
+
+std::string config_reference_markdown() {
+    Config defaults;
+    std::string out =
+        "# Configuration reference\n\n"
+        "Generated by `hostprof config-reference` from the agent's settings table; a test "
+        "fails when this file and the code disagree.\n\n"
+        "Every setting is both a YAML key (in the file given by `--config FILE`) and a "
+        "command-line flag; a flag overrides the file. Unknown keys, duplicate keys and bad "
+        "values are errors that name the key.\n\n"
+        "| YAML key | flag | default | meaning |\n|---|---|---|---|\n";
+    for (const Setting& s : settings()) {
+        std::string flag = flag_name(s.key);
+        if (!s.value_hint.empty())
+            flag += " " + std::string(s.value_hint);
+        std::string def = s.show(defaults);
+        out += "| `" + std::string(s.key) + "` | `" + flag + "` | " +
+               (def.empty() ? std::string("(none)") : "`" + def + "`") + " | " +
+               std::string(s.help) + " |\n";
+    }
+    out += "\n`--config FILE` (flag only): the YAML file to read first.\n";
+    return out;
+}
+
+} // namespace hostprof

@@ -1,0 +1,61 @@
+// Agent configuration: one table of settings (settings()) serves the YAML file, the
+// command-line flags and the generated reference (docs/configuration.md), so the three
+// cannot drift. Precedence: defaults < --config FILE < flags.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "kernel-compat/planner.h"
+
+namespace hostprof {
+
+struct Config {
+    int frequency_hz = 19;
+    // The collectors implemented so far; syscalls/tcp/block/runqueue come with issue #5.
+    std::vector<compat::Collector> collectors{compat::Collector::Cpu, compat::Collector::OffCpu};
+    std::optional<compat::AttachMode> attach_mode; // unset: the planner chooses
+    std::string btf_path;                          // external BTF for kernels without one
+    std::string tracefs_path = "/sys/kernel/tracing";
+    std::string listen = "127.0.0.1:7464";
+    std::string log_format = "text"; // text | json
+    std::string log_level = "info";  // trace | debug | info | warn | error
+    uint64_t off_cpu_threshold_ns = 1'000'000;
+    std::vector<uint32_t> pids; // profile only these processes (empty: all)
+    uint64_t duration_ns = 0;   // run: stop after this long (0: until SIGINT/SIGTERM)
+    bool strict = false;        // any collector failing to start is fatal
+};
+
+// One configurable key. `key` is the YAML key; the flag is --key with '_' -> '-'.
+struct Setting {
+    std::string_view key;
+    std::string_view value_hint; // e.g. "HZ", "LIST", "DURATION"
+    std::string_view help;
+    bool is_flag = false; // boolean: `--strict` on the command line, `strict: true` in YAML
+    std::function<Status(Config&, const std::string&)> set;
+    std::function<std::string(const Config&)> show; // the value, for the reference
+};
+
+const std::vector<Setting>& settings();
+std::string flag_name(std::string_view key);
+
+// Applies one key = value (value as written in YAML or on the command line).
+Status apply_setting(Config& config, std::string_view key, const std::string& value);
+
+// Parses YAML text (a mapping of setting keys) over `base`. Errors name the key.
+Result<Config> parse_config_yaml(const std::string& text, const std::string& origin, Config base);
+Result<Config> load_config_file(const std::string& path, Config base);
+
+// "10s", "250ms", "1m", "500us", "2h"; a bare number is seconds.
+Result<uint64_t> parse_duration_ns(std::string_view text);
+
+// The configuration reference (Markdown), generated from settings().
+std::string config_reference_markdown();
+
+} // namespace hostprof

@@ -1,0 +1,216 @@
+#include "agent/profile_collector.h"
+
+#include <bpf/bpf.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <sstream>
+
+#include "profile.skel.h"
+
+namespace hostprof {
+
+std::vector<int> online_cpus() {
+    std::ifstream in("/sys/devices/system/cpu/online");
+    std::string text;
+    std::getline(in, text);
+    std::vector<int> cpus;
+    std::stringstream ss(text);
+    std::string range;
+    while (std::getline(ss, range, ',')) {
+        int lo = 0, hi = 0;
+        if (std::sscanf(range.c_str(), "%d-%d", &lo, &hi) == 2) {
+            for (int c = lo; c <= hi; ++c)
+                cpus.push_back(c);
+        } else if (std::sscanf(range.c_str(), "%d", &lo) == 1) {
+            cpus.push_back(lo);
+        }
+    }
+    return cpus;
+}
+
+namespace {
+
+// Enables exactly one of the tp_btf / raw_tp / classic tracepoint variants of a hook.
+void choose_variant(bpf_program* btf, bpf_program* raw, bpf_program* tp, bool wanted,
+                    compat::AttachMode mode) {
+    bpf_program__set_autoload(btf, wanted && mode == compat::AttachMode::TpBtf);
+    bpf_program__set_autoload(raw, wanted && mode == compat::AttachMode::RawTp);
+    bpf_program__set_autoload(tp, wanted && mode == compat::AttachMode::Tracepoint);
+}
+
+bpf_program* chosen(bpf_program* btf, bpf_program* raw, bpf_program* tp) {
+    for (bpf_program* p : {btf, raw, tp})
+        if (bpf_program__autoload(p))
+            return p;
+    return nullptr;
+}
+
+} // namespace
+
+Result<std::unique_ptr<ProfileCollector>> ProfileCollector::start(const ProfileOptions& options,
+                                                                  StackHandler on_stack,
+                                                                  ProcHandler on_proc) {
+    std::unique_ptr<ProfileCollector> c(new ProfileCollector());
+    c->on_stack_ = std::move(on_stack);
+    c->on_proc_ = std::move(on_proc);
+
+    auto skel = Skeleton<profile_bpf>::open();
+    if (!skel)
+        return skel.error();
+    c->skel_ = std::move(skel.value());
+    profile_bpf* s = c->skel_.get();
+
+    s->rodata->cfg_filter_pids = !options.pids.empty();
+    s->rodata->cfg_offcpu_min_ns = options.off_cpu_min_ns;
+    auto* p = s->progs.hp_cpu_sample;
+    bpf_program__set_autoload(p, options.on_cpu);
+    choose_variant(s->progs.hp_exec_btf, s->progs.hp_exec_raw, s->progs.hp_exec_tp, true,
+                   options.proc_mode);
+    choose_variant(s->progs.hp_exit_btf, s->progs.hp_exit_raw, s->progs.hp_exit_tp, true,
+                   options.proc_mode);
+    choose_variant(s->progs.hp_offcpu_btf, s->progs.hp_offcpu_raw, s->progs.hp_offcpu_tp,
+                   options.off_cpu, options.off_cpu_mode);
+
+    if (Status st = c->skel_.load(); !st)
+        return st.error();
+
+    for (uint32_t pid : options.pids) {
+        uint8_t one = 1;
+        if (bpf_map__update_elem(s->maps.hp_prof_pids, &pid, sizeof(pid), &one, sizeof(one),
+                                 BPF_ANY) != 0)
+            return errno_error("add pid " + std::to_string(pid) + " to the filter");
+    }
+
+    // Tracepoint hooks first, so exec/exit notices flow before the first sample.
+    struct Hook {
+        bpf_program* prog;
+        const char* name;
+        compat::AttachMode mode;
+    };
+    std::vector<Hook> hooks = {
+        {chosen(s->progs.hp_exec_btf, s->progs.hp_exec_raw, s->progs.hp_exec_tp),
+         "sched/sched_process_exec", options.proc_mode},
+        {chosen(s->progs.hp_exit_btf, s->progs.hp_exit_raw, s->progs.hp_exit_tp),
+         "sched/sched_process_exit", options.proc_mode},
+    };
+    if (options.off_cpu)
+        hooks.push_back(
+            {chosen(s->progs.hp_offcpu_btf, s->progs.hp_offcpu_raw, s->progs.hp_offcpu_tp),
+             "sched/sched_switch", options.off_cpu_mode});
+    for (const Hook& h : hooks) {
+        auto link = take_link(bpf_program__attach(h.prog), std::string("attach ") + h.name);
+        if (!link)
+            return link.error();
+        c->links_.push_back(std::move(link.value()));
+        c->attached_.push_back(std::string(h.name) + " (" +
+                               std::string(compat::to_string(h.mode)) + ")");
+    }
+
+    if (options.on_cpu) {
+        int cpus_attached = 0;
+        for (int cpu : online_cpus()) {
+            perf_event_attr attr{};
+            attr.size = sizeof(attr);
+            attr.type = PERF_TYPE_SOFTWARE;
+            attr.config = PERF_COUNT_SW_CPU_CLOCK;
+            attr.freq = 1;
+            attr.sample_freq = static_cast<__u64>(options.frequency_hz);
+            UniqueFd pfd(static_cast<int>(
+                ::syscall(__NR_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)));
+            if (!pfd) {
+                if (errno == ENODEV) // went offline since we listed it
+                    continue;
+                return errno_error("perf_event_open cpu-clock on CPU " + std::to_string(cpu));
+            }
+            bpf_link* raw = bpf_program__attach_perf_event(p, pfd.get());
+            if (raw == nullptr)
+                return errno_error("attach perf_event program on CPU " + std::to_string(cpu));
+            pfd.release(); // the link owns the perf event now and closes it on destroy
+            c->links_.emplace_back(raw);
+            ++cpus_attached;
+        }
+        if (cpus_attached == 0)
+            return Error{0, "cpu-clock: no online CPU accepted a perf event"};
+        c->attached_.push_back("cpu-clock (perf_event, " + std::to_string(cpus_attached) +
+                               " CPUs at " + std::to_string(options.frequency_hz) + " Hz)");
+    }
+
+    ring_buffer* rb = ring_buffer__new(bpf_map__fd(s->maps.hp_prof_events),
+                                       &ProfileCollector::on_record, c.get(), nullptr);
+    if (rb == nullptr)
+        return errno_error("create ring buffer consumer");
+    c->ring_.reset(rb);
+    return c;
+}
+
+ProfileCollector::~ProfileCollector() {
+    // Order matters: stop the consumer, detach links, then free the object.
+    ring_.reset();
+    links_.clear();
+    skel_.reset();
+}
+
+int ProfileCollector::on_record(void* ctx, void* data, size_t size) {
+    auto* self = static_cast<ProfileCollector*>(ctx);
+    std::span<const std::byte> bytes(static_cast<const std::byte*>(data), size);
+    ++self->records_;
+    auto kind = record_kind(bytes);
+    if (!kind) {
+        ++self->decode_errors_;
+        return 0;
+    }
+    if (*kind == HP_PROF_ON_CPU || *kind == HP_PROF_OFF_CPU) {
+        auto rec = decode_stack_record(bytes);
+        if (!rec) {
+            ++self->decode_errors_;
+            return 0;
+        }
+        if (self->on_stack_)
+            self->on_stack_(*rec);
+    } else {
+        auto rec = decode_proc_record(bytes);
+        if (!rec) {
+            ++self->decode_errors_;
+            return 0;
+        }
+        if (self->on_proc_)
+            self->on_proc_(*rec);
+    }
+    return 0;
+}
+
+int ProfileCollector::poll(int timeout_ms) {
+    int n = ring_buffer__poll(ring_.get(), timeout_ms);
+    if (n < 0)
+        return n;
+    // Wakeups are batched in the kernel (BPF_RB_NO_WAKEUP below a fill level), so drain
+    // what arrived without a wakeup too.
+    int m = ring_buffer__consume(ring_.get());
+    return m < 0 ? m : n + m;
+}
+
+int ProfileCollector::ring_fd() const { return ring_buffer__epoll_fd(ring_.get()); }
+
+ProfileCounters ProfileCollector::counters() const {
+    ProfileCounters out;
+    out.records = records_;
+    out.decode_errors = decode_errors_;
+    int ncpu = libbpf_num_possible_cpus();
+    if (ncpu <= 0)
+        return out;
+    std::vector<uint64_t> values(static_cast<size_t>(ncpu));
+    for (uint32_t i = 0; i < HP_PROF_STAT_MAX; ++i) {
+        if (bpf_map__lookup_elem(skel_->maps.hp_prof_stats, &i, sizeof(i), values.data(),
+                                 values.size() * sizeof(uint64_t), 0) != 0)
+            continue;
+        for (uint64_t v : values)
+            out.kernel[i] += v;
+    }
+    return out;
+}
+
+} // namespace hostprof

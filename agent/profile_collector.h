@@ -1,0 +1,75 @@
+// The CPU-profile collector: owns the `profile` BPF skeleton, its per-CPU perf-event
+// links, its tracepoint links and its ring-buffer consumer. Construction loads and
+// attaches everything (or fails and releases what it made); destruction detaches.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/profile_records.h"
+#include "common/bpf_handles.h"
+#include "common/result.h"
+#include "kernel-compat/planner.h"
+
+struct profile_bpf;
+
+namespace hostprof {
+
+struct ProfileOptions {
+    int frequency_hz = 19;
+    bool on_cpu = true;
+    bool off_cpu = true;
+    uint64_t off_cpu_min_ns = 1'000'000;
+    std::vector<uint32_t> pids;                            // empty: every process
+    compat::AttachMode proc_mode = compat::AttachMode::TpBtf;   // exec/exit hooks
+    compat::AttachMode off_cpu_mode = compat::AttachMode::TpBtf;
+};
+
+struct ProfileCounters {
+    std::array<uint64_t, HP_PROF_STAT_MAX> kernel{}; // summed hp_prof_stats
+    uint64_t records = 0;                            // records consumed from the ring
+    uint64_t decode_errors = 0;                      // records rejected by the decoders
+};
+
+class ProfileCollector {
+  public:
+    using StackHandler = std::function<void(const StackRecordView&)>;
+    using ProcHandler = std::function<void(const ProcRecord&)>;
+
+    static Result<std::unique_ptr<ProfileCollector>> start(const ProfileOptions& options,
+                                                           StackHandler on_stack,
+                                                           ProcHandler on_proc);
+    ~ProfileCollector();
+    ProfileCollector(const ProfileCollector&) = delete;
+    ProfileCollector& operator=(const ProfileCollector&) = delete;
+
+    // Waits up to timeout_ms for a wakeup, then drains the ring. Returns records
+    // consumed, or a negative errno (-EINTR when a signal arrived).
+    int poll(int timeout_ms);
+    ProfileCounters counters() const;
+    int ring_fd() const;
+    // "hook (mode)" for every attached hook, e.g. "cpu-clock (perf_event, 2 CPUs)".
+    const std::vector<std::string>& attached() const { return attached_; }
+
+  private:
+    ProfileCollector() = default;
+    static int on_record(void* ctx, void* data, size_t size);
+
+    Skeleton<profile_bpf> skel_;
+    std::vector<BpfLink> links_;
+    RingBuffer ring_;
+    StackHandler on_stack_;
+    ProcHandler on_proc_;
+    uint64_t records_ = 0;
+    uint64_t decode_errors_ = 0;
+    std::vector<std::string> attached_;
+};
+
+// CPUs that are online now (from /sys/devices/system/cpu/online).
+std::vector<int> online_cpus();
+
+} // namespace hostprof

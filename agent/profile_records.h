@@ -1,0 +1,46 @@
+// Decoders for records of the profile ring buffer (bpf/profile.h). They take bytes and
+// check sizes; a short or inconsistent record is rejected (and counted by the caller).
+#pragma once
+
+#include <linux/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "profile.h"
+
+namespace hostprof {
+
+// An on-CPU sample or an off-CPU interval, viewing the ring buffer's memory (valid only
+// inside the ring-buffer callback: no allocation on the hot path).
+struct StackRecordView {
+    hp_prof_kind kind;
+    uint32_t pid;
+    uint32_t tid;
+    uint32_t cpu;
+    uint64_t timestamp_ns;
+    uint64_t cgroup_id;
+    uint64_t weight_ns;
+    uint32_t flags;
+    std::string_view comm;
+    std::span<const uint64_t> kernel_frames; // leaf first
+    std::span<const uint64_t> user_frames;   // leaf first
+};
+
+struct ProcRecord {
+    hp_prof_kind kind; // HP_PROF_EXEC or HP_PROF_EXIT
+    uint32_t pid;
+    uint64_t timestamp_ns;
+    uint64_t cgroup_id;
+    uint64_t start_time_ns;
+    std::string_view comm;
+};
+
+std::optional<hp_prof_kind> record_kind(std::span<const std::byte> data);
+std::optional<StackRecordView> decode_stack_record(std::span<const std::byte> data);
+std::optional<ProcRecord> decode_proc_record(std::span<const std::byte> data);
+
+} // namespace hostprof

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: GPL-2.0
+/* CPU profiling: on-CPU samples from a perf_event cpu-clock program, off-CPU
+ * intervals from sched_switch, and process exec/exit notices, all on one ring.
+ * Both a tp_btf and a raw_tp variant of every tracepoint hook are compiled;
+ * userspace enables the one kernel-compat chose (bpf_program__set_autoload). */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "profile.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by userspace between open and load. */
+const volatile bool cfg_filter_pids = false;
+const volatile bool cfg_filter_cgroups = false;
+const volatile bool cfg_skip_idle = true;
+const volatile __u64 cfg_offcpu_min_ns = 1000000; /* 1 ms */
+const volatile __u64 cfg_wakeup_bytes = 256 * 1024; /* wake the consumer past this fill */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 2 * 1024 * 1024);
+} hp_prof_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HP_PROF_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} hp_prof_stats SEC(".maps");
+
+/* Per-CPU scratch record: too large for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hp_prof_stack);
+} hp_prof_scratch SEC(".maps");
+
+/* tid -> the stack and time at which the thread blocked. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct hp_prof_stack);
+} hp_prof_blocked SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u8);
+} hp_prof_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, __u8);
+} hp_prof_cgroups SEC(".maps");
+
+static __always_inline void count(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&hp_prof_stats, &stat);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline bool wanted(__u32 pid, __u64 cgroup_id)
+{
+	if (cfg_filter_pids && !bpf_map_lookup_elem(&hp_prof_pids, &pid))
+		return false;
+	if (cfg_filter_cgroups && !bpf_map_lookup_elem(&hp_prof_cgroups, &cgroup_id))
+		return false;
+	return true;
+}
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&hp_prof_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
+		       BPF_RB_FORCE_WAKEUP :
+		       BPF_RB_NO_WAKEUP;
+}
+
+/* Fills header, comm, cgroup and both stacks of the current task into e. */
+static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 kind, __u64 id,
+				    __u64 cgroup_id, __u64 now)
+{
+	long k, u;
+	__u32 nk;
+
+	e->hdr.kind = kind;
+	e->hdr.pid = id >> 32;
+	e->hdr.tid = (__u32)id;
+	e->hdr.cpu = bpf_get_smp_processor_id();
+	e->hdr.timestamp_ns = now;
+	e->cgroup_id = cgroup_id;
+	e->weight_ns = 0;
+	e->flags = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+
+	k = bpf_get_stack(ctx, e->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0);
+	if (k < 0) {
+		e->flags |= HP_PROF_KSTACK_ERR;
+		count(HP_PROF_STAT_KSTACK_ERRORS);
+		k = 0;
+	}
+	nk = (__u32)k / sizeof(__u64);
+	if (nk >= HP_PROF_MAX_FRAMES) {
+		nk = HP_PROF_MAX_FRAMES;
+		e->flags |= HP_PROF_KSTACK_FULL;
+	}
+	u = bpf_get_stack(ctx, &e->frames[nk], HP_PROF_MAX_FRAMES * sizeof(__u64),
+			  BPF_F_USER_STACK);
+	if (u < 0) {
+		e->flags |= HP_PROF_USTACK_ERR;
+		count(HP_PROF_STAT_USTACK_ERRORS);
+		u = 0;
+	}
+	u /= sizeof(__u64);
+	if (u >= HP_PROF_MAX_FRAMES) {
+		u = HP_PROF_MAX_FRAMES;
+		e->flags |= HP_PROF_USTACK_FULL;
+	}
+	e->kstack_len = nk;
+	e->ustack_len = u;
+}
+
+static __always_inline long ship(struct hp_prof_stack *e)
+{
+	__u64 size = __builtin_offsetof(struct hp_prof_stack, frames) +
+		     ((__u64)e->kstack_len + e->ustack_len) * sizeof(__u64);
+
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	return bpf_ringbuf_output(&hp_prof_events, e, size, wakeup_flag());
+}
+
+SEC("perf_event")
+int hp_cpu_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 cgroup_id;
+	__u32 zero = 0;
+	struct hp_prof_stack *e;
+
+	count(HP_PROF_STAT_ON_CPU_SAMPLES);
+	if (cfg_skip_idle && (__u32)id == 0) {
+		count(HP_PROF_STAT_ON_CPU_IDLE);
+		return 0;
+	}
+	cgroup_id = bpf_get_current_cgroup_id();
+	if (!wanted(id >> 32, cgroup_id)) {
+		count(HP_PROF_STAT_FILTERED);
+		return 0;
+	}
+	e = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
+	if (!e)
+		return 0;
+	capture(ctx, e, HP_PROF_ON_CPU, id, cgroup_id, bpf_ktime_get_ns());
+	if (ship(e) != 0)
+		count(HP_PROF_STAT_RINGBUF_DROPS);
+	return 0;
+}
+
+/* Runs in the context of prev (the current task). prev_state != 0: prev blocks, so
+ * remember its stack and the time; a preempted task (state 0) is runnable, and its wait
+ * is run-queue latency, not off-CPU time. Then, if next had blocked, ship its interval. */
+static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct hp_prof_stack *e;
+
+	if (tid != 0 && prev_state != 0) {
+		__u64 cgroup_id = bpf_get_current_cgroup_id();
+
+		if (wanted(id >> 32, cgroup_id)) {
+			__u32 zero = 0;
+
+			e = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
+			if (e) {
+				capture(ctx, e, HP_PROF_OFF_CPU, id, cgroup_id, now);
+				bpf_map_update_elem(&hp_prof_blocked, &tid, e, BPF_ANY);
+			}
+		}
+	}
+
+	if (next_tid == 0)
+		return 0;
+	e = bpf_map_lookup_elem(&hp_prof_blocked, &next_tid);
+	if (!e)
+		return 0;
+	if (now > e->hdr.timestamp_ns && now - e->hdr.timestamp_ns >= cfg_offcpu_min_ns) {
+		e->weight_ns = now - e->hdr.timestamp_ns;
+		if (ship(e) != 0)
+			count(HP_PROF_STAT_RINGBUF_DROPS);
+		else
+			count(HP_PROF_STAT_OFF_CPU_EVENTS);
+	}
+	bpf_map_delete_elem(&hp_prof_blocked, &next_tid);
+	return 0;
+}
+
+static __always_inline long task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return 0;
+}
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(hp_offcpu_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(ctx, task_state(prev), next->pid);
+}
+
+SEC("raw_tp/sched_switch")
+int BPF_PROG(hp_offcpu_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	return on_switch(ctx, task_state(prev), BPF_CORE_READ(next, pid));
+}
+
+SEC("tracepoint/sched/sched_switch")
+int hp_offcpu_tp(struct trace_event_raw_sched_switch *ctx)
+{
+	return on_switch(ctx, ctx->prev_state, ctx->next_pid);
+}
+
+/* exec and exit run in the context of the process itself. */
+static __always_inline int on_proc(__u32 kind)
+{
+	struct task_struct *p = (struct task_struct *)bpf_get_current_task();
+	__u64 id = bpf_get_current_pid_tgid();
+	struct hp_prof_proc *r;
+
+	/* Only thread-group leaders: a process, not each of its threads. */
+	if ((id >> 32) != (__u32)id)
+		return 0;
+	r = bpf_ringbuf_reserve(&hp_prof_events, sizeof(*r), 0);
+	if (!r) {
+		count(HP_PROF_STAT_RINGBUF_DROPS);
+		return 0;
+	}
+	r->hdr.kind = kind;
+	r->hdr.pid = id >> 32;
+	r->hdr.tid = (__u32)id;
+	r->hdr.cpu = bpf_get_smp_processor_id();
+	r->hdr.timestamp_ns = bpf_ktime_get_ns();
+	r->cgroup_id = bpf_get_current_cgroup_id();
+	if (bpf_core_field_exists(p->start_boottime))
+		r->start_time_ns = BPF_CORE_READ(p, start_boottime);
+	else
+		r->start_time_ns = BPF_CORE_READ(p, start_time);
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	bpf_ringbuf_submit(r, wakeup_flag());
+	count(HP_PROF_STAT_PROC_EVENTS);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(hp_exec_btf)
+{
+	return on_proc(HP_PROF_EXEC);
+}
+
+SEC("raw_tp/sched_process_exec")
+int BPF_PROG(hp_exec_raw)
+{
+	return on_proc(HP_PROF_EXEC);
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int hp_exec_tp(void *ctx)
+{
+	return on_proc(HP_PROF_EXEC);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(hp_exit_btf)
+{
+	return on_proc(HP_PROF_EXIT);
+}
+
+SEC("raw_tp/sched_process_exit")
+int BPF_PROG(hp_exit_raw)
+{
+	return on_proc(HP_PROF_EXIT);
+}
+
+SEC("tracepoint/sched/sched_process_exit")
+int hp_exit_tp(void *ctx)
+{
+	return on_proc(HP_PROF_EXIT);
+}

@@ -1,0 +1,213 @@
+#include "kernel-compat/planner.h"
+
+#include <algorithm>
+
+namespace hostprof::compat {
+
+std::string_view to_string(AttachMode mode) {
+    switch (mode) {
+    case AttachMode::None:
+        return "none";
+    case AttachMode::PerfEvent:
+        return "perf_event";
+    case AttachMode::TpBtf:
+        return "tp_btf";
+    case AttachMode::RawTp:
+        return "raw_tp";
+    case AttachMode::Tracepoint:
+        return "tracepoint";
+    }
+    return "?";
+}
+
+std::optional<AttachMode> attach_mode_from_string(std::string_view s) {
+    for (AttachMode m : {AttachMode::TpBtf, AttachMode::RawTp, AttachMode::Tracepoint})
+        if (to_string(m) == s)
+            return m;
+    return std::nullopt;
+}
+
+std::string_view to_string(Collector c) {
+    switch (c) {
+    case Collector::Cpu:
+        return "cpu";
+    case Collector::OffCpu:
+        return "offcpu";
+    case Collector::Syscalls:
+        return "syscalls";
+    case Collector::Tcp:
+        return "tcp";
+    case Collector::Block:
+        return "block";
+    case Collector::RunQueue:
+        return "runqueue";
+    }
+    return "?";
+}
+
+std::optional<Collector> collector_from_string(std::string_view s) {
+    for (Collector c : kAllCollectors)
+        if (to_string(c) == s)
+            return c;
+    return std::nullopt;
+}
+
+const std::vector<HookSpec>& known_hooks() {
+    using enum HookKind;
+    using enum Collector;
+    static const std::vector<HookSpec> hooks = {
+        {"cpu-clock", PerfEvent, Cpu, true, true},
+        {"sched/sched_process_exec", Tracepoint, Cpu, true, false},
+        {"sched/sched_process_exit", Tracepoint, Cpu, true, false},
+        {"sched/sched_switch", Tracepoint, OffCpu, true, true},
+        {"raw_syscalls/sys_enter", Tracepoint, Syscalls, false, false},
+        {"raw_syscalls/sys_exit", Tracepoint, Syscalls, false, false},
+        {"sock/inet_sock_set_state", Tracepoint, Tcp, false, false},
+        {"tcp/tcp_probe", Tracepoint, Tcp, false, false},
+        {"tcp/tcp_retransmit_skb", Tracepoint, Tcp, false, false},
+        {"tcp/tcp_send_reset", Tracepoint, Tcp, false, false},
+        {"tcp/tcp_receive_reset", Tracepoint, Tcp, false, false},
+        {"block/block_rq_insert", Tracepoint, Block, false, false},
+        {"block/block_rq_issue", Tracepoint, Block, false, false},
+        {"block/block_rq_complete", Tracepoint, Block, false, false},
+        {"sched/sched_wakeup", Tracepoint, RunQueue, false, false},
+        {"sched/sched_wakeup_new", Tracepoint, RunQueue, false, false},
+        {"sched/sched_switch", Tracepoint, RunQueue, false, false},
+    };
+    return hooks;
+}
+
+const HookPlan* AttachPlan::find(std::string_view hook) const {
+    for (const HookPlan& h : hooks)
+        if (h.hook == hook)
+            return &h;
+    return nullptr;
+}
+
+bool AttachPlan::collector_ready(Collector c) const {
+    bool any = false;
+    for (const HookPlan& h : hooks) {
+        if (h.collector != c)
+            continue;
+        if (h.mode == AttachMode::None)
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+namespace {
+
+std::string unavailable(std::string_view what, const Feature& f) {
+    std::string s(what);
+    s += " unavailable";
+    if (!f.detail.empty())
+        s += " (" + f.detail + ")";
+    return s;
+}
+
+// Why mode m cannot serve a tracepoint hook, or "" when it can.
+std::string tracepoint_mode_blocker(AttachMode m, const Features& f) {
+    switch (m) {
+    case AttachMode::TpBtf:
+        if (!f.kernel_btf.available)
+            return "tp_btf needs the kernel's own BTF (an external BTF file cannot stand in)";
+        return f.tp_btf.available ? "" : unavailable("tp_btf", f.tp_btf);
+    case AttachMode::RawTp:
+        return f.raw_tp.available ? "" : unavailable("raw_tp", f.raw_tp);
+    case AttachMode::Tracepoint:
+        return f.tracepoint.available ? "" : unavailable("classic tracepoint", f.tracepoint);
+    default:
+        return "not a tracepoint attach mode";
+    }
+}
+
+HookPlan plan_hook(const HookSpec& spec, const Features& f, const PlanConfig& config,
+                   bool& needs_mount) {
+    HookPlan p{std::string(spec.name), spec.collector, AttachMode::None, {}};
+    if (spec.needs_ringbuf && !f.ringbuf.available) {
+        // Documented choice (docs/kernel-support.md): no perf-buffer fallback. Streaming
+        // collectors refuse; map-aggregating collectors keep working.
+        p.reason = unavailable("BPF ring buffer", f.ringbuf) +
+                   "; hostprof has no perf-buffer fallback (needs Linux >= 5.8)";
+        return p;
+    }
+    if (spec.kind == HookKind::PerfEvent) {
+        if (!f.perf_event.available)
+            p.reason = unavailable("perf_event program on cpu-clock", f.perf_event);
+        else if (spec.needs_stacks && !f.get_stack.available)
+            p.reason = unavailable("bpf_get_stack", f.get_stack);
+        else {
+            p.mode = AttachMode::PerfEvent;
+            p.reason = "software cpu-clock event on every online CPU";
+        }
+        return p;
+    }
+
+    std::string_view event = spec.name.substr(spec.name.find('/') + 1);
+    if (!f.btf_tracepoints.empty() && !f.btf_tracepoints.contains(std::string(event))) {
+        p.reason = "tracepoint " + std::string(spec.name) + " does not exist in this kernel";
+        return p;
+    }
+    std::vector<AttachMode> order = {AttachMode::TpBtf, AttachMode::RawTp, AttachMode::Tracepoint};
+    if (config.forced_tracepoint_mode)
+        order = {*config.forced_tracepoint_mode};
+    std::string why_not;
+    for (AttachMode m : order) {
+        std::string blocker = tracepoint_mode_blocker(m, f);
+        if (blocker.empty()) {
+            p.mode = m;
+            if (config.forced_tracepoint_mode)
+                p.reason = "forced by --attach-mode";
+            else if (m == AttachMode::TpBtf)
+                p.reason = "BTF-typed arguments, lowest overhead";
+            else
+                p.reason = "fallback: " + why_not;
+            if (m == AttachMode::Tracepoint && !f.tracefs_mounted) {
+                needs_mount = true;
+                p.reason += (p.reason.empty() ? "" : "; ") + std::string("tracefs will be mounted");
+            }
+            return p;
+        }
+        why_not += (why_not.empty() ? "" : "; ") + blocker;
+    }
+    p.reason = why_not;
+    return p;
+}
+
+} // namespace
+
+AttachPlan plan_attach(const Features& f, const PlanConfig& config) {
+    AttachPlan plan;
+    if (f.kernel_btf.available) {
+        plan.co_re_possible = true;
+        plan.btf_source = "kernel";
+    } else if (f.external_btf.available) {
+        plan.co_re_possible = true;
+        plan.btf_source = f.external_btf_path;
+    } else {
+        plan.refusal = "this kernel exposes no BTF (/sys/kernel/btf/vmlinux: " +
+                       (f.kernel_btf.detail.empty() ? std::string("missing") : f.kernel_btf.detail) +
+                       ") so CO-RE programs cannot be relocated; pass --btf FILE with this "
+                       "kernel's BTF (e.g. from BTFHub), or use a kernel built with "
+                       "CONFIG_DEBUG_INFO_BTF=y";
+        if (!f.external_btf_path.empty())
+            plan.refusal += "; the given --btf " + f.external_btf_path +
+                            " did not parse: " + f.external_btf.detail;
+    }
+
+    for (const HookSpec& spec : known_hooks()) {
+        if (std::find(config.collectors.begin(), config.collectors.end(), spec.collector) ==
+            config.collectors.end())
+            continue;
+        if (!plan.co_re_possible) {
+            plan.hooks.push_back({std::string(spec.name), spec.collector, AttachMode::None,
+                                  "no BTF: CO-RE refused (see refusal)"});
+            continue;
+        }
+        plan.hooks.push_back(plan_hook(spec, f, config, plan.needs_tracefs_mount));
+    }
+    return plan;
+}
+
+} // namespace hostprof::compat

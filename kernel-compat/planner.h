@@ -1,0 +1,64 @@
+// The attach planner: a pure function from (Features, PlanConfig) to an AttachPlan that
+// says, per hook, how it will be attached, or why it will not. No I/O here.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernel-compat/features.h"
+
+namespace hostprof::compat {
+
+enum class AttachMode { None, PerfEvent, TpBtf, RawTp, Tracepoint };
+std::string_view to_string(AttachMode mode);
+std::optional<AttachMode> attach_mode_from_string(std::string_view s);
+
+enum class Collector { Cpu, OffCpu, Syscalls, Tcp, Block, RunQueue };
+std::string_view to_string(Collector c);
+std::optional<Collector> collector_from_string(std::string_view s);
+inline constexpr Collector kAllCollectors[] = {Collector::Cpu,   Collector::OffCpu,
+                                               Collector::Syscalls, Collector::Tcp,
+                                               Collector::Block, Collector::RunQueue};
+
+enum class HookKind { PerfEvent, Tracepoint };
+
+struct HookSpec {
+    std::string_view name;     // "sched/sched_switch", "cpu-clock"
+    HookKind kind;
+    Collector collector;
+    bool needs_ringbuf;        // the hook streams records (not only map aggregation)
+    bool needs_stacks;         // the hook calls bpf_get_stack
+};
+
+// Every hook hostprof knows, in collector order.
+const std::vector<HookSpec>& known_hooks();
+
+struct PlanConfig {
+    std::vector<Collector> collectors{std::begin(kAllCollectors), std::end(kAllCollectors)};
+    // Auto by default; otherwise force one tracepoint mode (for tests and workarounds).
+    std::optional<AttachMode> forced_tracepoint_mode;
+};
+
+struct HookPlan {
+    std::string hook;
+    Collector collector;
+    AttachMode mode = AttachMode::None;
+    std::string reason; // why this mode, or why none
+};
+
+struct AttachPlan {
+    bool co_re_possible = false; // some BTF is there to relocate against
+    std::string btf_source;      // "kernel" (vmlinux) or the external file path
+    std::string refusal;         // non-empty: nothing can load, and this is why
+    bool needs_tracefs_mount = false;
+    std::vector<HookPlan> hooks;
+
+    const HookPlan* find(std::string_view hook) const;
+    bool collector_ready(Collector c) const; // every hook of c has a mode
+};
+
+AttachPlan plan_attach(const Features& features, const PlanConfig& config);
+
+} // namespace hostprof::compat

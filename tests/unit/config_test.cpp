@@ -1,0 +1,119 @@
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "agent/config.h"
+
+using namespace hostprof;
+
+namespace {
+
+Result<Config> parse(const std::string& yaml) { return parse_config_yaml(yaml, "test.yaml", {}); }
+
+TEST(Config, DefaultsAreValid) {
+    Config c;
+    EXPECT_EQ(c.frequency_hz, 19);
+    EXPECT_EQ(c.listen.rfind("127.0.0.1:", 0), 0u); // loopback by default
+    EXPECT_EQ(c.log_format, "text");
+}
+
+TEST(Config, ParsesEveryKindOfValue) {
+    auto c = parse("frequency: 99\n"
+                   "collectors: [cpu, offcpu]\n"
+                   "attach_mode: raw_tp\n"
+                   "off_cpu_threshold: 250us\n"
+                   "pids: 1,2, 3\n"
+                   "log_format: json\n"
+                   "strict: true\n");
+    ASSERT_TRUE(c) << c.error().message();
+    EXPECT_EQ(c->frequency_hz, 99);
+    EXPECT_EQ(c->collectors.size(), 2u);
+    EXPECT_EQ(c->attach_mode, compat::AttachMode::RawTp);
+    EXPECT_EQ(c->off_cpu_threshold_ns, 250'000u);
+    EXPECT_EQ(c->pids, (std::vector<uint32_t>{1, 2, 3}));
+    EXPECT_EQ(c->log_format, "json");
+    EXPECT_TRUE(c->strict);
+}
+
+TEST(Config, EmptyFileKeepsDefaults) {
+    auto c = parse("");
+    ASSERT_TRUE(c);
+    EXPECT_EQ(c->frequency_hz, 19);
+}
+
+struct BadCase {
+    const char* yaml;
+    const char* must_mention;
+};
+
+class ConfigErrors : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(ConfigErrors, NameTheKey) {
+    auto c = parse(GetParam().yaml);
+    ASSERT_FALSE(c) << GetParam().yaml;
+    EXPECT_NE(c.error().message().find(GetParam().must_mention), std::string::npos)
+        << c.error().message();
+    EXPECT_NE(c.error().message().find("test.yaml"), std::string::npos) << c.error().message();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Bad, ConfigErrors,
+    ::testing::Values(BadCase{"frequency: 5000\n", "frequency"},
+                      BadCase{"frequency: 0\n", "1 to 1000"},
+                      BadCase{"frequency: -3\n", "frequency"},
+                      BadCase{"frequency: fast\n", "frequency"},
+                      BadCase{"frequncy: 99\n", "unknown key 'frequncy'"},
+                      BadCase{"frequency: 99\nfrequency: 98\n", "duplicate key 'frequency'"},
+                      BadCase{"collectors: [cpu, gpu]\n", "unknown collector 'gpu'"},
+                      BadCase{"attach_mode: kprobe\n", "attach_mode"},
+                      BadCase{"off_cpu_threshold: 10 parsecs\n", "off_cpu_threshold"},
+                      BadCase{"log_format: xml\n", "log_format"},
+                      BadCase{"listen: nowhere\n", "listen"},
+                      BadCase{"pids: [1, x]\n", "pids"},
+                      BadCase{"strict: maybe\n", "strict"},
+                      BadCase{"frequency: [1, 2: 3\n", "not valid YAML"},
+                      BadCase{"- just\n- a list\n", "mapping"},
+                      BadCase{"frequency:\n", "frequency: has no value"},
+                      BadCase{"frequency: {a: 1}\n", "frequency"}));
+
+TEST(Config, FlagOverridesFileThroughTheSameTable) {
+    auto c = parse("frequency: 49\n");
+    ASSERT_TRUE(c);
+    Config cfg = c.value();
+    ASSERT_TRUE(apply_setting(cfg, "frequency", "97"));
+    EXPECT_EQ(cfg.frequency_hz, 97);
+    EXPECT_FALSE(apply_setting(cfg, "frequency", "1001"));
+    EXPECT_EQ(cfg.frequency_hz, 97); // a rejected value changes nothing
+}
+
+TEST(Config, MissingFileIsAClearError) {
+    auto c = load_config_file("/nonexistent/hostprof.yaml", {});
+    ASSERT_FALSE(c);
+    EXPECT_NE(c.error().message().find("/nonexistent/hostprof.yaml"), std::string::npos);
+}
+
+TEST(Config, Durations) {
+    EXPECT_EQ(parse_duration_ns("10s").value(), 10'000'000'000u);
+    EXPECT_EQ(parse_duration_ns("250ms").value(), 250'000'000u);
+    EXPECT_EQ(parse_duration_ns("3").value(), 3'000'000'000u);
+    EXPECT_EQ(parse_duration_ns("2m").value(), 120'000'000'000u);
+    EXPECT_FALSE(parse_duration_ns("ms"));
+    EXPECT_FALSE(parse_duration_ns("5 s"));
+    EXPECT_FALSE(parse_duration_ns("99999999999999999999h"));
+    EXPECT_FALSE(parse_duration_ns("9999999999999h"));
+}
+
+// The configuration reference in docs/ is generated from the settings table: it must
+// describe every flag the binary accepts.
+TEST(Config, ReferenceDocMatchesCode) {
+    std::ifstream in(std::string(HOSTPROF_SOURCE_DIR) + "/docs/configuration.md");
+    ASSERT_TRUE(in) << "docs/configuration.md missing: run `hostprof config-reference`";
+    std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(doc, config_reference_markdown())
+        << "docs/configuration.md is stale: regenerate it with "
+           "`build/hostprof config-reference > docs/configuration.md`";
+    for (const Setting& s : settings())
+        EXPECT_NE(doc.find(flag_name(s.key)), std::string::npos) << s.key;
+}
+
+} // namespace

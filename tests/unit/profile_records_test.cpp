@@ -1,0 +1,78 @@
+// Layout pins for the BPF ABI (bpf/profile.h) and the decoders' size checks.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "agent/profile_records.h"
+
+using namespace hostprof;
+
+static_assert(sizeof(hp_prof_header) == 24);
+static_assert(offsetof(hp_prof_stack, frames) == 64);
+static_assert(sizeof(hp_prof_stack) == 64 + 2 * HP_PROF_MAX_FRAMES * 8);
+static_assert(sizeof(hp_prof_proc) == 56);
+
+namespace {
+
+std::vector<std::byte> stack_bytes(uint16_t k, uint16_t u, size_t trim = 0) {
+    hp_prof_stack s{};
+    s.hdr.kind = HP_PROF_ON_CPU;
+    s.hdr.pid = 42;
+    s.hdr.tid = 43;
+    s.cgroup_id = 7;
+    s.kstack_len = k;
+    s.ustack_len = u;
+    std::memcpy(s.comm, "worker", 6);
+    for (int i = 0; i < k + u && i < 2 * HP_PROF_MAX_FRAMES; ++i)
+        s.frames[i] = 0x1000 + static_cast<uint64_t>(i);
+    size_t size = offsetof(hp_prof_stack, frames) + (size_t{k} + u) * 8 - trim;
+    std::vector<std::byte> out(size);
+    std::memcpy(out.data(), &s, std::min(size, sizeof(s)));
+    return out;
+}
+
+TEST(ProfileRecords, DecodesVariableLengthStack) {
+    auto b = stack_bytes(3, 2);
+    auto r = decode_stack_record(b);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->pid, 42u);
+    EXPECT_EQ(r->tid, 43u);
+    EXPECT_EQ(r->comm, "worker");
+    ASSERT_EQ(r->kernel_frames.size(), 3u);
+    ASSERT_EQ(r->user_frames.size(), 2u);
+    EXPECT_EQ(r->kernel_frames[0], 0x1000u);
+    EXPECT_EQ(r->user_frames[0], 0x1003u);
+    EXPECT_EQ(record_kind(b), HP_PROF_ON_CPU);
+}
+
+TEST(ProfileRecords, RejectsTruncatedAndInconsistent) {
+    EXPECT_FALSE(decode_stack_record(stack_bytes(3, 2, 8)));        // one frame short
+    EXPECT_FALSE(decode_stack_record(stack_bytes(200, 0)));         // more than max frames
+    EXPECT_FALSE(decode_stack_record(std::span<const std::byte>())); // empty
+    std::vector<std::byte> tiny(4);
+    EXPECT_FALSE(record_kind(tiny));
+    auto b = stack_bytes(1, 1);
+    uint32_t bogus = 99;
+    std::memcpy(b.data(), &bogus, 4);
+    EXPECT_FALSE(record_kind(b));
+    EXPECT_FALSE(decode_stack_record(b));
+}
+
+TEST(ProfileRecords, DecodesProcRecord) {
+    hp_prof_proc p{};
+    p.hdr.kind = HP_PROF_EXIT;
+    p.hdr.pid = 9;
+    p.start_time_ns = 123;
+    std::memcpy(p.comm, "sixteen-chars-xx", 16); // no terminator: must stay in bounds
+    std::vector<std::byte> b(sizeof(p));
+    std::memcpy(b.data(), &p, sizeof(p));
+    auto r = decode_proc_record(b);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->kind, HP_PROF_EXIT);
+    EXPECT_EQ(r->comm.size(), 16u);
+    b.pop_back();
+    EXPECT_FALSE(decode_proc_record(b));
+}
+
+} // namespace
