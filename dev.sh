@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The two quick-start commands (see README.md):
+#   ./dev.sh run [hostprof run flags...]   install, build, and run the agent with defaults
+#   ./dev.sh test                          install, build, and run every test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+JOBS=$(nproc)
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake --build "$dir" -j "$JOBS"
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+  run)
+    scripts/install-deps.sh
+    build build
+    exec ./build/hostprof run "$@"
+    ;;
+  test)
+    scripts/install-deps.sh --test
+    if [[ $(id -u) -ne 0 ]]; then
+      if [[ -n "${CI:-}" ]]; then
+        echo "dev.sh test: CI must run as root so the BPF tests run" >&2
+        exit 1
+      fi
+      echo "dev.sh test: WARNING: not root: the privileged BPF tests will be skipped" >&2
+    fi
+    build build
+    # Unit, privileged (BPF) and end-to-end tests; the BPF ones run serially.
+    ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 600
+    # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHOSTPROF_SANITIZE=ON >/dev/null
+    cmake --build build-asan -j "$JOBS" --target unit_tests
+    ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS" \
+      -R '^unit\.' --timeout 600
+    ;;
+  *)
+    echo "usage: ./dev.sh run [flags] | ./dev.sh test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,31 @@
+// Helpers for the privileged tests: run as root they must run; without root they skip
+// with the reason. Never skip because a program failed to load: that is a failure.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <set>
+#include <string>
+
+#define HOSTPROF_REQUIRE_ROOT()                                                              \
+    do {                                                                                     \
+        if (::geteuid() != 0)                                                                \
+            GTEST_SKIP() << "needs root (CAP_BPF, CAP_PERFMON); CI runs these as root";       \
+    } while (0)
+
+namespace hostprof::bpftest {
+
+// Runs a shell command and returns its stdout.
+std::string run_command(const std::string& cmd);
+
+// Ids of BPF programs (bpftool prog) and links (bpftool link) whose program name starts
+// with "hp_", as bpftool reports them.
+std::set<int> hostprof_prog_ids();
+std::set<int> hostprof_link_ids();
+
+// Waits up to timeout_ms for none of `ids` to be listed any more (the kernel frees
+// programs after an RCU grace period, not at close()).
+bool wait_until_gone(const std::set<int>& ids, bool links, int timeout_ms);
+
+} // namespace hostprof::bpftest
