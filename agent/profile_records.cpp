@@ -41,6 +41,7 @@ std::optional<StackRecordView> decode_stack_record(std::span<const std::byte> da
         .cpu = r->hdr.cpu,
         .timestamp_ns = r->hdr.timestamp_ns,
         .cgroup_id = r->cgroup_id,
+        .start_time_ns = r->start_time_ns,
         .weight_ns = r->weight_ns,
         .flags = r->flags,
         .comm = comm_view(r->comm),

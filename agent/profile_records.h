@@ -23,6 +23,7 @@ struct StackRecordView {
     uint32_t cpu;
     uint64_t timestamp_ns;
     uint64_t cgroup_id;
+    uint64_t start_time_ns; // process start since boot: with pid, the process identity
     uint64_t weight_ns;
     uint32_t flags;
     std::string_view comm;

@@ -85,6 +85,15 @@ static __always_inline __u64 wakeup_flag(void)
 		       BPF_RB_NO_WAKEUP;
 }
 
+static __always_inline __u64 leader_start_time(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	if (bpf_core_field_exists(t->start_boottime))
+		return BPF_CORE_READ(t, group_leader, start_boottime);
+	return BPF_CORE_READ(t, group_leader, start_time);
+}
+
 /* Fills header, comm, cgroup and both stacks of the current task into e. */
 static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 kind, __u64 id,
 				    __u64 cgroup_id, __u64 now)
@@ -98,6 +107,7 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 	e->hdr.cpu = bpf_get_smp_processor_id();
 	e->hdr.timestamp_ns = now;
 	e->cgroup_id = cgroup_id;
+	e->start_time_ns = leader_start_time();
 	e->weight_ns = 0;
 	e->flags = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));

@@ -50,6 +50,7 @@ struct hp_prof_header {
 struct hp_prof_stack {
 	struct hp_prof_header hdr;
 	__u64 cgroup_id;
+	__u64 start_time_ns; /* process start (leader's start_boottime): pid + this = identity */
 	__u64 weight_ns; /* off-CPU: blocked time; on-CPU: 0 (userspace uses the period) */
 	__u32 flags; /* enum hp_prof_flags */
 	__u16 kstack_len; /* frames */

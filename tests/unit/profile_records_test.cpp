@@ -9,8 +9,8 @@
 using namespace hostprof;
 
 static_assert(sizeof(hp_prof_header) == 24);
-static_assert(offsetof(hp_prof_stack, frames) == 64);
-static_assert(sizeof(hp_prof_stack) == 64 + 2 * HP_PROF_MAX_FRAMES * 8);
+static_assert(offsetof(hp_prof_stack, frames) == 72);
+static_assert(sizeof(hp_prof_stack) == 72 + 2 * HP_PROF_MAX_FRAMES * 8);
 static_assert(sizeof(hp_prof_proc) == 56);
 
 namespace {

@@ -1,0 +1,86 @@
+// Aggregation: stack records of one time window folded into stack -> (count, weight)
+// per process (and thread, optionally). A process is (pid, start time), as the BPF
+// program reports it, so pid reuse never mixes two executables.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <regex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/process_table.h"
+#include "agent/profile_records.h"
+
+namespace hostprof {
+
+struct StackKey {
+    uint32_t pid = 0;
+    uint32_t tid = 0; // 0 unless per-thread aggregation
+    uint64_t start_time_ns = 0; // 0 unless per-thread aggregation
+    uint16_t kernel_len = 0;
+    std::vector<uint64_t> frames; // kernel frames then user frames, leaf first
+
+    bool operator==(const StackKey&) const = default;
+};
+
+struct StackKeyHash {
+    size_t operator()(const StackKey& k) const noexcept;
+};
+
+struct StackValue {
+    uint64_t count = 0;
+    uint64_t weight_ns = 0; // off-CPU: blocked time
+};
+
+// Which processes a profile covers (empty fields match everything).
+struct ProfileFilter {
+    std::optional<uint32_t> pid;
+    std::string cgroup_prefix;
+    std::string container_id; // full id or a prefix of at least 12 hex digits
+    std::string service;
+    std::optional<std::regex> comm;
+
+    bool matches(const ProcessInfo& p) const;
+};
+
+struct ProfileWindow {
+    hp_prof_kind kind = HP_PROF_ON_CPU;
+    int64_t start_unix_ns = 0;
+    int64_t end_unix_ns = 0;
+    std::unordered_map<StackKey, StackValue, StackKeyHash> stacks;
+    // Metadata of each (pid, start time) as it was when first sampled in the window.
+    std::map<std::pair<uint32_t, uint64_t>, ProcessInfo> processes;
+    uint64_t records = 0;
+    uint64_t filtered = 0;
+};
+
+class ProfileAggregator {
+  public:
+    ProfileAggregator(hp_prof_kind kind, ProfileFilter filter = {}, bool per_thread = false,
+                      size_t max_stacks = 200'000);
+
+    // meta: the process table (read on the first sample of a process in the window).
+    void add(const StackRecordView& r, ProcessTable& meta);
+
+    // Returns the window so far and starts a new one.
+    ProfileWindow take();
+    uint64_t dropped_stacks() const { return dropped_; } // over max_stacks
+
+  private:
+    hp_prof_kind kind_;
+    ProfileFilter filter_;
+    bool per_thread_;
+    size_t max_stacks_;
+    ProfileWindow window_;
+    // (pid, start time) -> matches the filter?
+    std::map<std::pair<uint32_t, uint64_t>, bool> admitted_;
+    uint64_t dropped_ = 0;
+    StackKey scratch_;
+};
+
+int64_t unix_now_ns();
+
+} // namespace hostprof

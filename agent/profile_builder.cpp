@@ -1,0 +1,127 @@
+#include "agent/profile_builder.h"
+
+#include <map>
+#include <tuple>
+#include <unordered_map>
+
+namespace hostprof {
+namespace {
+
+class Builder {
+  public:
+    Builder(Profile& p, FrameResolver& r) : p_(p), r_(r) {}
+
+    uint32_t kernel_location(uint64_t address, bool leaf) {
+        auto key = std::make_tuple(uint32_t{0}, address, true);
+        if (auto it = locs_.find(key); it != locs_.end())
+            return it->second;
+        return add_location(key, address, r_.kernel(leaf ? address : address - 1));
+    }
+
+    uint32_t user_location(uint32_t pid, uint64_t address, bool leaf) {
+        auto key = std::make_tuple(pid, address, false);
+        if (auto it = locs_.find(key); it != locs_.end())
+            return it->second;
+        return add_location(key, address, r_.user(pid, leaf ? address : address - 1));
+    }
+
+    uint32_t named_location(const std::string& name) {
+        if (auto it = named_.find(name); it != named_.end())
+            return it->second;
+        Location loc;
+        loc.lines.push_back(Line{name, {}, 0});
+        p_.locations.push_back(std::move(loc));
+        auto idx = static_cast<uint32_t>(p_.locations.size() - 1);
+        named_.emplace(name, idx);
+        return idx;
+    }
+
+  private:
+    uint32_t add_location(const std::tuple<uint32_t, uint64_t, bool>& key, uint64_t address,
+                          ResolvedFrame frame) {
+        Location loc;
+        loc.address = address;
+        loc.lines = std::move(frame.lines);
+        if (!frame.mapping.file.empty()) {
+            auto mkey = std::make_tuple(frame.mapping.file, frame.mapping.build_id,
+                                        frame.mapping.start, frame.mapping.limit);
+            auto it = mappings_.find(mkey);
+            if (it == mappings_.end()) {
+                p_.mappings.push_back(frame.mapping);
+                it = mappings_.emplace(mkey, static_cast<int32_t>(p_.mappings.size() - 1)).first;
+            }
+            loc.mapping = it->second;
+        }
+        p_.locations.push_back(std::move(loc));
+        auto idx = static_cast<uint32_t>(p_.locations.size() - 1);
+        locs_.emplace(key, idx);
+        return idx;
+    }
+
+    Profile& p_;
+    FrameResolver& r_;
+    std::map<std::tuple<uint32_t, uint64_t, bool>, uint32_t> locs_;
+    std::map<std::tuple<std::string, std::string, uint64_t, uint64_t>, int32_t> mappings_;
+    std::unordered_map<std::string, uint32_t> named_;
+};
+
+void add_label(Sample& s, const char* key, const std::string& value) {
+    if (!value.empty())
+        s.labels.emplace_back(key, value);
+}
+
+} // namespace
+
+Profile build_profile(const ProfileWindow& w, FrameResolver& resolver, const BuildOptions& o) {
+    Profile p;
+    const bool on_cpu = w.kind == HP_PROF_ON_CPU;
+    const int64_t period = 1'000'000'000LL / (o.frequency_hz > 0 ? o.frequency_hz : 1);
+    p.sample_types = {{"samples", "count"},
+                      on_cpu ? ValueType{"cpu", "nanoseconds"} : ValueType{"off_cpu", "nanoseconds"}};
+    p.period_type = p.sample_types[1];
+    p.period = on_cpu ? period : 1;
+    p.time_nanos = w.start_unix_ns;
+    p.duration_nanos = w.end_unix_ns > w.start_unix_ns ? w.end_unix_ns - w.start_unix_ns : 0;
+
+    Builder b(p, resolver);
+    for (const auto& [key, value] : w.stacks) {
+        Sample s;
+        const size_t n = key.frames.size();
+        s.locations.reserve(n + 1);
+        bool leaf = true;
+        if (o.kernel_frames) {
+            for (size_t i = 0; i < key.kernel_len && i < n; ++i) {
+                s.locations.push_back(b.kernel_location(key.frames[i], leaf));
+                leaf = false;
+            }
+        }
+        for (size_t i = key.kernel_len; i < n; ++i) {
+            s.locations.push_back(b.user_location(key.pid, key.frames[i], leaf));
+            leaf = false;
+        }
+        auto meta = w.processes.find({key.pid, key.start_time_ns});
+        const ProcessInfo* info = meta == w.processes.end() ? nullptr : &meta->second;
+        if (o.process_root_frame && info != nullptr)
+            s.locations.push_back(b.named_location(info->comm));
+        if (s.locations.empty())
+            continue;
+        s.values = {static_cast<int64_t>(value.count),
+                    on_cpu ? static_cast<int64_t>(value.count) * period
+                           : static_cast<int64_t>(value.weight_ns)};
+        s.labels.emplace_back("pid", std::to_string(key.pid));
+        if (key.tid != 0)
+            s.labels.emplace_back("tid", std::to_string(key.tid));
+        if (info != nullptr) {
+            add_label(s, "comm", info->comm);
+            add_label(s, "exe", info->exe);
+            add_label(s, "service_name", info->service_name);
+            add_label(s, "container_id", info->container.container_id);
+            add_label(s, "pod_uid", info->container.pod_uid);
+            add_label(s, "cgroup", info->cgroup);
+        }
+        p.samples.push_back(std::move(s));
+    }
+    return p;
+}
+
+} // namespace hostprof

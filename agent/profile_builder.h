@@ -1,0 +1,39 @@
+// Turns an aggregated window (addresses) into a symbolized Profile (common/profile.h)
+// through a FrameResolver, deduplicating mappings and locations.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/aggregator.h"
+#include "common/profile.h"
+
+namespace hostprof {
+
+struct ResolvedFrame {
+    std::vector<Line> lines; // innermost first; empty when the address is unknown
+    Mapping mapping;         // file empty when no mapping is known
+};
+
+// Address -> frames. The symbolizer implements it; tests use a table.
+class FrameResolver {
+  public:
+    virtual ~FrameResolver() = default;
+    virtual ResolvedFrame kernel(uint64_t address) = 0;
+    // `address` is already adjusted for return addresses (caller frames: pc - 1).
+    virtual ResolvedFrame user(uint32_t pid, uint64_t address) = 0;
+};
+
+struct BuildOptions {
+    int frequency_hz = 19;        // on-CPU: period = 1e9 / frequency
+    bool kernel_frames = true;    // include kernel frames
+    bool process_root_frame = false; // add the process name as the root frame (flame graphs)
+};
+
+// On-CPU windows give sample types samples/count + cpu/nanoseconds (period
+// cpu/nanoseconds); off-CPU windows give samples/count + off_cpu/nanoseconds.
+Profile build_profile(const ProfileWindow& window, FrameResolver& resolver,
+                      const BuildOptions& options);
+
+} // namespace hostprof
