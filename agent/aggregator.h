@@ -18,7 +18,7 @@ namespace hostprof {
 
 struct StackKey {
     uint32_t pid = 0;
-    uint32_t tid = 0; // 0 unless per-thread aggregation
+    uint32_t tid = 0;           // 0 unless per-thread aggregation
     uint64_t start_time_ns = 0; // 0 unless per-thread aggregation
     uint16_t kernel_len = 0;
     std::vector<uint64_t> frames; // kernel frames then user frames, leaf first

@@ -110,8 +110,8 @@ std::vector<Setting> make_settings() {
                      return c.attach_mode ? std::string(compat::to_string(*c.attach_mode))
                                           : std::string("auto");
                  }});
-    s.push_back({"btf", "FILE",
-                 "External BTF file for kernels without /sys/kernel/btf/vmlinux.", false,
+    s.push_back({"btf", "FILE", "External BTF file for kernels without /sys/kernel/btf/vmlinux.",
+                 false,
                  [](Config& c, const std::string& v) -> Status {
                      c.btf_path = v;
                      return {};
@@ -147,16 +147,16 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return c.log_format; }});
-    s.push_back({"log_level", "LEVEL", "Log level: trace, debug, info, warn or error.", false,
-                 [](Config& c, const std::string& v) -> Status {
-                     static const std::set<std::string> ok = {"trace", "debug", "info", "warn",
-                                                              "error"};
-                     if (!ok.contains(v))
-                         return bad("log_level", v, "must be trace, debug, info, warn or error");
-                     c.log_level = v;
-                     return {};
-                 },
-                 [](const Config& c) { return c.log_level; }});
+    s.push_back(
+        {"log_level", "LEVEL", "Log level: trace, debug, info, warn or error.", false,
+         [](Config& c, const std::string& v) -> Status {
+             static const std::set<std::string> ok = {"trace", "debug", "info", "warn", "error"};
+             if (!ok.contains(v))
+                 return bad("log_level", v, "must be trace, debug, info, warn or error");
+             c.log_level = v;
+             return {};
+         },
+         [](const Config& c) { return c.log_level; }});
     s.push_back({"off_cpu_threshold", "DURATION",
                  "Shortest blocked interval recorded by the off-CPU profiler (e.g. 1ms).", false,
                  [](Config& c, const std::string& v) -> Status {
@@ -233,9 +233,12 @@ Status apply_setting(Config& config, std::string_view key, const std::string& va
 }
 
 Result<uint64_t> parse_duration_ns(std::string_view text) {
-    static const std::pair<std::string_view, uint64_t> units[] = {
-        {"ns", 1}, {"us", 1'000}, {"ms", 1'000'000}, {"s", 1'000'000'000},
-        {"m", 60'000'000'000ULL}, {"h", 3'600'000'000'000ULL}};
+    static const std::pair<std::string_view, uint64_t> units[] = {{"ns", 1},
+                                                                  {"us", 1'000},
+                                                                  {"ms", 1'000'000},
+                                                                  {"s", 1'000'000'000},
+                                                                  {"m", 60'000'000'000ULL},
+                                                                  {"h", 3'600'000'000'000ULL}};
     size_t digits = 0;
     while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) != 0))
         ++digits;
@@ -256,8 +259,7 @@ Result<uint64_t> parse_duration_ns(std::string_view text) {
     return *n * mult;
 }
 
-Result<Config> parse_config_yaml(const std::string& text, const std::string& origin,
-                                 Config base) {
+Result<Config> parse_config_yaml(const std::string& text, const std::string& origin, Config base) {
     YAML::Node root;
     try {
         root = YAML::Load(text);

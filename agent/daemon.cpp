@@ -19,7 +19,9 @@ namespace {
 
 std::atomic<int> g_stop_signal{0};
 
-void on_stop_signal(int sig) { g_stop_signal.store(sig); }
+void on_stop_signal(int sig) {
+    g_stop_signal.store(sig);
+}
 
 void install_stop_handlers() {
     struct sigaction sa {};
@@ -75,8 +77,8 @@ int run_agent(const Config& config) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     install_stop_handlers();
-    spdlog::info("hostprof starting (collectors: {}, {} Hz)",
-                 settings()[1].show(config), config.frequency_hz);
+    spdlog::info("hostprof starting (collectors: {}, {} Hz)", settings()[1].show(config),
+                 config.frequency_hz);
 
     compat::Features features = compat::probe_features(probe_options(config));
     compat::AttachPlan plan = compat::plan_attach(features, plan_config(config));
@@ -156,9 +158,8 @@ int run_agent(const Config& config) {
     };
     spdlog::info("ready in {} ms ({} collector failure(s))", ms_since(t0), failures);
 
-    const auto deadline = config.duration_ns > 0
-                              ? t0 + std::chrono::nanoseconds(config.duration_ns)
-                              : clock::time_point::max();
+    const auto deadline = config.duration_ns > 0 ? t0 + std::chrono::nanoseconds(config.duration_ns)
+                                                 : clock::time_point::max();
     bool first_logged = false;
     while (g_stop_signal.load() == 0 && clock::now() < deadline) {
         int n = profile->poll(100);
@@ -177,8 +178,8 @@ int run_agent(const Config& config) {
     ProfileCounters pc = profile->counters();
     spdlog::info("consumed {} on-CPU samples, {} off-CPU intervals, {} process events; "
                  "ring drops {}, decode errors {}",
-                 on_cpu_samples, off_cpu_events, proc_events,
-                 pc.kernel[HP_PROF_STAT_RINGBUF_DROPS], pc.decode_errors);
+                 on_cpu_samples, off_cpu_events, proc_events, pc.kernel[HP_PROF_STAT_RINGBUF_DROPS],
+                 pc.decode_errors);
     profile.reset();
     spdlog::info("detached; bye");
     return 0;

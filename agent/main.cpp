@@ -45,7 +45,8 @@ hostprof::Result<hostprof::Config> build_config(const std::string& config_file,
         for (const auto& candidate : hostprof::settings())
             if (candidate.key == key)
                 s = &candidate;
-        if (s == nullptr || (!s->is_flag && cmd->get_option(hostprof::flag_name(key))->count() == 0))
+        if (s == nullptr ||
+            (!s->is_flag && cmd->get_option(hostprof::flag_name(key))->count() == 0))
             continue;
         if (s->is_flag && value.empty())
             continue;

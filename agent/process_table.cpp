@@ -75,8 +75,8 @@ std::string basename_of(std::string_view path) {
 }
 
 const uint64_t kNsPerTick =
-    1'000'000'000ULL / static_cast<uint64_t>(::sysconf(_SC_CLK_TCK) > 0 ? ::sysconf(_SC_CLK_TCK)
-                                                                        : 100);
+    1'000'000'000ULL /
+    static_cast<uint64_t>(::sysconf(_SC_CLK_TCK) > 0 ? ::sysconf(_SC_CLK_TCK) : 100);
 
 } // namespace
 
@@ -87,9 +87,8 @@ bool same_start_time(uint64_t a_ns, uint64_t b_ns) {
 ContainerInfo parse_container_info(std::string_view cgroup_path) {
     ContainerInfo info;
     static const std::pair<std::string_view, std::string_view> kScopePrefixes[] = {
-        {"docker-", "docker"},         {"cri-containerd-", "containerd"},
-        {"crio-", "crio"},             {"libpod-", "podman"},
-        {"containerd-", "containerd"},
+        {"docker-", "docker"}, {"cri-containerd-", "containerd"}, {"crio-", "crio"},
+        {"libpod-", "podman"}, {"containerd-", "containerd"},
     };
     for (std::string_view part : split(cgroup_path, '/')) {
         if (info.pod_uid.empty() && part.find("pod") != std::string_view::npos)
@@ -212,9 +211,8 @@ ProcessInfo ProcessTable::read(uint32_t pid, uint64_t start_time_ns, std::string
         exe_name.resize(exe_name.size() - 10);
     switch (rule_) {
     case ServiceRule::Auto:
-        p.service_name = p.container.container_id.empty()
-                             ? exe_name
-                             : p.container.container_id.substr(0, 12);
+        p.service_name =
+            p.container.container_id.empty() ? exe_name : p.container.container_id.substr(0, 12);
         break;
     case ServiceRule::Exe:
         p.service_name = exe_name;
@@ -254,7 +252,8 @@ const ProcessInfo& ProcessTable::get(uint32_t pid, uint64_t start_time_ns, std::
         ++stats_.evictions;
     }
     lru_.push_front(pid);
-    auto [ins, ok] = map_.emplace(pid, std::make_pair(read(pid, start_time_ns, comm), lru_.begin()));
+    auto [ins, ok] =
+        map_.emplace(pid, std::make_pair(read(pid, start_time_ns, comm), lru_.begin()));
     (void)ok;
     return ins->second.first;
 }

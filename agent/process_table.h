@@ -48,8 +48,8 @@ struct ProcessInfo {
 
 struct ProcessTableStats {
     uint64_t lookups = 0;
-    uint64_t reads = 0;      // entries (re)read from procfs
-    uint64_t read_errors = 0; // process gone or unreadable when first seen
+    uint64_t reads = 0;               // entries (re)read from procfs
+    uint64_t read_errors = 0;         // process gone or unreadable when first seen
     uint64_t identity_mismatches = 0; // procfs showed another process under the pid
     uint64_t evictions = 0;
     uint64_t size = 0;
@@ -75,7 +75,9 @@ class ProcessTable {
 
   private:
     ProcessInfo read(uint32_t pid, uint64_t start_time_ns, std::string_view comm);
-    void touch(std::unordered_map<uint32_t, std::pair<ProcessInfo, std::list<uint32_t>::iterator>>::iterator it);
+    void
+    touch(std::unordered_map<uint32_t,
+                             std::pair<ProcessInfo, std::list<uint32_t>::iterator>>::iterator it);
 
     std::string root_;
     size_t max_entries_;

@@ -23,11 +23,15 @@ class FrameResolver {
     virtual ResolvedFrame kernel(uint64_t address) = 0;
     // `address` is already adjusted for return addresses (caller frames: pc - 1).
     virtual ResolvedFrame user(uint32_t pid, uint64_t address) = 0;
+    // A process was sampled for the first time: capture what symbolizing it needs
+    // (mappings, build-ids) now, so its frames still resolve after it exits.
+    virtual void process_seen(uint32_t /*pid*/) {}
+    virtual void process_exited(uint32_t /*pid*/) {}
 };
 
 struct BuildOptions {
-    int frequency_hz = 19;        // on-CPU: period = 1e9 / frequency
-    bool kernel_frames = true;    // include kernel frames
+    int frequency_hz = 19;           // on-CPU: period = 1e9 / frequency
+    bool kernel_frames = true;       // include kernel frames
     bool process_root_frame = false; // add the process name as the root frame (flame graphs)
 };
 

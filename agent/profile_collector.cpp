@@ -51,9 +51,8 @@ bpf_program* chosen(bpf_program* btf, bpf_program* raw, bpf_program* tp) {
 
 } // namespace
 
-Result<std::unique_ptr<ProfileCollector>> ProfileCollector::start(const ProfileOptions& options,
-                                                                  StackHandler on_stack,
-                                                                  ProcHandler on_proc) {
+Result<std::unique_ptr<ProfileCollector>>
+ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, ProcHandler on_proc) {
     std::unique_ptr<ProfileCollector> c(new ProfileCollector());
     c->on_stack_ = std::move(on_stack);
     c->on_proc_ = std::move(on_proc);
@@ -106,8 +105,8 @@ Result<std::unique_ptr<ProfileCollector>> ProfileCollector::start(const ProfileO
         if (!link)
             return link.error();
         c->links_.push_back(std::move(link.value()));
-        c->attached_.push_back(std::string(h.name) + " (" +
-                               std::string(compat::to_string(h.mode)) + ")");
+        c->attached_.push_back(std::string(h.name) + " (" + std::string(compat::to_string(h.mode)) +
+                               ")");
     }
 
     if (options.on_cpu) {
@@ -193,12 +192,14 @@ int ProfileCollector::poll(int timeout_ms) {
     return m < 0 ? m : n + m;
 }
 
-int ProfileCollector::ring_fd() const { return ring_buffer__epoll_fd(ring_.get()); }
+int ProfileCollector::ring_fd() const {
+    return ring_buffer__epoll_fd(ring_.get());
+}
 
 ProfileCounters ProfileCollector::counters() const {
     ProfileCounters out;
-    out.records = records_;
-    out.decode_errors = decode_errors_;
+    out.records = records_.load(std::memory_order_relaxed);
+    out.decode_errors = decode_errors_.load(std::memory_order_relaxed);
     int ncpu = libbpf_num_possible_cpus();
     if (ncpu <= 0)
         return out;

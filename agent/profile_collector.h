@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -24,8 +25,8 @@ struct ProfileOptions {
     bool on_cpu = true;
     bool off_cpu = true;
     uint64_t off_cpu_min_ns = 1'000'000;
-    std::vector<uint32_t> pids;                            // empty: every process
-    compat::AttachMode proc_mode = compat::AttachMode::TpBtf;   // exec/exit hooks
+    std::vector<uint32_t> pids;                               // empty: every process
+    compat::AttachMode proc_mode = compat::AttachMode::TpBtf; // exec/exit hooks
     compat::AttachMode off_cpu_mode = compat::AttachMode::TpBtf;
 };
 
@@ -40,9 +41,8 @@ class ProfileCollector {
     using StackHandler = std::function<void(const StackRecordView&)>;
     using ProcHandler = std::function<void(const ProcRecord&)>;
 
-    static Result<std::unique_ptr<ProfileCollector>> start(const ProfileOptions& options,
-                                                           StackHandler on_stack,
-                                                           ProcHandler on_proc);
+    static Result<std::unique_ptr<ProfileCollector>>
+    start(const ProfileOptions& options, StackHandler on_stack, ProcHandler on_proc);
     ~ProfileCollector();
     ProfileCollector(const ProfileCollector&) = delete;
     ProfileCollector& operator=(const ProfileCollector&) = delete;
@@ -64,8 +64,8 @@ class ProfileCollector {
     RingBuffer ring_;
     StackHandler on_stack_;
     ProcHandler on_proc_;
-    uint64_t records_ = 0;
-    uint64_t decode_errors_ = 0;
+    std::atomic<uint64_t> records_{0}; // written by the consumer, read by anyone
+    std::atomic<uint64_t> decode_errors_{0};
     std::vector<std::string> attached_;
 };
 

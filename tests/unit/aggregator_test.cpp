@@ -15,8 +15,8 @@ const uint64_t kTick = 1'000'000'000ULL / static_cast<uint64_t>(::sysconf(_SC_CL
 
 struct Rec {
     std::vector<uint64_t> frames;
-    StackRecordView view(uint32_t pid, uint64_t start, uint16_t k, hp_prof_kind kind = HP_PROF_ON_CPU,
-                         uint64_t weight = 0) const {
+    StackRecordView view(uint32_t pid, uint64_t start, uint16_t k,
+                         hp_prof_kind kind = HP_PROF_ON_CPU, uint64_t weight = 0) const {
         StackRecordView v{};
         v.kind = kind;
         v.pid = pid;

@@ -46,11 +46,9 @@ INSTANTIATE_TEST_SUITE_P(
         CgroupCase{"/kubepods.slice/kubepods-pod1b2c3d4e_0000_4000_8000_123456789abc.slice/"
                    "crio-" ID64 ".scope",
                    "crio", "0123456789ab", "1b2c3d4e-0000-4000-8000-123456789abc"},
-        CgroupCase{"/machine.slice/libpod-" ID64 ".scope/container", "podman", "0123456789ab",
-                   ""},
+        CgroupCase{"/machine.slice/libpod-" ID64 ".scope/container", "podman", "0123456789ab", ""},
         CgroupCase{"/user.slice/user-1000.slice/session-3.scope", "", "", ""},
-        CgroupCase{"/system.slice/docker-nothex.scope", "", "", ""},
-        CgroupCase{"/", "", "", ""}));
+        CgroupCase{"/system.slice/docker-nothex.scope", "", "", ""}, CgroupCase{"/", "", "", ""}));
 
 TEST(ProcessTable, CgroupFileV2AndV1) {
     EXPECT_EQ(parse_cgroup_file("0::/a/b\n"), "/a/b");
@@ -59,8 +57,7 @@ TEST(ProcessTable, CgroupFileV2AndV1) {
 }
 
 TEST(ProcessTable, StatStartTimeSurvivesOddComm) {
-    EXPECT_EQ(parse_stat_start_ticks("1 (a) b) S 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 77 1"),
-              77u);
+    EXPECT_EQ(parse_stat_start_ticks("1 (a) b) S 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 77 1"), 77u);
     EXPECT_FALSE(parse_stat_start_ticks("1 (x) S 1 2"));
     EXPECT_FALSE(parse_stat_start_ticks("no parens"));
 }
@@ -125,8 +122,7 @@ TEST(ProcessTable, ExitSweepAndExecReread) {
 }
 
 TEST(ProcessTable, ServiceRules) {
-    EXPECT_EQ(ProcessTable(kProc, 10, ServiceRule::Comm).get(4242, 0).service_name,
-              "my (odd) app");
+    EXPECT_EQ(ProcessTable(kProc, 10, ServiceRule::Comm).get(4242, 0).service_name, "my (odd) app");
     EXPECT_EQ(ProcessTable(kProc, 10, ServiceRule::Exe).get(4242, 0).service_name, "odd");
     EXPECT_EQ(ProcessTable(kProc, 10, ServiceRule::Cgroup).get(77, 0).service_name,
               "session-1.scope");

@@ -1,0 +1,70 @@
+// A small owner of a civetweb server (the HTTP stack prometheus-cpp already depends
+// on): a bounded worker pool, request timeouts, read-only GET routes.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+
+struct mg_context;
+struct mg_connection;
+
+namespace hostprof {
+
+struct HttpRequest {
+    std::string method;
+    std::string path;
+    std::string query;                          // raw, without '?'
+    std::map<std::string, std::string> headers; // lower-case names
+    std::string header(const std::string& lower_name) const;
+};
+
+struct HttpResponse {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+    std::vector<std::pair<std::string, std::string>> headers;
+
+    static HttpResponse text(int status, std::string body);
+};
+
+struct HttpOptions {
+    std::string listen = "127.0.0.1:7464"; // HOST:PORT
+    int threads = 8;
+    int request_timeout_ms = 330'000; // longest profile (300 s) plus margin
+};
+
+// Query-string helpers (pure; fuzzed): "a=1&b=x%20y" -> value of a key, URL-decoded.
+std::optional<std::string> query_param(std::string_view query, std::string_view key);
+std::optional<std::string> url_decode(std::string_view s);
+
+class HttpServer {
+  public:
+    using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+    // Routes are fixed before start. Errors (port in use, bad address) name the address.
+    static Result<std::unique_ptr<HttpServer>> start(const HttpOptions& options,
+                                                     std::map<std::string, Handler> routes);
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    // The port actually bound (useful with port 0 in tests).
+    int port() const { return port_; }
+
+  private:
+    HttpServer() = default;
+    static int dispatch(mg_connection* conn, void* cbdata);
+
+    mg_context* ctx_ = nullptr;
+    std::map<std::string, Handler> routes_;
+    int port_ = 0;
+};
+
+} // namespace hostprof

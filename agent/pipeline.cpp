@@ -1,0 +1,96 @@
+#include "agent/pipeline.h"
+
+namespace hostprof {
+
+Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options,
+                                                  std::unique_ptr<FrameResolver> resolver) {
+    std::unique_ptr<Pipeline> p(new Pipeline());
+    p->resolver_ = std::move(resolver);
+    p->processes_ = std::make_unique<ProcessTable>(options.proc_root, options.process_table_size,
+                                                   options.service_rule);
+    p->frequency_hz_ = options.collector.frequency_hz;
+    Pipeline* self = p.get();
+    auto c = ProfileCollector::start(
+        options.collector, [self](const StackRecordView& r) { self->on_stack(r); },
+        [self](const ProcRecord& r) { self->on_proc(r); });
+    if (!c)
+        return c.error();
+    p->collector_ = std::move(c.value());
+    return p;
+}
+
+int Pipeline::poll(int timeout_ms) {
+    return collector_->poll(timeout_ms);
+}
+
+void Pipeline::on_stack(const StackRecordView& r) {
+    bool announce = false;
+    {
+        std::lock_guard lock(mu_);
+        ++(r.kind == HP_PROF_ON_CPU ? on_cpu_ : off_cpu_);
+        for (auto& [id, agg] : subscriptions_)
+            agg.add(r, *processes_);
+        if (seen_.size() > 65536)
+            seen_.clear(); // bounded; re-announcing is harmless
+        announce = seen_.emplace(r.pid, r.start_time_ns).second;
+    }
+    if (announce && resolver_) {
+        std::lock_guard lock(resolver_mu_);
+        resolver_->process_seen(r.pid);
+    }
+}
+
+void Pipeline::on_proc(const ProcRecord& r) {
+    {
+        std::lock_guard lock(mu_);
+        ++proc_;
+        if (r.kind == HP_PROF_EXEC) {
+            processes_->on_exec(r.pid);
+        } else {
+            processes_->on_exit(r.pid);
+            seen_.erase({r.pid, r.start_time_ns});
+        }
+    }
+    if (r.kind == HP_PROF_EXIT && resolver_) {
+        std::lock_guard lock(resolver_mu_);
+        resolver_->process_exited(r.pid);
+    }
+}
+
+Pipeline::SubscriptionId Pipeline::subscribe(hp_prof_kind kind, ProfileFilter filter,
+                                             bool per_thread) {
+    std::lock_guard lock(mu_);
+    SubscriptionId id = next_id_++;
+    subscriptions_.emplace(id, ProfileAggregator(kind, std::move(filter), per_thread));
+    return id;
+}
+
+ProfileWindow Pipeline::collect(SubscriptionId id) {
+    std::lock_guard lock(mu_);
+    auto it = subscriptions_.find(id);
+    if (it == subscriptions_.end())
+        return {};
+    ProfileWindow w = it->second.take();
+    subscriptions_.erase(it);
+    processes_->sweep_exited(); // windows keep their own copies of process metadata
+    return w;
+}
+
+Profile Pipeline::symbolize(const ProfileWindow& window, const BuildOptions& options) {
+    std::lock_guard lock(resolver_mu_);
+    return build_profile(window, *resolver_, options);
+}
+
+PipelineStats Pipeline::stats() const {
+    PipelineStats s;
+    s.collector = collector_->counters();
+    std::lock_guard lock(mu_);
+    s.processes = processes_->stats();
+    s.on_cpu_records = on_cpu_;
+    s.off_cpu_records = off_cpu_;
+    s.proc_records = proc_;
+    s.subscriptions = subscriptions_.size();
+    return s;
+}
+
+} // namespace hostprof

@@ -1,0 +1,82 @@
+// The profiling data flow, wired in one place (read this first):
+//
+//   bpf/profile.bpf.c --ring buffer--> ProfileCollector (agent/profile_collector.h)
+//     --StackRecordView--> ProfileAggregator per subscriber (agent/aggregator.h)
+//     --ProfileWindow--> build_profile + FrameResolver (agent/profile_builder.h, symbolizer/)
+//     --Profile--> exporters/ (pprof, folded, flame graph) --bytes--> HTTP / files
+//
+// One consumer thread calls poll(); any thread may subscribe, collect and symbolize.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <utility>
+
+#include "agent/aggregator.h"
+#include "agent/process_table.h"
+#include "agent/profile_builder.h"
+#include "agent/profile_collector.h"
+
+namespace hostprof {
+
+struct PipelineOptions {
+    ProfileOptions collector;
+    std::string proc_root = "/proc";
+    size_t process_table_size = 16384;
+    ServiceRule service_rule = ServiceRule::Auto;
+};
+
+struct PipelineStats {
+    ProfileCounters collector;
+    ProcessTableStats processes;
+    uint64_t on_cpu_records = 0;
+    uint64_t off_cpu_records = 0;
+    uint64_t proc_records = 0;
+    uint64_t subscriptions = 0; // active
+};
+
+class Pipeline {
+  public:
+    static Result<std::unique_ptr<Pipeline>> start(const PipelineOptions& options,
+                                                   std::unique_ptr<FrameResolver> resolver);
+
+    // Consumer side: waits up to timeout_ms, dispatches what arrived. Negative errno on
+    // failure (-EINTR when a signal interrupted the wait).
+    int poll(int timeout_ms);
+
+    // From now on, records of `kind` from processes matching `filter` are aggregated
+    // for this subscriber until collect() returns its window.
+    using SubscriptionId = uint64_t;
+    SubscriptionId subscribe(hp_prof_kind kind, ProfileFilter filter, bool per_thread = false);
+    ProfileWindow collect(SubscriptionId id);
+
+    // Symbolizes a window (serialized: the resolver is not thread-safe).
+    Profile symbolize(const ProfileWindow& window, const BuildOptions& options);
+
+    PipelineStats stats() const;
+    const std::vector<std::string>& attached() const { return collector_->attached(); }
+    int frequency_hz() const { return frequency_hz_; }
+
+  private:
+    Pipeline() = default;
+    void on_stack(const StackRecordView& r);
+    void on_proc(const ProcRecord& r);
+
+    std::unique_ptr<ProfileCollector> collector_;
+    std::unique_ptr<FrameResolver> resolver_;
+    std::unique_ptr<ProcessTable> processes_;
+    int frequency_hz_ = 19;
+
+    mutable std::mutex mu_; // subscriptions_, processes_, counters, seen_
+    std::map<SubscriptionId, ProfileAggregator> subscriptions_;
+    SubscriptionId next_id_ = 1;
+    std::set<std::pair<uint32_t, uint64_t>> seen_; // processes announced to the resolver
+    uint64_t on_cpu_ = 0, off_cpu_ = 0, proc_ = 0;
+
+    std::mutex resolver_mu_;
+};
+
+} // namespace hostprof

@@ -1,0 +1,44 @@
+/* Burns CPU in two known functions in a fixed 3:1 ratio, under a known call chain:
+ *   main -> run_workload -> hot_three_quarters / hot_one_quarter -> spin
+ * Built with frame pointers and without inlining (tests/CMakeLists.txt).
+ * Usage: cpu_ratio SECONDS */
+#include <stdlib.h>
+#include <time.h>
+
+static volatile unsigned long sink;
+
+__attribute__((noinline)) void spin(unsigned long iterations)
+{
+	for (unsigned long i = 0; i < iterations; i++)
+		sink += i;
+}
+
+__attribute__((noinline)) void hot_three_quarters(void)
+{
+	spin(3 * 200000);
+	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void hot_one_quarter(void)
+{
+	spin(200000);
+	__asm__ volatile("" ::: "memory");
+}
+
+__attribute__((noinline)) void run_workload(double seconds)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	do {
+		hot_three_quarters();
+		hot_one_quarter();
+		clock_gettime(CLOCK_MONOTONIC, &now);
+	} while ((now.tv_sec - start.tv_sec) + (now.tv_nsec - start.tv_nsec) / 1e9 < seconds);
+}
+
+int main(int argc, char **argv)
+{
+	run_workload(argc > 1 ? atof(argv[1]) : 5.0);
+	return 0;
+}
