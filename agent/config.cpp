@@ -200,6 +200,63 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return show_duration(c.duration_ns); }});
+    s.push_back({"profile_window", "DURATION",
+                 "Length of the continuous profile window behind /flamegraph and the "
+                 "per-service sample counters (1s..10m).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("profile_window", v, d.error().message());
+                     if (*d < 1'000'000'000ULL || *d > 600'000'000'000ULL)
+                         return bad("profile_window", v, "must be between 1s and 10m");
+                     c.profile_window_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.profile_window_ns); }});
+    s.push_back({"max_profile_seconds", "N",
+                 "Largest ?seconds= accepted by the profile endpoints (1..3600).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_number<int>(v);
+                     if (!n || *n < 1 || *n > 3600)
+                         return bad("max_profile_seconds", v, "must be an integer from 1 to 3600");
+                     c.max_profile_seconds = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return std::to_string(c.max_profile_seconds); }});
+    s.push_back({"max_concurrent_profiles", "N",
+                 "Profile requests served at once; more get 429 (1..64).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_number<int>(v);
+                     if (!n || *n < 1 || *n > 64)
+                         return bad("max_concurrent_profiles", v,
+                                    "must be an integer from 1 to 64");
+                     c.max_concurrent_profiles = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return std::to_string(c.max_concurrent_profiles); }});
+    s.push_back({"service_name", "RULE",
+                 "How service_name is chosen: auto (container id if in a container, else "
+                 "executable name), exe, comm or cgroup.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (v != "auto" && v != "exe" && v != "comm" && v != "cgroup")
+                         return bad("service_name", v, "must be auto, exe, comm or cgroup");
+                     c.service_name = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.service_name; }});
+    s.push_back({"process_table_size", "N",
+                 "Most processes whose metadata is cached (LRU beyond; 64..1048576).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_number<int>(v);
+                     if (!n || *n < 64 || *n > 1048576)
+                         return bad("process_table_size", v,
+                                    "must be an integer from 64 to 1048576");
+                     c.process_table_size = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return std::to_string(c.process_table_size); }});
     s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
                  [](Config& c, const std::string& v) -> Status {
                      auto b = parse_bool(v);

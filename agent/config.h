@@ -30,6 +30,11 @@ struct Config {
     std::vector<uint32_t> pids; // profile only these processes (empty: all)
     uint64_t duration_ns = 0;   // run: stop after this long (0: until SIGINT/SIGTERM)
     bool strict = false;        // any collector failing to start is fatal
+    uint64_t profile_window_ns = 15'000'000'000ULL; // continuous window (/flamegraph, metrics)
+    int max_profile_seconds = 300;                  // upper bound of ?seconds= on profile endpoints
+    int max_concurrent_profiles = 4;                // 429 beyond
+    std::string service_name = "auto";              // auto | exe | comm | cgroup
+    int process_table_size = 16384;
 };
 
 // One configurable key. `key` is the YAML key; the flag is --key with '_' -> '-'.

@@ -1,0 +1,186 @@
+#include "agent/agent_metrics.h"
+
+#include <bpf/bpf.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "common/unique_fd.h"
+
+namespace hostprof {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+constexpr size_t kMaxServices = 200;
+
+MetricFamily family(const std::string& name, const std::string& help, MetricType type) {
+    MetricFamily f;
+    f.name = name;
+    f.help = help;
+    f.type = type;
+    return f;
+}
+
+void add_value(MetricFamily& f, double v, std::vector<ClientMetric::Label> labels = {}) {
+    ClientMetric m;
+    m.label = std::move(labels);
+    if (f.type == MetricType::Counter)
+        m.counter.value = v;
+    else
+        m.gauge.value = v;
+    f.metric.push_back(std::move(m));
+}
+
+} // namespace
+
+SelfUsage read_self_usage() {
+    SelfUsage u;
+    std::ifstream in("/proc/self/stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos)
+        return u;
+    std::istringstream rest(stat.substr(close + 2));
+    std::vector<std::string> f;
+    std::string tok;
+    while (rest >> tok)
+        f.push_back(tok);
+    // rest starts at field 3: utime = field 14, stime = 15, rss = 24 (pages).
+    if (f.size() > 21) {
+        double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+        u.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;
+        u.rss_bytes = std::stoull(f[21]) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+    }
+    return u;
+}
+
+std::vector<BpfProgramStats> read_bpf_program_stats() {
+    std::vector<BpfProgramStats> out;
+    __u32 id = 0;
+    while (bpf_prog_get_next_id(id, &id) == 0) {
+        UniqueFd fd(bpf_prog_get_fd_by_id(id));
+        if (!fd)
+            continue;
+        bpf_prog_info info{};
+        __u32 len = sizeof(info);
+        if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
+            continue;
+        if (std::strncmp(info.name, "hp_", 3) != 0)
+            continue;
+        out.push_back({info.name, info.run_time_ns, info.run_cnt});
+    }
+    return out;
+}
+
+AgentMetrics::AgentMetrics(const Pipeline* pipeline, std::vector<ProgramState> programs)
+    : pipeline_(pipeline), programs_(std::move(programs)) {}
+
+void AgentMetrics::add_service_samples(const std::string& service, uint64_t samples) {
+    std::lock_guard lock(mu_);
+    auto it = service_samples_.find(service);
+    if (it == service_samples_.end() && service_samples_.size() >= kMaxServices)
+        it = service_samples_.try_emplace("other", 0).first;
+    else if (it == service_samples_.end())
+        it = service_samples_.emplace(service, 0).first;
+    it->second += samples;
+}
+
+std::vector<MetricFamily> AgentMetrics::Collect() const {
+    std::vector<MetricFamily> out;
+
+    auto attached =
+        family("hostprof_program_attached",
+               "Whether a hook's BPF program is attached (1) or not (0).", MetricType::Gauge);
+    for (const ProgramState& p : programs_)
+        add_value(attached, p.attached ? 1 : 0,
+                  {{"collector", p.collector}, {"hook", p.hook}, {"mode", p.mode}});
+    out.push_back(std::move(attached));
+
+    if (pipeline_ != nullptr) {
+        PipelineStats s = pipeline_->stats();
+        const auto& k = s.collector.kernel;
+        auto records = family("hostprof_ringbuf_records_total",
+                              "Records consumed from a BPF ring buffer.", MetricType::Counter);
+        add_value(records, static_cast<double>(s.collector.records), {{"ring", "profile"}});
+        out.push_back(std::move(records));
+        auto drops =
+            family("hostprof_ringbuf_dropped_total",
+                   "Records lost because a BPF ring buffer was full.", MetricType::Counter);
+        add_value(drops, static_cast<double>(k[HP_PROF_STAT_RINGBUF_DROPS]), {{"ring", "profile"}});
+        out.push_back(std::move(drops));
+        auto decode = family("hostprof_decode_errors_total",
+                             "Ring-buffer records rejected by the decoders.", MetricType::Counter);
+        add_value(decode, static_cast<double>(s.collector.decode_errors), {{"ring", "profile"}});
+        out.push_back(std::move(decode));
+
+        auto samples = family("hostprof_profile_events_total",
+                              "Profiling events seen in the kernel, by kind.", MetricType::Counter);
+        add_value(samples, static_cast<double>(k[HP_PROF_STAT_ON_CPU_SAMPLES]),
+                  {{"kind", "on_cpu"}});
+        add_value(samples, static_cast<double>(k[HP_PROF_STAT_ON_CPU_IDLE]),
+                  {{"kind", "on_cpu_idle"}});
+        add_value(samples, static_cast<double>(k[HP_PROF_STAT_FILTERED]), {{"kind", "filtered"}});
+        add_value(samples, static_cast<double>(k[HP_PROF_STAT_OFF_CPU_EVENTS]),
+                  {{"kind", "off_cpu"}});
+        add_value(samples, static_cast<double>(k[HP_PROF_STAT_PROC_EVENTS]), {{"kind", "process"}});
+        out.push_back(std::move(samples));
+
+        auto stack_err = family("hostprof_stack_errors_total", "bpf_get_stack failures, by stack.",
+                                MetricType::Counter);
+        add_value(stack_err, static_cast<double>(k[HP_PROF_STAT_KSTACK_ERRORS]),
+                  {{"stack", "kernel"}});
+        add_value(stack_err, static_cast<double>(k[HP_PROF_STAT_USTACK_ERRORS]),
+                  {{"stack", "user"}});
+        out.push_back(std::move(stack_err));
+
+        auto procs = family("hostprof_process_table_entries", "Processes whose metadata is cached.",
+                            MetricType::Gauge);
+        add_value(procs, static_cast<double>(s.processes.size));
+        out.push_back(std::move(procs));
+        auto evict = family("hostprof_process_table_evictions_total",
+                            "Process-table entries evicted by its bound.", MetricType::Counter);
+        add_value(evict, static_cast<double>(s.processes.evictions));
+        out.push_back(std::move(evict));
+    }
+
+    {
+        std::lock_guard lock(mu_);
+        auto per_service =
+            family("hostprof_cpu_samples_total", "On-CPU samples per service (completed windows).",
+                   MetricType::Counter);
+        for (const auto& [svc, n] : service_samples_)
+            add_value(per_service, static_cast<double>(n), {{"service_name", svc}});
+        out.push_back(std::move(per_service));
+    }
+
+    auto run_time = family("hostprof_bpf_program_run_seconds_total",
+                           "Time spent running our BPF programs (kernel.bpf_stats_enabled=1).",
+                           MetricType::Counter);
+    auto run_count =
+        family("hostprof_bpf_program_runs_total",
+               "Runs of our BPF programs (kernel.bpf_stats_enabled=1).", MetricType::Counter);
+    for (const BpfProgramStats& p : read_bpf_program_stats()) {
+        add_value(run_time, static_cast<double>(p.run_time_ns) / 1e9, {{"program", p.name}});
+        add_value(run_count, static_cast<double>(p.run_count), {{"program", p.name}});
+    }
+    out.push_back(std::move(run_time));
+    out.push_back(std::move(run_count));
+
+    SelfUsage u = read_self_usage();
+    auto cpu =
+        family("process_cpu_seconds_total", "Agent CPU time, user + system.", MetricType::Counter);
+    add_value(cpu, u.cpu_seconds);
+    out.push_back(std::move(cpu));
+    auto rss = family("process_resident_memory_bytes", "Agent resident memory.", MetricType::Gauge);
+    add_value(rss, static_cast<double>(u.rss_bytes));
+    out.push_back(std::move(rss));
+    return out;
+}
+
+} // namespace hostprof
