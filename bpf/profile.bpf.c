@@ -190,20 +190,26 @@ static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid)
 		__u64 cgroup_id = bpf_get_current_cgroup_id();
 
 		if (wanted(id >> 32, cgroup_id)) {
-			__u32 zero = 0;
+			/* Capture in place: an entry per thread is created once (from the
+			 * per-CPU scratch) and reused, so no 2 KiB copy per switch. */
+			e = bpf_map_lookup_elem(&hp_prof_blocked, &tid);
+			if (!e) {
+				__u32 zero = 0;
+				struct hp_prof_stack *init = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
 
-			e = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
-			if (e) {
-				capture(ctx, e, HP_PROF_OFF_CPU, id, cgroup_id, now);
-				bpf_map_update_elem(&hp_prof_blocked, &tid, e, BPF_ANY);
+				if (init)
+					bpf_map_update_elem(&hp_prof_blocked, &tid, init, BPF_NOEXIST);
+				e = bpf_map_lookup_elem(&hp_prof_blocked, &tid);
 			}
+			if (e)
+				capture(ctx, e, HP_PROF_OFF_CPU, id, cgroup_id, now);
 		}
 	}
 
 	if (next_tid == 0)
 		return 0;
 	e = bpf_map_lookup_elem(&hp_prof_blocked, &next_tid);
-	if (!e)
+	if (!e || e->hdr.timestamp_ns == 0)
 		return 0;
 	if (now > e->hdr.timestamp_ns && now - e->hdr.timestamp_ns >= cfg_offcpu_min_ns) {
 		e->weight_ns = now - e->hdr.timestamp_ns;
@@ -212,7 +218,7 @@ static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid)
 		else
 			count(HP_PROF_STAT_OFF_CPU_EVENTS);
 	}
-	bpf_map_delete_elem(&hp_prof_blocked, &next_tid);
+	e->hdr.timestamp_ns = 0; /* consumed: keep the entry for this thread's next block */
 	return 0;
 }
 
