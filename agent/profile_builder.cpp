@@ -77,7 +77,8 @@ Profile build_profile(const ProfileWindow& w, FrameResolver& resolver, const Bui
     const bool on_cpu = w.kind == HP_PROF_ON_CPU;
     const int64_t period = 1'000'000'000LL / (o.frequency_hz > 0 ? o.frequency_hz : 1);
     p.sample_types = {{"samples", "count"},
-                      on_cpu ? ValueType{"cpu", "nanoseconds"} : ValueType{"off_cpu", "nanoseconds"}};
+                      on_cpu ? ValueType{"cpu", "nanoseconds"}
+                             : ValueType{"off_cpu", "nanoseconds"}};
     p.period_type = p.sample_types[1];
     p.period = on_cpu ? period : 1;
     p.time_nanos = w.start_unix_ns;
