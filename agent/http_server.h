@@ -10,7 +10,9 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/web_config.h"
 #include "common/result.h"
+#include "common/unique_fd.h"
 
 struct mg_context;
 struct mg_connection;
@@ -38,7 +40,11 @@ struct HttpOptions {
     std::string listen = "127.0.0.1:7464"; // HOST:PORT
     int threads = 8;
     int request_timeout_ms = 330'000; // longest profile (300 s) plus margin
+    WebConfig web;                    // TLS and basic auth (none by default)
 };
+
+// True for 127.0.0.0/8, ::1 and localhost listen addresses.
+bool is_loopback_listen(const std::string& listen);
 
 // Query-string helpers (pure; fuzzed): "a=1&b=x%20y" -> value of a key, URL-decoded.
 std::optional<std::string> query_param(std::string_view query, std::string_view key);
@@ -64,6 +70,8 @@ class HttpServer {
 
     mg_context* ctx_ = nullptr;
     std::map<std::string, Handler> routes_;
+    std::unique_ptr<BasicAuth> auth_;
+    UniqueFd tls_pem_; // certificate + key handed to civetweb as /proc/self/fd/N
     int port_ = 0;
 };
 

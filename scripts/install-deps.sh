@@ -9,12 +9,12 @@ set -euo pipefail
 BUILD_PKGS=(
   clang llvm bpftool libbpf-dev libelf-dev libdw-dev libdebuginfod-dev zlib1g-dev
   libprotobuf-dev protobuf-compiler prometheus-cpp-dev libcivetweb-dev libssl-dev
-  libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
+  libcrypt-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
   cmake make g++ pkg-config
 )
 TEST_PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  binutils elfutils iproute2 nftables
+  binutils elfutils iproute2 nftables curl openssl
   prometheus golang-go linux-perf bpftrace libbpf-tools fio stress-ng
 )
 
