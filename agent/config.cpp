@@ -257,6 +257,15 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return std::to_string(c.process_table_size); }});
+    s.push_back({"web_config", "FILE",
+                 "Web configuration (TLS, basic-auth users with bcrypt hashes) for the HTTP "
+                 "endpoints; see docs/security.md.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     c.web_config = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.web_config; }});
     s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
                  [](Config& c, const std::string& v) -> Status {
                      auto b = parse_bool(v);
