@@ -16,6 +16,7 @@ TEST_PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   binutils elfutils iproute2 nftables curl openssl
   prometheus golang-go linux-perf bpftrace libbpf-tools fio stress-ng
+  chromium python3-prometheus-client
 )
 
 pkgs=("${BUILD_PKGS[@]}")

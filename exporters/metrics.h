@@ -1,0 +1,96 @@
+// Prometheus exposition: text format 0.0.4 (prometheus-cpp's TextSerializer), our own
+// OpenMetrics 1.0 text with exemplars, Accept negotiation, and log2 histograms.
+#pragma once
+
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
+
+namespace hostprof {
+
+enum class MetricsFormat { kPrometheusText, kOpenMetrics };
+
+inline constexpr std::string_view kPrometheusTextContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view kOpenMetricsContentType =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+// OpenMetrics when the Accept header names application/openmetrics-text (version 1.0.0,
+// 0.0.1 or none) with a q-value at least that of any text/plain, text/* or */* range;
+// text 0.0.4 otherwise (also for an empty or unparsable header).
+MetricsFormat choose_format(std::string_view accept_header);
+std::string_view content_type(MetricsFormat format);
+
+// Prometheus text format 0.0.4, by prometheus-cpp's TextSerializer.
+std::string render_prometheus_text(const std::vector<prometheus::MetricFamily>& families);
+
+using Labels = std::vector<prometheus::ClientMetric::Label>;
+
+// One OpenMetrics exemplar: the labels of the outlier (e.g. pid, comm, stack_id) and
+// its observed value in the metric's base unit.
+struct Exemplar {
+    Labels labels;
+    double value = 0;
+    std::optional<double> timestamp_seconds; // Unix time
+};
+
+// Exemplars keyed by (family name, label set of the series without `le`, bucket upper
+// bound). Label order does not matter. One exemplar per bucket: the last one set wins.
+class ExemplarSet {
+  public:
+    void set(std::string family, Labels series_labels, double upper_bound, Exemplar e);
+    const Exemplar* find(const std::string& family, const Labels& series_labels,
+                         double upper_bound) const;
+    size_t size() const { return exemplars_.size(); }
+
+  private:
+    using Key = std::tuple<std::string, Labels, double>;
+    std::map<Key, Exemplar> exemplars_;
+};
+
+// OpenMetrics 1.0 text: '# TYPE', '# UNIT' when the name ends with a base unit suffix,
+// '# HELP', counters as '<name>_total' (the family name without '_total'), histograms as
+// cumulative '_bucket{le=...}' ending with '+Inf' (added when missing), '_count', '_sum',
+// exemplars on buckets, untyped as 'unknown', then '# EOF'. An exemplar whose label names
+// and values exceed the 128 characters OpenMetrics allows is left out.
+std::string render_openmetrics(const std::vector<prometheus::MetricFamily>& families,
+                               const ExemplarSet& exemplars = {});
+
+// Renders in the format chosen by choose_format; returns {Content-Type, body}.
+std::pair<std::string, std::string>
+render_metrics_negotiated(const std::vector<prometheus::MetricFamily>& families,
+                          std::string_view accept_header, const ExemplarSet& exemplars = {});
+
+// A log2 histogram as the kernel keeps it: counts[i] events in [2^i, 2^(i+1)) units
+// (bucket 0 also holds 0). `unit_in_base` converts one unit to the metric's base unit
+// (1e-9 for nanoseconds -> seconds, 1e-6 for microseconds, 1 for bytes).
+struct Log2Histogram {
+    std::span<const uint64_t> counts;
+    double unit_in_base = 1.0;
+    // Sum of the observations, in units. When the kernel did not keep one it is
+    // estimated as 1.5 * 2^i per event of bucket i (the middle of the bucket).
+    std::optional<double> sum;
+    Labels labels;
+};
+
+// One histogram series in base units: every bucket le=2^(i+1)*unit_in_base for
+// i < counts.size() (empty ones too, so the series set never changes between scrapes),
+// cumulative, then +Inf; sample_count = total.
+prometheus::ClientMetric log2_histogram_metric(const Log2Histogram& h);
+
+// The `le` of bucket i: 2^(i+1) * unit_in_base. Use it as the ExemplarSet key so an
+// exemplar lands on exactly the bucket log2_histogram_metric emits.
+double log2_bucket_upper_bound(size_t i, double unit_in_base);
+
+prometheus::MetricFamily log2_histogram_family(std::string name, std::string help,
+                                               std::span<const Log2Histogram> series);
+
+} // namespace hostprof
