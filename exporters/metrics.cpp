@@ -294,7 +294,24 @@ std::string_view content_type(MetricsFormat format) {
 }
 
 std::string render_prometheus_text(const std::vector<prometheus::MetricFamily>& families) {
-    return prometheus::TextSerializer{}.Serialize(families);
+    // prometheus-cpp 1.0.1 writes HELP verbatim, so a '\n' in it breaks the exposition
+    // (promtool: "expected float as value"). Escape '\\' and '\n' as 0.0.4 requires, on
+    // a copy only when some HELP needs it.
+    auto needs_escape = [](const prometheus::MetricFamily& f) {
+        return f.help.find_first_of("\\\n") != std::string::npos;
+    };
+    if (std::none_of(families.begin(), families.end(), needs_escape))
+        return prometheus::TextSerializer{}.Serialize(families);
+    std::vector<prometheus::MetricFamily> escaped = families;
+    for (prometheus::MetricFamily& f : escaped) {
+        if (!needs_escape(f))
+            continue;
+        std::string help;
+        for (char c : f.help)
+            help += c == '\\' ? "\\\\" : c == '\n' ? "\\n" : std::string(1, c);
+        f.help = std::move(help);
+    }
+    return prometheus::TextSerializer{}.Serialize(escaped);
 }
 
 void ExemplarSet::set(std::string family, Labels series_labels, double upper_bound, Exemplar e) {
