@@ -183,15 +183,14 @@ inline constexpr const char kFlameGraphPage[] = R"PAGE(<!DOCTYPE html>
   document.getElementById("reset").addEventListener("click", () => {
     search.value = ""; pattern = null; focus = root; render();
   });
-  search.addEventListener("input", () => {
-    const q = search.value;
+  function setSearch(q) {
     if (q === "") pattern = null;
     else {
       try { pattern = new RegExp(q, "i"); }
       catch (err) { pattern = new RegExp(q.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"), "i"); }
     }
-    render();
-  });
+  }
+  search.addEventListener("input", () => { setSearch(search.value); render(); });
   groupSel.addEventListener("change", selectGroup);
   window.addEventListener("resize", () => { if (root) render(); });
 
@@ -203,7 +202,23 @@ inline constexpr const char kFlameGraphPage[] = R"PAGE(<!DOCTYPE html>
   data.groups.map((g, i) => i).sort((a, b) => totals[b] - totals[a])
     .forEach((i) => opt(String(i), data.groups[i] + " (" + pct(totals[i], all) + ")"));
   if (!data.group_label) groupSel.parentElement.style.display = "none";
-  selectGroup();
+
+  // Deep links: #service=NAME&search=REGEX&zoom=FUNCTION (the widest frame of that name).
+  const params = new URLSearchParams(location.hash.slice(1));
+  const wanted = data.groups.indexOf(params.get("service"));
+  if (wanted >= 0) groupSel.value = String(wanted);
+  root = build(groupSel.value);
+  focus = root;
+  if (params.get("search")) { search.value = params.get("search"); setSearch(search.value); }
+  if (params.get("zoom")) {
+    let best = null;
+    (function walk(nd) {
+      if (label(nd) === params.get("zoom") && (!best || nd.v > best.v)) best = nd;
+      for (const k of nd.kids.values()) walk(k);
+    })(root);
+    if (best) focus = best;
+  }
+  render();
 })();
 </script>
 </body>
