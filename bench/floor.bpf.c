@@ -1,0 +1,20 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The physical floor of syscall tracing: empty tp_btf programs on sys_enter and
+ * sys_exit. Whatever a syscall collector costs above this is its own work. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(hpb_floor_enter, struct pt_regs *regs, long id)
+{
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(hpb_floor_exit, struct pt_regs *regs, long ret)
+{
+	return 0;
+}
