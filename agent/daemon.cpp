@@ -6,9 +6,16 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <map>
 #include <memory>
+#include <thread>
 
-#include "agent/profile_collector.h"
+#include "agent/agent_metrics.h"
+#include "agent/endpoints.h"
+#include "agent/http_server.h"
+#include "agent/pipeline.h"
+#include "agent/symbolizer_resolver.h"
 #include "kernel-compat/features.h"
 #include "kernel-compat/planner.h"
 #include "kernel-compat/report.h"
@@ -32,20 +39,6 @@ void install_stop_handlers() {
     sigaction(SIGTERM, &sa, nullptr);
 }
 
-compat::PlanConfig plan_config(const Config& config) {
-    compat::PlanConfig pc;
-    pc.collectors = config.collectors;
-    pc.forced_tracepoint_mode = config.attach_mode;
-    return pc;
-}
-
-compat::ProbeOptions probe_options(const Config& config) {
-    compat::ProbeOptions po;
-    po.external_btf_path = config.btf_path;
-    po.tracefs_path = config.tracefs_path;
-    return po;
-}
-
 bool wants(const Config& c, compat::Collector col) {
     for (auto x : c.collectors)
         if (x == col)
@@ -63,6 +56,20 @@ compat::AttachMode mode_of(const compat::AttachPlan& plan, std::string_view hook
 
 } // namespace
 
+compat::PlanConfig plan_config(const Config& config) {
+    compat::PlanConfig pc;
+    pc.collectors = config.collectors;
+    pc.forced_tracepoint_mode = config.attach_mode;
+    return pc;
+}
+
+compat::ProbeOptions probe_options(const Config& config) {
+    compat::ProbeOptions po;
+    po.external_btf_path = config.btf_path;
+    po.tracefs_path = config.tracefs_path;
+    return po;
+}
+
 int run_probe(const Config& config, bool json) {
     compat::Features f = compat::probe_features(probe_options(config));
     compat::AttachPlan plan = compat::plan_attach(f, plan_config(config));
@@ -73,12 +80,34 @@ int run_probe(const Config& config, bool json) {
     return plan.refusal.empty() ? 0 : 2;
 }
 
+Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
+                                                  const compat::AttachPlan& plan) {
+    PipelineOptions po;
+    po.collector.frequency_hz = config.frequency_hz;
+    po.collector.on_cpu =
+        wants(config, compat::Collector::Cpu) && plan.collector_ready(compat::Collector::Cpu);
+    po.collector.off_cpu =
+        wants(config, compat::Collector::OffCpu) && plan.collector_ready(compat::Collector::OffCpu);
+    po.collector.off_cpu_min_ns = config.off_cpu_threshold_ns;
+    po.collector.pids = config.pids;
+    po.collector.proc_mode = mode_of(plan, "sched/sched_process_exec", compat::Collector::Cpu);
+    if (po.collector.proc_mode == compat::AttachMode::None)
+        po.collector.proc_mode = mode_of(plan, "sched/sched_switch", compat::Collector::OffCpu);
+    po.collector.off_cpu_mode = mode_of(plan, "sched/sched_switch", compat::Collector::OffCpu);
+    po.process_table_size = static_cast<size_t>(config.process_table_size);
+    po.service_rule = service_rule_from_string(config.service_name).value_or(ServiceRule::Auto);
+    if (!po.collector.on_cpu && !po.collector.off_cpu)
+        return Error{0, "neither on-CPU nor off-CPU profiling is supported here (see "
+                        "`hostprof probe`)"};
+    return Pipeline::start(po, make_symbolizer_resolver());
+}
+
 int run_agent(const Config& config) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     install_stop_handlers();
-    spdlog::info("hostprof starting (collectors: {}, {} Hz)", settings()[1].show(config),
-                 config.frequency_hz);
+    spdlog::info("hostprof starting (collectors: {}, {} Hz, listen {})", settings()[1].show(config),
+                 config.frequency_hz, config.listen);
 
     compat::Features features = compat::probe_features(probe_options(config));
     compat::AttachPlan plan = compat::plan_attach(features, plan_config(config));
@@ -86,9 +115,6 @@ int run_agent(const Config& config) {
         spdlog::error("cannot run: {}", plan.refusal);
         return 1;
     }
-    for (const auto& h : plan.hooks)
-        spdlog::debug("plan: {} {} -> {} ({})", compat::to_string(h.collector), h.hook,
-                      compat::to_string(h.mode), h.reason);
     if (plan.needs_tracefs_mount) {
         if (Status st = compat::ensure_tracefs(config.tracefs_path); !st)
             spdlog::warn("classic tracepoints unavailable: {}", st.error().message());
@@ -96,91 +122,148 @@ int run_agent(const Config& config) {
             spdlog::info("mounted tracefs at {}", config.tracefs_path);
     }
 
-    int failures = 0;
-    auto degraded = [&](std::string_view what, const std::string& why) {
-        ++failures;
-        spdlog::error("collector {} not started: {}", what, why);
+    AgentState state;
+    state.limits.max_seconds = config.max_profile_seconds;
+    state.limits.default_seconds = std::min(30, config.max_profile_seconds);
+    state.limits.max_concurrent_profiles = config.max_concurrent_profiles;
+    for (const auto& h : plan.hooks)
+        state.programs.push_back({std::string(compat::to_string(h.collector)), h.hook,
+                                  std::string(compat::to_string(h.mode)), false, h.reason});
+    auto mark = [&](compat::Collector col, bool running, const std::string& why) {
+        state.collectors.push_back({std::string(compat::to_string(col)), running, why});
+        for (ProgramState& p : state.programs)
+            if (p.collector == compat::to_string(col)) {
+                p.attached = running && p.mode != "none";
+                if (running && p.mode == "none")
+                    p.reason = "hook unavailable: " + p.reason;
+            }
+        if (!running)
+            spdlog::error("collector {} not started: {}", compat::to_string(col), why);
     };
 
-    // CPU profiling (on-CPU samples, off-CPU intervals, process notices).
-    uint64_t on_cpu_samples = 0, off_cpu_events = 0, proc_events = 0;
-    std::unique_ptr<ProfileCollector> profile;
-    bool want_cpu = wants(config, compat::Collector::Cpu);
-    bool want_off = wants(config, compat::Collector::OffCpu);
+    // CPU profiling: on-CPU samples, off-CPU intervals, process notices.
+    std::unique_ptr<Pipeline> pipeline;
+    const bool want_cpu = wants(config, compat::Collector::Cpu);
+    const bool want_off = wants(config, compat::Collector::OffCpu);
     if (want_cpu || want_off) {
-        ProfileOptions po;
-        po.frequency_hz = config.frequency_hz;
-        po.on_cpu = want_cpu && plan.collector_ready(compat::Collector::Cpu);
-        po.off_cpu = want_off && plan.collector_ready(compat::Collector::OffCpu);
-        po.off_cpu_min_ns = config.off_cpu_threshold_ns;
-        po.pids = config.pids;
-        po.proc_mode = mode_of(plan, "sched/sched_process_exec", compat::Collector::Cpu);
-        if (po.proc_mode == compat::AttachMode::None)
-            po.proc_mode = mode_of(plan, "sched/sched_switch", compat::Collector::OffCpu);
-        po.off_cpu_mode = mode_of(plan, "sched/sched_switch", compat::Collector::OffCpu);
-        if (want_cpu && !po.on_cpu)
-            degraded("cpu", "not supported by this kernel (see `hostprof probe`)");
-        if (want_off && !po.off_cpu)
-            degraded("offcpu", "not supported by this kernel (see `hostprof probe`)");
-        if (po.on_cpu || po.off_cpu) {
-            auto started = ProfileCollector::start(
-                po,
-                [&](const StackRecordView& r) {
-                    if (r.kind == HP_PROF_ON_CPU)
-                        ++on_cpu_samples;
-                    else
-                        ++off_cpu_events;
-                },
-                [&](const ProcRecord&) { ++proc_events; });
-            if (!started) {
-                degraded("cpu/offcpu", started.error().message());
-            } else {
-                profile = std::move(started.value());
-                for (const auto& a : profile->attached())
-                    spdlog::info("attached {}", a);
+        auto started = start_profiling(config, plan);
+        if (!started) {
+            if (want_cpu)
+                mark(compat::Collector::Cpu, false, started.error().message());
+            if (want_off)
+                mark(compat::Collector::OffCpu, false, started.error().message());
+        } else {
+            pipeline = std::move(started.value());
+            for (const auto& a : pipeline->attached())
+                spdlog::info("attached {}", a);
+            if (want_cpu) {
+                bool ok = plan.collector_ready(compat::Collector::Cpu);
+                mark(compat::Collector::Cpu, ok, ok ? "" : "not supported by this kernel");
+            }
+            if (want_off) {
+                bool ok = plan.collector_ready(compat::Collector::OffCpu);
+                mark(compat::Collector::OffCpu, ok, ok ? "" : "not supported by this kernel");
             }
         }
     }
     for (auto col : config.collectors)
         if (col != compat::Collector::Cpu && col != compat::Collector::OffCpu)
-            degraded(compat::to_string(col), "not implemented in this version of hostprof");
+            mark(col, false, "not implemented in this version of hostprof");
 
+    int failures = 0;
+    for (const auto& c : state.collectors)
+        failures += c.running ? 0 : 1;
     if (failures > 0 && config.strict) {
         spdlog::error("--strict: {} collector(s) failed to start; exiting", failures);
         return 1;
     }
-    if (!profile) {
+    if (failures == static_cast<int>(state.collectors.size())) {
         spdlog::error("no collector could start; exiting");
+        return 1;
+    }
+
+    state.pipeline = pipeline.get();
+    auto metrics = std::make_shared<AgentMetrics>(pipeline.get(), state.programs);
+    state.collectables.push_back(metrics);
+
+    HttpOptions ho;
+    ho.listen = config.listen;
+    if (!config.web_config.empty()) {
+        auto wc = load_web_config(config.web_config);
+        if (!wc) {
+            spdlog::error("--web-config: {}", wc.error().message());
+            return 2;
+        }
+        ho.web = wc.value();
+    }
+    if (!is_loopback_listen(config.listen) && !ho.web.auth())
+        spdlog::warn("WARNING: listening on {} without authentication: anyone who can reach "
+                     "this address can read every process's profile. Use --web-config with "
+                     "basic_auth_users, or listen on 127.0.0.1.",
+                     config.listen);
+    ho.request_timeout_ms = (config.max_profile_seconds + 30) * 1000;
+    auto server = HttpServer::start(ho, make_routes(state));
+    if (!server) {
+        spdlog::error("{}", server.error().message());
         return 1;
     }
     auto ms_since = [&](clock::time_point t) {
         return std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - t).count();
     };
+    spdlog::info("serving http://{}/ (metrics, flamegraph, debug/pprof/profile, readyz)",
+                 config.listen);
     spdlog::info("ready in {} ms ({} collector failure(s))", ms_since(t0), failures);
 
     const auto deadline = config.duration_ns > 0 ? t0 + std::chrono::nanoseconds(config.duration_ns)
                                                  : clock::time_point::max();
+    const auto window = std::chrono::nanoseconds(config.profile_window_ns);
+    Pipeline::SubscriptionId continuous = 0;
+    auto window_start = clock::now();
+    if (pipeline)
+        continuous = pipeline->subscribe(HP_PROF_ON_CPU, {});
     bool first_logged = false;
     while (g_stop_signal.load() == 0 && clock::now() < deadline) {
-        int n = profile->poll(100);
+        if (!pipeline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            continue;
+        }
+        int n = pipeline->poll(100);
         if (n < 0 && n != -EINTR) {
             spdlog::error("ring buffer poll failed: {}", std::strerror(-n));
             break;
         }
-        if (!first_logged && on_cpu_samples + off_cpu_events > 0) {
+        if (!first_logged && n > 0) {
             first_logged = true;
             spdlog::info("first sample {} ms after start", ms_since(t0));
+        }
+        if (clock::now() - window_start >= window) {
+            ProfileWindow w = pipeline->collect(continuous);
+            continuous = pipeline->subscribe(HP_PROF_ON_CPU, {});
+            window_start = clock::now();
+            std::map<std::string, uint64_t> per_service;
+            for (const auto& [key, value] : w.stacks) {
+                auto it = w.processes.find({key.pid, key.start_time_ns});
+                per_service[it == w.processes.end() ? "unknown" : it->second.service_name] +=
+                    value.count;
+            }
+            for (const auto& [svc, n_samples] : per_service)
+                metrics->add_service_samples(svc, n_samples);
+            std::lock_guard lock(state.last_mu);
+            state.last_on_cpu = std::move(w);
         }
     }
     if (int sig = g_stop_signal.load(); sig != 0)
         spdlog::info("received {}, detaching", sig == SIGINT ? "SIGINT" : "SIGTERM");
 
-    ProfileCounters pc = profile->counters();
-    spdlog::info("consumed {} on-CPU samples, {} off-CPU intervals, {} process events; "
-                 "ring drops {}, decode errors {}",
-                 on_cpu_samples, off_cpu_events, proc_events, pc.kernel[HP_PROF_STAT_RINGBUF_DROPS],
-                 pc.decode_errors);
-    profile.reset();
+    server.value().reset(); // no handler runs past this point
+    if (pipeline) {
+        PipelineStats s = pipeline->stats();
+        spdlog::info("consumed {} on-CPU samples, {} off-CPU intervals, {} process events; "
+                     "ring drops {}, decode errors {}",
+                     s.on_cpu_records, s.off_cpu_records, s.proc_records,
+                     s.collector.kernel[HP_PROF_STAT_RINGBUF_DROPS], s.collector.decode_errors);
+    }
+    pipeline.reset();
     spdlog::info("detached; bye");
     return 0;
 }

@@ -1,6 +1,7 @@
 // hostprof: one binary, subcommands in the habit of perf.
 //   hostprof probe [--json]      what this kernel supports and the attach plan
 //   hostprof run [flags]         the daemon
+//   hostprof record [flags]      a one-shot profile to a file
 //   hostprof config-reference    the configuration reference (Markdown)
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
@@ -9,6 +10,7 @@
 #include <map>
 #include <string>
 
+#include "agent/cmd_record.h"
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/logging.h"
@@ -76,6 +78,24 @@ int main(int argc, char** argv) {
     probe->add_flag("--json", json, "Print JSON instead of a table");
     add_setting_flags(probe, probe_flags);
 
+    std::map<std::string, std::string> record_flags;
+    hostprof::RecordOptions record_opts;
+    uint32_t record_pid = 0;
+    CLI::App* record =
+        app.add_subcommand("record", "Record one profile to a file (perf record style)");
+    record->add_option("--config", config_file, "YAML configuration file")->type_name("FILE");
+    record->add_option("-o,--output", record_opts.output, "Output file")->type_name("FILE");
+    record->add_option("--format", record_opts.format, "pprof (gzipped), folded or html")
+        ->type_name("FORMAT");
+    record->add_option("--pid", record_pid, "Only this process (filtered in the kernel)")
+        ->type_name("PID");
+    record->add_option("--cgroup", record_opts.cgroup, "Only processes under this cgroup path");
+    record->add_option("--container", record_opts.container, "Only this container id (prefix)");
+    record->add_option("--service", record_opts.service, "Only this service_name");
+    record->add_option("--comm", record_opts.comm, "Only processes whose comm matches");
+    record->add_flag("--off-cpu", record_opts.off_cpu, "Record off-CPU (blocked) time");
+    add_setting_flags(record, record_flags);
+
     CLI::App* ref = app.add_subcommand("config-reference", "Print the configuration reference");
 
     try {
@@ -88,8 +108,12 @@ int main(int argc, char** argv) {
         std::fputs(hostprof::config_reference_markdown().c_str(), stdout);
         return 0;
     }
-    CLI::App* cmd = run->parsed() ? run : probe;
-    auto config = build_config(config_file, run->parsed() ? run_flags : probe_flags, cmd);
+    CLI::App* cmd = run->parsed() ? run : record->parsed() ? record : probe;
+    auto config = build_config(config_file,
+                               run->parsed()      ? run_flags
+                               : record->parsed() ? record_flags
+                                                  : probe_flags,
+                               cmd);
     if (!config) {
         std::fprintf(stderr, "hostprof: configuration error: %s\n",
                      config.error().message().c_str());
@@ -98,5 +122,10 @@ int main(int argc, char** argv) {
     hostprof::init_logging(config->log_format, config->log_level);
     if (probe->parsed())
         return hostprof::run_probe(config.value(), json);
+    if (record->parsed()) {
+        if (record_pid != 0)
+            record_opts.pid = record_pid;
+        return hostprof::run_record(config.value(), record_opts);
+    }
     return hostprof::run_agent(config.value());
 }

@@ -1,6 +1,7 @@
 #include "bpf_test_util.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -46,6 +47,18 @@ std::set<int> ids_from(const std::string& json_text, bool links) {
 }
 
 } // namespace
+
+std::set<int> fdinfo_ids(int pid, const std::string& key) {
+    std::set<int> ids;
+    std::string out = run_command("grep -h '^" + key + ":' /proc/" + std::to_string(pid) +
+                                  "/fdinfo/* 2>/dev/null");
+    size_t pos = 0;
+    while ((pos = out.find(key + ":", pos)) != std::string::npos) {
+        pos += key.size() + 1;
+        ids.insert(std::atoi(out.c_str() + pos));
+    }
+    return ids;
+}
 
 std::set<int> hostprof_prog_ids() {
     return ids_from(run_command("bpftool prog show --json 2>/dev/null"), false);

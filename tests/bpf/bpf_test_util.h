@@ -8,10 +8,10 @@
 #include <set>
 #include <string>
 
-#define HOSTPROF_REQUIRE_ROOT()                                                              \
-    do {                                                                                     \
-        if (::geteuid() != 0)                                                                \
-            GTEST_SKIP() << "needs root (CAP_BPF, CAP_PERFMON); CI runs these as root";       \
+#define HOSTPROF_REQUIRE_ROOT()                                                                    \
+    do {                                                                                           \
+        if (::geteuid() != 0)                                                                      \
+            GTEST_SKIP() << "needs root (CAP_BPF, CAP_PERFMON); CI runs these as root";            \
     } while (0)
 
 namespace hostprof::bpftest {
@@ -23,6 +23,10 @@ std::string run_command(const std::string& cmd);
 // with "hp_", as bpftool reports them.
 std::set<int> hostprof_prog_ids();
 std::set<int> hostprof_link_ids();
+
+// Ids of the BPF programs ("prog_id") or links ("link_id") that process `pid` holds open,
+// from /proc/PID/fdinfo: exactly this process's objects, whatever else runs on the host.
+std::set<int> fdinfo_ids(int pid, const std::string& key);
 
 // Waits up to timeout_ms for none of `ids` to be listed any more (the kernel frees
 // programs after an RCU grace period, not at close()).

@@ -1,0 +1,62 @@
+// The agent's HTTP surface (read-only):
+//   /healthz                    alive
+//   /readyz                     JSON: collectors, hooks, attach modes, what is degraded and why
+//   /metrics                    Prometheus text 0.0.4, or OpenMetrics 1.0 by Accept
+//   /debug/pprof/profile        Go-compatible CPU profile (?seconds=N, pid=, cgroup=,
+//                               container=, service=, comm=)
+//   /debug/pprof/offcpu         the same for off-CPU time
+//   /flamegraph                 self-contained interactive flame graph page
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <prometheus/collectable.h>
+
+#include "agent/agent_metrics.h"
+#include "agent/http_server.h"
+#include "agent/pipeline.h"
+
+namespace hostprof {
+
+struct CollectorState {
+    std::string name;
+    bool running = false;
+    std::string reason; // why not running
+};
+
+struct EndpointLimits {
+    int default_seconds = 30;
+    int max_seconds = 300;
+    int max_concurrent_profiles = 4;
+};
+
+// Everything the handlers read. Owned by the daemon; outlives the HTTP server.
+struct AgentState {
+    Pipeline* pipeline = nullptr; // null when profiling is not running
+    std::vector<CollectorState> collectors;
+    std::vector<ProgramState> programs;
+    std::vector<std::shared_ptr<prometheus::Collectable>> collectables;
+    EndpointLimits limits;
+    std::atomic<int> active_profiles{0};
+
+    // The last completed continuous on-CPU window, for /flamegraph without waiting.
+    std::mutex last_mu;
+    std::optional<ProfileWindow> last_on_cpu;
+};
+
+// Parses ?seconds= and the filters. Errors are the 400 message.
+struct ProfileRequest {
+    int seconds = 30;
+    ProfileFilter filter;
+};
+Result<ProfileRequest> parse_profile_request(std::string_view query, const EndpointLimits& limits);
+
+std::map<std::string, HttpServer::Handler> make_routes(AgentState& state);
+
+} // namespace hostprof

@@ -1,0 +1,22 @@
+// The agent's one seam to exporters/: which renderer serves which output.
+#pragma once
+
+#include <prometheus/metric_family.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/profile.h"
+
+namespace hostprof {
+
+std::string render_pprof_bytes(const Profile& p);                               // gzipped pprof
+std::string render_flamegraph_page(const Profile& p, const std::string& title); // HTML
+std::string render_folded_text(const Profile& p);                               // folded stacks
+// Content negotiation on Accept: Prometheus text 0.0.4 or OpenMetrics 1.0.
+// Returns {content type, body}.
+std::pair<std::string, std::string>
+render_metrics(const std::vector<prometheus::MetricFamily>& families, const std::string& accept);
+
+} // namespace hostprof
