@@ -139,6 +139,13 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
                   {{"stack", "user"}});
         out.push_back(std::move(stack_err));
 
+        auto trunc = family("hostprof_stacks_truncated_total",
+                            "Stacks that filled all 127 frames (possibly cut short), by stack.",
+                            MetricType::Counter);
+        add_value(trunc, static_cast<double>(s.kernel_stacks_truncated), {{"stack", "kernel"}});
+        add_value(trunc, static_cast<double>(s.user_stacks_truncated), {{"stack", "user"}});
+        out.push_back(std::move(trunc));
+
         auto procs = family("hostprof_process_table_entries", "Processes whose metadata is cached.",
                             MetricType::Gauge);
         add_value(procs, static_cast<double>(s.processes.size));

@@ -28,6 +28,8 @@ void Pipeline::on_stack(const StackRecordView& r) {
     {
         std::lock_guard lock(mu_);
         ++(r.kind == HP_PROF_ON_CPU ? on_cpu_ : off_cpu_);
+        ktrunc_ += (r.flags & HP_PROF_KSTACK_FULL) ? 1 : 0;
+        utrunc_ += (r.flags & HP_PROF_USTACK_FULL) ? 1 : 0;
         for (auto& [id, agg] : subscriptions_)
             agg.add(r, *processes_);
         if (seen_.size() > 65536)
@@ -90,6 +92,8 @@ PipelineStats Pipeline::stats() const {
     s.off_cpu_records = off_cpu_;
     s.proc_records = proc_;
     s.subscriptions = subscriptions_.size();
+    s.kernel_stacks_truncated = ktrunc_;
+    s.user_stacks_truncated = utrunc_;
     return s;
 }
 

@@ -36,6 +36,8 @@ struct PipelineStats {
     uint64_t off_cpu_records = 0;
     uint64_t proc_records = 0;
     uint64_t subscriptions = 0; // active
+    uint64_t kernel_stacks_truncated = 0; // filled all 127 frames: maybe cut short
+    uint64_t user_stacks_truncated = 0;
 };
 
 class Pipeline {
@@ -75,6 +77,7 @@ class Pipeline {
     SubscriptionId next_id_ = 1;
     std::set<std::pair<uint32_t, uint64_t>> seen_; // processes announced to the resolver
     uint64_t on_cpu_ = 0, off_cpu_ = 0, proc_ = 0;
+    uint64_t ktrunc_ = 0, utrunc_ = 0;
 
     std::mutex resolver_mu_;
 };
