@@ -1,0 +1,174 @@
+// Privileged end-to-end tests of the agent's HTTP surface, read back by real clients:
+// curl, promtool, go tool pprof.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bpf_test_util.h"
+
+using hostprof::bpftest::run_command;
+using namespace std::chrono_literals;
+
+namespace {
+
+// The agent as a child process, listening on a free loopback port, ready when it says so.
+class Agent {
+  public:
+    explicit Agent(std::vector<std::string> extra = {}) {
+        port_ = 20000 + (::getpid() % 20000);
+        int err_pipe[2];
+        if (::pipe2(err_pipe, O_CLOEXEC) != 0)
+            return;
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            ::dup2(err_pipe[1], STDERR_FILENO);
+            std::vector<std::string> args = {
+                HOSTPROF_BINARY,    "run", "--listen", "127.0.0.1:" + std::to_string(port_),
+                "--profile-window", "2s"};
+            args.insert(args.end(), extra.begin(), extra.end());
+            std::vector<char*> argv;
+            for (auto& a : args)
+                argv.push_back(a.data());
+            argv.push_back(nullptr);
+            ::execv(argv[0], argv.data());
+            ::_exit(127);
+        }
+        ::close(err_pipe[1]);
+        err_ = err_pipe[0];
+        auto deadline = std::chrono::steady_clock::now() + 20s;
+        while (log_.find("ready in") == std::string::npos &&
+               std::chrono::steady_clock::now() < deadline) {
+            pollfd pfd{err_, POLLIN, 0};
+            if (::poll(&pfd, 1, 200) > 0) {
+                char buf[4096];
+                ssize_t n = ::read(err_, buf, sizeof(buf));
+                if (n <= 0)
+                    break;
+                log_.append(buf, static_cast<size_t>(n));
+            }
+        }
+    }
+    ~Agent() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        if (err_ >= 0)
+            ::close(err_);
+    }
+    bool ready() const { return log_.find("ready in") != std::string::npos; }
+    const std::string& log() const { return log_; }
+    std::string url(const std::string& path) const {
+        return "http://127.0.0.1:" + std::to_string(port_) + path;
+    }
+
+  private:
+    pid_t pid_ = -1;
+    int err_ = -1;
+    int port_ = 0;
+    std::string log_;
+};
+
+std::string curl(const std::string& args) {
+    return run_command("curl -s --max-time 60 " + args + " 2>&1");
+}
+
+TEST(Http, HealthReadyAndMetricsPassPromtool) {
+    HOSTPROF_REQUIRE_ROOT();
+    Agent a;
+    ASSERT_TRUE(a.ready()) << a.log();
+    EXPECT_EQ(curl(a.url("/healthz")), "ok\n");
+    auto ready = nlohmann::json::parse(curl(a.url("/readyz")), nullptr, false);
+    ASSERT_TRUE(ready.is_object());
+    EXPECT_EQ(ready["status"], "ready") << ready.dump(2);
+    EXPECT_EQ(ready["collectors"]["cpu"]["state"], "running");
+    EXPECT_EQ(ready["collectors"]["cpu"]["hooks"][0]["mode"], "perf_event");
+
+    std::string metrics = curl(a.url("/metrics"));
+    EXPECT_NE(metrics.find("hostprof_program_attached{"), std::string::npos) << metrics;
+    std::string file = "/tmp/hostprof-metrics-" + std::to_string(::getpid()) + ".txt";
+    run_command("curl -s " + a.url("/metrics") + " > " + file);
+    std::string check = run_command("promtool check metrics < " + file + " 2>&1; echo rc=$?");
+    EXPECT_NE(check.find("rc=0"), std::string::npos) << check;
+    std::remove(file.c_str());
+
+    std::string om = run_command("curl -s -D - -H 'Accept: application/openmetrics-text; "
+                                 "version=1.0.0' " +
+                                 a.url("/metrics"));
+    EXPECT_NE(om.find("application/openmetrics-text"), std::string::npos) << om.substr(0, 500);
+    EXPECT_NE(om.find("# EOF"), std::string::npos);
+}
+
+TEST(Http, PprofEndpointIsGoCompatible) {
+    HOSTPROF_REQUIRE_ROOT();
+    Agent a({"--frequency", "99"});
+    ASSERT_TRUE(a.ready()) << a.log();
+    std::string file = "/tmp/hostprof-pprof-" + std::to_string(::getpid()) + ".pb.gz";
+    std::string head = run_command("curl -s -D - -o " + file + " '" +
+                                   a.url("/debug/pprof/profile?seconds=2") + "'");
+    EXPECT_NE(head.find("200"), std::string::npos) << head;
+    EXPECT_NE(head.find("application/octet-stream"), std::string::npos) << head;
+    std::string raw = run_command("HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof "
+                                  "-symbolize=none -raw " +
+                                  file + " 2>&1");
+    EXPECT_NE(raw.find("samples/count cpu/nanoseconds"), std::string::npos) << raw.substr(0, 800);
+    EXPECT_NE(raw.find("Period: 10101010"), std::string::npos) << raw.substr(0, 800);
+    std::remove(file.c_str());
+
+    EXPECT_EQ(
+        curl("-o /dev/null -w '%{http_code}' '" + a.url("/debug/pprof/profile?seconds=x") + "'"),
+        "400");
+    EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' '" +
+                   a.url("/debug/pprof/profile?seconds=100000") + "'"),
+              "400");
+    EXPECT_EQ(
+        curl("-o /dev/null -w '%{http_code}' '" + a.url("/debug/pprof/profile?pid=abc") + "'"),
+        "400");
+    EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' " + a.url("/nope")), "404");
+}
+
+TEST(Http, ConcurrentProfilesBeyondTheLimitGet429AndMetricsStayFast) {
+    HOSTPROF_REQUIRE_ROOT();
+    Agent a({"--max-concurrent-profiles", "2"});
+    ASSERT_TRUE(a.ready()) << a.log();
+    std::vector<std::future<std::string>> calls;
+    for (int i = 0; i < 6; ++i)
+        calls.push_back(std::async(std::launch::async, [&a] {
+            return curl("-o /dev/null -w '%{http_code}' '" +
+                        a.url("/debug/pprof/profile?seconds=3") + "'");
+        }));
+    std::this_thread::sleep_for(500ms);
+    auto t0 = std::chrono::steady_clock::now();
+    std::string metrics = curl(a.url("/metrics"));
+    auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_NE(metrics.find("hostprof_"), std::string::npos);
+    EXPECT_LT(took, 1s) << "/metrics must answer while profiles are being collected";
+    int ok = 0, limited = 0;
+    for (auto& c : calls) {
+        std::string code = c.get();
+        ok += code == "200";
+        limited += code == "429";
+    }
+    EXPECT_EQ(ok, 2);
+    EXPECT_EQ(limited, 4);
+}
+
+TEST(Http, FlamegraphPageIsServed) {
+    HOSTPROF_REQUIRE_ROOT();
+    Agent a({"--frequency", "99"});
+    ASSERT_TRUE(a.ready()) << a.log();
+    std::string page = curl(a.url("/flamegraph?seconds=1"));
+    EXPECT_NE(page.find("<!DOCTYPE html>"), std::string::npos) << page.substr(0, 300);
+    EXPECT_EQ(page.find("http://"), std::string::npos) << "the page must not fetch anything";
+}
+
+} // namespace
