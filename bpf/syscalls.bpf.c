@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Syscall latency: raw_syscalls sys_enter/sys_exit. Every syscall is aggregated in
+ * kernel maps (per-CPU log2 histograms by syscall number, error counts by errno,
+ * optionally per allowlisted cgroup); only the slow ones travel, with their stacks,
+ * through the ring buffer. tp_btf, raw_tp and classic tracepoint variants of both hooks
+ * are compiled; userspace enables the one kernel-compat chose. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "lib/hp_log2.h"
+#include "syscalls.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by userspace between open and load. */
+const volatile bool cfg_per_cgroup = false; /* fill hp_sys_cg_hist for hp_sys_cgroups */
+const volatile __u32 cfg_filter_tgid = 0;   /* 0: every process */
+const volatile __s64 cfg_nr_exit = -1;	    /* exit and exit_group never return: not timed */
+const volatile __s64 cfg_nr_exit_group = -1;
+const volatile __u64 cfg_wakeup_bytes = 64 * 1024;
+/* Outlier threshold per syscall number; 0: never an outlier. */
+const volatile __u64 cfg_outlier_ns[HP_SYS_MAX_NR] = {};
+
+struct hp_sys_start {
+	__u64 ts; /* 0: no syscall in flight */
+	__u64 nr;
+};
+
+/* tid -> the syscall in flight. LRU: threads that die inside a syscall are evicted.
+ * Entries are reused in place, so a syscall costs no map allocation. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct hp_sys_start);
+} hp_sys_start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HP_SYS_MAX_NR);
+	__type(key, __u32);
+	__type(value, struct hp_sys_hist);
+} hp_sys_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct hp_sys_err_key);
+	__type(value, __u64);
+} hp_sys_errors SEC(".maps");
+
+/* The cgroup allowlist (cgroup id -> 1) and the per-cgroup histograms. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, HP_SYS_MAX_CGROUPS);
+	__type(key, __u64);
+	__type(value, __u8);
+} hp_sys_cgroups SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, HP_SYS_MAX_CGROUPS * 64);
+	__type(key, struct hp_sys_cg_key);
+	__type(value, struct hp_sys_hist);
+} hp_sys_cg_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HP_SYS_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} hp_sys_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 512 * 1024);
+} hp_sys_events SEC(".maps");
+
+/* Per-CPU scratch for the outlier record: too large for the 512-byte BPF stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hp_sys_event);
+} hp_sys_scratch SEC(".maps");
+
+static const struct hp_sys_hist zero_hist;
+
+static __always_inline void count(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&hp_sys_stats, &stat);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void observe(struct hp_sys_hist *h, __u64 delta)
+{
+	__u32 slot = hp_log2_slot(delta, HP_SYS_SLOTS);
+
+	if (slot < HP_SYS_SLOTS)
+		h->slots[slot] += 1;
+	h->sum_ns += delta;
+}
+
+static __always_inline int on_enter(long nr)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct hp_sys_start *s, init;
+
+	if (cfg_filter_tgid && (id >> 32) != cfg_filter_tgid)
+		return 0;
+	if (nr == cfg_nr_exit || nr == cfg_nr_exit_group)
+		return 0;
+	s = bpf_map_lookup_elem(&hp_sys_start, &tid);
+	if (s) {
+		s->nr = nr;
+		s->ts = bpf_ktime_get_ns();
+		return 0;
+	}
+	init.nr = nr;
+	init.ts = bpf_ktime_get_ns();
+	if (bpf_map_update_elem(&hp_sys_start, &tid, &init, BPF_ANY) != 0)
+		count(HP_SYS_STAT_START_FAILED);
+	return 0;
+}
+
+static __always_inline void count_error(__u32 nr, long ret)
+{
+	struct hp_sys_err_key key = {.nr = nr, .err = (__u32)-ret};
+	__u64 *v = bpf_map_lookup_elem(&hp_sys_errors, &key);
+	__u64 one = 1;
+
+	if (v) {
+		*v += 1;
+		return;
+	}
+	if (bpf_map_update_elem(&hp_sys_errors, &key, &one, BPF_NOEXIST) != 0) {
+		/* Another CPU may have created it meanwhile: per-CPU values, so retry once. */
+		v = bpf_map_lookup_elem(&hp_sys_errors, &key);
+		if (v)
+			*v += 1;
+		else
+			count(HP_SYS_STAT_ERRNO_FULL);
+	}
+}
+
+static __always_inline void observe_cgroup(__u64 cgroup_id, __u32 nr, __u64 delta)
+{
+	struct hp_sys_cg_key key = {.cgroup_id = cgroup_id, .nr = nr};
+	struct hp_sys_hist *h;
+
+	if (!bpf_map_lookup_elem(&hp_sys_cgroups, &cgroup_id))
+		return;
+	h = bpf_map_lookup_elem(&hp_sys_cg_hist, &key);
+	if (!h) {
+		bpf_map_update_elem(&hp_sys_cg_hist, &key, &zero_hist, BPF_NOEXIST);
+		h = bpf_map_lookup_elem(&hp_sys_cg_hist, &key);
+		if (!h) {
+			count(HP_SYS_STAT_CGROUP_FULL);
+			return;
+		}
+	}
+	observe(h, delta);
+}
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&hp_sys_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
+		   ? BPF_RB_FORCE_WAKEUP
+		   : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void ship_outlier(void *ctx, __u64 id, __u32 nr, long ret, __u64 now,
+					 __u64 delta, __u64 cgroup_id)
+{
+	__u32 zero = 0, nk;
+	struct hp_sys_event *e = bpf_map_lookup_elem(&hp_sys_scratch, &zero);
+	__u64 size;
+	long k, u;
+
+	if (!e)
+		return;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->timestamp_ns = now;
+	e->duration_ns = delta;
+	e->cgroup_id = cgroup_id;
+	e->ret = ret;
+	e->nr = nr;
+	e->cpu = bpf_get_smp_processor_id();
+	e->flags = 0;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+
+	k = bpf_get_stack(ctx, e->frames, HP_SYS_MAX_FRAMES * sizeof(__u64), 0);
+	if (k < 0) {
+		e->flags |= HP_SYS_KSTACK_ERR;
+		count(HP_SYS_STAT_KSTACK_ERRORS);
+		k = 0;
+	}
+	nk = (__u32)k / sizeof(__u64);
+	if (nk >= HP_SYS_MAX_FRAMES) {
+		nk = HP_SYS_MAX_FRAMES;
+		e->flags |= HP_SYS_KSTACK_FULL;
+	}
+	u = bpf_get_stack(ctx, &e->frames[nk], HP_SYS_MAX_FRAMES * sizeof(__u64), BPF_F_USER_STACK);
+	if (u < 0) {
+		e->flags |= HP_SYS_USTACK_ERR;
+		count(HP_SYS_STAT_USTACK_ERRORS);
+		u = 0;
+	}
+	u /= sizeof(__u64);
+	if (u >= HP_SYS_MAX_FRAMES) {
+		u = HP_SYS_MAX_FRAMES;
+		e->flags |= HP_SYS_USTACK_FULL;
+	}
+	e->kstack_len = nk;
+	e->ustack_len = u;
+
+	size = __builtin_offsetof(struct hp_sys_event, frames) + ((__u64)nk + u) * sizeof(__u64);
+	if (size > sizeof(*e))
+		size = sizeof(*e);
+	if (bpf_ringbuf_output(&hp_sys_events, e, size, wakeup_flag()) != 0)
+		count(HP_SYS_STAT_RINGBUF_DROPS);
+	else
+		count(HP_SYS_STAT_OUTLIERS);
+}
+
+static __always_inline int on_exit(void *ctx, long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct hp_sys_start *s;
+	struct hp_sys_hist *h;
+	__u64 now, delta, cgroup_id = 0, threshold;
+	__u32 nr;
+
+	if (cfg_filter_tgid && (id >> 32) != cfg_filter_tgid)
+		return 0;
+	s = bpf_map_lookup_elem(&hp_sys_start, &tid);
+	if (!s || s->ts == 0) {
+		count(HP_SYS_STAT_MISSED_START);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	delta = now - s->ts;
+	s->ts = 0; /* consumed; the entry stays for this thread's next syscall */
+	if (s->nr >= HP_SYS_MAX_NR) {
+		count(HP_SYS_STAT_BAD_NR);
+		return 0;
+	}
+	nr = (__u32)s->nr;
+
+	h = bpf_map_lookup_elem(&hp_sys_hist, &nr);
+	if (h)
+		observe(h, delta);
+	if (ret < 0 && ret >= -4095)
+		count_error(nr, ret);
+	if (cfg_per_cgroup) {
+		cgroup_id = bpf_get_current_cgroup_id();
+		observe_cgroup(cgroup_id, nr, delta);
+	}
+	threshold = cfg_outlier_ns[nr];
+	if (threshold && delta >= threshold) {
+		if (!cfg_per_cgroup)
+			cgroup_id = bpf_get_current_cgroup_id();
+		ship_outlier(ctx, id, nr, ret, now, delta, cgroup_id);
+	}
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(hp_sysenter_btf, struct pt_regs *regs, long id)
+{
+	return on_enter(id);
+}
+
+SEC("raw_tp/sys_enter")
+int BPF_PROG(hp_sysenter_raw, struct pt_regs *regs, long id)
+{
+	return on_enter(id);
+}
+
+SEC("tracepoint/raw_syscalls/sys_enter")
+int hp_sysenter_tp(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(ctx->id);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(hp_sysexit_btf, struct pt_regs *regs, long ret)
+{
+	return on_exit(ctx, ret);
+}
+
+SEC("raw_tp/sys_exit")
+int BPF_PROG(hp_sysexit_raw, struct pt_regs *regs, long ret)
+{
+	return on_exit(ctx, ret);
+}
+
+SEC("tracepoint/raw_syscalls/sys_exit")
+int hp_sysexit_tp(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx, ctx->ret);
+}
