@@ -4,6 +4,9 @@
 # so their package lists cannot drift apart.
 #   scripts/install-deps.sh          build + run dependencies
 #   scripts/install-deps.sh --test   also the tests' real peers (prometheus, go, perf, ...)
+#   scripts/install-deps.sh --runtime  only the shared libraries the built binary needs
+#                                    (deploy/Dockerfile's runtime stage)
+#   scripts/install-deps.sh --list | --list-runtime   print a list, install nothing
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -12,18 +15,28 @@ BUILD_PKGS=(
   libcrypt-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
   cmake make g++ pkg-config
 )
+# What `ldd hostprof` resolves to, by package (deploy/tests/dockerfile_test.sh checks it).
+RUNTIME_PKGS=(
+  libc6 libstdc++6 libgcc-s1 libbpf1 libelf1 libdw1 libdebuginfod1 zlib1g libprotobuf32
+  libprometheus-cpp-core1.0 libcivetweb1 libcrypt1 libyaml-cpp0.7 libspdlog1.10 libfmt9
+)
 TEST_PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   binutils elfutils iproute2 nftables curl openssl
   prometheus golang-go linux-perf bpftrace libbpf-tools fio stress-ng
-  chromium python3-prometheus-client
+  chromium python3-prometheus-client systemd
 )
 
 pkgs=("${BUILD_PKGS[@]}")
 if [[ "${1:-}" == "--test" ]]; then
   pkgs+=("${TEST_PKGS[@]}")
+elif [[ "${1:-}" == "--runtime" ]]; then
+  pkgs=("${RUNTIME_PKGS[@]}")
 elif [[ "${1:-}" == "--list" ]]; then
   printf '%s\n' "${BUILD_PKGS[@]}"
+  exit 0
+elif [[ "${1:-}" == "--list-runtime" ]]; then
+  printf '%s\n' "${RUNTIME_PKGS[@]}"
   exit 0
 fi
 

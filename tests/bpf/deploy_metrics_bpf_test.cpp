@@ -1,0 +1,215 @@
+// Privileged: every metric name that a shipped dashboard or alert rule queries is
+// exported by a real agent. Starts `hostprof run` with every collector on a free
+// loopback port, scrapes /metrics (text 0.0.4), and checks each PromQL name from
+// deploy/grafana/dashboards/*.json and deploy/prometheus/hostprof-rules.yaml against the
+// scraped families (foo_bucket/_count/_sum belong to histogram foo).
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "bpf_test_util.h"
+#include "deploy_promql.h"
+
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string src(const std::string& rel) { return std::string(HOSTPROF_SOURCE_DIR) + "/" + rel; }
+
+int free_port() {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    if (s < 0 || ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+        if (s >= 0)
+            ::close(s);
+        return -1;
+    }
+    ::close(s);
+    return ntohs(a.sin_port);
+}
+
+// A plain HTTP/1.0 GET; returns the body of a 200 answer, or "" on any failure.
+std::string http_get(int port, const std::string& path) {
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return "";
+    timeval tv{10, 0};
+    ::setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string resp;
+    if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+        std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+        if (::write(s, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+            char buf[65536];
+            ssize_t n;
+            while ((n = ::read(s, buf, sizeof(buf))) > 0)
+                resp.append(buf, static_cast<size_t>(n));
+        }
+    }
+    ::close(s);
+    if (resp.rfind("HTTP/1.", 0) != 0 || resp.find(" 200 ") == std::string::npos)
+        return "";
+    size_t body = resp.find("\r\n\r\n");
+    return body == std::string::npos ? "" : resp.substr(body + 4);
+}
+
+struct Scrape {
+    std::set<std::string> families;   // from # TYPE lines and sample names
+    std::set<std::string> histograms; // families of type histogram or summary
+};
+
+Scrape parse_exposition(const std::string& text) {
+    Scrape s;
+    std::istringstream in(text);
+    std::regex type_line(R"(^# TYPE ([A-Za-z_:][A-Za-z0-9_:]*) (\w+))");
+    std::regex sample(R"(^([A-Za-z_:][A-Za-z0-9_:]*)[{ ])");
+    for (std::string line; std::getline(in, line);) {
+        std::smatch m;
+        if (std::regex_search(line, m, type_line)) {
+            s.families.insert(m[1].str());
+            if (m[2] == "histogram" || m[2] == "summary")
+                s.histograms.insert(m[1].str());
+        } else if (!line.empty() && line[0] != '#' && std::regex_search(line, m, sample)) {
+            s.families.insert(m[1].str());
+        }
+    }
+    return s;
+}
+
+// Every metric name a shipped dashboard or rule queries -> where it is used.
+std::map<std::string, std::string> queried_names() {
+    std::map<std::string, std::string> out;
+    auto add = [&](const std::string& expr, const std::string& where) {
+        for (const std::string& n : hostprof::deploytest::promql_metric_names(expr))
+            out.emplace(n, where);
+    };
+    YAML::Node rules = YAML::LoadFile(src("deploy/prometheus/hostprof-rules.yaml"));
+    for (const YAML::Node& g : rules["groups"])
+        for (const YAML::Node& r : g["rules"])
+            add(r["expr"].as<std::string>(),
+                "hostprof-rules.yaml " + r["alert"].as<std::string>(r["record"].as<std::string>("")));
+    for (const char* f : {"node-kernel-latency.json", "hostprof-agent-health.json"}) {
+        std::ifstream in(src(std::string("deploy/grafana/dashboards/") + f));
+        auto d = nlohmann::json::parse(in);
+        std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& p) {
+            if (p.contains("targets"))
+                for (const auto& t : p["targets"])
+                    if (t.contains("expr"))
+                        add(t["expr"].get<std::string>(),
+                            std::string(f) + " \"" + p.value("title", "") + "\"");
+            if (p.contains("panels"))
+                for (const auto& c : p["panels"])
+                    walk(c);
+        };
+        walk(d);
+        // Variables: label_values(metric{...}, label).
+        std::regex lv(R"(label_values\(\s*([A-Za-z_:][A-Za-z0-9_:]*))");
+        for (const auto& v : d["templating"]["list"]) {
+            std::string def = v.value("definition", "");
+            std::smatch m;
+            if (std::regex_search(def, m, lv))
+                out.emplace(m[1].str(), std::string(f) + " variable " + v.value("name", ""));
+        }
+    }
+    return out;
+}
+
+TEST(DeployMetrics, EveryDashboardAndAlertMetricIsInARealScrape) {
+    HOSTPROF_REQUIRE_ROOT();
+    auto names = queried_names();
+    ASSERT_GT(names.size(), 10u);
+
+    int port = free_port();
+    ASSERT_GT(port, 0);
+    int err_pipe[2];
+    ASSERT_EQ(::pipe2(err_pipe, O_CLOEXEC), 0);
+    std::string listen = "127.0.0.1:" + std::to_string(port);
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        ::dup2(err_pipe[1], STDERR_FILENO);
+        // Every collector: those not built yet fail to start and the others run.
+        ::execl(HOSTPROF_BINARY, HOSTPROF_BINARY, "run", "--listen", listen.c_str(),
+                "--collectors", "cpu,offcpu,syscalls,tcp,block,runqueue", "--frequency", "49",
+                "--log-format", "json", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(err_pipe[1]);
+    std::string log;
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (log.find("ready in") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+        pollfd pfd{err_pipe[0], POLLIN, 0};
+        if (::poll(&pfd, 1, 200) > 0) {
+            char buf[4096];
+            ssize_t n = ::read(err_pipe[0], buf, sizeof(buf));
+            if (n <= 0)
+                break;
+            log.append(buf, static_cast<size_t>(n));
+        }
+    }
+    std::string body;
+    if (log.find("ready in") != std::string::npos) {
+        // Some syscalls and I/O so the histograms have observations.
+        for (int i = 0; i < 20 && body.empty(); ++i) {
+            std::this_thread::sleep_for(100ms);
+            { std::ofstream("/dev/null") << "x"; }
+            body = http_get(port, "/metrics");
+        }
+        // A second scrape after a little activity: counters of events seen since start.
+        std::this_thread::sleep_for(500ms);
+        std::string again = http_get(port, "/metrics");
+        if (!again.empty())
+            body = again;
+    }
+    ::kill(pid, SIGTERM);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(err_pipe[0], buf, sizeof(buf))) > 0)
+        log.append(buf, static_cast<size_t>(n));
+    ::close(err_pipe[0]);
+    ASSERT_NE(log.find("ready in"), std::string::npos) << "agent did not become ready:\n" << log;
+    ASSERT_FALSE(body.empty()) << "GET http://" << listen << "/metrics gave no 200 body\n" << log;
+
+    Scrape s = parse_exposition(body);
+    std::string missing;
+    for (const auto& [name, where] : names)
+        if (!s.families.contains(hostprof::deploytest::family_of(name, s.histograms)))
+            missing += "  " + name + "  (" + where + ")\n";
+    EXPECT_TRUE(missing.empty()) << "queried by dashboards/alerts but not exported by the agent:\n"
+                                 << missing << "exported families:\n"
+                                 << [&] {
+                                        std::string f;
+                                        for (const auto& x : s.families)
+                                            f += "  " + x + "\n";
+                                        return f;
+                                    }();
+}
+
+} // namespace
