@@ -1,5 +1,7 @@
 #include "exporters/pprof.h"
 
+#include <google/protobuf/arena.h>
+
 #include <string_view>
 #include <unordered_map>
 
@@ -59,8 +61,8 @@ void set_off_cpu_profile_types(Profile& p) {
     p.period = 1;
 }
 
-pprof::Profile to_pprof_message(const Profile& p) {
-    pprof::Profile out;
+// Fills `out` (empty, possibly arena-allocated) from `p`.
+static void fill_message(const Profile& p, pprof::Profile& out) {
     StringTable strings(out);
 
     for (const ValueType& vt : p.sample_types)
@@ -145,11 +147,24 @@ pprof::Profile to_pprof_message(const Profile& p) {
             label->set_str(strings.intern(value));
         }
     }
+}
+
+pprof::Profile to_pprof_message(const Profile& p) {
+    pprof::Profile out;
+    fill_message(p, out);
     return out;
 }
 
 std::string render_pprof(const Profile& p) {
-    return gzip_compress(to_pprof_message(p).SerializeAsString());
+    // One arena for the whole message: a host profile has tens of thousands of small
+    // sub-messages, and freeing them one by one cost as much as building them.
+    google::protobuf::ArenaOptions options;
+    options.start_block_size = 64 * 1024;
+    options.max_block_size = 1024 * 1024;
+    google::protobuf::Arena arena(options);
+    auto* message = google::protobuf::Arena::CreateMessage<pprof::Profile>(&arena);
+    fill_message(p, *message);
+    return gzip_compress(message->SerializeAsString());
 }
 
 } // namespace hostprof
