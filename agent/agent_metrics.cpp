@@ -60,26 +60,21 @@ SelfUsage read_self_usage() {
     return u;
 }
 
-std::vector<BpfProgramStats> read_bpf_program_stats() {
+std::vector<BpfProgramStats> read_bpf_program_stats(const std::vector<ProgramFd>& progs) {
     std::vector<BpfProgramStats> out;
-    __u32 id = 0;
-    while (bpf_prog_get_next_id(id, &id) == 0) {
-        UniqueFd fd(bpf_prog_get_fd_by_id(id));
-        if (!fd)
-            continue;
+    for (const ProgramFd& p : progs) {
         bpf_prog_info info{};
         __u32 len = sizeof(info);
-        if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
+        if (bpf_obj_get_info_by_fd(p.fd, &info, &len) != 0)
             continue;
-        if (std::strncmp(info.name, "hp_", 3) != 0)
-            continue;
-        out.push_back({info.name, info.run_time_ns, info.run_cnt});
+        out.push_back({p.name, info.run_time_ns, info.run_cnt});
     }
     return out;
 }
 
-AgentMetrics::AgentMetrics(const Pipeline* pipeline, std::vector<ProgramState> programs)
-    : pipeline_(pipeline), programs_(std::move(programs)) {}
+AgentMetrics::AgentMetrics(const Pipeline* pipeline, std::vector<ProgramState> programs,
+                           std::vector<ProgramFd> prog_fds)
+    : pipeline_(pipeline), programs_(std::move(programs)), prog_fds_(std::move(prog_fds)) {}
 
 void AgentMetrics::add_service_samples(const std::string& service, uint64_t samples) {
     std::lock_guard lock(mu_);
@@ -172,7 +167,7 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
     auto run_count =
         family("hostprof_bpf_program_runs_total",
                "Runs of our BPF programs (kernel.bpf_stats_enabled=1).", MetricType::Counter);
-    for (const BpfProgramStats& p : read_bpf_program_stats()) {
+    for (const BpfProgramStats& p : read_bpf_program_stats(prog_fds_)) {
         add_value(run_time, static_cast<double>(p.run_time_ns) / 1e9, {{"program", p.name}});
         add_value(run_count, static_cast<double>(p.run_count), {{"program", p.name}});
     }

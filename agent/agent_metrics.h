@@ -25,8 +25,10 @@ struct ProgramState {
 
 class AgentMetrics : public prometheus::Collectable {
   public:
-    // pipeline may be null (profiling not running).
-    AgentMetrics(const Pipeline* pipeline, std::vector<ProgramState> programs);
+    // pipeline may be null (profiling not running). prog_fds: every loaded program of every
+    // collector (descriptors stay owned by the collectors, which outlive this object).
+    AgentMetrics(const Pipeline* pipeline, std::vector<ProgramState> programs,
+                 std::vector<ProgramFd> prog_fds);
     std::vector<prometheus::MetricFamily> Collect() const override;
 
     // Samples counted per service over completed windows (bounded: top services by
@@ -36,6 +38,7 @@ class AgentMetrics : public prometheus::Collectable {
   private:
     const Pipeline* pipeline_;
     std::vector<ProgramState> programs_;
+    std::vector<ProgramFd> prog_fds_;
     mutable std::mutex mu_;
     std::map<std::string, uint64_t> service_samples_;
 };
@@ -47,12 +50,13 @@ struct SelfUsage {
 };
 SelfUsage read_self_usage();
 
-// Run time and count of every BPF program whose name starts with "hp_" (ours).
+// Run time and count of our BPF programs, through the descriptors we hold (no
+// capability needed, unlike walking every program id on the host).
 struct BpfProgramStats {
     std::string name;
     uint64_t run_time_ns = 0;
     uint64_t run_count = 0;
 };
-std::vector<BpfProgramStats> read_bpf_program_stats();
+std::vector<BpfProgramStats> read_bpf_program_stats(const std::vector<ProgramFd>& progs);
 
 } // namespace hostprof

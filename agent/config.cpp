@@ -266,6 +266,19 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return c.web_config; }});
+    s.push_back(
+        {"drop_capabilities", "BOOL",
+         "After attaching, drop every capability but CAP_SYS_PTRACE and "
+         "CAP_DAC_READ_SEARCH (true/false).",
+         false,
+         [](Config& c, const std::string& v) -> Status {
+             auto b = parse_bool(v);
+             if (!b)
+                 return bad("drop_capabilities", v, "must be true or false");
+             c.drop_capabilities = *b;
+             return {};
+         },
+         [](const Config& c) { return std::string(c.drop_capabilities ? "true" : "false"); }});
     s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
                  [](Config& c, const std::string& v) -> Status {
                      auto b = parse_bool(v);

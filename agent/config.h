@@ -36,6 +36,7 @@ struct Config {
     std::string service_name = "auto";              // auto | exe | comm | cgroup
     int process_table_size = 16384;
     std::string web_config; // TLS / basic auth file for the HTTP endpoints
+    bool drop_capabilities = true; // after attach keep only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
 };
 
 // One configurable key. `key` is the YAML key; the flag is --key with '_' -> '-'.

@@ -15,6 +15,7 @@
 #include "agent/endpoints.h"
 #include "agent/http_server.h"
 #include "agent/pipeline.h"
+#include "agent/privileges.h"
 #include "agent/symbolizer_resolver.h"
 #include "kernel-compat/features.h"
 #include "kernel-compat/planner.h"
@@ -109,6 +110,10 @@ int run_agent(const Config& config) {
     spdlog::info("hostprof starting (collectors: {}, {} Hz, listen {})", settings()[1].show(config),
                  config.frequency_hz, config.listen);
 
+    if (Status st = check_load_capabilities(current_capabilities()); !st) {
+        spdlog::error("cannot run: {}", st.error().message());
+        return 1;
+    }
     compat::Features features = compat::probe_features(probe_options(config));
     compat::AttachPlan plan = compat::plan_attach(features, plan_config(config));
     if (!plan.refusal.empty()) {
@@ -183,7 +188,10 @@ int run_agent(const Config& config) {
     }
 
     state.pipeline = pipeline.get();
-    auto metrics = std::make_shared<AgentMetrics>(pipeline.get(), state.programs);
+    std::vector<ProgramFd> prog_fds;
+    if (pipeline)
+        prog_fds = pipeline->programs();
+    auto metrics = std::make_shared<AgentMetrics>(pipeline.get(), state.programs, prog_fds);
     state.collectables.push_back(metrics);
 
     HttpOptions ho;
@@ -202,6 +210,15 @@ int run_agent(const Config& config) {
                      "basic_auth_users, or listen on 127.0.0.1.",
                      config.listen);
     ho.request_timeout_ms = (config.max_profile_seconds + 30) * 1000;
+    // Everything is loaded and attached: keep only what run time needs. No thread other
+    // than this one exists yet (capabilities are per thread), the HTTP workers come next.
+    if (config.drop_capabilities) {
+        if (Status st = drop_to_runtime_capabilities(); !st)
+            spdlog::warn("could not drop capabilities: {}", st.error().message());
+        else
+            spdlog::info("capabilities now: {}",
+                         capability_names(current_capabilities().effective));
+    }
     auto server = HttpServer::start(ho, make_routes(state));
     if (!server) {
         spdlog::error("{}", server.error().message());

@@ -35,7 +35,7 @@ struct PipelineStats {
     uint64_t on_cpu_records = 0;
     uint64_t off_cpu_records = 0;
     uint64_t proc_records = 0;
-    uint64_t subscriptions = 0; // active
+    uint64_t subscriptions = 0;           // active
     uint64_t kernel_stacks_truncated = 0; // filled all 127 frames: maybe cut short
     uint64_t user_stacks_truncated = 0;
 };
@@ -60,6 +60,7 @@ class Pipeline {
 
     PipelineStats stats() const;
     const std::vector<std::string>& attached() const { return collector_->attached(); }
+    std::vector<ProgramFd> programs() const { return collector_->programs(); }
     int frequency_hz() const { return frequency_hz_; }
 
   private:

@@ -192,6 +192,10 @@ int ProfileCollector::poll(int timeout_ms) {
     return m < 0 ? m : n + m;
 }
 
+std::vector<ProgramFd> ProfileCollector::programs() const {
+    return loaded_programs(skel_->obj);
+}
+
 int ProfileCollector::ring_fd() const {
     return ring_buffer__epoll_fd(ring_.get());
 }

@@ -52,6 +52,7 @@ class ProfileCollector {
     int poll(int timeout_ms);
     ProfileCounters counters() const;
     int ring_fd() const;
+    std::vector<ProgramFd> programs() const;
     // "hook (mode)" for every attached hook, e.g. "cpu-clock (perf_event, 2 CPUs)".
     const std::vector<std::string>& attached() const { return attached_; }
 

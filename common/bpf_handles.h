@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "common/result.h"
 #include "common/unique_fd.h"
@@ -32,6 +33,24 @@ inline Result<BpfLink> take_link(bpf_link* link, const std::string& context) {
     if (link == nullptr)
         return errno_error(context);
     return BpfLink(link);
+}
+
+// A loaded program of an object, by name and descriptor (owned by the object).
+struct ProgramFd {
+    std::string name;
+    int fd = -1;
+};
+
+// Every loaded program of `obj` (autoload-disabled variants are skipped).
+inline std::vector<ProgramFd> loaded_programs(const bpf_object* obj) {
+    std::vector<ProgramFd> out;
+    for (bpf_program* p = bpf_object__next_program(obj, nullptr); p != nullptr;
+         p = bpf_object__next_program(obj, p)) {
+        int fd = bpf_program__fd(p);
+        if (fd >= 0)
+            out.push_back({bpf_program__name(p), fd});
+    }
+    return out;
 }
 
 // Skeleton<T> owns a bpftool-generated skeleton (T is the `NAME_bpf` struct; bpftool
