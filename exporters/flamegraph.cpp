@@ -71,8 +71,12 @@ std::string render_flamegraph_html(const Profile& p, const FlameGraphOptions& op
     const ValueType type = value_index < n_types ? p.sample_types[value_index] : ValueType{};
 
     // Intern frame names (with their kind) and group values; merge identical stacks.
+    // Each location's name indexes are computed once (caller first).
     std::map<std::pair<std::string, FrameKind>, int> name_index;
     std::vector<std::pair<std::string, FrameKind>> names;
+    std::vector<std::vector<int>> location_names(p.locations.size());
+    std::vector<bool> ready(p.locations.size(), false);
+    std::vector<Frame> frames;
     std::map<std::string, int> group_index;
     std::map<std::vector<int>, int64_t> stacks; // [group, frame...] -> value
     std::vector<int> key;
@@ -86,12 +90,22 @@ std::string render_flamegraph_html(const Profile& p, const FlameGraphOptions& op
                           ? -1
                           : group_index.try_emplace(*group, static_cast<int>(group_index.size()))
                                 .first->second);
-        for (Frame& f : sample_frames(p, s)) {
-            auto [it, inserted] =
-                name_index.try_emplace({f.name, f.kind}, static_cast<int>(names.size()));
-            if (inserted)
-                names.emplace_back(std::move(f.name), f.kind);
-            key.push_back(it->second);
+        for (auto loc = s.locations.rbegin(); loc != s.locations.rend(); ++loc) {
+            if (*loc >= p.locations.size())
+                continue;
+            if (!ready[*loc]) {
+                frames.clear();
+                append_location_frames(p, p.locations[*loc], frames);
+                for (Frame& f : frames) {
+                    auto [it, inserted] =
+                        name_index.try_emplace({f.name, f.kind}, static_cast<int>(names.size()));
+                    if (inserted)
+                        names.emplace_back(std::move(f.name), f.kind);
+                    location_names[*loc].push_back(it->second);
+                }
+                ready[*loc] = true;
+            }
+            key.insert(key.end(), location_names[*loc].begin(), location_names[*loc].end());
         }
         stacks[key] += s.values[value_index];
     }
