@@ -27,7 +27,11 @@ std::string gzip_compress(std::string_view data, int level) {
     const int rc = deflate(&zs, Z_FINISH);
     out.resize(zs.total_out);
     deflateEnd(&zs);
-    return rc == Z_STREAM_END ? out : std::string{};
+    if (rc != Z_STREAM_END)
+        return {};
+    if (out.capacity() > out.size() + out.size() / 4)
+        out.shrink_to_fit(); // deflateBound is the worst case; do not hand it to the caller
+    return out;
 }
 
 std::optional<std::string> gzip_decompress(std::string_view data, size_t max_size) {
