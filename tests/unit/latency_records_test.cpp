@@ -2,14 +2,21 @@
 #include <gtest/gtest.h>
 #include <linux/types.h>
 
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <vector>
 
+#include "agent/block_collector.h"
 #include "agent/latency_records.h"
 #include "syscalls.h"
 
 using namespace hostprof;
 
+static_assert(sizeof(hp_blk_event) == 72);
+static_assert(sizeof(hp_blk_key) == 16);
 static_assert(sizeof(hp_sys_hist) == (HP_SYS_SLOTS + 1) * 8);
 static_assert(sizeof(hp_sys_cg_key) == 16);
 static_assert(sizeof(hp_sys_err_key) == 8);
@@ -72,4 +79,43 @@ TEST(SyscallOutlierDecoder, RejectsShortAndInconsistentRecords) {
     std::memcpy(reinterpret_cast<std::byte*>(shifted.data()) + 4, buf.data(), buf.size() * 8);
     EXPECT_FALSE(decode_syscall_outlier(
         {reinterpret_cast<const std::byte*>(shifted.data()) + 4, buf.size() * 8}));
+}
+
+TEST(SlowIoDecoder, DecodesAndRejectsShortRecords) {
+    std::vector<uint64_t> buf(sizeof(hp_blk_event) / 8);
+    hp_blk_event e{};
+    e.service_ns = 123;
+    e.major = 254;
+    e.op = HP_BLK_OP_FLUSH;
+    e.bytes = 4096;
+    e.pid = 7;
+    std::memcpy(e.comm, "dd", 3);
+    std::memcpy(buf.data(), &e, sizeof(e));
+    auto r = decode_slow_io(bytes(buf, sizeof(e)));
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->service_ns, 123u);
+    EXPECT_EQ(r->major, 254u);
+    EXPECT_EQ(r->op, "flush");
+    EXPECT_EQ(r->bytes, 4096u);
+    EXPECT_EQ(r->comm, "dd");
+    EXPECT_FALSE(decode_slow_io(bytes(buf, sizeof(e) - 1)));
+    EXPECT_EQ(block_op_name(HP_BLK_OP_OTHER), "other");
+    EXPECT_EQ(block_op_name(42), "other");
+}
+
+TEST(BlockDeviceNames, ReadsDevFilesUnderAGivenSysRoot) {
+    auto root = std::filesystem::temp_directory_path() /
+                ("hostprof-sysblock-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(root / "block/vda");
+    std::filesystem::create_directories(root / "block/nvme0n1");
+    std::filesystem::create_directories(root / "block/broken");
+    std::ofstream(root / "block/vda/dev") << "254:0\n";
+    std::ofstream(root / "block/nvme0n1/dev") << "259:0\n";
+    std::ofstream(root / "block/broken/dev") << "garbage\n";
+    auto names = block_device_names(root.string());
+    std::filesystem::remove_all(root);
+    ASSERT_EQ(names.size(), 2u);
+    EXPECT_EQ((names[{254, 0}]), "vda");
+    EXPECT_EQ((names[{259, 0}]), "nvme0n1");
+    EXPECT_TRUE(block_device_names("/nonexistent").empty());
 }

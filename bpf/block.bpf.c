@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Block I/O: block_rq_insert / block_rq_issue / block_rq_complete. Per disk and op:
+ * service time (issue -> complete), queue time (insert -> issue, where the insert is
+ * seen), request size, bytes and requests, in per-CPU maps; slow requests travel through
+ * the ring buffer with the device, size and the issuing pid/comm. tp_btf and raw_tp
+ * variants are compiled (the request pointer is the key, which classic tracepoint
+ * records do not carry); userspace enables one. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "lib/hp_log2.h"
+#include "block.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u64 cfg_slow_ns = 0; /* 0: no slow-I/O records */
+
+struct hp_blk_start {
+	__u64 insert_ts;
+	__u64 issue_ts;
+	__u32 pid;
+	__u32 pad;
+	char comm[HP_BLK_COMM_LEN];
+};
+
+/* struct request * -> its timestamps. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct hp_blk_start);
+} hp_blk_start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct hp_blk_key);
+	__type(value, struct hp_blk_stats);
+} hp_blk_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HP_BLK_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} hp_blk_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+} hp_blk_events SEC(".maps");
+
+static const struct hp_blk_stats zero_stats;
+
+static __always_inline void count(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&hp_blk_counters, &stat);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void started(struct request *rq, bool insert)
+{
+	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
+	struct hp_blk_start *s = bpf_map_lookup_elem(&hp_blk_start, &key), init = {};
+
+	if (!s) {
+		if (!insert)
+			init.issue_ts = now;
+		else
+			init.insert_ts = now;
+		init.pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(init.comm, sizeof(init.comm));
+		if (bpf_map_update_elem(&hp_blk_start, &key, &init, BPF_ANY) != 0)
+			count(HP_BLK_STAT_START_FAILED);
+		return;
+	}
+	if (insert) { /* a stale entry of a recycled request: start over */
+		s->insert_ts = now;
+		s->issue_ts = 0;
+	} else {
+		s->issue_ts = now;
+	}
+}
+
+static __always_inline __u32 op_of(struct request *rq)
+{
+	__u32 op = BPF_CORE_READ(rq, cmd_flags) & 0xff; /* REQ_OP_MASK */
+
+	return op <= HP_BLK_OP_DISCARD ? op : HP_BLK_OP_OTHER;
+}
+
+static __always_inline void add(__u64 *slots, __u64 v)
+{
+	__u32 slot = hp_log2_slot(v, HP_BLK_SLOTS);
+
+	if (slot < HP_BLK_SLOTS)
+		slots[slot] += 1;
+}
+
+static __always_inline void completed(struct request *rq, int error)
+{
+	__u64 key = (__u64)rq, now = bpf_ktime_get_ns(), service, queue = 0;
+	struct hp_blk_start *s = bpf_map_lookup_elem(&hp_blk_start, &key);
+	struct hp_blk_key k = {};
+	struct hp_blk_stats *st;
+	struct gendisk *disk;
+	__u32 bytes;
+
+	if (!s || s->issue_ts == 0) {
+		count(HP_BLK_STAT_MISSED_ISSUE);
+		if (s)
+			bpf_map_delete_elem(&hp_blk_start, &key);
+		return;
+	}
+	service = now - s->issue_ts;
+	if (s->insert_ts && s->issue_ts > s->insert_ts)
+		queue = s->issue_ts - s->insert_ts;
+	disk = BPF_CORE_READ(rq, q, disk);
+	k.major = BPF_CORE_READ(disk, major);
+	k.minor = BPF_CORE_READ(disk, first_minor);
+	k.op = op_of(rq);
+	bytes = BPF_CORE_READ(rq, __data_len);
+
+	st = bpf_map_lookup_elem(&hp_blk_stats, &k);
+	if (!st) {
+		bpf_map_update_elem(&hp_blk_stats, &k, &zero_stats, BPF_NOEXIST);
+		st = bpf_map_lookup_elem(&hp_blk_stats, &k);
+	}
+	if (st) {
+		add(st->service, service);
+		st->service_sum_ns += service;
+		if (queue) {
+			add(st->queue, queue);
+			st->queue_sum_ns += queue;
+		}
+		add(st->size, bytes);
+		st->bytes += bytes;
+		st->requests += 1;
+	} else {
+		count(HP_BLK_STAT_STATS_FULL);
+	}
+
+	if (cfg_slow_ns && service >= cfg_slow_ns) {
+		struct hp_blk_event *e = bpf_ringbuf_reserve(&hp_blk_events, sizeof(*e), 0);
+
+		if (!e) {
+			count(HP_BLK_STAT_RINGBUF_DROPS);
+		} else {
+			e->timestamp_ns = now;
+			e->service_ns = service;
+			e->queue_ns = queue;
+			e->sector = BPF_CORE_READ(rq, __sector);
+			e->major = k.major;
+			e->minor = k.minor;
+			e->op = k.op;
+			e->bytes = bytes;
+			e->pid = s->pid;
+			e->error = error;
+			__builtin_memcpy(e->comm, s->comm, sizeof(e->comm));
+			bpf_ringbuf_submit(e, 0);
+			count(HP_BLK_STAT_OUTLIERS);
+		}
+	}
+	bpf_map_delete_elem(&hp_blk_start, &key);
+}
+
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(hp_blkins_btf, struct request *rq)
+{
+	started(rq, true);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_insert")
+int BPF_PROG(hp_blkins_raw, struct request *rq)
+{
+	started(rq, true);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(hp_blkissue_btf, struct request *rq)
+{
+	started(rq, false);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(hp_blkissue_raw, struct request *rq)
+{
+	started(rq, false);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_complete")
+int BPF_PROG(hp_blkdone_btf, struct request *rq, int error, unsigned int nr_bytes)
+{
+	completed(rq, error);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_complete")
+int BPF_PROG(hp_blkdone_raw, struct request *rq, int error, unsigned int nr_bytes)
+{
+	completed(rq, error);
+	return 0;
+}
