@@ -11,6 +11,7 @@
 #include <string>
 
 #include "agent/cmd_record.h"
+#include "agent/cmd_symbolize.h"
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/logging.h"
@@ -98,6 +99,16 @@ int main(int argc, char** argv) {
 
     CLI::App* ref = app.add_subcommand("config-reference", "Print the configuration reference");
 
+    hostprof::SymbolizeArgs sym_args;
+    CLI::App* symbolize = app.add_subcommand("symbolize", "Print the frames of addresses");
+    symbolize->add_option("--pid", sym_args.pid, "Process addresses of this live process");
+    symbolize->add_option("--elf", sym_args.elf, "ELF virtual addresses of this file");
+    symbolize->add_flag("--kernel", sym_args.kernel, "Kernel addresses (kallsyms)");
+    symbolize->add_flag("--no-demangle", sym_args.no_demangle, "Keep mangled names");
+    symbolize->add_flag("--no-inlines", sym_args.no_inlines, "No inline frames");
+    symbolize->add_flag("--no-dwarf", sym_args.no_dwarf, "Symbol tables only");
+    symbolize->add_option("ADDR", sym_args.addresses, "Hex addresses")->required();
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -108,6 +119,8 @@ int main(int argc, char** argv) {
         std::fputs(hostprof::config_reference_markdown().c_str(), stdout);
         return 0;
     }
+    if (symbolize->parsed())
+        return hostprof::run_symbolize(sym_args);
     CLI::App* cmd = run->parsed() ? run : record->parsed() ? record : probe;
     auto config = build_config(config_file,
                                run->parsed()      ? run_flags

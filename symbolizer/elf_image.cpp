@@ -1,0 +1,627 @@
+#include "symbolizer/elf_image.h"
+
+#include <dwarf.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "symbolizer/demangle.h"
+
+namespace hostprof::sym {
+namespace {
+
+constexpr size_t kMaxBuildIdBytes = 64;
+constexpr size_t kMaxSymbols = 64u << 20;
+constexpr size_t kMaxSections = 1u << 16;
+constexpr size_t kMaxSegments = 1u << 12;
+
+std::string to_hex(const unsigned char* p, size_t n) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    std::string s;
+    s.reserve(n * 2);
+    for (size_t i = 0; i < n; ++i) {
+        s.push_back(kDigits[p[i] >> 4]);
+        s.push_back(kDigits[p[i] & 15]);
+    }
+    return s;
+}
+
+bool in_file(uint64_t off, uint64_t len, uint64_t file_size) {
+    return off <= file_size && len <= file_size - off;
+}
+
+Result<std::string> notes_build_id(Elf_Data* data, const char* what) {
+    size_t off = 0;
+    GElf_Nhdr nhdr;
+    size_t name_off = 0, desc_off = 0;
+    while (off < data->d_size) {
+        size_t next = gelf_getnote(data, off, &nhdr, &name_off, &desc_off);
+        if (next == 0)
+            return Error{0, std::string("malformed note in ") + what};
+        if (nhdr.n_type == NT_GNU_BUILD_ID && nhdr.n_namesz == 4 &&
+            std::memcmp(static_cast<const char*>(data->d_buf) + name_off, "GNU", 4) == 0) {
+            if (nhdr.n_descsz == 0 || nhdr.n_descsz > kMaxBuildIdBytes)
+                return Error{0, "build-id note of " + std::to_string(nhdr.n_descsz) +
+                                    " bytes (at most 64)"};
+            return to_hex(static_cast<const unsigned char*>(data->d_buf) + desc_off, nhdr.n_descsz);
+        }
+        off = next;
+    }
+    return std::string();
+}
+
+// Names from a DIE: the linkage (mangled) name when there is one, else DW_AT_name, following
+// abstract origins and specifications.
+const char* die_name(Dwarf_Die* die, bool& mangled) {
+    Dwarf_Attribute attr;
+    mangled = true;
+    if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) != nullptr ||
+        dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr) != nullptr) {
+        if (const char* s = dwarf_formstring(&attr))
+            return s;
+    }
+    mangled = false;
+    if (dwarf_attr_integrate(die, DW_AT_name, &attr) != nullptr)
+        return dwarf_formstring(&attr);
+    return nullptr;
+}
+
+} // namespace
+
+Result<std::string> read_build_id(Elf* elf) {
+    size_t phnum = 0;
+    if (elf_getphdrnum(elf, &phnum) == 0) {
+        for (size_t i = 0; i < phnum && i < kMaxSegments; ++i) {
+            GElf_Phdr ph;
+            if (gelf_getphdr(elf, static_cast<int>(i), &ph) == nullptr || ph.p_type != PT_NOTE)
+                continue;
+            Elf_Data* data = elf_getdata_rawchunk(elf, static_cast<int64_t>(ph.p_offset),
+                                                  ph.p_filesz, ELF_T_NHDR);
+            if (data == nullptr)
+                continue;
+            auto id = notes_build_id(data, "PT_NOTE");
+            if (!id || !id->empty())
+                return id;
+        }
+    }
+    Elf_Scn* scn = nullptr;
+    while ((scn = elf_nextscn(elf, scn)) != nullptr) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == nullptr || sh.sh_type != SHT_NOTE)
+            continue;
+        Elf_Data* data = elf_getdata(scn, nullptr);
+        if (data == nullptr)
+            return Error{0, std::string("unreadable note section: ") + elf_errmsg(-1)};
+        auto id = notes_build_id(data, "SHT_NOTE");
+        if (!id || !id->empty())
+            return id;
+    }
+    return std::string();
+}
+
+ElfImage::~ElfImage() {
+    if (dwarf_ != nullptr)
+        dwarf_end(dwarf_);
+}
+
+Result<std::shared_ptr<ElfImage>> ElfImage::load_path(const std::string& path,
+                                                      const ElfLoadOptions& options) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+    if (!fd)
+        return errno_error("open " + path);
+    return load(std::move(fd), path, options);
+}
+
+Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string& path,
+                                                 const ElfLoadOptions& options) {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0)
+        return errno_error("stat " + path);
+    if (!S_ISREG(st.st_mode))
+        return Error{0, path + ": not a regular file"};
+    const uint64_t file_size = static_cast<uint64_t>(st.st_size);
+    if (file_size > options.max_file_bytes)
+        return Error{0, path + ": larger than the " + std::to_string(options.max_file_bytes) +
+                            "-byte limit"};
+    auto opened = ElfFile::adopt(std::move(fd), path);
+    if (!opened)
+        return opened.error();
+    ElfFile file = std::move(opened).value();
+    Elf* elf = file.elf();
+
+    GElf_Ehdr eh;
+    if (gelf_getehdr(elf, &eh) == nullptr)
+        return Error{0, path + ": bad ELF header: " + elf_errmsg(-1)};
+    size_t shnum = 0, phnum = 0, shstrndx = 0;
+    if (elf_getshdrnum(elf, &shnum) != 0)
+        return Error{0, path + ": bad section count: " + elf_errmsg(-1)};
+    if (elf_getphdrnum(elf, &phnum) != 0)
+        return Error{0, path + ": bad program header count: " + elf_errmsg(-1)};
+    // The raw header fields too: libelf may report 0 sections when it could not read them.
+    if (eh.e_shoff != 0 && eh.e_shnum != 0 &&
+        !in_file(eh.e_shoff, uint64_t{eh.e_shnum} * eh.e_shentsize, file_size))
+        return Error{0, path + ": section headers past the end of the file"};
+    if (eh.e_shoff != 0 && shnum == 0 && eh.e_shnum != 0)
+        return Error{0, path + ": unreadable section headers"};
+    if (shnum > kMaxSections || phnum > kMaxSegments)
+        return Error{0, path + ": implausible header counts (" + std::to_string(shnum) +
+                            " sections, " + std::to_string(phnum) + " segments)"};
+    if (shnum > 0 &&
+        (eh.e_shentsize == 0 || !in_file(eh.e_shoff, uint64_t{eh.e_shentsize} * shnum, file_size)))
+        return Error{0, path + ": section headers past the end of the file"};
+    if (phnum > 0 &&
+        (eh.e_phentsize == 0 || !in_file(eh.e_phoff, uint64_t{eh.e_phentsize} * phnum, file_size)))
+        return Error{0, path + ": program headers past the end of the file"};
+    if (shnum > 0) {
+        if (elf_getshdrstrndx(elf, &shstrndx) != 0 || shstrndx >= shnum)
+            return Error{0, path + ": section name table index out of range"};
+    }
+
+    std::shared_ptr<ElfImage> img(new ElfImage());
+
+    for (size_t i = 0; i < phnum; ++i) {
+        GElf_Phdr ph;
+        if (gelf_getphdr(elf, static_cast<int>(i), &ph) == nullptr)
+            return Error{0, path + ": unreadable program header: " + elf_errmsg(-1)};
+        if (ph.p_type != PT_LOAD)
+            continue;
+        if (ph.p_filesz > ph.p_memsz || !in_file(ph.p_offset, ph.p_filesz, file_size))
+            return Error{0, path + ": PT_LOAD segment outside the file"};
+        img->segments_.push_back(
+            Segment{ph.p_vaddr, ph.p_memsz, ph.p_offset, ph.p_filesz, (ph.p_flags & PF_X) != 0});
+    }
+    if ((eh.e_type == ET_EXEC || eh.e_type == ET_DYN) && img->segments_.empty())
+        return Error{0, path + ": executable or shared object without PT_LOAD segments"};
+
+    // Sections: check bounds, find the symbol tables and the debuglink.
+    Elf_Scn* symtab = nullptr;
+    Elf_Scn* dynsym = nullptr;
+    bool has_debug_info = false;
+    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == nullptr)
+            return Error{0, path + ": unreadable section header: " + elf_errmsg(-1)};
+        if (sh.sh_type != SHT_NOBITS && sh.sh_type != SHT_NULL &&
+            !in_file(sh.sh_offset, sh.sh_size, file_size))
+            return Error{0, path + ": section " + std::to_string(elf_ndxscn(scn)) +
+                                " past the end of the file"};
+        const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
+        if (sh.sh_type == SHT_SYMTAB)
+            symtab = scn;
+        else if (sh.sh_type == SHT_DYNSYM)
+            dynsym = scn;
+        if (name == nullptr)
+            continue;
+        if (std::strcmp(name, ".debug_info") == 0 && sh.sh_type != SHT_NOBITS && sh.sh_size > 0)
+            has_debug_info = true;
+        if (std::strcmp(name, ".gnu_debuglink") == 0 && sh.sh_type != SHT_NOBITS) {
+            Elf_Data* d = elf_getdata(scn, nullptr);
+            if (d != nullptr && d->d_buf != nullptr && d->d_size > 0) {
+                const char* s = static_cast<const char*>(d->d_buf);
+                size_t len = strnlen(s, d->d_size);
+                if (len < d->d_size && len > 0)
+                    img->debuglink_.assign(s, len);
+            }
+        }
+    }
+
+    auto id = read_build_id(elf);
+    if (!id)
+        return Error{0, path + ": " + id.error().message()};
+    img->build_id_ = std::move(id).value();
+
+    auto read_symbols = [&](Elf* e, Elf_Scn* scn) -> Status {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == nullptr)
+            return Error{0, "symbol table header: " + std::string(elf_errmsg(-1))};
+        size_t entsize = gelf_fsize(e, ELF_T_SYM, 1, EV_CURRENT);
+        if (entsize == 0 || sh.sh_entsize != entsize)
+            return Error{0, "symbol table entry size " + std::to_string(sh.sh_entsize)};
+        size_t count = sh.sh_size / entsize;
+        if (count > kMaxSymbols)
+            return Error{0, "symbol table of " + std::to_string(count) + " entries"};
+        Elf_Scn* strscn = elf_getscn(e, sh.sh_link);
+        GElf_Shdr strsh;
+        if (strscn == nullptr || gelf_getshdr(strscn, &strsh) == nullptr ||
+            strsh.sh_type != SHT_STRTAB)
+            return Error{0, "symbol table without a string table"};
+        Elf_Data* strdata = elf_getdata(strscn, nullptr);
+        Elf_Data* data = elf_getdata(scn, nullptr);
+        if (data == nullptr || strdata == nullptr)
+            return Error{0, "unreadable symbol table: " + std::string(elf_errmsg(-1))};
+        const char* strs = static_cast<const char*>(strdata->d_buf);
+        size_t strsize = strdata->d_size;
+        if (strsize == 0 || strs == nullptr || strs[strsize - 1] != '\0')
+            return Error{0, "string table not terminated"};
+        count = std::min(count, data->d_size / entsize);
+        std::vector<Symbol> syms;
+        std::string names;
+        for (size_t i = 0; i < count; ++i) {
+            GElf_Sym s;
+            if (gelf_getsym(data, static_cast<int>(i), &s) == nullptr)
+                break;
+            int type = GELF_ST_TYPE(s.st_info);
+            if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
+                s.st_value == 0 || s.st_name == 0 || s.st_name >= strsize)
+                continue;
+            int bind = GELF_ST_BIND(s.st_info);
+            uint32_t rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+            if (s.st_size == 0)
+                rank += 4;
+            const char* n = strs + s.st_name;
+            if (names.size() > UINT32_MAX - 4096)
+                break;
+            syms.push_back(
+                Symbol{s.st_value, s.st_size, static_cast<uint32_t>(names.size()), rank});
+            names.append(n);
+            names.push_back('\0');
+        }
+        std::sort(syms.begin(), syms.end(), [](const Symbol& a, const Symbol& b) {
+            return a.address != b.address ? a.address < b.address : a.rank < b.rank;
+        });
+        syms.erase(
+            std::unique(syms.begin(), syms.end(),
+                        [](const Symbol& a, const Symbol& b) { return a.address == b.address; }),
+            syms.end());
+        syms.shrink_to_fit();
+        img->symbols_ = std::move(syms);
+        img->names_ = std::move(names);
+        return {};
+    };
+
+    if (symtab != nullptr) {
+        if (Status s = read_symbols(elf, symtab); !s)
+            return Error{0, path + ": .symtab: " + s.error().message()};
+    }
+    if (options.dwarf || symtab == nullptr)
+        img->open_dwarf(file, path, options);
+    if (img->symbols_.empty() && img->dwarf_file_ && img->dwarf_file_->elf() != elf) {
+        // A separate debug file usually carries the full .symtab.
+        Elf* de = img->dwarf_file_->elf();
+        for (Elf_Scn* scn = elf_nextscn(de, nullptr); scn != nullptr; scn = elf_nextscn(de, scn)) {
+            GElf_Shdr sh;
+            if (gelf_getshdr(scn, &sh) != nullptr && sh.sh_type == SHT_SYMTAB) {
+                (void)read_symbols(de, scn);
+                break;
+            }
+        }
+    }
+    if (img->symbols_.empty() && dynsym != nullptr) {
+        if (Status s = read_symbols(elf, dynsym); !s)
+            return Error{0, path + ": .dynsym: " + s.error().message()};
+    }
+    if (!options.dwarf && img->dwarf_ != nullptr) {
+        dwarf_end(img->dwarf_);
+        img->dwarf_ = nullptr;
+        img->dwarf_file_.reset();
+    }
+    (void)has_debug_info;
+    img->bytes_ = sizeof(ElfImage) + img->symbols_.capacity() * sizeof(Symbol) +
+                  img->names_.capacity() + img->cu_ranges_.capacity() * sizeof(CuRange) +
+                  img->segments_.capacity() * sizeof(Segment);
+    if (img->dwarf_ != nullptr) {
+        // libdw's own allocations grow with use (abbreviations, line tables, CUs): charge
+        // an estimate proportional to the DWARF size.
+        img->bytes_ += 64 * 1024 + img->cu_ranges_.size() * 512;
+    }
+    return img;
+}
+
+void ElfImage::open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options) {
+    auto has_debug_info = [](Elf* e) {
+        size_t shstrndx = 0;
+        if (elf_getshdrstrndx(e, &shstrndx) != 0)
+            return false;
+        for (Elf_Scn* scn = elf_nextscn(e, nullptr); scn != nullptr; scn = elf_nextscn(e, scn)) {
+            GElf_Shdr sh;
+            if (gelf_getshdr(scn, &sh) == nullptr)
+                continue;
+            const char* name = elf_strptr(e, shstrndx, sh.sh_name);
+            if (name != nullptr && std::strcmp(name, ".debug_info") == 0)
+                return sh.sh_type != SHT_NOBITS && sh.sh_size > 0;
+        }
+        return false;
+    };
+    auto try_dwarf = [&](ElfFile f, const std::string& name) {
+        Dwarf* dw = dwarf_begin_elf(f.elf(), DWARF_C_READ, nullptr);
+        if (dw == nullptr)
+            return false;
+        dwarf_file_.emplace(std::move(f));
+        dwarf_ = dw;
+        debug_file_ = name;
+        index_dwarf();
+        return true;
+    };
+    if (has_debug_info(self.elf())) {
+        auto again = ElfFile::adopt(UniqueFd(::fcntl(self.fd(), F_DUPFD_CLOEXEC, 0)), path);
+        if (again && try_dwarf(std::move(again).value(), path))
+            return;
+    }
+    std::vector<std::string> candidates;
+    if (build_id_.size() > 2)
+        for (const auto& dir : options.debug_dirs)
+            candidates.push_back(dir + "/.build-id/" + build_id_.substr(0, 2) + "/" +
+                                 build_id_.substr(2) + ".debug");
+    if (!debuglink_.empty() && debuglink_.find('/') == std::string::npos) {
+        std::string dir = path.substr(0, path.rfind('/') + 1);
+        candidates.push_back(dir + debuglink_);
+        candidates.push_back(dir + ".debug/" + debuglink_);
+        // The process's view of the path (/proc/PID/root/usr/bin) is not the debug dir's:
+        // strip a /proc/N/root prefix for the global debug directories.
+        std::string plain = dir;
+        if (plain.rfind("/proc/", 0) == 0) {
+            size_t r = plain.find("/root/");
+            if (r != std::string::npos)
+                plain = plain.substr(r + 5);
+        }
+        for (const auto& d : options.debug_dirs)
+            candidates.push_back(d + plain + debuglink_);
+    }
+    for (const auto& c : candidates) {
+        if (c == path)
+            continue;
+        UniqueFd fd(::open(c.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+        if (!fd)
+            continue;
+        auto f = ElfFile::adopt(std::move(fd), c);
+        if (!f || !has_debug_info(f->elf()))
+            continue;
+        if (!build_id_.empty()) {
+            auto other = read_build_id(f->elf());
+            if (!other || *other != build_id_)
+                continue;
+        }
+        if (try_dwarf(std::move(f).value(), c))
+            return;
+    }
+}
+
+void ElfImage::index_dwarf() {
+    Dwarf_CU* cu = nullptr;
+    Dwarf_Die cudie;
+    uint8_t unit_type = 0;
+    Dwarf_Half version = 0;
+    while (dwarf_get_units(dwarf_, cu, &cu, &version, &unit_type, &cudie, nullptr) == 0) {
+        if (unit_type != DW_UT_compile && unit_type != DW_UT_partial && unit_type != DW_UT_skeleton)
+            continue;
+        Dwarf_Addr base = 0, low = 0, high = 0;
+        ptrdiff_t off = 0;
+        while ((off = dwarf_ranges(&cudie, off, &base, &low, &high)) > 0)
+            if (high > low)
+                cu_ranges_.push_back(CuRange{low, high, dwarf_dieoffset(&cudie)});
+    }
+    std::sort(cu_ranges_.begin(), cu_ranges_.end(),
+              [](const CuRange& a, const CuRange& b) { return a.low < b.low; });
+    cu_ranges_.shrink_to_fit();
+}
+
+std::optional<uint64_t> ElfImage::file_offset_to_vaddr(uint64_t offset) const {
+    const Segment* best = nullptr;
+    for (const auto& s : segments_)
+        if (offset >= s.offset && offset - s.offset < s.filesz)
+            if (best == nullptr || (s.executable && !best->executable))
+                best = &s;
+    if (best == nullptr)
+        return std::nullopt;
+    return offset - best->offset + best->vaddr;
+}
+
+const ElfImage::CuFunctions& ElfImage::cu_functions(Dwarf_Die* cudie, uint64_t cu_offset) const {
+    auto found = cu_functions_.find(cu_offset);
+    if (found != cu_functions_.end())
+        return found->second;
+    CuFunctions& out = cu_functions_[cu_offset];
+    // Iterative walk (no recursion on untrusted depth): (die, function depth).
+    std::vector<std::pair<Dwarf_Die, uint32_t>> stack;
+    Dwarf_Die child;
+    if (dwarf_child(cudie, &child) == 0)
+        stack.push_back({child, 0});
+    while (!stack.empty() && out.ranges.size() < (1u << 24)) {
+        auto [die, depth] = stack.back();
+        stack.pop_back();
+        Dwarf_Die sibling;
+        if (dwarf_siblingof(&die, &sibling) == 0)
+            stack.push_back({sibling, depth});
+        int tag = dwarf_tag(&die);
+        uint32_t child_depth = depth;
+        bool descend = false;
+        switch (tag) {
+        case DW_TAG_subprogram:
+        case DW_TAG_inlined_subroutine: {
+            Dwarf_Addr base = 0, low = 0, high = 0;
+            ptrdiff_t off = 0;
+            bool any = false;
+            while ((off = dwarf_ranges(&die, off, &base, &low, &high)) > 0) {
+                if (high > low) {
+                    out.ranges.push_back(FuncRange{low, high, dwarf_dieoffset(&die), depth,
+                                                   tag == DW_TAG_inlined_subroutine});
+                    any = true;
+                }
+            }
+            descend = any;
+            child_depth = depth + 1;
+            break;
+        }
+        case DW_TAG_lexical_block:
+        case DW_TAG_namespace:
+        case DW_TAG_class_type:
+        case DW_TAG_structure_type:
+        case DW_TAG_union_type:
+            descend = true;
+            break;
+        default:
+            break;
+        }
+        if (descend && stack.size() < 4096 && dwarf_child(&die, &child) == 0)
+            stack.push_back({child, child_depth});
+    }
+    std::sort(out.ranges.begin(), out.ranges.end(),
+              [](const FuncRange& a, const FuncRange& b) { return a.low < b.low; });
+    out.max_high.resize(out.ranges.size());
+    uint64_t m = 0;
+    for (size_t i = 0; i < out.ranges.size(); ++i)
+        out.max_high[i] = m = std::max(m, out.ranges[i].high);
+    bytes_ += out.ranges.size() * (sizeof(FuncRange) + sizeof(uint64_t)) + 64;
+    return out;
+}
+
+const ElfImage::Symbol* ElfImage::find_symbol(uint64_t vaddr) const {
+    auto it = std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
+                               [](uint64_t a, const Symbol& s) { return a < s.address; });
+    if (it == symbols_.begin())
+        return nullptr;
+    const Symbol* nearest = &*std::prev(it);
+    // A few steps back: a sized symbol may enclose a later, nested one.
+    for (int steps = 0; it != symbols_.begin() && steps < 4; ++steps) {
+        const Symbol& s = *--it;
+        if (vaddr - s.address < s.size)
+            return &s;
+    }
+    // Past the end of the nearest symbol (alignment padding) but before the next one: the
+    // nearest symbol, as binutils and perf attribute it. Beyond the last symbol: unknown.
+    if (nearest == &symbols_.back() && nearest->size != 0 &&
+        vaddr - nearest->address >= nearest->size)
+        return nullptr;
+    return nearest;
+}
+
+bool ElfImage::dwarf_frames(uint64_t vaddr, bool demangle_names, bool inlines,
+                            std::vector<SymbolizedFrame>& out) const {
+    auto it = std::upper_bound(cu_ranges_.begin(), cu_ranges_.end(), vaddr,
+                               [](uint64_t a, const CuRange& r) { return a < r.low; });
+    const CuRange* range = nullptr;
+    for (int steps = 0; it != cu_ranges_.begin() && steps < 16; ++steps) {
+        const CuRange& r = *--it;
+        if (vaddr >= r.low && vaddr < r.high) {
+            range = &r;
+            break;
+        }
+    }
+    if (range == nullptr)
+        return false;
+    Dwarf_Die cudie;
+    if (dwarf_offdie(dwarf_, range->die_offset, &cudie) == nullptr)
+        return false;
+    SymbolizedFrame leaf;
+    if (Dwarf_Line* line = dwarf_getsrc_die(&cudie, vaddr)) {
+        const char* src = dwarf_linesrc(line, nullptr, nullptr);
+        int lineno = 0;
+        dwarf_lineno(line, &lineno);
+        if (src != nullptr)
+            leaf.file = src;
+        leaf.line = lineno;
+    }
+    auto name_of = [&](Dwarf_Die* die) {
+        bool mangled = false;
+        const char* n = die_name(die, mangled);
+        if (n == nullptr)
+            return std::string();
+        return mangled && demangle_names ? demangle(n) : std::string(n);
+    };
+    // The functions (subprogram, inlined subroutines) whose ranges hold vaddr, innermost
+    // first, from this CU's index (libdw's dwarf_getscopes misses some inlined instances).
+    const CuFunctions& index = cu_functions(&cudie, range->die_offset);
+    std::vector<const FuncRange*> holding;
+    {
+        auto fit = std::upper_bound(index.ranges.begin(), index.ranges.end(), vaddr,
+                                    [](uint64_t a, const FuncRange& r) { return a < r.low; });
+        for (size_t i = static_cast<size_t>(fit - index.ranges.begin()); i > 0; --i) {
+            if (index.max_high[i - 1] <= vaddr)
+                break;
+            const FuncRange& r = index.ranges[i - 1];
+            if (vaddr < r.high)
+                holding.push_back(&r);
+        }
+        std::stable_sort(
+            holding.begin(), holding.end(),
+            [](const FuncRange* a, const FuncRange* b) { return a->depth > b->depth; });
+    }
+    std::vector<Dwarf_Die> dies;
+    for (const FuncRange* r : holding) {
+        Dwarf_Die d;
+        if (dwarf_offdie(dwarf_, r->die_offset, &d) == nullptr)
+            continue;
+        if (!dies.empty() && r->depth == holding[0]->depth && &*r != holding[0])
+            continue; // two siblings at the same depth: keep the first
+        dies.push_back(d);
+        if (!r->inlined)
+            break;
+    }
+    Dwarf_Die* scopes = nullptr;
+    std::vector<Dwarf_Die*> funcs;
+    for (auto& d : dies)
+        funcs.push_back(&d);
+    if (funcs.empty()) {
+        out.push_back(std::move(leaf));
+        return true;
+    }
+    // The innermost function's name when DWARF has its linkage name (or the CU is C, whose
+    // names are linkage names); otherwise the ELF symbol's, as binutils does.
+    {
+        bool mangled = false;
+        const char* n = die_name(funcs[0], mangled);
+        int lang = dwarf_srclang(&cudie);
+        bool c_lang =
+            lang == DW_LANG_C89 || lang == DW_LANG_C || lang == DW_LANG_C99 || lang == DW_LANG_C11;
+        if (n != nullptr && (mangled || c_lang))
+            leaf.function = mangled && demangle_names ? demangle(n) : std::string(n);
+    }
+    if (!inlines) {
+        // One frame: the outermost function (the real one) at the line of the address.
+        leaf.function = name_of(funcs.back());
+        out.push_back(std::move(leaf));
+        return true;
+    }
+    Dwarf_Files* files = nullptr;
+    size_t nfiles = 0;
+    if (funcs.size() > 1 && dwarf_getsrcfiles(&cudie, &files, &nfiles) != 0)
+        files = nullptr;
+    leaf.inlined = funcs.size() > 1;
+    out.push_back(std::move(leaf));
+    for (size_t i = 1; i < funcs.size(); ++i) {
+        SymbolizedFrame f;
+        f.function = name_of(funcs[i]);
+        f.inlined = i + 1 < funcs.size();
+        Dwarf_Attribute attr;
+        Dwarf_Word word = 0;
+        if (dwarf_attr(funcs[i - 1], DW_AT_call_line, &attr) != nullptr &&
+            dwarf_formudata(&attr, &word) == 0)
+            f.line = static_cast<int>(word);
+        if (files != nullptr && dwarf_attr(funcs[i - 1], DW_AT_call_file, &attr) != nullptr &&
+            dwarf_formudata(&attr, &word) == 0 && word < nfiles)
+            if (const char* s = dwarf_filesrc(files, word, nullptr, nullptr))
+                f.file = s;
+        out.push_back(std::move(f));
+    }
+    (void)scopes;
+    return true;
+}
+
+ElfLookup ElfImage::symbolize(uint64_t vaddr, bool demangle_names, bool inlines,
+                              std::vector<SymbolizedFrame>& out) const {
+    const size_t first = out.size();
+    const Symbol* sym = find_symbol(vaddr);
+    if (dwarf_ != nullptr && dwarf_frames(vaddr, demangle_names, inlines, out)) {
+        if (out[first].function.empty() && sym != nullptr) {
+            const char* n = names_.c_str() + sym->name;
+            out[first].function = demangle_names ? demangle(n) : std::string(n);
+        }
+        if (!out[first].function.empty() || !out[first].file.empty())
+            return ElfLookup::Found;
+        out.resize(first);
+    }
+    if (sym == nullptr)
+        return symbols_.empty() ? ElfLookup::Stripped : ElfLookup::NoSymbol;
+    const char* n = names_.c_str() + sym->name;
+    SymbolizedFrame f;
+    f.function = demangle_names ? demangle(n) : std::string(n);
+    out.push_back(std::move(f));
+    return ElfLookup::Found;
+}
+
+} // namespace hostprof::sym

@@ -1,0 +1,126 @@
+// ElfImage: everything the symbolizer keeps about one ELF object, read once and shared by
+// every process that maps it (keyed by build-id): load segments (process file offset ->
+// ELF virtual address), the function symbols of .symtab (falling back to .dynsym, or to the
+// separate debug file's .symtab), build-id, .gnu_debuglink, and optionally DWARF (libdw) for
+// file:line and inline frames, found in the file itself, under
+// DEBUG_DIR/.build-id/xx/rest.debug, or through the debuglink locations.
+//
+// Untrusted input: every offset and count is checked against the file size before use;
+// a malformed file gives an Error, never a crash.
+#pragma once
+
+#include <elfutils/libdw.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/elf_handle.h"
+#include "common/result.h"
+#include "common/unique_fd.h"
+
+namespace hostprof::sym {
+
+struct SymbolizedFrame {
+    std::string function; // demangled when demangling is on; empty when unknown
+    std::string file;     // source file; empty without DWARF
+    int line = 0;         // 0 when unknown
+    bool inlined = false; // this frame was inlined into the next (outer) one
+};
+
+struct ElfLoadOptions {
+    bool dwarf = true; // look for and index DWARF
+    std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
+    uint64_t max_file_bytes = 4ull << 30; // larger files are refused
+};
+
+enum class ElfLookup { Found, NoSymbol, Stripped };
+
+class ElfImage {
+  public:
+    // Reads an opened file. `path` is the file's name as the process sees it (for the
+    // debuglink locations and error messages).
+    static Result<std::shared_ptr<ElfImage>> load(UniqueFd fd, const std::string& path,
+                                                  const ElfLoadOptions& options);
+    static Result<std::shared_ptr<ElfImage>> load_path(const std::string& path,
+                                                       const ElfLoadOptions& options);
+
+    ElfImage(const ElfImage&) = delete;
+    ElfImage& operator=(const ElfImage&) = delete;
+    ~ElfImage();
+
+    // File offset (of a process address in a mapping: addr - map.start + map.offset) to the
+    // ELF virtual address, through the PT_LOAD segment containing it.
+    std::optional<uint64_t> file_offset_to_vaddr(uint64_t offset) const;
+
+    // Frames for an ELF virtual address, innermost first (inlined callees before their
+    // caller). `inlines` false: one frame, from the symbol table and the line table.
+    ElfLookup symbolize(uint64_t vaddr, bool demangle, bool inlines,
+                        std::vector<SymbolizedFrame>& out) const;
+
+    const std::string& build_id() const { return build_id_; } // hex, may be empty
+    const std::string& debuglink() const { return debuglink_; }
+    const std::string& debug_file() const { return debug_file_; } // where DWARF came from
+    bool has_symbols() const { return !symbols_.empty(); }
+    bool has_dwarf() const { return dwarf_ != nullptr; }
+    size_t symbol_count() const { return symbols_.size(); }
+    // Estimated heap bytes held (symbol table, names, DWARF index and libdw's state).
+    size_t bytes() const { return bytes_; }
+
+    struct Segment {
+        uint64_t vaddr, memsz, offset, filesz;
+        bool executable;
+    };
+    const std::vector<Segment>& segments() const { return segments_; }
+
+  private:
+    ElfImage() = default;
+    struct Symbol {
+        uint64_t address;
+        uint64_t size;
+        uint32_t name; // offset into names_
+        uint32_t rank; // tie-break among aliases: lower wins
+    };
+    struct CuRange {
+        uint64_t low, high;
+        uint64_t die_offset;
+    };
+    const Symbol* find_symbol(uint64_t vaddr) const;
+    void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options);
+    void index_dwarf();
+    bool dwarf_frames(uint64_t vaddr, bool demangle, bool inlines,
+                      std::vector<SymbolizedFrame>& out) const;
+
+    std::vector<Segment> segments_;
+    std::vector<Symbol> symbols_; // sorted by address
+    std::string names_;           // NUL-separated symbol names
+    std::string build_id_;
+    std::string debuglink_;
+    std::string debug_file_;
+    std::optional<ElfFile> dwarf_file_; // the file libdw reads (this one or the debug file)
+    Dwarf* dwarf_ = nullptr;
+    std::vector<CuRange> cu_ranges_;
+    // Per compile unit, built on first use: the pc ranges of every subprogram and inlined
+    // subroutine, sorted by low, with the running maximum of high for nested lookups.
+    struct FuncRange {
+        uint64_t low, high;
+        uint64_t die_offset;
+        uint32_t depth;
+        bool inlined;
+    };
+    struct CuFunctions {
+        std::vector<FuncRange> ranges;
+        std::vector<uint64_t> max_high;
+    };
+    const CuFunctions& cu_functions(Dwarf_Die* cudie, uint64_t cu_offset) const;
+    mutable std::unordered_map<uint64_t, CuFunctions> cu_functions_;
+    mutable size_t bytes_ = 0;
+};
+
+// The build-id note of an open ELF (hex), or "" when none; Error when a note is malformed.
+Result<std::string> read_build_id(Elf* elf);
+
+} // namespace hostprof::sym

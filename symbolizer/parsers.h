@@ -1,0 +1,95 @@
+// Pure parsers of the text sources the symbolizer reads: /proc/kallsyms, /proc/PID/maps and
+// perf maps (/tmp/perf-PID.map). They take bytes (a stream or a string), never paths, so
+// tests and fuzzers feed them directly. Malformed lines are skipped and counted.
+#pragma once
+
+#include <cstdint>
+#include <istream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace hostprof::sym {
+
+// ---- /proc/kallsyms ------------------------------------------------------------------------
+
+struct KernelSymbol {
+    uint64_t address = 0;
+    std::string name;   // as printed, e.g. "do_sys_openat2", "bpf_prog_6deef7357e7b4530_hp_cpu"
+    std::string module; // "" for the core kernel, else the name inside "[...]" ("bpf" for BPF)
+};
+
+class Kallsyms {
+  public:
+    // Keeps text symbols (t, T, w, W); data symbols are ignored. Lines that do not parse are
+    // counted in malformed(). All-zero addresses (unprivileged readers) give an empty index.
+    static Kallsyms parse(std::istream& in);
+
+    // The symbol covering `address`: the last one at or below it, when `address` is below
+    // the end of the kernel text it belongs to (next symbol). nullptr when unknown.
+    const KernelSymbol* lookup(uint64_t address) const;
+
+    size_t size() const { return symbols_.size(); }
+    size_t malformed() const { return malformed_; }
+    size_t bytes() const;
+
+  private:
+    std::vector<KernelSymbol> symbols_; // sorted by address
+    size_t malformed_ = 0;
+};
+
+// ---- /proc/PID/maps ------------------------------------------------------------------------
+
+struct MapEntry {
+    uint64_t start = 0;
+    uint64_t end = 0; // one past the last byte
+    uint64_t offset = 0;
+    uint32_t dev_major = 0;
+    uint32_t dev_minor = 0;
+    uint64_t inode = 0;
+    bool readable = false, writable = false, executable = false, shared = false;
+    std::string path;     // "" for anonymous; "[vdso]", "[heap]", "memfd:x", "/usr/lib/..."
+    bool deleted = false; // the path ended in " (deleted)" (removed from the path)
+
+    bool is_file() const { return inode != 0 && !path.empty() && path[0] == '/'; }
+    bool is_memfd() const { return path.rfind("memfd:", 0) == 0; }
+    bool is_anonymous() const { return path.empty() || path.rfind("[anon", 0) == 0; }
+};
+
+struct MapsParse {
+    std::vector<MapEntry> entries; // in file order (sorted by start for a real maps file)
+    size_t malformed = 0;
+};
+
+MapsParse parse_maps(std::string_view text);
+
+// ---- perf maps: "START SIZE NAME" per line, hex (optional 0x) --------------------------------
+
+struct PerfMapSymbol {
+    uint64_t start = 0;
+    uint64_t size = 0;
+    std::string name;
+};
+
+class PerfMap {
+  public:
+    static PerfMap parse(std::istream& in);
+    // The symbol whose [start, start+size) holds `address` (the latest entry wins when JIT
+    // code was replaced at the same address); nullptr when none.
+    const PerfMapSymbol* lookup(uint64_t address) const;
+
+    size_t size() const { return symbols_.size(); }
+    size_t malformed() const { return malformed_; }
+    size_t bytes() const;
+
+  private:
+    std::vector<PerfMapSymbol> symbols_; // sorted by start, overlaps resolved to the newest
+    size_t malformed_ = 0;
+};
+
+// ---- helpers -------------------------------------------------------------------------------
+
+// Parses hex digits (optional 0x prefix); false unless the whole view is consumed.
+bool parse_hex(std::string_view s, uint64_t& out);
+
+} // namespace hostprof::sym

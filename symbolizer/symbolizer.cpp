@@ -1,0 +1,417 @@
+#include "symbolizer/symbolizer.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+namespace hostprof::sym {
+namespace {
+
+constexpr size_t kMaxProcFileBytes = 64u << 20;
+constexpr uint64_t kMaxVdsoBytes = 1u << 20;
+
+int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+UniqueFd open_ro(const std::string& path) {
+    return UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
+}
+
+// Reads a whole (small) file: /proc files report size 0, so read until EOF.
+bool read_file(const std::string& path, std::string& out) {
+    UniqueFd fd = open_ro(path);
+    if (!fd)
+        return false;
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+        return false;
+    out.clear();
+    char buf[65536];
+    for (;;) {
+        ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        if (n == 0)
+            return true;
+        if (out.size() + static_cast<size_t>(n) > kMaxProcFileBytes)
+            return false;
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
+std::string hex(uint64_t v) {
+    char b[24];
+    std::snprintf(b, sizeof b, "%llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+std::string file_key(const struct stat& st) {
+    return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+           std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+           std::to_string(st.st_mtim.tv_nsec);
+}
+
+} // namespace
+
+const char* miss_reason_name(MissReason r) {
+    switch (r) {
+    case MissReason::None:
+        return "none";
+    case MissReason::NoMapping:
+        return "no_mapping";
+    case MissReason::Stripped:
+        return "stripped";
+    case MissReason::NoSymbol:
+        return "no_symbol";
+    case MissReason::Unreadable:
+        return "unreadable";
+    case MissReason::NotElf:
+        return "not_elf";
+    case MissReason::NoKallsyms:
+        return "no_kallsyms";
+    case MissReason::Evicted:
+        return "evicted";
+    }
+    return "unknown";
+}
+
+struct Symbolizer::CacheEntry {
+    std::shared_ptr<ElfImage> image;
+    std::list<std::string>::iterator lru;
+    size_t bytes = 0;
+};
+
+struct Symbolizer::ProcessMapping {
+    MapEntry map;
+    std::string key;           // cache key of its ELF object ("" when none)
+    std::string open_path;     // PROC/PID/root/PATH
+    std::string fallback_path; // PROC/PID/map_files/START-END
+    MissReason load_miss = MissReason::None;
+};
+
+struct Symbolizer::Process {
+    std::vector<ProcessMapping> mappings; // executable mappings, sorted by start
+    std::unique_ptr<PerfMap> perf_map;
+    int64_t perf_map_read_ns = 0;
+};
+
+Symbolizer::Symbolizer(SymbolizerOptions options) : options_(std::move(options)) {
+    load_options_.dwarf = options_.dwarf;
+    load_options_.debug_dirs = options_.debug_dirs;
+    load_options_.max_file_bytes = options_.max_file_bytes;
+}
+
+Symbolizer::~Symbolizer() = default;
+
+void Symbolizer::count_miss(MissReason r) {
+    stats_.unsymbolized[static_cast<int>(r)]++;
+}
+
+// ---- kernel --------------------------------------------------------------------------------
+
+void Symbolizer::load_kallsyms_locked() {
+    std::ifstream in(options_.kallsyms_path);
+    kallsyms_ = std::make_unique<Kallsyms>(Kallsyms::parse(in));
+    kallsyms_loaded_ns_ = now_ns();
+}
+
+void Symbolizer::reload_kallsyms() {
+    std::lock_guard lock(mu_);
+    load_kallsyms_locked();
+}
+
+FrameResult Symbolizer::kernel(uint64_t address) {
+    std::lock_guard lock(mu_);
+    stats_.frames++;
+    FrameResult r;
+    r.module = "[kernel.kallsyms]";
+    r.elf_address = address;
+    if (!kallsyms_)
+        load_kallsyms_locked();
+    const KernelSymbol* s = kallsyms_->lookup(address);
+    if (s == nullptr && now_ns() - kallsyms_loaded_ns_ > 10'000'000'000) {
+        load_kallsyms_locked(); // a module or BPF program may have appeared since
+        s = kallsyms_->lookup(address);
+    }
+    if (s == nullptr) {
+        r.miss = kallsyms_->size() == 0 ? MissReason::NoKallsyms : MissReason::NoMapping;
+        count_miss(r.miss);
+        return r;
+    }
+    if (!s->module.empty())
+        r.module = "[" + s->module + "]";
+    r.frames.push_back(SymbolizedFrame{s->name, "", 0, false});
+    return r;
+}
+
+// ---- cache ---------------------------------------------------------------------------------
+
+std::shared_ptr<ElfImage> Symbolizer::image_for(const std::string& key) {
+    auto it = cache_.find(key);
+    if (it == cache_.end())
+        return nullptr;
+    lru_.splice(lru_.begin(), lru_, it->second->lru);
+    stats_.cache_hits++;
+    return it->second->image;
+}
+
+void Symbolizer::insert_image(const std::string& key, std::shared_ptr<ElfImage> img) {
+    if (cache_.count(key) != 0)
+        return;
+    auto e = std::make_unique<CacheEntry>();
+    e->bytes = img->bytes();
+    e->image = std::move(img);
+    lru_.push_front(key);
+    e->lru = lru_.begin();
+    stats_.cache_bytes += e->bytes;
+    cache_.emplace(key, std::move(e));
+    evict_locked();
+}
+
+void Symbolizer::evict_locked() {
+    // Keep at least the most recent object, even when it alone exceeds the bound.
+    while (stats_.cache_bytes > options_.cache_bytes && lru_.size() > 1) {
+        const std::string& victim = lru_.back();
+        auto it = cache_.find(victim);
+        stats_.cache_bytes -= it->second->bytes;
+        cache_.erase(it);
+        lru_.pop_back();
+        stats_.cache_evictions++;
+    }
+}
+
+std::shared_ptr<ElfImage> Symbolizer::load_image(const std::string& open_path,
+                                                 const std::string& fallback_path, std::string& key,
+                                                 MissReason& miss) {
+    miss = MissReason::None;
+    for (const std::string* p : {&open_path, &fallback_path}) {
+        if (p->empty())
+            continue;
+        UniqueFd fd = open_ro(*p);
+        if (!fd) {
+            miss = MissReason::Unreadable;
+            continue;
+        }
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+            miss = MissReason::Unreadable;
+            continue;
+        }
+        std::string fk = file_key(st);
+        if (auto k = file_keys_.find(fk); k != file_keys_.end()) {
+            if (auto img = image_for(k->second)) {
+                key = k->second;
+                return img;
+            }
+        }
+        stats_.cache_misses++;
+        auto loaded = ElfImage::load(std::move(fd), *p, load_options_);
+        if (!loaded) {
+            miss = MissReason::NotElf;
+            continue;
+        }
+        std::shared_ptr<ElfImage> img = std::move(loaded).value();
+        key = img->build_id().empty() ? "f:" + fk : "b:" + img->build_id();
+        file_keys_[fk] = key;
+        if (auto existing = image_for(key))
+            return existing;
+        insert_image(key, img);
+        return img;
+    }
+    return nullptr;
+}
+
+// ---- processes -----------------------------------------------------------------------------
+
+Symbolizer::Process& Symbolizer::capture_locked(uint32_t pid) {
+    auto& slot = processes_[pid];
+    if (slot)
+        return *slot;
+    slot = std::make_unique<Process>();
+    Process& proc = *slot;
+    const std::string base = options_.proc_root + "/" + std::to_string(pid);
+    std::string text;
+    if (!read_file(base + "/maps", text))
+        return proc;
+    MapsParse maps = parse_maps(text);
+    for (MapEntry& m : maps.entries) {
+        if (!m.executable)
+            continue;
+        ProcessMapping pm;
+        pm.map = std::move(m);
+        if (pm.map.is_file() || pm.map.is_memfd()) {
+            if (pm.map.is_file() && !pm.map.deleted)
+                pm.open_path = base + "/root" + pm.map.path;
+            pm.fallback_path = base + "/map_files/" + hex(pm.map.start) + "-" + hex(pm.map.end);
+            // A replaced file (same path, other inode): only map_files has the mapped one.
+            if (!pm.open_path.empty()) {
+                struct stat st {};
+                if (::stat(pm.open_path.c_str(), &st) == 0 && st.st_ino != pm.map.inode)
+                    pm.open_path.clear();
+            }
+            if (load_image(pm.open_path, pm.fallback_path, pm.key, pm.load_miss) == nullptr &&
+                pm.load_miss == MissReason::None)
+                pm.load_miss = MissReason::Unreadable;
+        } else if (pm.map.path == "[vdso]") {
+            // The vDSO exists only in memory: copy it into a memfd and read it as a file.
+            uint64_t len = pm.map.end - pm.map.start;
+            pm.load_miss = MissReason::Unreadable;
+            UniqueFd mem = open_ro(base + "/mem");
+            if (mem && len <= kMaxVdsoBytes) {
+                std::string buf(len, '\0');
+                ssize_t n = ::pread(mem.get(), buf.data(), len, static_cast<off_t>(pm.map.start));
+                UniqueFd mfd(::memfd_create("hostprof-vdso", MFD_CLOEXEC));
+                if (n == static_cast<ssize_t>(len) && mfd &&
+                    ::write(mfd.get(), buf.data(), len) == static_cast<ssize_t>(len)) {
+                    stats_.cache_misses++;
+                    auto loaded = ElfImage::load(std::move(mfd), "[vdso]", load_options_);
+                    if (loaded) {
+                        std::shared_ptr<ElfImage> img = std::move(loaded).value();
+                        pm.key = "vdso:" + img->build_id();
+                        if (!image_for(pm.key))
+                            insert_image(pm.key, img);
+                        pm.load_miss = MissReason::None;
+                    } else {
+                        pm.load_miss = MissReason::NotElf;
+                    }
+                }
+            }
+        }
+        proc.mappings.push_back(std::move(pm));
+    }
+    std::sort(
+        proc.mappings.begin(), proc.mappings.end(),
+        [](const ProcessMapping& a, const ProcessMapping& b) { return a.map.start < b.map.start; });
+    // JIT symbols, read inside the process's root (its /tmp, not ours).
+    std::string perf;
+    proc.perf_map_read_ns = now_ns();
+    if (read_file(base + "/root/tmp/perf-" + std::to_string(pid) + ".map", perf)) {
+        std::istringstream in(perf);
+        proc.perf_map = std::make_unique<PerfMap>(PerfMap::parse(in));
+        stats_.perf_map_malformed_lines += proc.perf_map->malformed();
+    }
+    return proc;
+}
+
+void Symbolizer::process_seen(uint32_t pid) {
+    std::lock_guard lock(mu_);
+    capture_locked(pid);
+}
+
+void Symbolizer::process_exited(uint32_t pid) {
+    std::lock_guard lock(mu_);
+    processes_.erase(pid);
+}
+
+FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
+    std::lock_guard lock(mu_);
+    stats_.frames++;
+    FrameResult r;
+    Process& proc = capture_locked(pid);
+    auto it = std::upper_bound(proc.mappings.begin(), proc.mappings.end(), address,
+                               [](uint64_t a, const ProcessMapping& m) { return a < m.map.start; });
+    ProcessMapping* pm = nullptr;
+    if (it != proc.mappings.begin() && address < std::prev(it)->map.end)
+        pm = &*std::prev(it);
+
+    if (pm == nullptr || pm->map.is_anonymous()) {
+        // JIT code lives in anonymous executable memory: try the perf map.
+        if (proc.perf_map) {
+            if (const PerfMapSymbol* s = proc.perf_map->lookup(address)) {
+                r.module = "[jit]";
+                r.map_start = s->start;
+                r.map_limit = s->start + s->size;
+                r.elf_address = address;
+                r.frames.push_back(SymbolizedFrame{s->name, "", 0, false});
+                return r;
+            }
+        }
+        if (pm != nullptr) {
+            r.map_start = pm->map.start;
+            r.map_limit = pm->map.end;
+        }
+        r.miss = MissReason::NoMapping;
+        count_miss(r.miss);
+        return r;
+    }
+    r.module = pm->map.path.empty() ? "[anon]" : pm->map.path;
+    r.map_start = pm->map.start;
+    r.map_limit = pm->map.end;
+    r.map_offset = pm->map.offset;
+    std::shared_ptr<ElfImage> img;
+    if (!pm->key.empty())
+        img = image_for(pm->key);
+    if (!img && !pm->key.empty() && pm->key.rfind("vdso:", 0) != 0) {
+        // Evicted: reload while the file is still reachable.
+        std::string key;
+        MissReason m;
+        img = load_image(pm->open_path, pm->fallback_path, key, m);
+        if (!img)
+            pm->load_miss = MissReason::Evicted;
+    }
+    if (!img) {
+        r.miss = pm->load_miss != MissReason::None ? pm->load_miss : MissReason::Unreadable;
+        count_miss(r.miss);
+        return r;
+    }
+    r.build_id = img->build_id();
+    auto vaddr = img->file_offset_to_vaddr(address - pm->map.start + pm->map.offset);
+    if (!vaddr) {
+        r.miss = MissReason::NoSymbol;
+        count_miss(r.miss);
+        return r;
+    }
+    r.elf_address = *vaddr;
+    ElfLookup l = img->symbolize(*vaddr, options_.demangle, options_.inlines, r.frames);
+    if (l != ElfLookup::Found) {
+        r.miss = l == ElfLookup::Stripped ? MissReason::Stripped : MissReason::NoSymbol;
+        count_miss(r.miss);
+    }
+    return r;
+}
+
+FrameResult Symbolizer::elf(const std::string& path, uint64_t elf_address) {
+    std::lock_guard lock(mu_);
+    stats_.frames++;
+    FrameResult r;
+    r.module = path;
+    r.elf_address = elf_address;
+    std::string key;
+    MissReason miss;
+    std::shared_ptr<ElfImage> img = load_image(path, "", key, miss);
+    if (!img) {
+        r.miss = miss;
+        count_miss(r.miss);
+        return r;
+    }
+    r.build_id = img->build_id();
+    ElfLookup l = img->symbolize(elf_address, options_.demangle, options_.inlines, r.frames);
+    if (l != ElfLookup::Found) {
+        r.miss = l == ElfLookup::Stripped ? MissReason::Stripped : MissReason::NoSymbol;
+        count_miss(r.miss);
+    }
+    return r;
+}
+
+SymbolizerStats Symbolizer::stats() const {
+    std::lock_guard lock(mu_);
+    SymbolizerStats s = stats_;
+    s.cache_objects = cache_.size();
+    s.processes = processes_.size();
+    return s;
+}
+
+} // namespace hostprof::sym

@@ -1,0 +1,125 @@
+// Symbolizer: kernel and user addresses -> frames.
+//
+//   Symbolizer s(SymbolizerOptions{});
+//   s.process_seen(pid);               // when a process is first sampled (or execs)
+//   FrameResult r = s.user(pid, addr); // also after the process exited
+//   FrameResult k = s.kernel(kaddr);
+//   s.process_exited(pid);             // frees its per-process state
+//
+// ELF objects are read once and shared across processes by identity (build-id, else
+// device/inode/size/mtime), in an LRU cache bounded by SymbolizerOptions::cache_bytes.
+// A process's mappings and perf map are captured in process_seen() (or on first use), so
+// short-lived processes symbolize after they exit. Files are opened through
+// PROC/PID/root/PATH (other mount namespaces), falling back to PROC/PID/map_files/ for
+// deleted or replaced files. Thread-safe (one mutex).
+#pragma once
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "symbolizer/elf_image.h"
+#include "symbolizer/parsers.h"
+
+namespace hostprof::sym {
+
+enum class MissReason {
+    None,
+    NoMapping,  // no mapping (or perf map entry) holds the address
+    Stripped,   // the object has no symbol table at all
+    NoSymbol,   // the object has symbols, none covers the address
+    Unreadable, // the file could not be opened or read
+    NotElf,     // not an ELF file, or a malformed one
+    NoKallsyms, // kernel: kallsyms empty or unreadable (unprivileged)
+    Evicted,    // the object left the cache and its process is gone
+};
+inline constexpr int kMissReasonCount = 8;
+const char* miss_reason_name(MissReason r);
+
+struct FrameResult {
+    std::vector<SymbolizedFrame> frames; // innermost first; empty when unknown
+    std::string module;   // file path, "[kernel.kallsyms]", "[vdso]", "[jit]", "[bpf]", ...
+    std::string build_id; // hex, may be empty
+    uint64_t map_start = 0, map_limit = 0, map_offset = 0;
+    uint64_t elf_address = 0; // the address in the object's ELF virtual address space
+    MissReason miss = MissReason::None;
+};
+
+struct SymbolizerOptions {
+    std::string proc_root = "/proc";
+    std::string kallsyms_path = "/proc/kallsyms";
+    bool demangle = true;
+    bool dwarf = true;   // file:line from DWARF when present
+    bool inlines = true; // inline frames (needs dwarf)
+    size_t cache_bytes = 256u << 20;
+    std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
+    uint64_t max_file_bytes = 4ull << 30;
+};
+
+struct SymbolizerStats {
+    size_t cache_bytes = 0;    // bytes held by cached ELF objects
+    size_t cache_objects = 0;  // ELF objects cached
+    uint64_t cache_hits = 0;   // object lookups served from the cache
+    uint64_t cache_misses = 0; // objects read from disk
+    uint64_t cache_evictions = 0;
+    uint64_t frames = 0;                          // frames asked for (kernel + user)
+    uint64_t unsymbolized[kMissReasonCount] = {}; // by MissReason (index 0 unused)
+    uint64_t perf_map_malformed_lines = 0;
+    size_t processes = 0; // processes with captured state
+};
+
+class Symbolizer {
+  public:
+    explicit Symbolizer(SymbolizerOptions options);
+    ~Symbolizer();
+    Symbolizer(const Symbolizer&) = delete;
+    Symbolizer& operator=(const Symbolizer&) = delete;
+
+    FrameResult kernel(uint64_t address);
+    // Reloads /proc/kallsyms (modules loaded or BPF programs changed).
+    void reload_kallsyms();
+
+    // Captures mappings, opens and indexes the process's ELF objects and perf map now.
+    void process_seen(uint32_t pid);
+    FrameResult user(uint32_t pid, uint64_t address);
+    void process_exited(uint32_t pid);
+
+    // Symbolizes an ELF virtual address of a file (for `hostprof symbolize --elf`).
+    FrameResult elf(const std::string& path, uint64_t elf_address);
+
+    SymbolizerStats stats() const;
+
+  private:
+    struct CacheEntry;
+    struct ProcessMapping;
+    struct Process;
+
+    std::shared_ptr<ElfImage> image_for(const std::string& key);
+    std::shared_ptr<ElfImage> load_image(const std::string& open_path,
+                                         const std::string& fallback_path, std::string& key,
+                                         MissReason& miss);
+    void insert_image(const std::string& key, std::shared_ptr<ElfImage> img);
+    void evict_locked();
+    Process& capture_locked(uint32_t pid);
+    void load_kallsyms_locked();
+    void count_miss(MissReason r);
+
+    SymbolizerOptions options_;
+    ElfLoadOptions load_options_;
+    mutable std::mutex mu_;
+    // LRU of ELF objects: front = most recently used.
+    std::list<std::string> lru_;
+    std::unordered_map<std::string, std::unique_ptr<CacheEntry>> cache_;
+    std::unordered_map<std::string, std::string> file_keys_; // dev:ino:size:mtime -> key
+    std::unordered_map<uint32_t, std::unique_ptr<Process>> processes_;
+    std::unique_ptr<Kallsyms> kallsyms_;
+    int64_t kallsyms_loaded_ns_ = 0;
+    SymbolizerStats stats_;
+};
+
+} // namespace hostprof::sym

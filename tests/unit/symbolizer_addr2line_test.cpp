@@ -1,0 +1,299 @@
+// Cross-checks against binutils addr2line (a tool nobody here wrote): 1,000 addresses spread
+// over the .text of a real multi-megabyte binary with .symtab and DWARF (this test binary,
+// C++ with templates, lambdas and inlining), and a PIE in a live process.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include "symbolizer/elf_image.h"
+#include "symbolizer/symbolizer.h"
+
+namespace hostprof::sym {
+namespace {
+
+std::string self_exe() {
+    return std::filesystem::read_symlink("/proc/self/exe").string();
+}
+
+std::string run(const std::string& cmd) {
+    std::string out;
+    FILE* p = ::popen(cmd.c_str(), "r");
+    if (p == nullptr)
+        return out;
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0)
+        out.append(buf, n);
+    ::pclose(p);
+    return out;
+}
+
+struct Text {
+    uint64_t start = 0, size = 0;
+};
+
+Text text_section(const std::string& file) {
+    std::istringstream in(run("readelf -SW '" + file + "'"));
+    std::string line;
+    Text t;
+    while (std::getline(in, line)) {
+        std::istringstream f(line.substr(line.find(']') + 1));
+        std::string name, type, addr, off, size;
+        f >> name >> type >> addr >> off >> size;
+        if (name == ".text") {
+            t.start = std::stoull(addr, nullptr, 16);
+            t.size = std::stoull(size, nullptr, 16);
+        }
+    }
+    return t;
+}
+
+// addr2line -f -C output: two lines per address: function, then file:line.
+std::vector<std::pair<std::string, std::string>> addr2line(const std::string& file,
+                                                           const std::vector<uint64_t>& addrs) {
+    std::string list =
+        std::filesystem::temp_directory_path() / ("hostprof-a2l-" + std::to_string(::getpid()));
+    {
+        std::ofstream o(list);
+        for (uint64_t a : addrs)
+            o << std::hex << "0x" << a << "\n";
+    }
+    std::istringstream in(run("addr2line -f -C -e '" + file + "' < " + list));
+    std::filesystem::remove(list);
+    std::vector<std::pair<std::string, std::string>> out;
+    std::string fn, loc;
+    static const std::regex kDiscriminator(" \\(discriminator [0-9]+\\)");
+    while (std::getline(in, fn) && std::getline(in, loc)) {
+        loc = std::regex_replace(loc, kDiscriminator, "");
+        if (loc.rfind("??:", 0) == 0 || loc.ends_with(":?") || loc.ends_with(":0"))
+            loc = "";
+        out.emplace_back(fn, loc);
+    }
+    return out;
+}
+
+std::string ours_loc(const FrameResult& r) {
+    if (r.frames.empty() || r.frames[0].file.empty() || r.frames[0].line == 0)
+        return "";
+    return r.frames[0].file + ":" + std::to_string(r.frames[0].line);
+}
+
+TEST(SymbolizerAddr2line, ThousandAddressesOfAMultiMegabyteBinary) {
+    const std::string exe = self_exe();
+    ASSERT_GT(std::filesystem::file_size(exe), 2u << 20) << exe;
+    Text t = text_section(exe);
+    ASSERT_GT(t.size, 1u << 20);
+    std::vector<uint64_t> addrs;
+    for (uint64_t i = 0; i < 1000; ++i)
+        addrs.push_back(t.start + t.size * i / 1000 + 1);
+    auto expected = addr2line(exe, addrs);
+    ASSERT_EQ(expected.size(), addrs.size());
+
+    Symbolizer s(SymbolizerOptions{});
+    int names_equal = 0, lines_compared = 0, lines_equal = 0;
+    std::string first_diffs;
+    for (size_t i = 0; i < addrs.size(); ++i) {
+        FrameResult r = s.elf(exe, addrs[i]);
+        std::string fn = r.frames.empty() ? "??" : r.frames[0].function;
+        if (fn == expected[i].first)
+            ++names_equal;
+        else if (first_diffs.size() < 2000)
+            first_diffs += "0x" + (std::ostringstream() << std::hex << addrs[i]).str() +
+                           ": addr2line '" + expected[i].first + "' ours '" + fn + "'\n";
+        if (!expected[i].second.empty()) {
+            ++lines_compared;
+            if (ours_loc(r) == expected[i].second)
+                ++lines_equal;
+            else if (first_diffs.size() < 2000)
+                first_diffs +=
+                    "  line: addr2line " + expected[i].second + " ours " + ours_loc(r) + "\n";
+        }
+    }
+    std::printf("addr2line agreement: names %d/1000, file:line %d/%d\n", names_equal, lines_equal,
+                lines_compared);
+    EXPECT_GT(lines_compared, 500);
+    // Measured 991/1000 in a RelWithDebInfo build. Known divergences (symbolizer/README.md):
+    // binutils caches DW_AT_name as the answer for C++ internal-linkage functions after a
+    // first query ("TestBody" where we print the demangled ELF symbol), picks another alias
+    // (".localalias"), and finds inlined callees in a few lambdas that libdw's tree does
+    // not place under them. Require 98% and print every difference.
+    EXPECT_GE(names_equal, 980) << first_diffs;
+    EXPECT_GE(lines_equal, lines_compared - 5) << first_diffs;
+}
+
+std::string testprogs_dir() {
+    return std::filesystem::path(self_exe()).parent_path().string();
+}
+
+// Starts sym_target with a pipe on stdin; returns pid and function addresses it printed.
+struct Target {
+    pid_t pid = -1;
+    int stdin_fd = -1;
+    std::map<std::string, uint64_t> functions;
+};
+
+Target start_target(const std::string& path) {
+    Target t;
+    int in[2], out[2];
+    if (::pipe(in) != 0 || ::pipe(out) != 0)
+        return t;
+    t.pid = ::fork();
+    if (t.pid == 0) {
+        ::dup2(in[0], 0);
+        ::dup2(out[1], 1);
+        ::close(in[1]);
+        ::close(out[0]);
+        ::execl(path.c_str(), path.c_str(), nullptr);
+        ::_exit(127);
+    }
+    ::close(in[0]);
+    ::close(out[1]);
+    t.stdin_fd = in[1];
+    FILE* f = ::fdopen(out[0], "r");
+    char name[128];
+    unsigned long long addr;
+    while (t.functions.size() < 3 && std::fscanf(f, "%127s %llx", name, &addr) == 2)
+        t.functions[name] = addr;
+    std::fclose(f);
+    return t;
+}
+
+void stop_target(Target& t) {
+    if (t.stdin_fd >= 0)
+        ::close(t.stdin_fd);
+    int st;
+    if (t.pid > 0)
+        ::waitpid(t.pid, &st, 0);
+    t.pid = -1;
+}
+
+TEST(SymbolizerLive, PieInALiveProcessMatchesAddr2lineAndSurvivesExit) {
+    const std::string prog = testprogs_dir() + "/sym_target";
+    ASSERT_TRUE(std::filesystem::exists(prog)) << prog;
+    Target t = start_target(prog);
+    ASSERT_GT(t.pid, 0);
+    ASSERT_EQ(t.functions.size(), 3u);
+
+    Symbolizer s(SymbolizerOptions{});
+    s.process_seen(static_cast<uint32_t>(t.pid));
+    std::vector<uint64_t> elf_addrs;
+    std::vector<FrameResult> live;
+    for (const auto& [name, addr] : t.functions) {
+        FrameResult r = s.user(static_cast<uint32_t>(t.pid), addr + 2);
+        ASSERT_FALSE(r.frames.empty()) << name << " " << miss_reason_name(r.miss);
+        EXPECT_EQ(r.frames.back().function, name);
+        EXPECT_GT(r.map_start, 0x10000u); // PIE: loaded far from its link address
+        EXPECT_LT(r.elf_address, r.map_start);
+        EXPECT_EQ(std::filesystem::path(r.module).filename(), "sym_target");
+        EXPECT_EQ(r.build_id.size(), 40u);
+        elf_addrs.push_back(r.elf_address);
+        live.push_back(r);
+    }
+    auto expected = addr2line(prog, elf_addrs);
+    ASSERT_EQ(expected.size(), live.size());
+    for (size_t i = 0; i < live.size(); ++i) {
+        EXPECT_EQ(live[i].frames[0].function, expected[i].first);
+        EXPECT_EQ(ours_loc(live[i]), expected[i].second);
+    }
+
+    // The process exits: its frames still symbolize from what process_seen captured.
+    const uint32_t pid = static_cast<uint32_t>(t.pid);
+    stop_target(t);
+    for (size_t i = 0; i < live.size(); ++i) {
+        FrameResult r = s.user(pid, std::next(t.functions.begin(), i)->second + 2);
+        ASSERT_FALSE(r.frames.empty());
+        EXPECT_EQ(r.frames[0].function, live[i].frames[0].function);
+        EXPECT_EQ(r.elf_address, live[i].elf_address);
+    }
+}
+
+TEST(SymbolizerLive, ProcessThatExitsRightAfterBeingSeenStillSymbolizes) {
+    const std::string prog = testprogs_dir() + "/sym_target";
+    Target t = start_target(prog);
+    ASSERT_GT(t.pid, 0);
+    ASSERT_EQ(t.functions.size(), 3u);
+    const uint32_t pid = static_cast<uint32_t>(t.pid);
+    Symbolizer s(SymbolizerOptions{});
+    s.process_seen(pid);
+    stop_target(t); // gone (and reaped): /proc/PID no longer exists
+    ASSERT_FALSE(std::filesystem::exists("/proc/" + std::to_string(pid) + "/maps"));
+    for (const auto& [name, addr] : t.functions) {
+        FrameResult r = s.user(pid, addr);
+        ASSERT_FALSE(r.frames.empty()) << name << " " << miss_reason_name(r.miss);
+        EXPECT_EQ(r.frames.back().function, name);
+    }
+    s.process_exited(pid);
+    EXPECT_EQ(s.stats().processes, 0u);
+    // A pid never seen and not alive: no mapping.
+    FrameResult r = s.user(pid, t.functions.begin()->second);
+    EXPECT_TRUE(r.frames.empty());
+    EXPECT_EQ(r.miss, MissReason::NoMapping);
+}
+
+TEST(SymbolizerFakeProc, InjectedProcTreeWithPerfMapAndFiles) {
+    // A fake /proc: PID/maps naming a real file, PID/root -> "/", and a perf map in the
+    // process's /tmp (PID/root/tmp/perf-PID.map).
+    auto root = std::filesystem::temp_directory_path() /
+                ("hostprof-fakeproc-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(root);
+    const std::string data = std::string(HOSTPROF_TEST_DATA) + "/symbolizer/";
+    std::filesystem::create_directories(root / "4242" / "root" / "tmp");
+    std::filesystem::create_directories(root / "4242" / "root" / "bin");
+    std::filesystem::copy_file(data + "base.elf", root / "4242" / "root" / "bin" / "base");
+    std::filesystem::copy_file(data + "perf-garbage.map",
+                               root / "4242" / "root" / "tmp" / "perf-4242.map");
+    struct stat st {};
+    ASSERT_EQ(::stat((root / "4242/root/bin/base").c_str(), &st), 0);
+    {
+        std::ofstream m(root / "4242" / "maps");
+        m << "555555554000-555555555000 r--p 00000000 08:01 " << st.st_ino << " /bin/base\n"
+          << "555555555000-555555556000 r-xp 00001000 08:01 " << st.st_ino << " /bin/base\n"
+          << "7f0000001000-7f0000004000 rwxp 00000000 00:00 0 \n";
+    }
+    SymbolizerOptions o;
+    o.proc_root = root.string();
+    Symbolizer s(o);
+    s.process_seen(4242);
+    FrameResult r = s.user(4242, 0x555555555129); // file offset 0x1129 -> base_function
+    ASSERT_FALSE(r.frames.empty()) << miss_reason_name(r.miss);
+    EXPECT_EQ(r.frames[0].function, "base_function");
+    EXPECT_EQ(r.elf_address, 0x1129u);
+    r = s.user(4242, 0x7f0000001010);
+    ASSERT_FALSE(r.frames.empty());
+    EXPECT_EQ(r.module, "[jit]");
+    EXPECT_EQ(r.frames[0].function, "LazyCompile:~add /app/index.js:3");
+    r = s.user(4242, 0x7f0000001040); // garbage line in the perf map: unknown
+    EXPECT_EQ(r.miss, MissReason::NoMapping);
+    r = s.user(4242, 0x1000); // nothing mapped
+    EXPECT_EQ(r.miss, MissReason::NoMapping);
+    SymbolizerStats st2 = s.stats();
+    EXPECT_EQ(st2.perf_map_malformed_lines, 5u);
+    EXPECT_EQ(st2.unsymbolized[static_cast<int>(MissReason::NoMapping)], 2u);
+    EXPECT_GT(st2.cache_bytes, 0u);
+    EXPECT_EQ(st2.cache_objects, 1u);
+    std::filesystem::remove_all(root);
+}
+
+TEST(SymbolizerCache, LruBoundEvictsAndReloads) {
+    SymbolizerOptions o;
+    o.cache_bytes = 1; // every new object evicts the previous one
+    Symbolizer s(o);
+    const std::string data = std::string(HOSTPROF_TEST_DATA) + "/symbolizer/";
+    EXPECT_FALSE(s.elf(data + "base.elf", 0x1129).frames.empty());
+    EXPECT_FALSE(s.elf("/lib/x86_64-linux-gnu/libc.so.6", 0x30000).build_id.empty());
+    EXPECT_EQ(s.stats().cache_objects, 1u);
+    EXPECT_GE(s.stats().cache_evictions, 1u);
+    EXPECT_EQ(s.elf(data + "base.elf", 0x1129).frames.at(0).function, "base_function");
+}
+
+} // namespace
+} // namespace hostprof::sym

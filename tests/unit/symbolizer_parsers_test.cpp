@@ -1,0 +1,124 @@
+// Parsers of kallsyms, /proc/PID/maps and perf maps, on fixtures and inline text.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "symbolizer/demangle.h"
+#include "symbolizer/parsers.h"
+
+namespace hostprof::sym {
+namespace {
+
+const std::string kData = std::string(HOSTPROF_TEST_DATA) + "/symbolizer/";
+
+TEST(SymbolizerKallsyms, ParsesModulesBpfAndSkipsGarbage) {
+    std::ifstream in(kData + "kallsyms.txt");
+    ASSERT_TRUE(in.good());
+    Kallsyms k = Kallsyms::parse(in);
+    EXPECT_EQ(k.malformed(), 2u);
+    const KernelSymbol* s = k.lookup(0xffffffff81001050);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->name, "do_one_initcall");
+    EXPECT_EQ(s->module, "");
+    s = k.lookup(0xffffffff81000010);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->name, "_stext"); // first alias listed wins
+    // Data symbols are not functions: an address after some_data is still helper_local.
+    s = k.lookup(0xffffffff81002100);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->name, "helper_local");
+    s = k.lookup(0xffffffffc0a01010);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->name, "bpf_prog_6deef7357e7b4530_hp_cpu");
+    EXPECT_EQ(s->module, "bpf");
+    s = k.lookup(0xffffffffc0b00004);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(s->name, "xfs_iget");
+    EXPECT_EQ(s->module, "xfs");
+    EXPECT_EQ(k.lookup(0xffffffff80000000), nullptr);
+    EXPECT_EQ(k.lookup(0xffffffffc0b00000 + (4u << 20)), nullptr);
+}
+
+TEST(SymbolizerKallsyms, AllZeroAddressesGiveAnEmptyIndex) {
+    std::istringstream in("0000000000000000 T _text\n0000000000000000 t foo [mod]\n");
+    Kallsyms k = Kallsyms::parse(in);
+    EXPECT_EQ(k.size(), 0u);
+    EXPECT_EQ(k.lookup(0x1000), nullptr);
+}
+
+TEST(SymbolizerKallsyms, RealProcKallsymsParsesWithoutErrors) {
+    std::ifstream in("/proc/kallsyms");
+    Kallsyms k = Kallsyms::parse(in);
+    EXPECT_EQ(k.malformed(), 0u);
+}
+
+TEST(SymbolizerMaps, HandlesDeletedSpacesMemfdVdsoAnon) {
+    const std::string text =
+        "55d0c0a00000-55d0c0a01000 r--p 00000000 fd:01 1234                       /usr/bin/my "
+        "prog\n"
+        "55d0c0a01000-55d0c0a02000 r-xp 00001000 fd:01 1234                       /usr/bin/my "
+        "prog\n"
+        "7f0000000000-7f0000100000 r-xp 00002000 00:05 99 /tmp/old lib.so (deleted)\n"
+        "7f0000200000-7f0000201000 r-xs 00000000 00:01 4242 /memfd:jit-code (deleted)\n"
+        "7f0000300000-7f0000400000 rwxp 00000000 00:00 0 \n"
+        "7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                          [vdso]\n"
+        "this is not a maps line\n"
+        "7ffd00002000-7ffd00001000 r-xp 00000000 00:00 0 [end before start]\n";
+    MapsParse p = parse_maps(text);
+    ASSERT_EQ(p.entries.size(), 6u);
+    EXPECT_EQ(p.malformed, 2u);
+    EXPECT_EQ(p.entries[1].path, "/usr/bin/my prog");
+    EXPECT_TRUE(p.entries[1].executable);
+    EXPECT_EQ(p.entries[1].offset, 0x1000u);
+    EXPECT_EQ(p.entries[1].inode, 1234u);
+    EXPECT_EQ(p.entries[1].dev_major, 0xfdu);
+    EXPECT_TRUE(p.entries[1].is_file());
+    EXPECT_EQ(p.entries[2].path, "/tmp/old lib.so");
+    EXPECT_TRUE(p.entries[2].deleted);
+    EXPECT_EQ(p.entries[3].path, "/memfd:jit-code");
+    EXPECT_TRUE(p.entries[3].shared);
+    EXPECT_TRUE(p.entries[4].is_anonymous());
+    EXPECT_EQ(p.entries[5].path, "[vdso]");
+    EXPECT_FALSE(p.entries[5].is_file());
+}
+
+TEST(SymbolizerMaps, ParsesOurOwnMaps) {
+    std::ifstream in("/proc/self/maps");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    MapsParse p = parse_maps(ss.str());
+    EXPECT_EQ(p.malformed, 0u);
+    EXPECT_GT(p.entries.size(), 5u);
+}
+
+TEST(SymbolizerPerfMap, GoodLinesSymbolizeAndBadOnesAreCounted) {
+    std::ifstream in(kData + "perf-garbage.map");
+    ASSERT_TRUE(in.good());
+    PerfMap m = PerfMap::parse(in);
+    EXPECT_EQ(m.malformed(), 5u);
+    ASSERT_NE(m.lookup(0x7f0000001010), nullptr);
+    EXPECT_EQ(m.lookup(0x7f0000001010)->name, "LazyCompile:~add /app/index.js:3");
+    EXPECT_EQ(m.lookup(0x7f0000001040), nullptr); // its line was garbage
+    ASSERT_NE(m.lookup(0x7f000000109f), nullptr);
+    EXPECT_EQ(m.lookup(0x7f000000109f)->name, "Builtin:ArgumentsAdaptorTrampoline");
+    EXPECT_EQ(m.lookup(0x7f00000010a0), nullptr);
+    ASSERT_NE(m.lookup(0x7f00000010c0), nullptr);
+    EXPECT_EQ(m.lookup(0x7f00000010c0)->name, "py::compute:/app/main.py");
+    ASSERT_NE(m.lookup(0x7f0000003050), nullptr);
+    EXPECT_EQ(m.lookup(0x7f0000003050)->name, "new_code_same_place"); // the newest wins
+}
+
+TEST(SymbolizerDemangle, CxxAndRustLegacy) {
+    EXPECT_EQ(demangle("_ZN8hostprof3sym10SymbolizerC2ENS0_17SymbolizerOptionsE"),
+              "hostprof::sym::Symbolizer::Symbolizer(hostprof::sym::SymbolizerOptions)");
+    EXPECT_EQ(demangle("main"), "main");
+    EXPECT_EQ(demangle("_Znot_valid"), "_Znot_valid");
+    EXPECT_EQ(demangle("_ZN4core3fmt5write17h0123456789abcdefE"), "core::fmt::write");
+    EXPECT_EQ(demangle("_ZN60_$LT$alloc..string..String$u20$as$u20$core..fmt..Display$GT$3fmt"
+                       "17h0123456789abcdefE"),
+              "<alloc::string::String as core::fmt::Display>::fmt");
+}
+
+} // namespace
+} // namespace hostprof::sym
