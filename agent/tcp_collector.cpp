@@ -1,0 +1,135 @@
+#include "agent/tcp_collector.h"
+
+#include <cerrno>
+
+#include "agent/latency_bpf_util.h"
+#include "tcp.skel.h"
+
+namespace hostprof {
+
+const TcpFamilyStats* TcpSnapshot::find(std::string_view family) const {
+    for (const TcpFamilyStats& f : families)
+        if (f.family == family)
+            return &f;
+    return nullptr;
+}
+
+Result<std::unique_ptr<TcpCollector>> TcpCollector::start(const TcpOptions& options) {
+    if (options.mode != compat::AttachMode::TpBtf && options.mode != compat::AttachMode::RawTp)
+        return Error{EINVAL, "tcp: needs tp_btf or raw_tp (sockets are keyed by pointer)"};
+    std::unique_ptr<TcpCollector> c(new TcpCollector());
+    auto skel = Skeleton<tcp_bpf>::open();
+    if (!skel)
+        return skel.error();
+    c->skel_ = std::move(skel.value());
+    tcp_bpf* s = c->skel_.get();
+    const bool btf = options.mode == compat::AttachMode::TpBtf;
+    struct Hook {
+        bpf_program* btf;
+        bpf_program* raw;
+        const char* name;
+    };
+    const Hook hooks[] = {
+        {s->progs.hp_tcpstate_btf, s->progs.hp_tcpstate_raw, "sock/inet_sock_set_state"},
+        {s->progs.hp_tcpprobe_btf, s->progs.hp_tcpprobe_raw, "tcp/tcp_probe"},
+        {s->progs.hp_tcpretx_btf, s->progs.hp_tcpretx_raw, "tcp/tcp_retransmit_skb"},
+        {s->progs.hp_tcprstout_btf, s->progs.hp_tcprstout_raw, "tcp/tcp_send_reset"},
+        {s->progs.hp_tcprstin_btf, s->progs.hp_tcprstin_raw, "tcp/tcp_receive_reset"},
+    };
+    for (const Hook& h : hooks) {
+        bpf_program__set_autoload(h.btf, btf);
+        bpf_program__set_autoload(h.raw, !btf);
+    }
+    if (Status st = c->skel_.load(); !st)
+        return st.error();
+    for (const Hook& h : hooks)
+        if (Status st = latency::attach_chosen(h.btf, h.raw, h.raw, h.name, options.mode, c->links_,
+                                               c->attached_);
+            !st)
+            return st.error();
+    return c;
+}
+
+TcpCollector::~TcpCollector() {
+    links_.clear();
+    skel_.reset();
+}
+
+TcpSnapshot TcpCollector::snapshot() const {
+    TcpSnapshot out;
+    std::vector<hp_tcp_hist> per_cpu(latency::possible_cpus());
+    for (uint32_t idx = 0; idx < 2; ++idx) {
+        TcpFamilyStats f;
+        f.family = idx == 0 ? "ipv4" : "ipv6";
+        f.connect.slots.assign(HP_TCP_SLOTS, 0);
+        f.srtt.slots.assign(HP_TCP_SLOTS, 0);
+        if (bpf_map__lookup_elem(skel_->maps.hp_tcp_hist, &idx, sizeof(idx), per_cpu.data(),
+                                 per_cpu.size() * sizeof(hp_tcp_hist), 0) == 0) {
+            for (const hp_tcp_hist& h : per_cpu) {
+                for (size_t i = 0; i < HP_TCP_SLOTS; ++i) {
+                    f.connect.slots[i] += h.connect[i];
+                    f.srtt.slots[i] += h.srtt[i];
+                }
+                f.connect.sum += h.connect_sum_ns;
+                f.srtt.sum += h.srtt_sum_ns;
+                f.retransmits += h.retransmits;
+                f.resets_sent += h.resets_sent;
+                f.resets_received += h.resets_received;
+                f.connect_failed += h.connect_failed;
+            }
+        }
+        out.families.push_back(std::move(f));
+    }
+    out.kernel_stats.assign(HP_TCP_STAT_MAX, 0);
+    latency::sum_percpu_counters(skel_->maps.hp_tcp_stats, out.kernel_stats);
+    return out;
+}
+
+std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) {
+    using prometheus::MetricType;
+    prometheus::MetricFamily connect{"hostprof_tcp_connect_latency_seconds",
+                                     "Active TCP connect latency (SYN_SENT to ESTABLISHED)",
+                                     MetricType::Histogram,
+                                     {}};
+    prometheus::MetricFamily srtt{"hostprof_tcp_srtt_seconds",
+                                  "Smoothed RTT of TCP sockets, sampled at each tcp_probe",
+                                  MetricType::Histogram,
+                                  {}};
+    prometheus::MetricFamily retx{
+        "hostprof_tcp_retransmits_total", "TCP segments retransmitted", MetricType::Counter, {}};
+    prometheus::MetricFamily resets{
+        "hostprof_tcp_resets_total", "TCP resets sent or received", MetricType::Counter, {}};
+    prometheus::MetricFamily failed{"hostprof_tcp_connect_failures_total",
+                                    "Active connects that ended in CLOSE from SYN_SENT",
+                                    MetricType::Counter,
+                                    {}};
+    auto counter = [](std::vector<prometheus::ClientMetric::Label> l, uint64_t v) {
+        prometheus::ClientMetric m;
+        m.label = std::move(l);
+        m.counter.value = static_cast<double>(v);
+        return m;
+    };
+    for (const TcpFamilyStats& f : s.families) {
+        prometheus::ClientMetric m;
+        m.label = {{"family", f.family}};
+        m.histogram = to_prometheus_histogram(f.connect, 1e-9);
+        connect.metric.push_back(m);
+        m.histogram = to_prometheus_histogram(f.srtt, 1e-9);
+        srtt.metric.push_back(m);
+        retx.metric.push_back(counter({{"family", f.family}}, f.retransmits));
+        resets.metric.push_back(
+            counter({{"direction", "received"}, {"family", f.family}}, f.resets_received));
+        resets.metric.push_back(
+            counter({{"direction", "sent"}, {"family", f.family}}, f.resets_sent));
+        failed.metric.push_back(counter({{"family", f.family}}, f.connect_failed));
+    }
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(std::move(connect));
+    out.push_back(std::move(srtt));
+    out.push_back(std::move(retx));
+    out.push_back(std::move(resets));
+    out.push_back(std::move(failed));
+    return out;
+}
+
+} // namespace hostprof

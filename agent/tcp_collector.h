@@ -1,0 +1,71 @@
+// The TCP collector: owns the `tcp` BPF skeleton (sock:inet_sock_set_state, tcp:tcp_probe,
+// tcp:tcp_retransmit_skb, tcp:tcp_send_reset, tcp:tcp_receive_reset) and its links.
+// Per address family: active-connect latency, smoothed RTT, retransmits, resets and
+// failed connects, aggregated in the kernel; snapshot() reads them.
+#pragma once
+
+#include <linux/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <prometheus/metric_family.h>
+
+#include "agent/latency_histogram.h"
+#include "common/bpf_handles.h"
+#include "common/result.h"
+#include "kernel-compat/planner.h"
+#include "tcp.h"
+
+struct tcp_bpf;
+
+namespace hostprof {
+
+struct TcpOptions {
+    // tp_btf or raw_tp (sockets are keyed by pointer); start() refuses Tracepoint.
+    compat::AttachMode mode = compat::AttachMode::TpBtf;
+};
+
+struct TcpFamilyStats {
+    std::string family;       // "ipv4", "ipv6"
+    LatencyHistogram connect; // ns
+    LatencyHistogram srtt;    // ns
+    uint64_t retransmits = 0;
+    uint64_t resets_sent = 0;
+    uint64_t resets_received = 0;
+    uint64_t connect_failed = 0;
+};
+
+struct TcpSnapshot {
+    std::vector<TcpFamilyStats> families; // ipv4, ipv6
+    std::vector<uint64_t> kernel_stats;   // hp_tcp_stats summed
+    const TcpFamilyStats* find(std::string_view family) const;
+};
+
+class TcpCollector {
+  public:
+    static Result<std::unique_ptr<TcpCollector>> start(const TcpOptions& options);
+    ~TcpCollector();
+    TcpCollector(const TcpCollector&) = delete;
+    TcpCollector& operator=(const TcpCollector&) = delete;
+
+    TcpSnapshot snapshot() const;
+    const std::vector<std::string>& attached() const { return attached_; }
+
+  private:
+    TcpCollector() = default;
+    Skeleton<tcp_bpf> skel_;
+    std::vector<BpfLink> links_;
+    std::vector<std::string> attached_;
+};
+
+// hostprof_tcp_connect_latency_seconds{family}  histogram (SYN_SENT -> ESTABLISHED)
+// hostprof_tcp_srtt_seconds{family}             histogram (at each tcp_probe)
+// hostprof_tcp_retransmits_total{family}        counter
+// hostprof_tcp_resets_total{family,direction}   counter (direction: sent, received)
+// hostprof_tcp_connect_failures_total{family}   counter (SYN_SENT -> CLOSE)
+std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s);
+
+} // namespace hostprof

@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-2.0
+/* TCP: active-connect latency (inet_sock_set_state SYN_SENT -> ESTABLISHED), smoothed
+ * RTT (tcp_probe), retransmits and resets, per address family, in per-CPU maps. tp_btf
+ * and raw_tp variants are compiled (sockets are keyed by pointer); userspace enables
+ * one. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#include "lib/hp_log2.h"
+#include "tcp.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define HP_AF_INET6 10
+#define HP_TCP_ESTABLISHED 1
+#define HP_TCP_SYN_SENT 2
+#define HP_TCP_CLOSE 7
+
+/* struct sock * -> when it entered SYN_SENT. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, __u64);
+} hp_tcp_start SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, __u32);
+	__type(value, struct hp_tcp_hist);
+} hp_tcp_hist SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HP_TCP_STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} hp_tcp_stats SEC(".maps");
+
+static __always_inline struct hp_tcp_hist *hist_of(const struct sock *sk)
+{
+	__u32 idx = 0;
+
+	if (sk && BPF_CORE_READ(sk, __sk_common.skc_family) == HP_AF_INET6)
+		idx = 1;
+	return bpf_map_lookup_elem(&hp_tcp_hist, &idx);
+}
+
+static __always_inline void add(__u64 *slots, __u64 v)
+{
+	__u32 slot = hp_log2_slot(v, HP_TCP_SLOTS);
+
+	if (slot < HP_TCP_SLOTS)
+		slots[slot] += 1;
+}
+
+static __always_inline void set_state(const struct sock *sk, int oldstate, int newstate)
+{
+	__u64 key = (__u64)sk, now, *ts;
+	struct hp_tcp_hist *h;
+
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
+	if (newstate == HP_TCP_SYN_SENT) {
+		now = bpf_ktime_get_ns();
+		if (bpf_map_update_elem(&hp_tcp_start, &key, &now, BPF_ANY) != 0) {
+			__u32 stat = HP_TCP_STAT_START_FAILED;
+			__u64 *v = bpf_map_lookup_elem(&hp_tcp_stats, &stat);
+
+			if (v)
+				*v += 1;
+		}
+		return;
+	}
+	if (oldstate != HP_TCP_SYN_SENT)
+		return;
+	ts = bpf_map_lookup_elem(&hp_tcp_start, &key);
+	if (!ts)
+		return;
+	now = bpf_ktime_get_ns() - *ts;
+	bpf_map_delete_elem(&hp_tcp_start, &key);
+	h = hist_of(sk);
+	if (!h)
+		return;
+	if (newstate == HP_TCP_ESTABLISHED) {
+		add(h->connect, now);
+		h->connect_sum_ns += now;
+	} else if (newstate == HP_TCP_CLOSE) {
+		h->connect_failed += 1;
+	}
+}
+
+static __always_inline void probe(struct sock *sk)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	struct hp_tcp_hist *h = hist_of(sk);
+	__u64 srtt_ns;
+
+	if (!h)
+		return;
+	srtt_ns = (__u64)(BPF_CORE_READ(tp, srtt_us) >> 3) * 1000;
+	add(h->srtt, srtt_ns);
+	h->srtt_sum_ns += srtt_ns;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(hp_tcpstate_btf, const struct sock *sk, int oldstate, int newstate)
+{
+	set_state(sk, oldstate, newstate);
+	return 0;
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int BPF_PROG(hp_tcpstate_raw, const struct sock *sk, int oldstate, int newstate)
+{
+	set_state(sk, oldstate, newstate);
+	return 0;
+}
+
+SEC("tp_btf/tcp_probe")
+int BPF_PROG(hp_tcpprobe_btf, struct sock *sk)
+{
+	probe(sk);
+	return 0;
+}
+
+SEC("raw_tp/tcp_probe")
+int BPF_PROG(hp_tcpprobe_raw, struct sock *sk)
+{
+	probe(sk);
+	return 0;
+}
+
+static __always_inline void bump_retransmit(const struct sock *sk)
+{
+	struct hp_tcp_hist *h = hist_of(sk);
+
+	if (h)
+		h->retransmits += 1;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(hp_tcpretx_btf, const struct sock *sk)
+{
+	bump_retransmit(sk);
+	return 0;
+}
+
+SEC("raw_tp/tcp_retransmit_skb")
+int BPF_PROG(hp_tcpretx_raw, const struct sock *sk)
+{
+	bump_retransmit(sk);
+	return 0;
+}
+
+/* tcp_send_reset: sk is NULL for a reset answering a packet without a socket. */
+static __always_inline void bump_reset(const struct sock *sk, bool sent)
+{
+	struct hp_tcp_hist *h = hist_of(sk);
+
+	if (!h)
+		return;
+	if (sent)
+		h->resets_sent += 1;
+	else
+		h->resets_received += 1;
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(hp_tcprstout_btf, const struct sock *sk)
+{
+	bump_reset(sk, true);
+	return 0;
+}
+
+SEC("raw_tp/tcp_send_reset")
+int BPF_PROG(hp_tcprstout_raw, const struct sock *sk)
+{
+	bump_reset(sk, true);
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(hp_tcprstin_btf, struct sock *sk)
+{
+	bump_reset(sk, false);
+	return 0;
+}
+
+SEC("raw_tp/tcp_receive_reset")
+int BPF_PROG(hp_tcprstin_raw, struct sock *sk)
+{
+	bump_reset(sk, false);
+	return 0;
+}

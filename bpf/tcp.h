@@ -1,0 +1,24 @@
+/* The ABI between tcp.bpf.c and userspace: fixed-width fields, no pointers. */
+#ifndef HOSTPROF_BPF_TCP_H
+#define HOSTPROF_BPF_TCP_H
+
+#define HP_TCP_SLOTS 36 /* log2(ns) slots: slot i is [2^i, 2^(i+1)) ns; the last is open */
+
+/* Value of the per-CPU array hp_tcp_hist: index 0 IPv4, 1 IPv6. */
+struct hp_tcp_hist {
+	__u64 connect[HP_TCP_SLOTS]; /* active connect: SYN_SENT -> ESTABLISHED, ns */
+	__u64 srtt[HP_TCP_SLOTS];    /* smoothed RTT at each tcp_probe, ns */
+	__u64 connect_sum_ns;
+	__u64 srtt_sum_ns;
+	__u64 retransmits;     /* tcp_retransmit_skb */
+	__u64 resets_sent;     /* tcp_send_reset */
+	__u64 resets_received; /* tcp_receive_reset */
+	__u64 connect_failed;  /* SYN_SENT -> CLOSE */
+};
+
+enum hp_tcp_stat {
+	HP_TCP_STAT_START_FAILED, /* the connect map refused a socket */
+	HP_TCP_STAT_MAX,
+};
+
+#endif /* HOSTPROF_BPF_TCP_H */

@@ -1,0 +1,134 @@
+// Privileged: TCP connect latency, RTT, resets and retransmits on real loopback
+// connections (host-wide counters: they move by at least what the test did).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/tcp_collector.h"
+#include "bpf_test_util.h"
+#include "common/unique_fd.h"
+
+using namespace hostprof;
+
+namespace {
+
+constexpr int kConnects = 50;
+constexpr int kRefused = 20;
+
+sockaddr_in loopback(uint16_t port) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    return a;
+}
+
+// A listening socket on 127.0.0.1 with a kernel-chosen port.
+UniqueFd listen_loopback(uint16_t& port) {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a = loopback(0);
+    if (!fd || ::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+        ::listen(fd.get(), 128) != 0)
+        return UniqueFd();
+    socklen_t len = sizeof(a);
+    ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+    return fd;
+}
+
+int connect_to(uint16_t port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a = loopback(port);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+        int err = errno;
+        ::close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}
+
+class TcpModes : public ::testing::TestWithParam<compat::AttachMode> {};
+
+TEST_P(TcpModes, ConnectsRttAndResetsOnLoopback) {
+    HOSTPROF_REQUIRE_ROOT();
+    TcpOptions o;
+    o.mode = GetParam();
+    auto started = TcpCollector::start(o);
+    ASSERT_TRUE(started) << started.error().message();
+    TcpCollector& c = *started.value();
+    EXPECT_EQ(c.attached().size(), 5u);
+    TcpSnapshot before = c.snapshot();
+
+    uint16_t port = 0;
+    UniqueFd listener = listen_loopback(port);
+    ASSERT_TRUE(listener);
+    for (int i = 0; i < kConnects; ++i) {
+        int fd = connect_to(port);
+        ASSERT_GE(fd, 0) << std::strerror(errno);
+        int peer = ::accept(listener.get(), nullptr, nullptr);
+        ASSERT_GE(peer, 0);
+        // Some request/response traffic so tcp_probe sees ACKs in ESTABLISHED.
+        char buf[512] = {};
+        for (int r = 0; r < 4; ++r) {
+            ASSERT_EQ(::write(fd, buf, sizeof(buf)), static_cast<ssize_t>(sizeof(buf)));
+            ASSERT_EQ(::read(peer, buf, sizeof(buf)), static_cast<ssize_t>(sizeof(buf)));
+            ASSERT_EQ(::write(peer, buf, sizeof(buf)), static_cast<ssize_t>(sizeof(buf)));
+            ASSERT_EQ(::read(fd, buf, sizeof(buf)), static_cast<ssize_t>(sizeof(buf)));
+        }
+        ::close(fd);
+        ::close(peer);
+    }
+    // A port nobody listens on: the SYN is answered with a reset.
+    uint16_t closed_port = 0;
+    { UniqueFd tmp = listen_loopback(closed_port); }
+    int refused = 0;
+    for (int i = 0; i < kRefused; ++i)
+        refused += connect_to(closed_port) < 0 && errno == ECONNREFUSED;
+    ASSERT_EQ(refused, kRefused);
+
+    TcpSnapshot after = c.snapshot();
+    const TcpFamilyStats* a = after.find("ipv4");
+    const TcpFamilyStats* b = before.find("ipv4");
+    ASSERT_TRUE(a && b);
+    uint64_t connects = a->connect.count() - b->connect.count();
+    uint64_t srtts = a->srtt.count() - b->srtt.count();
+    std::printf("ipv4: connects +%llu (mean %.1f us), srtt samples +%llu (mean %.1f us), "
+                "resets sent +%llu received +%llu, failed connects +%llu\n",
+                static_cast<unsigned long long>(connects),
+                connects ? static_cast<double>(a->connect.sum - b->connect.sum) / 1e3 /
+                               static_cast<double>(connects)
+                         : 0.0,
+                static_cast<unsigned long long>(srtts),
+                srtts ? static_cast<double>(a->srtt.sum - b->srtt.sum) / 1e3 /
+                            static_cast<double>(srtts)
+                      : 0.0,
+                static_cast<unsigned long long>(a->resets_sent - b->resets_sent),
+                static_cast<unsigned long long>(a->resets_received - b->resets_received),
+                static_cast<unsigned long long>(a->connect_failed - b->connect_failed));
+    EXPECT_GE(connects, static_cast<uint64_t>(kConnects));
+    EXPECT_GE(srtts, static_cast<uint64_t>(kConnects));
+    EXPECT_GE(a->resets_sent - b->resets_sent, static_cast<uint64_t>(kRefused));
+    EXPECT_GE(a->resets_received - b->resets_received, static_cast<uint64_t>(kRefused));
+    EXPECT_GE(a->connect_failed - b->connect_failed, static_cast<uint64_t>(kRefused));
+    EXPECT_EQ(after.kernel_stats[HP_TCP_STAT_START_FAILED], 0u);
+    auto fams = tcp_metric_families(after);
+    ASSERT_EQ(fams.size(), 5u);
+    EXPECT_EQ(fams[0].name, "hostprof_tcp_connect_latency_seconds");
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TcpModes,
+                         ::testing::Values(compat::AttachMode::TpBtf, compat::AttachMode::RawTp),
+                         [](const auto& info) {
+                             return std::string(compat::to_string(info.param));
+                         });
+
+} // namespace
