@@ -125,6 +125,71 @@ TEST_P(TcpModes, ConnectsRttAndResetsOnLoopback) {
     EXPECT_EQ(fams[0].name, "hostprof_tcp_connect_latency_seconds");
 }
 
+// nftables drops ~1 in 20 data segments arriving for the test port (numgen random, in
+// the input hook: a drop at output is a local send error, not a loss); every dropped
+// segment must be retransmitted, so the retransmit counter rises by at least
+// the rule's own packet counter (nft's, not ours).
+TEST_P(TcpModes, RetransmitsCoverWhatNftablesDropped) {
+    HOSTPROF_REQUIRE_ROOT();
+    TcpOptions o;
+    o.mode = GetParam();
+    auto started = TcpCollector::start(o);
+    ASSERT_TRUE(started) << started.error().message();
+    TcpCollector& c = *started.value();
+
+    uint16_t port = 0;
+    UniqueFd listener = listen_loopback(port);
+    ASSERT_TRUE(listener);
+    const std::string table = "hp_tcp_test_" + std::to_string(::getpid());
+    struct Cleanup {
+        std::string table;
+        ~Cleanup() { std::system(("nft delete table inet " + table + " 2>/dev/null").c_str()); }
+    } cleanup{table};
+    std::string setup = "nft add table inet " + table + " && nft add chain inet " + table +
+                        " in '{ type filter hook input priority 0; }' && nft add rule inet " +
+                        table + " in tcp dport " + std::to_string(port) +
+                        " meta length gt 200 numgen random mod 20 == 0 counter drop";
+    ASSERT_EQ(std::system(setup.c_str()), 0) << setup;
+
+    TcpSnapshot before = c.snapshot();
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int mss = 1000;
+    ASSERT_EQ(::setsockopt(fd, IPPROTO_TCP, TCP_MAXSEG, &mss, sizeof(mss)), 0);
+    sockaddr_in a = loopback(port);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    int peer = ::accept(listener.get(), nullptr, nullptr);
+    ASSERT_GE(peer, 0);
+    constexpr size_t kBytes = 400 * 1000;
+    std::thread reader([peer] {
+        std::vector<char> buf(65536);
+        size_t got = 0;
+        while (got < kBytes) {
+            ssize_t n = ::read(peer, buf.data(), buf.size());
+            if (n <= 0)
+                break;
+            got += static_cast<size_t>(n);
+        }
+    });
+    std::vector<char> chunk(1000, 'x');
+    for (size_t sent = 0; sent < kBytes; sent += chunk.size())
+        ASSERT_EQ(::write(fd, chunk.data(), chunk.size()), static_cast<ssize_t>(chunk.size()));
+    reader.join();
+    ::close(fd);
+    ::close(peer);
+    TcpSnapshot after = c.snapshot();
+
+    std::string listing = bpftest::run_command("nft list table inet " + table);
+    unsigned long long dropped = 0;
+    auto pos = listing.find("counter packets ");
+    ASSERT_NE(pos, std::string::npos) << listing;
+    std::sscanf(listing.c_str() + pos, "counter packets %llu", &dropped);
+    uint64_t retx = after.find("ipv4")->retransmits - before.find("ipv4")->retransmits;
+    std::printf("nft dropped %llu segments; retransmits +%llu\n", dropped,
+                static_cast<unsigned long long>(retx));
+    EXPECT_GT(dropped, 0u);
+    EXPECT_GE(retx, dropped);
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, TcpModes,
                          ::testing::Values(compat::AttachMode::TpBtf, compat::AttachMode::RawTp),
                          [](const auto& info) {
