@@ -37,6 +37,8 @@ case "$cmd" in
     cmake --build build-asan -j "$JOBS" --target unit_tests
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS" \
       -R '^unit\.' --timeout 600
+    # A short libFuzzer run (clang) of the symbolizer's parsers, seeded from tests/data.
+    tests/fuzz/run.sh 10
     ;;
   *)
     echo "usage: ./dev.sh run [flags] | ./dev.sh test" >&2
