@@ -137,7 +137,9 @@ TEST_P(BlockModes, DirectWritesAgreeWithDiskstats) {
     ASSERT_NE(w, nullptr);
     const BlockStats* wb = before.find(dev, "write");
     uint64_t four_k = w->size.slots[12] - (wb ? wb->size.slots[12] : 0);
-    EXPECT_GE(four_k, static_cast<uint64_t>(kRequests)) << "4096-byte requests in [4 KiB, 8 KiB)";
+    // Most stay 4096-byte requests; a few may merge with a neighbour's write.
+    EXPECT_GE(four_k, static_cast<uint64_t>(kRequests) * 95 / 100)
+        << "4096-byte requests in [4 KiB, 8 KiB)";
     EXPECT_GE(w->bytes - (wb ? wb->bytes : 0), uint64_t{4096} * kRequests);
     std::lock_guard lock(mu);
     EXPECT_GE(dd_4k_records, static_cast<uint64_t>(kRequests) * 9 / 10)
