@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -331,6 +332,45 @@ TEST(DeployGrafana, DashboardsParseAndQueryAgentMetrics) {
                 EXPECT_TRUE(n.rfind("hostprof_", 0) == 0 || n.rfind("process_", 0) == 0)
                     << f << ": " << n << " is not a hostprof metric (" << e << ")";
         }
+    }
+}
+
+// Without running anything: every queried name is a metric family the agent's code
+// defines (a quoted literal in agent/*.cpp), so a typo or a renamed family fails here
+// even before the collector behind it runs (tests/bpf/deploy_metrics_bpf_test.cpp then
+// checks a real scrape).
+TEST(DeployGrafana, EveryQueriedNameIsDefinedByTheAgent) {
+    std::string code;
+    for (const auto& e : std::filesystem::directory_iterator(src("agent")))
+        if (e.path().extension() == ".cpp")
+            code += read_text("agent/" + e.path().filename().string());
+    std::set<std::string> names;
+    for (const char* f : {"node-kernel-latency.json", "hostprof-agent-health.json"}) {
+        auto d = nlohmann::json::parse(read_text(std::string("deploy/grafana/dashboards/") + f));
+        std::vector<std::string> exprs;
+        collect_exprs(d, exprs);
+        for (const auto& v : d["templating"]["list"])
+            if (v.contains("definition"))
+                exprs.push_back(std::regex_replace(v["definition"].get<std::string>(),
+                                                   std::regex(R"(label_values\((.*),\s*\w+\)$)"), "$1"));
+        for (const std::string& e : exprs)
+            for (const std::string& n : promql_metric_names(e))
+                names.insert(n);
+    }
+    YAML::Node rules = YAML::LoadFile(src("deploy/prometheus/hostprof-rules.yaml"));
+    for (const YAML::Node& g : rules["groups"])
+        for (const YAML::Node& r : g["rules"])
+            for (const std::string& n : promql_metric_names(r["expr"].as<std::string>()))
+                names.insert(n);
+    EXPECT_GT(names.size(), 15u);
+    for (const std::string& n : names) {
+        bool defined = code.find("\"" + n + "\"") != std::string::npos;
+        for (std::string suffix : {"_bucket", "_count", "_sum"})
+            if (n.ends_with(suffix))
+                defined = defined ||
+                          code.find("\"" + n.substr(0, n.size() - suffix.size()) + "\"") !=
+                              std::string::npos;
+        EXPECT_TRUE(defined) << n << " is queried but no agent/*.cpp defines it";
     }
 }
 
