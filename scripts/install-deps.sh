@@ -19,6 +19,7 @@ BUILD_PKGS=(
 RUNTIME_PKGS=(
   libc6 libstdc++6 libgcc-s1 libbpf1 libelf1 libdw1 libdebuginfod1 zlib1g libprotobuf32
   libprometheus-cpp-core1.0 libcivetweb1 libcrypt1 libyaml-cpp0.7 libspdlog1.10 libfmt9
+  liblzma5 libbz2-1.0
 )
 TEST_PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev libclang-rt-14-dev
