@@ -602,24 +602,35 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, bool demangle_names, bool inlines,
     return true;
 }
 
+const std::string& ElfImage::symbol_name(const Symbol& s, bool demangle_names) const {
+    const char* n = names_.c_str() + s.name;
+    if (!demangle_names) {
+        scratch_.assign(n);
+        return scratch_;
+    }
+    auto it = demangled_.find(s.name);
+    if (it == demangled_.end()) {
+        it = demangled_.emplace(s.name, demangle(n)).first;
+        bytes_ += it->second.capacity() + 48;
+    }
+    return it->second;
+}
+
 ElfLookup ElfImage::symbolize(uint64_t vaddr, bool demangle_names, bool inlines,
                               std::vector<SymbolizedFrame>& out) const {
     const size_t first = out.size();
     const Symbol* sym = find_symbol(vaddr);
     if (dwarf_ != nullptr && dwarf_frames(vaddr, demangle_names, inlines, out)) {
-        if (out[first].function.empty() && sym != nullptr) {
-            const char* n = names_.c_str() + sym->name;
-            out[first].function = demangle_names ? demangle(n) : std::string(n);
-        }
+        if (out[first].function.empty() && sym != nullptr)
+            out[first].function = symbol_name(*sym, demangle_names);
         if (!out[first].function.empty() || !out[first].file.empty())
             return ElfLookup::Found;
         out.resize(first);
     }
     if (sym == nullptr)
         return symbols_.empty() ? ElfLookup::Stripped : ElfLookup::NoSymbol;
-    const char* n = names_.c_str() + sym->name;
     SymbolizedFrame f;
-    f.function = demangle_names ? demangle(n) : std::string(n);
+    f.function = symbol_name(*sym, demangle_names);
     out.push_back(std::move(f));
     return ElfLookup::Found;
 }

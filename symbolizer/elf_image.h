@@ -117,6 +117,10 @@ class ElfImage {
     };
     const CuFunctions& cu_functions(Dwarf_Die* cudie, uint64_t cu_offset) const;
     mutable std::unordered_map<uint64_t, CuFunctions> cu_functions_;
+    // Demangled symbol names, by offset in names_, filled on first use.
+    mutable std::unordered_map<uint32_t, std::string> demangled_;
+    const std::string& symbol_name(const Symbol& s, bool demangle) const;
+    mutable std::string scratch_;
     mutable size_t bytes_ = 0;
 };
 

@@ -375,7 +375,16 @@ FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
         return r;
     }
     r.elf_address = *vaddr;
+    const size_t before = img->bytes();
     ElfLookup l = img->symbolize(*vaddr, options_.demangle, options_.inlines, r.frames);
+    if (img->bytes() != before) {
+        // Lazily built indexes (DWARF functions per CU, demangled names) grew the object.
+        if (auto it = cache_.find(pm->key); it != cache_.end() && it->second->image == img) {
+            stats_.cache_bytes += img->bytes() - it->second->bytes;
+            it->second->bytes = img->bytes();
+            evict_locked();
+        }
+    }
     if (l != ElfLookup::Found) {
         r.miss = l == ElfLookup::Stripped ? MissReason::Stripped : MissReason::NoSymbol;
         count_miss(r.miss);
