@@ -1,5 +1,7 @@
 #include "agent/pipeline.h"
 
+#include <thread>
+
 namespace hostprof {
 
 Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options,
@@ -80,7 +82,12 @@ ProfileWindow Pipeline::collect(SubscriptionId id) {
 
 Profile Pipeline::symbolize(const ProfileWindow& window, const BuildOptions& options) {
     std::lock_guard lock(resolver_mu_);
-    return build_profile(window, *resolver_, options);
+    // On a thread of its own: HTTP worker threads have small stacks, and libdw's DWARF
+    // walk needs tens of KiB of stack per frame (it overflowed civetweb's workers).
+    Profile out;
+    std::thread worker([&] { out = build_profile(window, *resolver_, options); });
+    worker.join();
+    return out;
 }
 
 PipelineStats Pipeline::stats() const {

@@ -1,23 +1,43 @@
 #include "agent/symbolizer_resolver.h"
 
+#include "symbolizer/symbolizer.h"
+
 namespace hostprof {
 namespace {
 
-// Until symbolizer/ lands: addresses only (pprof shows them as hex).
-class AddressOnlyResolver final : public FrameResolver {
+// The symbolizer behind the profile builder's interface: frames become Lines (innermost
+// first), the module and its build-id become the Mapping.
+class SymbolizerResolver final : public FrameResolver {
   public:
-    ResolvedFrame kernel(uint64_t) override {
+    SymbolizerResolver() : sym_(sym::SymbolizerOptions{}) {}
+
+    ResolvedFrame kernel(uint64_t address) override { return convert(sym_.kernel(address)); }
+    ResolvedFrame user(uint32_t pid, uint64_t address) override {
+        return convert(sym_.user(pid, address));
+    }
+    void process_seen(uint32_t pid) override { sym_.process_seen(pid); }
+    void process_exited(uint32_t pid) override { sym_.process_exited(pid); }
+
+  private:
+    static ResolvedFrame convert(const sym::FrameResult& r) {
         ResolvedFrame f;
-        f.mapping.file = "[kernel.kallsyms]";
+        for (const auto& fr : r.frames)
+            f.lines.push_back(Line{fr.function, fr.file, fr.line});
+        f.mapping.file = r.module;
+        f.mapping.build_id = r.build_id;
+        f.mapping.start = r.map_start;
+        f.mapping.limit = r.map_limit;
+        f.mapping.offset = r.map_offset;
         return f;
     }
-    ResolvedFrame user(uint32_t, uint64_t) override { return {}; }
+
+    sym::Symbolizer sym_;
 };
 
 } // namespace
 
 std::unique_ptr<FrameResolver> make_symbolizer_resolver() {
-    return std::make_unique<AddressOnlyResolver>();
+    return std::make_unique<SymbolizerResolver>();
 }
 
 } // namespace hostprof

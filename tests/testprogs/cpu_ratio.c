@@ -7,10 +7,19 @@
 
 static volatile unsigned long sink;
 
+__attribute__((noinline)) void done(void)
+{
+	__asm__ volatile("" ::: "memory");
+}
+
+/* Calls done() so that it is not a leaf: GCC omits the frame pointer of leaf functions
+ * even with -fno-omit-frame-pointer, and a frame-pointer walk from a frameless leaf
+ * skips its caller. */
 __attribute__((noinline)) void spin(unsigned long iterations)
 {
 	for (unsigned long i = 0; i < iterations; i++)
 		sink += i;
+	done();
 }
 
 __attribute__((noinline)) void hot_three_quarters(void)
