@@ -35,7 +35,7 @@ struct Config {
     int max_concurrent_profiles = 4;                // 429 beyond
     std::string service_name = "auto";              // auto | exe | comm | cgroup
     int process_table_size = 16384;
-    std::string web_config; // TLS / basic auth file for the HTTP endpoints
+    std::string web_config;        // TLS / basic auth file for the HTTP endpoints
     bool drop_capabilities = true; // after attach keep only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
 };
 

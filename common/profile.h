@@ -16,10 +16,10 @@ struct ValueType {
 };
 
 struct Mapping {
-    uint64_t start = 0;  // process address where the mapping starts (0 for kernel)
-    uint64_t limit = 0;  // one past the end
-    uint64_t offset = 0; // file offset of `start`
-    std::string file;    // path, "[kernel.kallsyms]", "[vdso]", "[jit]"
+    uint64_t start = 0;   // process address where the mapping starts (0 for kernel)
+    uint64_t limit = 0;   // one past the end
+    uint64_t offset = 0;  // file offset of `start`
+    std::string file;     // path, "[kernel.kallsyms]", "[vdso]", "[jit]"
     std::string build_id; // hex, may be empty
 };
 

@@ -13,28 +13,28 @@ struct Feature {
 };
 
 struct Features {
-    std::string kernel_release;      // uname -r, for reports only: never used to decide
-    Feature kernel_btf;              // /sys/kernel/btf/vmlinux parses
-    Feature external_btf;            // --btf FILE parses (only probed when given)
-    std::string external_btf_path;   // the --btf FILE, if any
-    Feature ringbuf;                 // BPF_MAP_TYPE_RINGBUF can be created
-    Feature get_stack;               // bpf_get_stack from perf_event programs
-    Feature perf_event;              // a perf_event program attaches to cpu-clock
-    Feature tp_btf;                  // a tp_btf program loads and attaches (sched_switch)
-    Feature raw_tp;                  // a raw_tp program loads and attaches (sched_switch)
-    Feature tracepoint;              // a classic tracepoint program attaches (tracefs)
-    bool tracefs_mounted = false;    // tracefs already mounted where we look
-    Feature fentry;                  // an fentry program loads and attaches
-    Feature kprobe;                  // a kprobe attaches through the kprobe PMU
-    Feature uprobe;                  // a uprobe attaches through the uprobe PMU
+    std::string kernel_release;    // uname -r, for reports only: never used to decide
+    Feature kernel_btf;            // /sys/kernel/btf/vmlinux parses
+    Feature external_btf;          // --btf FILE parses (only probed when given)
+    std::string external_btf_path; // the --btf FILE, if any
+    Feature ringbuf;               // BPF_MAP_TYPE_RINGBUF can be created
+    Feature get_stack;             // bpf_get_stack from perf_event programs
+    Feature perf_event;            // a perf_event program attaches to cpu-clock
+    Feature tp_btf;                // a tp_btf program loads and attaches (sched_switch)
+    Feature raw_tp;                // a raw_tp program loads and attaches (sched_switch)
+    Feature tracepoint;            // a classic tracepoint program attaches (tracefs)
+    bool tracefs_mounted = false;  // tracefs already mounted where we look
+    Feature fentry;                // an fentry program loads and attaches
+    Feature kprobe;                // a kprobe attaches through the kprobe PMU
+    Feature uprobe;                // a uprobe attaches through the uprobe PMU
     // Tracepoints named in the kernel's BTF (as btf_trace_<name>); empty when BTF is absent.
     std::set<std::string> btf_tracepoints;
 };
 
 struct ProbeOptions {
-    std::string external_btf_path;                     // --btf FILE
+    std::string external_btf_path; // --btf FILE
     std::string vmlinux_btf_path = "/sys/kernel/btf/vmlinux";
-    std::string tracefs_path = "/sys/kernel/tracing";  // where tracefs is (or would be) mounted
+    std::string tracefs_path = "/sys/kernel/tracing"; // where tracefs is (or would be) mounted
 };
 
 // Loads and attaches tiny programs to find out what works. Needs CAP_BPF+CAP_PERFMON

@@ -186,11 +186,12 @@ AttachPlan plan_attach(const Features& f, const PlanConfig& config) {
         plan.co_re_possible = true;
         plan.btf_source = f.external_btf_path;
     } else {
-        plan.refusal = "this kernel exposes no BTF (/sys/kernel/btf/vmlinux: " +
-                       (f.kernel_btf.detail.empty() ? std::string("missing") : f.kernel_btf.detail) +
-                       ") so CO-RE programs cannot be relocated; pass --btf FILE with this "
-                       "kernel's BTF (e.g. from BTFHub), or use a kernel built with "
-                       "CONFIG_DEBUG_INFO_BTF=y";
+        plan.refusal =
+            "this kernel exposes no BTF (/sys/kernel/btf/vmlinux: " +
+            (f.kernel_btf.detail.empty() ? std::string("missing") : f.kernel_btf.detail) +
+            ") so CO-RE programs cannot be relocated; pass --btf FILE with this "
+            "kernel's BTF (e.g. from BTFHub), or use a kernel built with "
+            "CONFIG_DEBUG_INFO_BTF=y";
         if (!f.external_btf_path.empty())
             plan.refusal += "; the given --btf " + f.external_btf_path +
                             " did not parse: " + f.external_btf.detail;

@@ -18,18 +18,18 @@ std::optional<AttachMode> attach_mode_from_string(std::string_view s);
 enum class Collector { Cpu, OffCpu, Syscalls, Tcp, Block, RunQueue };
 std::string_view to_string(Collector c);
 std::optional<Collector> collector_from_string(std::string_view s);
-inline constexpr Collector kAllCollectors[] = {Collector::Cpu,   Collector::OffCpu,
+inline constexpr Collector kAllCollectors[] = {Collector::Cpu,      Collector::OffCpu,
                                                Collector::Syscalls, Collector::Tcp,
-                                               Collector::Block, Collector::RunQueue};
+                                               Collector::Block,    Collector::RunQueue};
 
 enum class HookKind { PerfEvent, Tracepoint };
 
 struct HookSpec {
-    std::string_view name;     // "sched/sched_switch", "cpu-clock"
+    std::string_view name; // "sched/sched_switch", "cpu-clock"
     HookKind kind;
     Collector collector;
-    bool needs_ringbuf;        // the hook streams records (not only map aggregation)
-    bool needs_stacks;         // the hook calls bpf_get_stack
+    bool needs_ringbuf; // the hook streams records (not only map aggregation)
+    bool needs_stacks;  // the hook calls bpf_get_stack
 };
 
 // Every hook hostprof knows, in collector order.

@@ -43,8 +43,12 @@ std::string err_text(int err) {
     return std::string(std::strerror(err)) + " (errno " + std::to_string(err) + ")";
 }
 
-Feature yes(std::string detail) { return Feature{true, std::move(detail)}; }
-Feature no(std::string detail) { return Feature{false, std::move(detail)}; }
+Feature yes(std::string detail) {
+    return Feature{true, std::move(detail)};
+}
+Feature no(std::string detail) {
+    return Feature{false, std::move(detail)};
+}
 
 UniqueFd load_prog(bpf_prog_type type, const bpf_prog_load_opts* opts = nullptr) {
     int fd = bpf_prog_load(type, "hp_probe", "GPL", kReturnZero, 2, opts);
@@ -183,8 +187,7 @@ Feature probe_tracepoint(const std::string& tracefs_path, bool& mounted) {
         return no("tracefs not mounted, and mkdtemp failed: " + err_text(errno));
     Feature f;
     if (::mount("nodev", dir, "tracefs", 0, nullptr) != 0) {
-        f = no("tracefs not mounted at " + tracefs_path + " and not mountable: " +
-               err_text(errno));
+        f = no("tracefs not mounted at " + tracefs_path + " and not mountable: " + err_text(errno));
     } else {
         f = probe_tracepoint_in(dir);
         if (f.available)
@@ -294,7 +297,9 @@ void collect_btf_tracepoints(const btf* b, std::set<std::string>& out) {
     }
 }
 
-int silent_print(enum libbpf_print_level, const char*, va_list) { return 0; }
+int silent_print(enum libbpf_print_level, const char*, va_list) {
+    return 0;
+}
 
 } // namespace
 

@@ -32,7 +32,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::string src(const std::string& rel) { return std::string(HOSTPROF_SOURCE_DIR) + "/" + rel; }
+std::string src(const std::string& rel) {
+    return std::string(HOSTPROF_SOURCE_DIR) + "/" + rel;
+}
 
 int free_port() {
     int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -79,7 +81,9 @@ std::string http_get(int port, const std::string& path, bool any_status = false)
     return body == std::string::npos ? "" : resp.substr(body + 4);
 }
 
-std::string http_get_any(int port, const std::string& path) { return http_get(port, path, true); }
+std::string http_get_any(int port, const std::string& path) {
+    return http_get(port, path, true);
+}
 
 struct Scrape {
     std::set<std::string> families;   // from # TYPE lines and sample names
@@ -115,7 +119,8 @@ std::map<std::string, std::string> queried_names() {
     for (const YAML::Node& g : rules["groups"])
         for (const YAML::Node& r : g["rules"])
             add(r["expr"].as<std::string>(),
-                "hostprof-rules.yaml " + r["alert"].as<std::string>(r["record"].as<std::string>("")));
+                "hostprof-rules.yaml " +
+                    r["alert"].as<std::string>(r["record"].as<std::string>("")));
     for (const char* f : {"node-kernel-latency.json", "hostprof-agent-health.json"}) {
         std::ifstream in(src(std::string("deploy/grafana/dashboards/") + f));
         auto d = nlohmann::json::parse(in);
@@ -144,10 +149,12 @@ std::map<std::string, std::string> queried_names() {
 
 // The collector whose metrics a name belongs to ("" for the agent's own).
 std::string collector_of(const std::string& name) {
-    for (const auto& [prefix, col] : std::vector<std::pair<std::string, std::string>>{
-             {"hostprof_syscall_", "syscalls"}, {"hostprof_cgroup_syscall_", "syscalls"},
-             {"hostprof_tcp_", "tcp"}, {"hostprof_block_", "block"},
-             {"hostprof_runqueue_", "runqueue"}})
+    for (const auto& [prefix, col] :
+         std::vector<std::pair<std::string, std::string>>{{"hostprof_syscall_", "syscalls"},
+                                                          {"hostprof_cgroup_syscall_", "syscalls"},
+                                                          {"hostprof_tcp_", "tcp"},
+                                                          {"hostprof_block_", "block"},
+                                                          {"hostprof_runqueue_", "runqueue"}})
         if (name.rfind(prefix, 0) == 0)
             return col;
     return "";
@@ -168,9 +175,9 @@ TEST(DeployMetrics, EveryDashboardAndAlertMetricIsInARealScrape) {
     if (pid == 0) {
         ::dup2(err_pipe[1], STDERR_FILENO);
         // Every collector: those not built yet fail to start and the others run.
-        ::execl(HOSTPROF_BINARY, HOSTPROF_BINARY, "run", "--listen", listen.c_str(),
-                "--collectors", "cpu,offcpu,syscalls,tcp,block,runqueue", "--frequency", "49",
-                "--log-format", "json", static_cast<char*>(nullptr));
+        ::execl(HOSTPROF_BINARY, HOSTPROF_BINARY, "run", "--listen", listen.c_str(), "--collectors",
+                "cpu,offcpu,syscalls,tcp,block,runqueue", "--frequency", "49", "--log-format",
+                "json", static_cast<char*>(nullptr));
         ::_exit(127);
     }
     ::close(err_pipe[1]);

@@ -12,8 +12,8 @@ namespace hostprof::deploytest {
 
 // Every metric name an expression selects, as written (foo_bucket stays foo_bucket).
 // Removes strings, label matchers {...}, ranges [...], grouping clauses (by/without/on/
-// ignoring/group_left/group_right (...)), offset/@ modifiers and Grafana variables ($x, ${x}, $__interval),
-// then keeps identifiers that are neither function calls, keywords nor numbers.
+// ignoring/group_left/group_right (...)), offset/@ modifiers and Grafana variables ($x, ${x},
+// $__interval), then keeps identifiers that are neither function calls, keywords nor numbers.
 inline std::set<std::string> promql_metric_names(std::string_view expr_in) {
     std::string e(expr_in);
     // Strings first: they may hold any character, braces included.
@@ -21,12 +21,14 @@ inline std::set<std::string> promql_metric_names(std::string_view expr_in) {
     e = std::regex_replace(e, std::regex(R"(\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*)"), " 1 ");
     e = std::regex_replace(e, std::regex(R"(\{[^}]*\})"), " ");
     e = std::regex_replace(e, std::regex(R"(\[[^\]]*\])"), " ");
-    e = std::regex_replace(e, std::regex(R"(\boffset\s+-?[0-9A-Za-z]+|@\s*(start\(\)|end\(\)|[0-9.]+))"), " ");
+    e = std::regex_replace(
+        e, std::regex(R"(\boffset\s+-?[0-9A-Za-z]+|@\s*(start\(\)|end\(\)|[0-9.]+))"), " ");
     e = std::regex_replace(
         e, std::regex(R"(\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\))"), " ");
     static const std::set<std::string> keywords = {
-        "and", "or",  "unless", "by",  "without", "on",  "ignoring", "group_left",
-        "group_right", "bool", "offset", "inf", "nan", "Inf", "NaN", "atan2", "le"};
+        "and",      "or",         "unless",      "by",    "without", "on",
+        "ignoring", "group_left", "group_right", "bool",  "offset",  "inf",
+        "nan",      "Inf",        "NaN",         "atan2", "le"};
     std::set<std::string> names;
     std::regex token(R"(([0-9][0-9.]*([eE][+-]?[0-9]+)?)|([A-Za-z_:][A-Za-z0-9_:]*)(\s*\()?)");
     for (auto it = std::sregex_iterator(e.begin(), e.end(), token); it != std::sregex_iterator();

@@ -8,7 +8,9 @@ using namespace hostprof;
 
 namespace {
 
-Result<Config> parse(const std::string& yaml) { return parse_config_yaml(yaml, "test.yaml", {}); }
+Result<Config> parse(const std::string& yaml) {
+    return parse_config_yaml(yaml, "test.yaml", {});
+}
 
 TEST(Config, DefaultsAreValid) {
     Config c;
@@ -58,23 +60,20 @@ TEST_P(ConfigErrors, NameTheKey) {
 
 INSTANTIATE_TEST_SUITE_P(
     Bad, ConfigErrors,
-    ::testing::Values(BadCase{"frequency: 5000\n", "frequency"},
-                      BadCase{"frequency: 0\n", "1 to 1000"},
-                      BadCase{"frequency: -3\n", "frequency"},
-                      BadCase{"frequency: fast\n", "frequency"},
-                      BadCase{"frequncy: 99\n", "unknown key 'frequncy'"},
-                      BadCase{"frequency: 99\nfrequency: 98\n", "duplicate key 'frequency'"},
-                      BadCase{"collectors: [cpu, gpu]\n", "unknown collector 'gpu'"},
-                      BadCase{"attach_mode: kprobe\n", "attach_mode"},
-                      BadCase{"off_cpu_threshold: 10 parsecs\n", "off_cpu_threshold"},
-                      BadCase{"log_format: xml\n", "log_format"},
-                      BadCase{"listen: nowhere\n", "listen"},
-                      BadCase{"pids: [1, x]\n", "pids"},
-                      BadCase{"strict: maybe\n", "strict"},
-                      BadCase{"frequency: [1, 2: 3\n", "not valid YAML"},
-                      BadCase{"- just\n- a list\n", "mapping"},
-                      BadCase{"frequency:\n", "frequency: has no value"},
-                      BadCase{"frequency: {a: 1}\n", "frequency"}));
+    ::testing::Values(
+        BadCase{"frequency: 5000\n", "frequency"}, BadCase{"frequency: 0\n", "1 to 1000"},
+        BadCase{"frequency: -3\n", "frequency"}, BadCase{"frequency: fast\n", "frequency"},
+        BadCase{"frequncy: 99\n", "unknown key 'frequncy'"},
+        BadCase{"frequency: 99\nfrequency: 98\n", "duplicate key 'frequency'"},
+        BadCase{"collectors: [cpu, gpu]\n", "unknown collector 'gpu'"},
+        BadCase{"attach_mode: kprobe\n", "attach_mode"},
+        BadCase{"off_cpu_threshold: 10 parsecs\n", "off_cpu_threshold"},
+        BadCase{"log_format: xml\n", "log_format"}, BadCase{"listen: nowhere\n", "listen"},
+        BadCase{"pids: [1, x]\n", "pids"}, BadCase{"strict: maybe\n", "strict"},
+        BadCase{"frequency: [1, 2: 3\n", "not valid YAML"},
+        BadCase{"- just\n- a list\n", "mapping"},
+        BadCase{"frequency:\n", "frequency: has no value"},
+        BadCase{"frequency: {a: 1}\n", "frequency"}));
 
 TEST(Config, FlagOverridesFileThroughTheSameTable) {
     auto c = parse("frequency: 49\n");

@@ -25,7 +25,9 @@ namespace {
 
 using hostprof::deploytest::promql_metric_names;
 
-std::string src(const std::string& rel) { return std::string(HOSTPROF_SOURCE_DIR) + "/" + rel; }
+std::string src(const std::string& rel) {
+    return std::string(HOSTPROF_SOURCE_DIR) + "/" + rel;
+}
 
 std::string read_text(const std::string& rel) {
     std::ifstream in(src(rel));
@@ -92,8 +94,9 @@ TEST(DeployKubernetes, DaemonSetIsHostPidWithTheDocumentedCapabilities) {
     EXPECT_EQ(as_set(sc["capabilities"]["drop"]), std::set<std::string>{"ALL"});
     EXPECT_EQ(sc["capabilities"]["add"].size(), documented_capabilities().size()) << "duplicates";
     EXPECT_EQ(as_set(sc["capabilities"]["add"]), documented_capabilities());
-    EXPECT_EQ(ds["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"].as<std::string>(),
-              ds["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"].as<std::string>());
+    EXPECT_EQ(
+        ds["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"].as<std::string>(),
+        ds["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/name"].as<std::string>());
     EXPECT_EQ(spec["serviceAccountName"].as<std::string>(),
               find_kind("ServiceAccount")["metadata"]["name"].as<std::string>());
 }
@@ -108,8 +111,8 @@ TEST(DeployKubernetes, ProbesPortsAndResources) {
     int port = c["ports"][0]["containerPort"].as<int>();
     bool listen_matches = false;
     for (const YAML::Node& a : c["args"])
-        listen_matches = listen_matches ||
-                         a.as<std::string>() == "--listen=0.0.0.0:" + std::to_string(port);
+        listen_matches =
+            listen_matches || a.as<std::string>() == "--listen=0.0.0.0:" + std::to_string(port);
     EXPECT_TRUE(listen_matches) << "--listen must bind the container port on all interfaces";
     for (const char* kind : {"requests", "limits"})
         for (const char* r : {"cpu", "memory"})
@@ -143,10 +146,11 @@ TEST(DeployKubernetes, ArgsAreDocumentedFlagsAndKnownCollectors) {
     for (size_t i = 1; i < c["args"].size(); ++i) {
         std::string a = c["args"][i].as<std::string>();
         std::string flag = a.substr(0, a.find('='));
-        EXPECT_NE(reference.find("`" + flag + " ") , std::string::npos)
+        EXPECT_NE(reference.find("`" + flag + " "), std::string::npos)
             << flag << " is not in docs/configuration.md";
         if (flag == "--collectors") {
-            const std::set<std::string> known = {"cpu", "offcpu", "syscalls", "tcp", "block", "runqueue"};
+            const std::set<std::string> known = {"cpu", "offcpu", "syscalls",
+                                                 "tcp", "block",  "runqueue"};
             std::stringstream list(a.substr(a.find('=') + 1));
             for (std::string col; std::getline(list, col, ',');)
                 EXPECT_TRUE(known.contains(col)) << "unknown collector " << col;
@@ -160,8 +164,9 @@ TEST(DeployKubernetes, ServiceAndPodMonitorScrapeTheAgent) {
     auto ann = svc["metadata"]["annotations"];
     EXPECT_EQ(ann["prometheus.io/scrape"].as<std::string>(), "true");
     EXPECT_EQ(ann["prometheus.io/path"].as<std::string>(), "/metrics");
-    EXPECT_EQ(ann["prometheus.io/port"].as<int>(),
-              ds["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"].as<int>());
+    EXPECT_EQ(
+        ann["prometheus.io/port"].as<int>(),
+        ds["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"].as<int>());
     for (const auto& kv : svc["spec"]["selector"])
         EXPECT_EQ(ds["spec"]["template"]["metadata"]["labels"][kv.first.as<std::string>()]
                       .as<std::string>(),
@@ -202,13 +207,14 @@ TEST(DeployHelm, TemplateKeepsHostPidProbesAndMounts) {
     for (const char* needle :
          {"hostPID: true", "path: /healthz", "path: /readyz", "range .Values.capabilities.add",
           "- ALL", "mountPath: /sys/kernel/btf", "mountPath: /sys/kernel/tracing",
-          "mountPath: /sys/fs/cgroup", "--listen={{ .Values.listen }}", "allowPrivilegeEscalation: false"})
+          "mountPath: /sys/fs/cgroup", "--listen={{ .Values.listen }}",
+          "allowPrivilegeEscalation: false"})
         EXPECT_NE(t.find(needle), std::string::npos) << needle;
     // Every {{ .Values.x.y }} the templates use exists in values.yaml.
     YAML::Node values = YAML::LoadFile(src("deploy/helm/hostprof/values.yaml"));
     std::regex ref(R"(\.Values\.([A-Za-z0-9_.]+))");
-    for (const char* f : {"daemonset.yaml", "service.yaml", "podmonitor.yaml", "serviceaccount.yaml",
-                          "_helpers.tpl", "NOTES.txt"}) {
+    for (const char* f : {"daemonset.yaml", "service.yaml", "podmonitor.yaml",
+                          "serviceaccount.yaml", "_helpers.tpl", "NOTES.txt"}) {
         std::string text = read_text(std::string("deploy/helm/hostprof/templates/") + f);
         for (auto it = std::sregex_iterator(text.begin(), text.end(), ref);
              it != std::sregex_iterator(); ++it) {
@@ -230,10 +236,13 @@ TEST(DeployHelm, TemplateKeepsHostPidProbesAndMounts) {
 
 TEST(DeployAlloy, ScrapesTheGoCompatibleProfileEndpoint) {
     std::string a = read_text("deploy/alloy/pyroscope.alloy");
-    EXPECT_TRUE(std::regex_search(a, std::regex(R"re(discovery\.kubernetes "\w+" \{\s*role\s*=\s*"(pod|node)")re")));
+    EXPECT_TRUE(std::regex_search(
+        a, std::regex(R"re(discovery\.kubernetes "\w+" \{\s*role\s*=\s*"(pod|node)")re")));
     EXPECT_TRUE(std::regex_search(a, std::regex(R"(pyroscope\.scrape "\w+" \{)")));
     EXPECT_TRUE(std::regex_search(
-        a, std::regex(R"re(profile\.process_cpu \{\s*enabled\s*=\s*true\s*path\s*=\s*"/debug/pprof/profile"\s*(//[^\n]*\s*)*delta\s*=\s*false)re")))
+        a,
+        std::regex(
+            R"re(profile\.process_cpu \{\s*enabled\s*=\s*true\s*path\s*=\s*"/debug/pprof/profile"\s*(//[^\n]*\s*)*delta\s*=\s*false)re")))
         << "profile.process_cpu must pull /debug/pprof/profile with delta = false";
     // Braces balance (a cheap syntax check; Alloy is not packaged in Debian).
     EXPECT_EQ(std::count(a.begin(), a.end(), '{'), std::count(a.begin(), a.end(), '}'));
@@ -281,11 +290,14 @@ TEST(DeployRules, EveryAlertLinksItsRunbookSection) {
 
 TEST(DeployPromql, ExtractsMetricNamesOnly) {
     using S = std::set<std::string>;
-    EXPECT_EQ(promql_metric_names(
-                  R"(histogram_quantile(0.99, sum by (cgroup_id, le) (rate(foo_seconds_bucket{syscall!~"a|b", x="{y}"}[$__rate_interval]))) > 1e-3)"),
-              S{"foo_seconds_bucket"});
-    EXPECT_EQ(promql_metric_names("sum(rate(a_total[5m])) by (le) / on (instance) group_left(job) b_total offset 5m"),
-              (S{"a_total", "b_total"}));
+    EXPECT_EQ(
+        promql_metric_names(
+            R"(histogram_quantile(0.99, sum by (cgroup_id, le) (rate(foo_seconds_bucket{syscall!~"a|b", x="{y}"}[$__rate_interval]))) > 1e-3)"),
+        S{"foo_seconds_bucket"});
+    EXPECT_EQ(
+        promql_metric_names(
+            "sum(rate(a_total[5m])) by (le) / on (instance) group_left(job) b_total offset 5m"),
+        (S{"a_total", "b_total"}));
     EXPECT_EQ(promql_metric_names("count(x == 0) or vector(0) and bool y"), (S{"x", "y"}));
     EXPECT_EQ(promql_metric_names("up"), S{"up"});
     EXPECT_EQ(hostprof::deploytest::family_of("foo_bucket", {"foo"}), "foo");
@@ -352,7 +364,8 @@ TEST(DeployGrafana, EveryQueriedNameIsDefinedByTheAgent) {
         for (const auto& v : d["templating"]["list"])
             if (v.contains("definition"))
                 exprs.push_back(std::regex_replace(v["definition"].get<std::string>(),
-                                                   std::regex(R"(label_values\((.*),\s*\w+\)$)"), "$1"));
+                                                   std::regex(R"(label_values\((.*),\s*\w+\)$)"),
+                                                   "$1"));
         for (const std::string& e : exprs)
             for (const std::string& n : promql_metric_names(e))
                 names.insert(n);
@@ -367,9 +380,8 @@ TEST(DeployGrafana, EveryQueriedNameIsDefinedByTheAgent) {
         bool defined = code.find("\"" + n + "\"") != std::string::npos;
         for (std::string suffix : {"_bucket", "_count", "_sum"})
             if (n.ends_with(suffix))
-                defined = defined ||
-                          code.find("\"" + n.substr(0, n.size() - suffix.size()) + "\"") !=
-                              std::string::npos;
+                defined = defined || code.find("\"" + n.substr(0, n.size() - suffix.size()) +
+                                               "\"") != std::string::npos;
         EXPECT_TRUE(defined) << n << " is queried but no agent/*.cpp defines it";
     }
 }
@@ -391,7 +403,8 @@ TEST(DeployGrafana, FlameGraphPanelIsWiredToPyroscopeProcessCpu) {
             EXPECT_EQ(p["datasource"]["type"], "grafana-pyroscope-datasource");
             const auto& t = p["targets"][0];
             EXPECT_EQ(t["profileTypeId"], "process_cpu:cpu:nanoseconds:cpu:nanoseconds");
-            EXPECT_NE(t["labelSelector"].get<std::string>().find("$service_name"), std::string::npos);
+            EXPECT_NE(t["labelSelector"].get<std::string>().find("$service_name"),
+                      std::string::npos);
         }
     EXPECT_EQ(flamegraphs, 1);
     YAML::Node ds = YAML::LoadFile(src("deploy/grafana/provisioning/datasources/hostprof.yaml"));

@@ -7,8 +7,12 @@ using namespace hostprof::compat;
 
 namespace {
 
-Feature on() { return {true, "test"}; }
-Feature off(const char* why = "test: missing") { return {false, why}; }
+Feature on() {
+    return {true, "test"};
+}
+Feature off(const char* why = "test: missing") {
+    return {false, why};
+}
 
 // Every tracepoint the planner knows about, as a kernel's BTF would list them.
 std::set<std::string> all_tracepoints() {
@@ -65,7 +69,9 @@ Features no_ringbuf() {
     return f;
 }
 
-PlanConfig all_collectors() { return PlanConfig{}; }
+PlanConfig all_collectors() {
+    return PlanConfig{};
+}
 
 struct Expect {
     std::string hook;
@@ -107,36 +113,74 @@ std::vector<Case> cases() {
     using enum AttachMode;
     using enum Collector;
     return {
-        {"this machine (no kprobe, no fentry)", this_machine(), all_collectors(), false, false,
+        {"this machine (no kprobe, no fentry)",
+         this_machine(),
+         all_collectors(),
+         false,
+         false,
          {{"cpu-clock", Cpu, PerfEvent},
           {"sched/sched_switch", OffCpu, TpBtf},
           {"raw_syscalls/sys_enter", Syscalls, TpBtf},
           {"block/block_rq_complete", Block, TpBtf},
           {"tcp/tcp_probe", Tcp, TpBtf}}},
-        {"5.15-like (everything)", kernel_5_15(), all_collectors(), false, false,
+        {"5.15-like (everything)",
+         kernel_5_15(),
+         all_collectors(),
+         false,
+         false,
          {{"cpu-clock", Cpu, PerfEvent}, {"sched/sched_wakeup", RunQueue, TpBtf}}},
-        {"no BTF: CO-RE refused", no_btf(), all_collectors(), true, false,
+        {"no BTF: CO-RE refused",
+         no_btf(),
+         all_collectors(),
+         true,
+         false,
          {{"cpu-clock", Cpu, None}, {"sched/sched_switch", OffCpu, None}}},
-        {"no BTF, external BTF given: raw_tp", ext, all_collectors(), false, false,
+        {"no BTF, external BTF given: raw_tp",
+         ext,
+         all_collectors(),
+         false,
+         false,
          {{"cpu-clock", Cpu, PerfEvent},
           {"sched/sched_switch", OffCpu, RawTp},
           {"raw_syscalls/sys_exit", Syscalls, RawTp}}},
-        {"no BTF, external BTF unparsable: refused", bad_ext, all_collectors(), true, false,
+        {"no BTF, external BTF unparsable: refused",
+         bad_ext,
+         all_collectors(),
+         true,
+         false,
          {{"cpu-clock", Cpu, None}}},
-        {"no ring buffer: streaming refused, histograms kept", no_ringbuf(), all_collectors(),
-         false, false,
+        {"no ring buffer: streaming refused, histograms kept",
+         no_ringbuf(),
+         all_collectors(),
+         false,
+         false,
          {{"cpu-clock", Cpu, None},
           {"sched/sched_switch", OffCpu, None},
           {"raw_syscalls/sys_enter", Syscalls, TpBtf},
           {"sched/sched_switch", RunQueue, TpBtf}}},
-        {"no tp_btf/raw_tp: classic tracepoint, mount tracefs", no_raw, all_collectors(), false,
+        {"no tp_btf/raw_tp: classic tracepoint, mount tracefs",
+         no_raw,
+         all_collectors(),
+         false,
          true,
          {{"sched/sched_switch", OffCpu, Tracepoint}, {"block/block_rq_issue", Block, Tracepoint}}},
-        {"no tracepoint mode at all", nothing_tp, all_collectors(), false, false,
+        {"no tracepoint mode at all",
+         nothing_tp,
+         all_collectors(),
+         false,
+         false,
          {{"cpu-clock", Cpu, PerfEvent}, {"sched/sched_switch", OffCpu, None}}},
-        {"forced classic tracepoint", this_machine(), forced_tp, false, true,
+        {"forced classic tracepoint",
+         this_machine(),
+         forced_tp,
+         false,
+         true,
          {{"sched/sched_switch", OffCpu, Tracepoint}, {"cpu-clock", Cpu, PerfEvent}}},
-        {"a tracepoint missing from the kernel", missing_tp, all_collectors(), false, false,
+        {"a tracepoint missing from the kernel",
+         missing_tp,
+         all_collectors(),
+         false,
+         false,
          {{"tcp/tcp_probe", Tcp, None}, {"tcp/tcp_retransmit_skb", Tcp, TpBtf}}},
     };
 }
@@ -159,13 +203,12 @@ TEST_P(PlannerTable, ChoosesModes) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Kernels, PlannerTable, ::testing::ValuesIn(cases()),
-                         [](const auto& info) {
-                             std::string n;
-                             for (char ch : info.param.name)
-                                 n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
-                             return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Kernels, PlannerTable, ::testing::ValuesIn(cases()), [](const auto& info) {
+    std::string n;
+    for (char ch : info.param.name)
+        n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+    return n;
+});
 
 TEST(Planner, RefusalNamesTheWayOut) {
     AttachPlan plan = plan_attach(no_btf(), all_collectors());

@@ -47,8 +47,8 @@ TEST(ProfileRecords, DecodesVariableLengthStack) {
 }
 
 TEST(ProfileRecords, RejectsTruncatedAndInconsistent) {
-    EXPECT_FALSE(decode_stack_record(stack_bytes(3, 2, 8)));        // one frame short
-    EXPECT_FALSE(decode_stack_record(stack_bytes(200, 0)));         // more than max frames
+    EXPECT_FALSE(decode_stack_record(stack_bytes(3, 2, 8)));         // one frame short
+    EXPECT_FALSE(decode_stack_record(stack_bytes(200, 0)));          // more than max frames
     EXPECT_FALSE(decode_stack_record(std::span<const std::byte>())); // empty
     std::vector<std::byte> tiny(4);
     EXPECT_FALSE(record_kind(tiny));

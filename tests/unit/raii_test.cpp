@@ -14,12 +14,17 @@ using namespace hostprof;
 
 namespace {
 
-bool fd_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+bool fd_open(int fd) {
+    return ::fcntl(fd, F_GETFD) != -1;
+}
 
 TEST(UniqueFd, ClosesOnDestruction) {
     int raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     ASSERT_GE(raw, 0);
-    { UniqueFd fd(raw); EXPECT_TRUE(fd_open(raw)); }
+    {
+        UniqueFd fd(raw);
+        EXPECT_TRUE(fd_open(raw));
+    }
     EXPECT_FALSE(fd_open(raw));
 }
 
@@ -39,7 +44,10 @@ TEST(UniqueFd, MoveTransfersOwnership) {
 
 TEST(UniqueFd, ReleaseGivesUpOwnership) {
     int raw = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    { UniqueFd fd(raw); EXPECT_EQ(fd.release(), raw); }
+    {
+        UniqueFd fd(raw);
+        EXPECT_EQ(fd.release(), raw);
+    }
     EXPECT_TRUE(fd_open(raw));
     ::close(raw);
 }
