@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "agent/latency_bpf_util.h"
 #include "profile.skel.h"
 
 namespace hostprof {
@@ -32,24 +33,8 @@ std::vector<int> online_cpus() {
     return cpus;
 }
 
-namespace {
-
-// Enables exactly one of the tp_btf / raw_tp / classic tracepoint variants of a hook.
-void choose_variant(bpf_program* btf, bpf_program* raw, bpf_program* tp, bool wanted,
-                    compat::AttachMode mode) {
-    bpf_program__set_autoload(btf, wanted && mode == compat::AttachMode::TpBtf);
-    bpf_program__set_autoload(raw, wanted && mode == compat::AttachMode::RawTp);
-    bpf_program__set_autoload(tp, wanted && mode == compat::AttachMode::Tracepoint);
-}
-
-bpf_program* chosen(bpf_program* btf, bpf_program* raw, bpf_program* tp) {
-    for (bpf_program* p : {btf, raw, tp})
-        if (bpf_program__autoload(p))
-            return p;
-    return nullptr;
-}
-
-} // namespace
+using latency::choose_variant;
+using latency::chosen;
 
 Result<std::unique_ptr<ProfileCollector>>
 ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, ProcHandler on_proc) {

@@ -8,13 +8,11 @@
 char LICENSE[] SEC("license") = "GPL";
 
 SEC("tp_btf/sys_enter")
-int BPF_PROG(hpb_floor_enter, struct pt_regs *regs, long id)
-{
-	return 0;
+int BPF_PROG(hpb_floor_enter, struct pt_regs* regs, long id) {
+    return 0;
 }
 
 SEC("tp_btf/sys_exit")
-int BPF_PROG(hpb_floor_exit, struct pt_regs *regs, long ret)
-{
-	return 0;
+int BPF_PROG(hpb_floor_exit, struct pt_regs* regs, long ret) {
+    return 0;
 }

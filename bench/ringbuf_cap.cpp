@@ -196,8 +196,7 @@ int main(int argc, char** argv) {
                 "consumer_cpu_pct=%.2f wakeups=%llu wakeups_per_s=%.1f\n",
                 o.mode.c_str(), o.size, o.batch, elapsed, (unsigned long long)calls,
                 (unsigned long long)produced, (unsigned long long)drained,
-                (unsigned long long)dropped, double(produced) / elapsed,
-                double(drained) / elapsed,
+                (unsigned long long)dropped, double(produced) / elapsed, double(drained) / elapsed,
                 produced + dropped ? 100.0 * double(dropped) / double(produced + dropped) : 0.0,
                 100.0 * consumer.cpu_s / elapsed, (unsigned long long)consumer.wakeups,
                 double(consumer.wakeups) / elapsed);

@@ -16,7 +16,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile bool cfg_filter_pids = false;
 const volatile bool cfg_filter_cgroups = false;
 const volatile bool cfg_skip_idle = true;
-const volatile __u64 cfg_offcpu_min_ns = 1000000; /* 1 ms */
+const volatile __u64 cfg_offcpu_min_ns = 1000000;   /* 1 ms */
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024; /* wake the consumer past this fill */
 
 struct {
@@ -80,9 +80,9 @@ static __always_inline bool wanted(__u32 pid, __u64 cgroup_id)
 
 static __always_inline __u64 wakeup_flag(void)
 {
-	return bpf_ringbuf_query(&hp_prof_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ?
-		       BPF_RB_FORCE_WAKEUP :
-		       BPF_RB_NO_WAKEUP;
+	return bpf_ringbuf_query(&hp_prof_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
+		   ? BPF_RB_FORCE_WAKEUP
+		   : BPF_RB_NO_WAKEUP;
 }
 
 static __always_inline __u64 leader_start_time(void)
@@ -195,10 +195,12 @@ static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid)
 			e = bpf_map_lookup_elem(&hp_prof_blocked, &tid);
 			if (!e) {
 				__u32 zero = 0;
-				struct hp_prof_stack *init = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
+				struct hp_prof_stack *init =
+				    bpf_map_lookup_elem(&hp_prof_scratch, &zero);
 
 				if (init)
-					bpf_map_update_elem(&hp_prof_blocked, &tid, init, BPF_NOEXIST);
+					bpf_map_update_elem(&hp_prof_blocked, &tid, init,
+							    BPF_NOEXIST);
 				e = bpf_map_lookup_elem(&hp_prof_blocked, &tid);
 			}
 			if (e)

@@ -8,38 +8,38 @@
 
 /* Record kinds on the profile ring buffer. */
 enum hp_prof_kind {
-	HP_PROF_ON_CPU = 1, /* a cpu-clock sample */
+	HP_PROF_ON_CPU = 1,  /* a cpu-clock sample */
 	HP_PROF_OFF_CPU = 2, /* a thread came back on CPU after blocking >= threshold */
-	HP_PROF_EXEC = 3, /* sched_process_exec: process metadata is stale */
-	HP_PROF_EXIT = 4, /* sched_process_exit of a thread group leader */
+	HP_PROF_EXEC = 3,    /* sched_process_exec: process metadata is stale */
+	HP_PROF_EXIT = 4,    /* sched_process_exit of a thread group leader */
 };
 
 /* hp_prof_stack.flags */
 enum hp_prof_flags {
 	HP_PROF_KSTACK_FULL = 1 << 0, /* kernel stack filled all frames: maybe truncated */
 	HP_PROF_USTACK_FULL = 1 << 1, /* user stack filled all frames: maybe truncated */
-	HP_PROF_KSTACK_ERR = 1 << 2, /* bpf_get_stack failed for the kernel stack */
-	HP_PROF_USTACK_ERR = 1 << 3, /* bpf_get_stack failed for the user stack */
+	HP_PROF_KSTACK_ERR = 1 << 2,  /* bpf_get_stack failed for the kernel stack */
+	HP_PROF_USTACK_ERR = 1 << 3,  /* bpf_get_stack failed for the user stack */
 };
 
 /* Counters in the per-CPU array `hp_prof_stats`, summed by userspace. */
 enum hp_prof_stat {
 	HP_PROF_STAT_ON_CPU_SAMPLES, /* samples seen by the perf_event program */
-	HP_PROF_STAT_ON_CPU_IDLE, /* samples of the idle task, not shipped */
-	HP_PROF_STAT_FILTERED, /* samples dropped by the pid/cgroup filter */
-	HP_PROF_STAT_RINGBUF_DROPS, /* bpf_ringbuf_output failed: ring full */
+	HP_PROF_STAT_ON_CPU_IDLE,    /* samples of the idle task, not shipped */
+	HP_PROF_STAT_FILTERED,	     /* samples dropped by the pid/cgroup filter */
+	HP_PROF_STAT_RINGBUF_DROPS,  /* bpf_ringbuf_output failed: ring full */
 	HP_PROF_STAT_KSTACK_ERRORS,
 	HP_PROF_STAT_USTACK_ERRORS,
-	HP_PROF_STAT_OFF_CPU_EVENTS, /* blocked intervals >= threshold shipped */
+	HP_PROF_STAT_OFF_CPU_EVENTS,	 /* blocked intervals >= threshold shipped */
 	HP_PROF_STAT_OFF_CPU_START_LOST, /* switch-in without a recorded switch-out */
-	HP_PROF_STAT_PROC_EVENTS, /* exec/exit records shipped */
+	HP_PROF_STAT_PROC_EVENTS,	 /* exec/exit records shipped */
 	HP_PROF_STAT_MAX,
 };
 
 /* A header common to every record on the ring. */
 struct hp_prof_header {
 	__u32 kind; /* enum hp_prof_kind */
-	__u32 pid; /* thread group id */
+	__u32 pid;  /* thread group id */
 	__u32 tid;
 	__u32 cpu;
 	__u64 timestamp_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
@@ -51,10 +51,10 @@ struct hp_prof_stack {
 	struct hp_prof_header hdr;
 	__u64 cgroup_id;
 	__u64 start_time_ns; /* process start (leader's start_boottime): pid + this = identity */
-	__u64 weight_ns; /* off-CPU: blocked time; on-CPU: 0 (userspace uses the period) */
-	__u32 flags; /* enum hp_prof_flags */
-	__u16 kstack_len; /* frames */
-	__u16 ustack_len; /* frames */
+	__u64 weight_ns;     /* off-CPU: blocked time; on-CPU: 0 (userspace uses the period) */
+	__u32 flags;	     /* enum hp_prof_flags */
+	__u16 kstack_len;    /* frames */
+	__u16 ustack_len;    /* frames */
 	char comm[HP_PROF_COMM_LEN];
 	__u64 frames[2 * HP_PROF_MAX_FRAMES];
 };
