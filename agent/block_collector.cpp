@@ -278,4 +278,8 @@ std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot&
     return out;
 }
 
+std::vector<ProgramFd> BlockCollector::programs() const {
+    return loaded_programs(skel_->obj);
+}
+
 } // namespace hostprof

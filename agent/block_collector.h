@@ -94,6 +94,8 @@ class BlockCollector {
     int ring_fd() const;
     BlockSnapshot snapshot() const; // cumulative since start; disk names re-read each time
     const std::vector<std::string>& attached() const { return attached_; }
+    // Every loaded program, for run-time statistics (descriptors stay owned here).
+    std::vector<ProgramFd> programs() const;
 
   private:
     BlockCollector() = default;

@@ -8,6 +8,8 @@
 #include <set>
 #include <sstream>
 
+#include "agent/latency_syscall_table.h"
+
 namespace hostprof {
 namespace {
 
@@ -169,6 +171,101 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return show_duration(c.off_cpu_threshold_ns); }});
+    s.push_back({"syscall_outlier_threshold", "DURATION",
+                 "Syscalls at least this slow are streamed with their stacks: exemplars, "
+                 "/debug/outliers and the syscall_latency profile (0: none).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("syscall_outlier_threshold", v, d.error().message());
+                     if (*d != 0 && *d < 100'000)
+                         return bad("syscall_outlier_threshold", v,
+                                    "must be 0 (off) or at least 100us (every faster syscall "
+                                    "would be streamed)");
+                     c.syscall_outlier_threshold_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.syscall_outlier_threshold_ns); }});
+    s.push_back({"syscall_outlier_thresholds", "LIST",
+                 "Per-syscall outlier thresholds, e.g. read=50ms,futex=0 (0: never an outlier).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     std::map<std::string, uint64_t> out;
+                     for (const std::string& item : split_list(v)) {
+                         auto eq = item.find('=');
+                         if (eq == std::string::npos)
+                             return bad("syscall_outlier_thresholds", v,
+                                        "'" + item + "' is not NAME=DURATION");
+                         std::string name = item.substr(0, eq);
+                         if (!syscall_number(name))
+                             return bad("syscall_outlier_thresholds", v,
+                                        "unknown syscall '" + name + "'");
+                         auto d = parse_duration_ns(item.substr(eq + 1));
+                         if (!d)
+                             return bad("syscall_outlier_thresholds", v, d.error().message());
+                         if (*d != 0 && *d < 100'000)
+                             return bad("syscall_outlier_thresholds", v,
+                                        name + ": must be 0 or at least 100us");
+                         out[name] = *d;
+                     }
+                     c.syscall_outlier_thresholds = out;
+                     return {};
+                 },
+                 [](const Config& c) {
+                     std::string out;
+                     for (const auto& [name, ns] : c.syscall_outlier_thresholds)
+                         out += (out.empty() ? "" : ",") + name + "=" + show_duration(ns);
+                     return out;
+                 }});
+    s.push_back({"syscall_cgroups", "LIST",
+                 "Cgroup v2 path patterns (fnmatch, e.g. /system.slice/*.service) whose "
+                 "cgroups get per-cgroup syscall histograms; at most 64 cgroups, re-matched "
+                 "every profile window (empty: host-wide histograms only).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     std::vector<std::string> out = split_list(v);
+                     for (const std::string& p : out)
+                         if (p.empty() || (p[0] != '/' && p[0] != '*'))
+                             return bad("syscall_cgroups", v,
+                                        "'" + p + "' must start with '/' or '*'");
+                     if (out.size() > 64)
+                         return bad("syscall_cgroups", v, "more than 64 patterns");
+                     c.syscall_cgroups = out;
+                     return {};
+                 },
+                 [](const Config& c) {
+                     std::string out;
+                     for (const auto& p : c.syscall_cgroups)
+                         out += (out.empty() ? "" : ",") + p;
+                     return out;
+                 }});
+    s.push_back({"block_slow_threshold", "DURATION",
+                 "Block I/O requests at least this slow (service time) are kept as outliers "
+                 "with their device and submitting process (0: none).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("block_slow_threshold", v, d.error().message());
+                     if (*d != 0 && *d < 100'000)
+                         return bad("block_slow_threshold", v, "must be 0 or at least 100us");
+                     c.block_slow_threshold_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.block_slow_threshold_ns); }});
+    s.push_back({"outlier_store_size", "N",
+                 "Slow events kept for exemplars and /debug/outliers (oldest evicted), "
+                 "1..100000.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_number<int>(v);
+                     if (!n || *n < 1 || *n > 100'000)
+                         return bad("outlier_store_size", v, "must be an integer from 1 to 100000");
+                     c.outlier_store_size = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return std::to_string(c.outlier_store_size); }});
     s.push_back({"pids", "LIST", "Profile only these process ids (comma-separated; max 1024).",
                  false,
                  [](Config& c, const std::string& v) -> Status {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <string>
@@ -18,8 +19,8 @@ namespace hostprof {
 
 struct Config {
     int frequency_hz = 19;
-    // The collectors implemented so far; syscalls/tcp/block/runqueue come with issue #5.
-    std::vector<compat::Collector> collectors{compat::Collector::Cpu, compat::Collector::OffCpu};
+    std::vector<compat::Collector> collectors{std::begin(compat::kAllCollectors),
+                                              std::end(compat::kAllCollectors)};
     std::optional<compat::AttachMode> attach_mode; // unset: the planner chooses
     std::string btf_path;                          // external BTF for kernels without one
     std::string tracefs_path = "/sys/kernel/tracing";
@@ -27,6 +28,11 @@ struct Config {
     std::string log_format = "text"; // text | json
     std::string log_level = "info";  // trace | debug | info | warn | error
     uint64_t off_cpu_threshold_ns = 1'000'000;
+    uint64_t syscall_outlier_threshold_ns = 10'000'000;
+    std::map<std::string, uint64_t> syscall_outlier_thresholds; // per syscall name
+    std::vector<std::string> syscall_cgroups;                    // cgroup path patterns
+    uint64_t block_slow_threshold_ns = 100'000'000;
+    int outlier_store_size = 1024;
     std::vector<uint32_t> pids; // profile only these processes (empty: all)
     uint64_t duration_ns = 0;   // run: stop after this long (0: until SIGINT/SIGTERM)
     bool strict = false;        // any collector failing to start is fatal

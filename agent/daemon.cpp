@@ -14,6 +14,8 @@
 #include "agent/agent_metrics.h"
 #include "agent/endpoints.h"
 #include "agent/http_server.h"
+#include "agent/latency.h"
+#include "agent/outliers.h"
 #include "agent/pipeline.h"
 #include "agent/privileges.h"
 #include "agent/symbolizer_resolver.h"
@@ -53,6 +55,34 @@ compat::AttachMode mode_of(const compat::AttachPlan& plan, std::string_view hook
         if (h.hook == hook && h.collector == col)
             return h.mode;
     return compat::AttachMode::None;
+}
+
+// Why a collector cannot run under this plan: the reasons of its unattachable hooks.
+std::string not_ready_reason(const compat::AttachPlan& plan, compat::Collector col) {
+    std::string why;
+    for (const auto& h : plan.hooks)
+        if (h.collector == col && h.mode == compat::AttachMode::None)
+            why += (why.empty() ? "" : "; ") + h.hook + ": " + h.reason;
+    return why.empty() ? "not supported by this kernel" : why;
+}
+
+LatencyOptions latency_options(const Config& config, const compat::AttachPlan& plan) {
+    LatencyOptions lo;
+    for (auto col : config.collectors) {
+        if (col == compat::Collector::Cpu || col == compat::Collector::OffCpu ||
+            !plan.collector_ready(col))
+            continue;
+        for (const auto& h : plan.hooks)
+            if (h.collector == col && h.mode != compat::AttachMode::None) {
+                lo.collectors[col] = h.mode; // one mode for all of a collector's hooks
+                break;
+            }
+    }
+    lo.syscall_outlier_ns = config.syscall_outlier_threshold_ns;
+    lo.syscall_outlier_overrides = config.syscall_outlier_thresholds;
+    lo.syscall_cgroups = config.syscall_cgroups;
+    lo.block_slow_ns = config.block_slow_threshold_ns;
+    return lo;
 }
 
 } // namespace
@@ -171,9 +201,26 @@ int run_agent(const Config& config) {
             }
         }
     }
+
+    // Kernel latency: syscall, TCP, block-I/O and run-queue histograms; slow syscalls
+    // also feed the syscall_latency profile of the pipeline (when it runs).
+    OutlierStore outliers(static_cast<size_t>(config.outlier_store_size));
+    state.outliers = &outliers;
+    LatencyOptions lo = latency_options(config, plan);
+    std::shared_ptr<LatencyCollectors> latency;
     for (auto col : config.collectors)
-        if (col != compat::Collector::Cpu && col != compat::Collector::OffCpu)
-            mark(col, false, "not implemented in this version of hostprof");
+        if (col != compat::Collector::Cpu && col != compat::Collector::OffCpu &&
+            !lo.collectors.contains(col))
+            mark(col, false, not_ready_reason(plan, col));
+    if (!lo.collectors.empty()) {
+        std::vector<LatencyStart> report;
+        latency = std::make_shared<LatencyCollectors>(lo, &outliers, pipeline.get(), report);
+        for (const LatencyStart& r : report) {
+            for (const auto& a : r.attached)
+                spdlog::info("attached {}", a);
+            mark(r.collector, r.running, r.reason);
+        }
+    }
 
     int failures = 0;
     for (const auto& c : state.collectors)
@@ -191,8 +238,14 @@ int run_agent(const Config& config) {
     std::vector<ProgramFd> prog_fds;
     if (pipeline)
         prog_fds = pipeline->programs();
+    if (latency) {
+        auto more = latency->programs();
+        prog_fds.insert(prog_fds.end(), more.begin(), more.end());
+    }
     auto metrics = std::make_shared<AgentMetrics>(pipeline.get(), state.programs, prog_fds);
     state.collectables.push_back(metrics);
+    if (latency && !latency->empty())
+        state.collectables.push_back(latency);
 
     HttpOptions ho;
     ho.listen = config.listen;
@@ -219,6 +272,8 @@ int run_agent(const Config& config) {
             spdlog::info("capabilities now: {}",
                          capability_names(current_capabilities().effective));
     }
+    if (latency)
+        latency->start_consumer();
     auto server = HttpServer::start(ho, make_routes(state));
     if (!server) {
         spdlog::error("{}", server.error().message());
@@ -240,23 +295,27 @@ int run_agent(const Config& config) {
         continuous = pipeline->subscribe(HP_PROF_ON_CPU, {});
     bool first_logged = false;
     while (g_stop_signal.load() == 0 && clock::now() < deadline) {
-        if (!pipeline) {
+        if (pipeline) {
+            int n = pipeline->poll(100);
+            if (n < 0 && n != -EINTR) {
+                spdlog::error("ring buffer poll failed: {}", std::strerror(-n));
+                break;
+            }
+            if (!first_logged && n > 0) {
+                first_logged = true;
+                spdlog::info("first sample {} ms after start", ms_since(t0));
+            }
+        } else {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (clock::now() - window_start < window)
             continue;
-        }
-        int n = pipeline->poll(100);
-        if (n < 0 && n != -EINTR) {
-            spdlog::error("ring buffer poll failed: {}", std::strerror(-n));
-            break;
-        }
-        if (!first_logged && n > 0) {
-            first_logged = true;
-            spdlog::info("first sample {} ms after start", ms_since(t0));
-        }
-        if (clock::now() - window_start >= window) {
+        window_start = clock::now();
+        if (latency)
+            latency->refresh();
+        if (pipeline) {
             ProfileWindow w = pipeline->collect(continuous);
             continuous = pipeline->subscribe(HP_PROF_ON_CPU, {});
-            window_start = clock::now();
             std::map<std::string, uint64_t> per_service;
             for (const auto& [key, value] : w.stacks) {
                 auto it = w.processes.find({key.pid, key.start_time_ns});
@@ -279,6 +338,12 @@ int run_agent(const Config& config) {
                      "ring drops {}, decode errors {}",
                      s.on_cpu_records, s.off_cpu_records, s.proc_records,
                      s.collector.kernel[HP_PROF_STAT_RINGBUF_DROPS], s.collector.decode_errors);
+    }
+    // The latency consumer feeds the pipeline: it stops first.
+    state.collectables.clear();
+    if (latency) {
+        spdlog::info("consumed {} latency outlier records", latency->consumed());
+        latency.reset();
     }
     pipeline.reset();
     spdlog::info("detached; bye");

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <chrono>
+#include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -59,18 +60,44 @@ HttpResponse profile_handler(AgentState& st, const HttpRequest& req, hp_prof_kin
     return r;
 }
 
+// ?kind= of the flame graph page.
+std::optional<hp_prof_kind> parse_kind(std::string_view query) {
+    auto k = query_param(query, "kind");
+    if (!k || *k == "cpu")
+        return HP_PROF_ON_CPU;
+    if (*k == "offcpu")
+        return HP_PROF_OFF_CPU;
+    if (*k == "syscall_latency")
+        return HP_PROF_SYSCALL_LATENCY;
+    return std::nullopt;
+}
+
+const char* kind_title(hp_prof_kind kind) {
+    switch (kind) {
+    case HP_PROF_OFF_CPU:
+        return "hostprof: off-CPU flame graph";
+    case HP_PROF_SYSCALL_LATENCY:
+        return "hostprof: slow-syscall flame graph (weighted by latency)";
+    default:
+        return "hostprof: on-CPU flame graph";
+    }
+}
+
 HttpResponse flamegraph_handler(AgentState& st, const HttpRequest& req) {
     if (st.pipeline == nullptr)
         return HttpResponse::text(503, "profiling is not running (see /readyz)");
+    auto kind = parse_kind(req.query);
+    if (!kind)
+        return HttpResponse::text(400, "bad kind: must be cpu, offcpu or syscall_latency");
     std::optional<ProfileWindow> window;
-    if (query_param(req.query, "seconds")) {
+    if (query_param(req.query, "seconds") || *kind != HP_PROF_ON_CPU) {
         auto pr = parse_profile_request(req.query, st.limits);
         if (!pr)
             return HttpResponse::text(400, pr.error().message());
         ProfileSlot slot(st.active_profiles, st.limits.max_concurrent_profiles);
         if (!slot.ok())
             return HttpResponse::text(429, "too many concurrent profile requests");
-        auto id = st.pipeline->subscribe(HP_PROF_ON_CPU, pr->filter);
+        auto id = st.pipeline->subscribe(*kind, pr->filter);
         std::this_thread::sleep_for(std::chrono::seconds(pr->seconds));
         window = st.pipeline->collect(id);
     } else {
@@ -85,8 +112,84 @@ HttpResponse flamegraph_handler(AgentState& st, const HttpRequest& req) {
     Profile p = st.pipeline->symbolize(*window, bo);
     HttpResponse r;
     r.content_type = "text/html; charset=utf-8";
-    r.body = render_flamegraph_page(p, "hostprof: on-CPU flame graph");
+    r.body = render_flamegraph_page(p, kind_title(*kind));
     return r;
+}
+
+nlohmann::json outlier_json(const Outlier& o) {
+    return {{"id", o.id},
+            {"metric", o.family},
+            {"what", o.what},
+            {"pid", o.pid},
+            {"tid", o.tid},
+            {"comm", o.comm},
+            {"duration_seconds", static_cast<double>(o.duration_ns) * 1e-9},
+            {"time_unix_nano", o.unix_ns},
+            {"result", o.result}};
+}
+
+// The symbolized stack of one outlier, root first ("comm" root frame excluded).
+std::vector<std::string> outlier_stack(Pipeline& pipeline, const Outlier& o) {
+    ProfileWindow w;
+    w.kind = HP_PROF_SYSCALL_LATENCY;
+    StackKey key;
+    key.pid = o.pid;
+    key.start_time_ns = o.start_time_ns;
+    key.kernel_len = o.kernel_len;
+    key.frames = o.frames;
+    w.stacks.emplace(std::move(key), StackValue{1, o.duration_ns});
+    BuildOptions bo;
+    bo.process_root_frame = false;
+    Profile p = pipeline.symbolize(w, bo);
+    std::vector<std::string> out;
+    if (p.samples.empty())
+        return out;
+    const auto& locs = p.samples.front().locations;
+    for (auto it = locs.rbegin(); it != locs.rend(); ++it) {
+        const Location& loc = p.locations[*it];
+        // Lines are innermost first: the caller comes first from the root.
+        for (auto l = loc.lines.rbegin(); l != loc.lines.rend(); ++l)
+            out.push_back(l->function.empty() ? "unknown" : l->function);
+        if (loc.lines.empty()) {
+            char hex[32];
+            std::snprintf(hex, sizeof(hex), "0x%llx", static_cast<unsigned long long>(loc.address));
+            out.emplace_back(hex);
+        }
+    }
+    return out;
+}
+
+HttpResponse outliers_handler(AgentState& st, const HttpRequest& req) {
+    if (st.outliers == nullptr)
+        return HttpResponse::text(503, "no latency collector is running (see /readyz)");
+    if (auto id = query_param(req.query, "id")) {
+        uint64_t v = 0;
+        auto [p, ec] = std::from_chars(id->data(), id->data() + id->size(), v);
+        if (ec != std::errc() || p != id->data() + id->size())
+            return HttpResponse::text(400, "bad id '" + *id + "'");
+        auto o = st.outliers->find(v);
+        if (!o)
+            return HttpResponse::text(404, "outlier " + *id +
+                                               " is not (or no longer) kept; the store keeps the "
+                                               "newest " +
+                                               std::to_string(st.outliers->capacity()));
+        nlohmann::json j = outlier_json(*o);
+        if (st.pipeline != nullptr && !o->frames.empty())
+            j["stack"] = outlier_stack(*st.pipeline, *o);
+        else
+            j["stack"] = nlohmann::json::array();
+        return json_response(200, j);
+    }
+    size_t limit = 100;
+    if (auto l = query_param(req.query, "limit")) {
+        auto [p, ec] = std::from_chars(l->data(), l->data() + l->size(), limit);
+        if (ec != std::errc() || p != l->data() + l->size() || limit == 0 || limit > 10'000)
+            return HttpResponse::text(400, "bad limit '" + *l + "': 1..10000");
+    }
+    nlohmann::json list = nlohmann::json::array();
+    for (const Outlier& o : st.outliers->recent(limit))
+        list.push_back(outlier_json(o));
+    return json_response(200, {{"outliers", list}});
 }
 
 HttpResponse readyz_handler(AgentState& st) {
@@ -116,7 +219,10 @@ HttpResponse metrics_handler(AgentState& st, const HttpRequest& req) {
         families.insert(families.end(), std::make_move_iterator(f.begin()),
                         std::make_move_iterator(f.end()));
     }
-    auto [content_type, body] = render_metrics(families, req.header("accept"));
+    ExemplarSet exemplars;
+    if (st.outliers != nullptr)
+        exemplars = st.outliers->exemplars();
+    auto [content_type, body] = render_metrics(families, req.header("accept"), exemplars);
     HttpResponse r;
     r.content_type = content_type;
     r.body = std::move(body);
@@ -173,6 +279,10 @@ std::map<std::string, HttpServer::Handler> make_routes(AgentState& st) {
     routes["/debug/pprof/offcpu"] = [&st](const HttpRequest& r) {
         return profile_handler(st, r, HP_PROF_OFF_CPU);
     };
+    routes["/debug/pprof/syscall_latency"] = [&st](const HttpRequest& r) {
+        return profile_handler(st, r, HP_PROF_SYSCALL_LATENCY);
+    };
+    routes["/debug/outliers"] = [&st](const HttpRequest& r) { return outliers_handler(st, r); };
     routes["/flamegraph"] = [&st](const HttpRequest& r) { return flamegraph_handler(st, r); };
     routes["/"] = [](const HttpRequest&) {
         HttpResponse r;
@@ -182,7 +292,9 @@ std::map<std::string, HttpServer::Handler> make_routes(AgentState& st) {
                  "<li><a href=\"/metrics\">/metrics</a></li>"
                  "<li><a href=\"/readyz\">/readyz</a></li>"
                  "<li>/debug/pprof/profile?seconds=N (pprof; pid=, cgroup=, container=, "
-                 "service=, comm=)</li><li>/debug/pprof/offcpu?seconds=N</li></ul>\n";
+                 "service=, comm=)</li><li>/debug/pprof/offcpu?seconds=N</li>"
+                 "<li>/debug/pprof/syscall_latency?seconds=N</li>"
+                 "<li><a href=\"/debug/outliers\">/debug/outliers</a></li></ul>\n";
         return r;
     };
     return routes;

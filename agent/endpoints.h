@@ -5,7 +5,11 @@
 //   /debug/pprof/profile        Go-compatible CPU profile (?seconds=N, pid=, cgroup=,
 //                               container=, service=, comm=)
 //   /debug/pprof/offcpu         the same for off-CPU time
-//   /flamegraph                 self-contained interactive flame graph page
+//   /debug/pprof/syscall_latency the stacks of slow syscalls, weighted by their latency
+//   /debug/outliers             JSON: recent slow syscalls and I/O (?id=N: one, with its
+//                               symbolized stack; ids are the exemplars' outlier_id)
+//   /flamegraph                 self-contained interactive flame graph page (?kind=cpu,
+//                               offcpu or syscall_latency)
 #pragma once
 
 #include <atomic>
@@ -20,6 +24,7 @@
 
 #include "agent/agent_metrics.h"
 #include "agent/http_server.h"
+#include "agent/outliers.h"
 #include "agent/pipeline.h"
 
 namespace hostprof {
@@ -39,6 +44,7 @@ struct EndpointLimits {
 // Everything the handlers read. Owned by the daemon; outlives the HTTP server.
 struct AgentState {
     Pipeline* pipeline = nullptr; // null when profiling is not running
+    OutlierStore* outliers = nullptr; // null when no latency collector runs
     std::vector<CollectorState> collectors;
     std::vector<ProgramState> programs;
     std::vector<std::shared_ptr<prometheus::Collectable>> collectables;

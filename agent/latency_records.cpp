@@ -27,6 +27,7 @@ std::optional<SyscallOutlierView> decode_syscall_outlier(std::span<const std::by
         .timestamp_ns = r->timestamp_ns,
         .duration_ns = r->duration_ns,
         .cgroup_id = r->cgroup_id,
+        .start_time_ns = r->start_time_ns,
         .ret = r->ret,
         .flags = r->flags,
         .comm = std::string_view(r->comm, strnlen(r->comm, HP_SYS_COMM_LEN)),

@@ -29,7 +29,9 @@ void Pipeline::on_stack(const StackRecordView& r) {
     bool announce = false;
     {
         std::lock_guard lock(mu_);
-        ++(r.kind == HP_PROF_ON_CPU ? on_cpu_ : off_cpu_);
+        ++(r.kind == HP_PROF_ON_CPU    ? on_cpu_
+           : r.kind == HP_PROF_OFF_CPU ? off_cpu_
+                                       : latency_);
         ktrunc_ += (r.flags & HP_PROF_KSTACK_FULL) ? 1 : 0;
         utrunc_ += (r.flags & HP_PROF_USTACK_FULL) ? 1 : 0;
         for (auto& [id, agg] : subscriptions_)
@@ -97,6 +99,7 @@ PipelineStats Pipeline::stats() const {
     s.processes = processes_->stats();
     s.on_cpu_records = on_cpu_;
     s.off_cpu_records = off_cpu_;
+    s.latency_records = latency_;
     s.proc_records = proc_;
     s.subscriptions = subscriptions_.size();
     s.kernel_stacks_truncated = ktrunc_;

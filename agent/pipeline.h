@@ -5,7 +5,11 @@
 //     --ProfileWindow--> build_profile + FrameResolver (agent/profile_builder.h, symbolizer/)
 //     --Profile--> exporters/ (pprof, folded, flame graph) --bytes--> HTTP / files
 //
-// One consumer thread calls poll(); any thread may subscribe, collect and symbolize.
+//   bpf/syscalls.bpf.c outliers --LatencyCollectors (agent/latency.h)--> add_record()
+//     --> the same aggregators, as HP_PROF_SYSCALL_LATENCY stacks weighted by latency
+//
+// One consumer thread calls poll(); any thread may subscribe, collect, symbolize and
+// add_record().
 #pragma once
 
 #include <cstdint>
@@ -34,6 +38,7 @@ struct PipelineStats {
     ProcessTableStats processes;
     uint64_t on_cpu_records = 0;
     uint64_t off_cpu_records = 0;
+    uint64_t latency_records = 0; // stacks of slow syscalls
     uint64_t proc_records = 0;
     uint64_t subscriptions = 0;           // active
     uint64_t kernel_stacks_truncated = 0; // filled all 127 frames: maybe cut short
@@ -49,6 +54,9 @@ class Pipeline {
     // failure (-EINTR when a signal interrupted the wait).
     int poll(int timeout_ms);
 
+    // A stack record from another collector (a slow syscall), for the subscribers of its
+    // kind. Views are copied; the caller keeps ownership.
+    void add_record(const StackRecordView& r) { on_stack(r); }
     // From now on, records of `kind` from processes matching `filter` are aggregated
     // for this subscriber until collect() returns its window.
     using SubscriptionId = uint64_t;
@@ -77,7 +85,7 @@ class Pipeline {
     std::map<SubscriptionId, ProfileAggregator> subscriptions_;
     SubscriptionId next_id_ = 1;
     std::set<std::pair<uint32_t, uint64_t>> seen_; // processes announced to the resolver
-    uint64_t on_cpu_ = 0, off_cpu_ = 0, proc_ = 0;
+    uint64_t on_cpu_ = 0, off_cpu_ = 0, latency_ = 0, proc_ = 0;
     uint64_t ktrunc_ = 0, utrunc_ = 0;
 
     std::mutex resolver_mu_;

@@ -65,6 +65,18 @@ class Builder {
     std::unordered_map<std::string, uint32_t> named_;
 };
 
+// What a sample's second value measures, per profile kind.
+ValueType weight_type(hp_prof_kind kind) {
+    switch (kind) {
+    case HP_PROF_ON_CPU:
+        return {"cpu", "nanoseconds"};
+    case HP_PROF_SYSCALL_LATENCY:
+        return {"syscall_latency", "nanoseconds"};
+    default:
+        return {"off_cpu", "nanoseconds"};
+    }
+}
+
 void add_label(Sample& s, const char* key, const std::string& value) {
     if (!value.empty())
         s.labels.emplace_back(key, value);
@@ -76,9 +88,7 @@ Profile build_profile(const ProfileWindow& w, FrameResolver& resolver, const Bui
     Profile p;
     const bool on_cpu = w.kind == HP_PROF_ON_CPU;
     const int64_t period = 1'000'000'000LL / (o.frequency_hz > 0 ? o.frequency_hz : 1);
-    p.sample_types = {{"samples", "count"},
-                      on_cpu ? ValueType{"cpu", "nanoseconds"}
-                             : ValueType{"off_cpu", "nanoseconds"}};
+    p.sample_types = {{"samples", "count"}, weight_type(w.kind)};
     p.period_type = p.sample_types[1];
     p.period = on_cpu ? period : 1;
     p.time_nanos = w.start_unix_ns;

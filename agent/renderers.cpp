@@ -8,10 +8,10 @@
 namespace hostprof {
 namespace {
 
-// Folded stacks and flame graphs weigh on-CPU profiles by samples and off-CPU ones by
-// blocked time.
+// Folded stacks and flame graphs weigh on-CPU profiles by samples, off-CPU and
+// latency-attributed ones by time (blocked, or waited in slow syscalls).
 size_t weight_index(const Profile& p) {
-    return p.sample_types.size() > 1 && p.sample_types[1].type == "off_cpu" ? 1 : 0;
+    return p.sample_types.size() > 1 && p.sample_types[1].type != "cpu" ? 1 : 0;
 }
 
 } // namespace
@@ -33,8 +33,9 @@ std::string render_folded_text(const Profile& p) {
 }
 
 std::pair<std::string, std::string>
-render_metrics(const std::vector<prometheus::MetricFamily>& families, const std::string& accept) {
-    return render_metrics_negotiated(families, accept);
+render_metrics(const std::vector<prometheus::MetricFamily>& families, const std::string& accept,
+               const ExemplarSet& exemplars) {
+    return render_metrics_negotiated(families, accept, exemplars);
 }
 
 } // namespace hostprof

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "common/profile.h"
+#include "exporters/metrics.h"
 
 namespace hostprof {
 
@@ -15,8 +16,9 @@ std::string render_pprof_bytes(const Profile& p);                               
 std::string render_flamegraph_page(const Profile& p, const std::string& title); // HTML
 std::string render_folded_text(const Profile& p);                               // folded stacks
 // Content negotiation on Accept: Prometheus text 0.0.4 or OpenMetrics 1.0.
-// Returns {content type, body}.
+// Returns {content type, body}. Exemplars are shown in OpenMetrics only.
 std::pair<std::string, std::string>
-render_metrics(const std::vector<prometheus::MetricFamily>& families, const std::string& accept);
+render_metrics(const std::vector<prometheus::MetricFamily>& families, const std::string& accept,
+               const ExemplarSet& exemplars);
 
 } // namespace hostprof

@@ -94,4 +94,8 @@ std::vector<prometheus::MetricFamily> runqueue_metric_families(const RunQueueSna
     return out;
 }
 
+std::vector<ProgramFd> RunQueueCollector::programs() const {
+    return loaded_programs(skel_->obj);
+}
+
 } // namespace hostprof

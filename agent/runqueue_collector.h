@@ -44,6 +44,8 @@ class RunQueueCollector {
 
     RunQueueSnapshot snapshot() const;
     const std::vector<std::string>& attached() const { return attached_; }
+    // Every loaded program, for run-time statistics (descriptors stay owned here).
+    std::vector<ProgramFd> programs() const;
 
   private:
     RunQueueCollector() = default;

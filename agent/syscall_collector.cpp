@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 #include <tuple>
 
 #include "agent/latency_bpf_util.h"
@@ -56,7 +57,8 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
     c->skel_ = std::move(skel.value());
     syscalls_bpf* s = c->skel_.get();
 
-    s->rodata->cfg_per_cgroup = !options.cgroup_ids.empty();
+    c->per_cgroup_ = options.per_cgroup || !options.cgroup_ids.empty();
+    s->rodata->cfg_per_cgroup = c->per_cgroup_;
     s->rodata->cfg_filter_tgid = options.tgid;
     if (auto nr = syscall_number("exit"))
         s->rodata->cfg_nr_exit = *nr;
@@ -79,12 +81,9 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
     if (Status st = c->skel_.load(); !st)
         return st.error();
 
-    for (uint64_t cg : options.cgroup_ids) {
-        uint8_t one = 1;
-        if (bpf_map__update_elem(s->maps.hp_sys_cgroups, &cg, sizeof(cg), &one, sizeof(one),
-                                 BPF_ANY) != 0)
-            return errno_error("syscalls: add cgroup " + std::to_string(cg) + " to the allowlist");
-    }
+    if (c->per_cgroup_)
+        if (Status st = c->set_cgroups(options.cgroup_ids); !st)
+            return st.error();
 
     // The ring consumer exists before the first outlier can be written.
     ring_buffer* rb = ring_buffer__new(bpf_map__fd(s->maps.hp_sys_events),
@@ -105,6 +104,46 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
         !st)
         return st.error();
     return c;
+}
+
+Status SyscallCollector::set_cgroups(const std::vector<uint64_t>& cgroup_ids) {
+    if (!per_cgroup_)
+        return Error{EINVAL, "syscalls: per-cgroup histograms were not enabled at start"};
+    if (cgroup_ids.size() > HP_SYS_MAX_CGROUPS)
+        return Error{EINVAL, "syscalls: at most " + std::to_string(HP_SYS_MAX_CGROUPS) +
+                                 " cgroups can have their own histograms, " +
+                                 std::to_string(cgroup_ids.size()) + " given"};
+    syscalls_bpf* s = skel_.get();
+    std::set<uint64_t> want(cgroup_ids.begin(), cgroup_ids.end());
+    std::set<uint64_t> gone;
+    for (uint64_t cg : cgroups_)
+        if (!want.contains(cg))
+            gone.insert(cg);
+    for (uint64_t cg : gone)
+        bpf_map__delete_elem(s->maps.hp_sys_cgroups, &cg, sizeof(cg), 0);
+    if (!gone.empty()) {
+        // Their histograms go too: collect the keys first, deleting while iterating
+        // would restart the walk.
+        std::vector<hp_sys_cg_key> dead;
+        hp_sys_cg_key key{}, next{};
+        const void* prev = nullptr;
+        while (bpf_map__get_next_key(s->maps.hp_sys_cg_hist, prev, &next, sizeof(next)) == 0) {
+            if (gone.contains(next.cgroup_id))
+                dead.push_back(next);
+            key = next;
+            prev = &key;
+        }
+        for (const hp_sys_cg_key& k : dead)
+            bpf_map__delete_elem(s->maps.hp_sys_cg_hist, &k, sizeof(k), 0);
+    }
+    for (uint64_t cg : want) {
+        uint8_t one = 1;
+        if (bpf_map__update_elem(s->maps.hp_sys_cgroups, &cg, sizeof(cg), &one, sizeof(one),
+                                 BPF_ANY) != 0)
+            return errno_error("syscalls: add cgroup " + std::to_string(cg) + " to the allowlist");
+    }
+    cgroups_.assign(want.begin(), want.end());
+    return {};
 }
 
 SyscallCollector::~SyscallCollector() {
@@ -142,6 +181,7 @@ int SyscallCollector::ring_fd() const {
 
 SyscallSnapshot SyscallCollector::snapshot() const {
     SyscallSnapshot out;
+    out.per_cgroup = per_cgroup_;
     const syscalls_bpf* s = skel_.get();
     const size_t ncpu = latency::possible_cpus();
     std::vector<hp_sys_hist> hists(ncpu);
@@ -251,14 +291,17 @@ std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnaps
     out.push_back(std::move(latency));
     out.push_back(std::move(errors));
 
-    if (!s.by_cgroup.empty()) {
+    if (s.per_cgroup || !s.by_cgroup.empty()) {
         prometheus::MetricFamily cg{"hostprof_cgroup_syscall_latency_seconds",
                                     "Syscall latency of allowlisted cgroups, per syscall",
                                     MetricType::Histogram,
                                     {}};
         for (const SyscallStats& st : s.by_cgroup) {
             prometheus::ClientMetric m;
-            m.label = {{"cgroup_id", std::to_string(st.cgroup_id)}, {"syscall", st.name}};
+            auto path = s.cgroup_paths.find(st.cgroup_id);
+            m.label = {{"cgroup", path == s.cgroup_paths.end() ? "" : path->second},
+                       {"cgroup_id", std::to_string(st.cgroup_id)},
+                       {"syscall", st.name}};
             m.histogram = to_prometheus_histogram(st.latency, 1e-9);
             cg.metric.push_back(std::move(m));
         }
@@ -293,6 +336,10 @@ std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnaps
         counter({{"reason", "decode_error"}}, static_cast<double>(s.decode_errors)));
     out.push_back(std::move(lost));
     return out;
+}
+
+std::vector<ProgramFd> SyscallCollector::programs() const {
+    return loaded_programs(skel_->obj);
 }
 
 } // namespace hostprof

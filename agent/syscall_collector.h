@@ -36,6 +36,8 @@ struct SyscallOptions {
     // Per-cgroup histograms for these cgroup ids (cgroup v2 directory inode numbers), at
     // most HP_SYS_MAX_CGROUPS. Empty: host-wide histograms only.
     std::vector<uint64_t> cgroup_ids;
+    // Keep per-cgroup histograms possible even with an empty list (set_cgroups later).
+    bool per_cgroup = false;
     uint32_t tgid = 0; // only this process (0: every process)
 };
 
@@ -54,6 +56,8 @@ struct SyscallSnapshot {
     std::vector<uint64_t> kernel_stats;  // hp_sys_stats summed, HP_SYS_STAT_MAX entries
     uint64_t outlier_records = 0;        // consumed from the ring
     uint64_t decode_errors = 0;          // records rejected by the decoder
+    bool per_cgroup = false;             // per-cgroup histograms enabled
+    std::map<uint64_t, std::string> cgroup_paths; // id -> path label, filled by the caller
 
     // The host-wide entry of a syscall name, or nullptr.
     const SyscallStats* find(std::string_view name) const;
@@ -77,7 +81,14 @@ class SyscallCollector {
     // Reads the kernel maps (cumulative since start). Safe to call from any one thread
     // while another polls.
     SyscallSnapshot snapshot() const;
+    // Replaces the per-cgroup allowlist (at most HP_SYS_MAX_CGROUPS ids). Only when the
+    // collector started with a non-empty allowlist or per_cgroup set. Histograms of
+    // cgroups that leave the list are deleted, so the kernel map never fills with the
+    // dead. Call from one thread at a time.
+    Status set_cgroups(const std::vector<uint64_t>& cgroup_ids);
     const std::vector<std::string>& attached() const { return attached_; }
+    // Every loaded program, for run-time statistics (descriptors stay owned here).
+    std::vector<ProgramFd> programs() const;
 
   private:
     SyscallCollector() = default;
@@ -90,6 +101,8 @@ class SyscallCollector {
     std::atomic<uint64_t> records_{0};
     std::atomic<uint64_t> decode_errors_{0};
     std::vector<std::string> attached_;
+    std::vector<uint64_t> cgroups_; // the allowlist in the kernel map
+    bool per_cgroup_ = false;
 };
 
 // errno as a label value: "EAGAIN"; kernel-internal restart codes by their kernel names;
@@ -99,7 +112,8 @@ std::string errno_label(int err);
 // The Prometheus families of a snapshot:
 //   hostprof_syscall_latency_seconds{syscall}               histogram
 //   hostprof_syscall_errors_total{syscall,errno}            counter
-//   hostprof_cgroup_syscall_latency_seconds{cgroup_id,syscall} histogram (allowlist only)
+//   hostprof_cgroup_syscall_latency_seconds{cgroup_id,cgroup,syscall} histogram (allowlist;
+//                                            the family is present whenever per_cgroup is)
 //   hostprof_syscall_outliers_total                         counter (shipped to the ring)
 //   hostprof_syscall_lost_total{reason}                     counter (every kernel drop)
 std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnapshot& s);

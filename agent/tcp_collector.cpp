@@ -132,4 +132,8 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
     return out;
 }
 
+std::vector<ProgramFd> TcpCollector::programs() const {
+    return loaded_programs(skel_->obj);
+}
+
 } // namespace hostprof

@@ -53,6 +53,8 @@ class TcpCollector {
 
     TcpSnapshot snapshot() const;
     const std::vector<std::string>& attached() const { return attached_; }
+    // Every loaded program, for run-time statistics (descriptors stay owned here).
+    std::vector<ProgramFd> programs() const;
 
   private:
     TcpCollector() = default;

@@ -8,6 +8,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 
+#include "lib/hp_task.h"
 #include "profile.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -85,15 +86,6 @@ static __always_inline __u64 wakeup_flag(void)
 		   : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline __u64 leader_start_time(void)
-{
-	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
-
-	if (bpf_core_field_exists(t->start_boottime))
-		return BPF_CORE_READ(t, group_leader, start_boottime);
-	return BPF_CORE_READ(t, group_leader, start_time);
-}
-
 /* Fills header, comm, cgroup and both stacks of the current task into e. */
 static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 kind, __u64 id,
 				    __u64 cgroup_id, __u64 now)
@@ -107,7 +99,7 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 	e->hdr.cpu = bpf_get_smp_processor_id();
 	e->hdr.timestamp_ns = now;
 	e->cgroup_id = cgroup_id;
-	e->start_time_ns = leader_start_time();
+	e->start_time_ns = hp_leader_start_time();
 	e->weight_ns = 0;
 	e->flags = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));

@@ -12,6 +12,9 @@ enum hp_prof_kind {
 	HP_PROF_OFF_CPU = 2, /* a thread came back on CPU after blocking >= threshold */
 	HP_PROF_EXEC = 3,    /* sched_process_exec: process metadata is stale */
 	HP_PROF_EXIT = 4,    /* sched_process_exit of a thread group leader */
+	/* Userspace only, never in this ring: a slow syscall (syscalls.bpf.c outlier) fed
+	 * into the profile pipeline, weighted by its latency. */
+	HP_PROF_SYSCALL_LATENCY = 5,
 };
 
 /* hp_prof_stack.flags */

@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lib/hp_log2.h"
+#include "lib/hp_task.h"
 #include "syscalls.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -189,6 +190,7 @@ static __always_inline void ship_outlier(void *ctx, __u64 id, __u32 nr, long ret
 	e->timestamp_ns = now;
 	e->duration_ns = delta;
 	e->cgroup_id = cgroup_id;
+	e->start_time_ns = hp_leader_start_time();
 	e->ret = ret;
 	e->nr = nr;
 	e->cpu = bpf_get_smp_processor_id();

@@ -58,6 +58,7 @@ struct hp_sys_event {
 	__u64 timestamp_ns; /* sys_exit time, bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
 	__u64 duration_ns;
 	__u64 cgroup_id;
+	__u64 start_time_ns; /* thread group leader start since boot (pid reuse) */
 	__s64 ret;
 	__u32 nr;
 	__u32 cpu;

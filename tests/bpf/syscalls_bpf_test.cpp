@@ -238,8 +238,8 @@ TEST_P(SyscallModes, HistogramsErrorsAndOutlierStacks) {
         if (fam.name != "hostprof_cgroup_syscall_latency_seconds")
             continue;
         for (const auto& m : fam.metric) {
-            if (m.label.size() != 2 || m.label[0].value != std::to_string(cg.id()) ||
-                m.label[1].value != "nanosleep")
+            if (m.label.size() != 3 || m.label[1].value != std::to_string(cg.id()) ||
+                m.label[2].value != "nanosleep")
                 continue;
             found_series = true;
             EXPECT_EQ(m.histogram.sample_count, static_cast<uint64_t>(kNanosleeps));

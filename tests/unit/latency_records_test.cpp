@@ -20,8 +20,8 @@ static_assert(sizeof(hp_blk_key) == 16);
 static_assert(sizeof(hp_sys_hist) == (HP_SYS_SLOTS + 1) * 8);
 static_assert(sizeof(hp_sys_cg_key) == 16);
 static_assert(sizeof(hp_sys_err_key) == 8);
-static_assert(offsetof(hp_sys_event, frames) == 72);
-static_assert(sizeof(hp_sys_event) == 72 + 2 * HP_SYS_MAX_FRAMES * 8);
+static_assert(offsetof(hp_sys_event, frames) == 80);
+static_assert(sizeof(hp_sys_event) == 80 + 2 * HP_SYS_MAX_FRAMES * 8);
 
 namespace {
 
@@ -31,6 +31,7 @@ std::vector<uint64_t> event_bytes(uint16_t k, uint16_t u, size_t frames_present)
     e.pid = 42;
     e.tid = 43;
     e.duration_ns = 50'000'000;
+    e.start_time_ns = 777;
     e.ret = -11;
     e.nr = 0;
     e.kstack_len = k;
@@ -58,6 +59,7 @@ TEST(SyscallOutlierDecoder, DecodesFieldsAndSplitsStacks) {
     EXPECT_EQ(r->ret, -11);
     EXPECT_EQ(r->duration_ns, 50'000'000u);
     EXPECT_EQ(r->comm, "slowpoke");
+    EXPECT_EQ(r->start_time_ns, 777u);
     ASSERT_EQ(r->kernel_frames.size(), 2u);
     ASSERT_EQ(r->user_frames.size(), 3u);
     EXPECT_EQ(r->kernel_frames[0], 0x1000u);

@@ -222,7 +222,12 @@ TEST(Planner, NoRingbufReasonIsDocumentedChoice) {
     ASSERT_NE(cpu, nullptr);
     EXPECT_NE(cpu->reason.find("no perf-buffer fallback"), std::string::npos) << cpu->reason;
     EXPECT_FALSE(plan.collector_ready(Collector::Cpu));
-    EXPECT_TRUE(plan.collector_ready(Collector::Syscalls));
+    // Syscalls and block stream their outliers: one object, one refusal.
+    EXPECT_FALSE(plan.collector_ready(Collector::Syscalls));
+    EXPECT_FALSE(plan.collector_ready(Collector::Block));
+    // Map-only collectors keep working.
+    EXPECT_TRUE(plan.collector_ready(Collector::Tcp));
+    EXPECT_TRUE(plan.collector_ready(Collector::RunQueue));
 }
 
 TEST(Planner, OnlySelectedCollectorsArePlanned) {

@@ -1,0 +1,18 @@
+/* The identity of the current process, shared by every program that reports one: with
+ * the thread group id, the group leader's start time tells two processes that reused a
+ * pid apart (userspace keys its process table by both). */
+#ifndef HOSTPROF_BPF_LIB_HP_TASK_H
+#define HOSTPROF_BPF_LIB_HP_TASK_H
+
+/* Boot-based start time of the current thread group leader, in ns (start_time on
+ * kernels older than 5.5, which lack start_boottime). */
+static __always_inline __u64 hp_leader_start_time(void)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+
+	if (bpf_core_field_exists(t->start_boottime))
+		return BPF_CORE_READ(t, group_leader, start_boottime);
+	return BPF_CORE_READ(t, group_leader, start_time);
+}
+
+#endif /* HOSTPROF_BPF_LIB_HP_TASK_H */
