@@ -365,8 +365,8 @@ std::vector<Setting> make_settings() {
                  [](const Config& c) { return c.web_config; }});
     s.push_back(
         {"drop_capabilities", "BOOL",
-         "After attaching, drop every capability but CAP_SYS_PTRACE and "
-         "CAP_DAC_READ_SEARCH (true/false).",
+         "After attaching, drop every capability but CAP_SYS_PTRACE, "
+         "CAP_DAC_READ_SEARCH and CAP_SYSLOG (true/false).",
          false,
          [](Config& c, const std::string& v) -> Status {
              auto b = parse_bool(v);

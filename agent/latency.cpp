@@ -218,15 +218,14 @@ void LatencyCollectors::on_syscall(const SyscallOutlierView& v) {
     o.duration_ns = v.duration_ns;
     o.unix_ns = monotonic_to_unix(v.timestamp_ns);
     o.result = v.ret;
-    o.kernel_len = static_cast<uint16_t>(v.kernel_frames.size());
-    o.frames.reserve(v.kernel_frames.size() + v.user_frames.size());
-    o.frames.insert(o.frames.end(), v.kernel_frames.begin(), v.kernel_frames.end());
-    o.frames.insert(o.frames.end(), v.user_frames.begin(), v.user_frames.end());
+    // Only user frames: the kernel stack taken at sys_exit is the exit path (entry code,
+    // the tracepoint, our program), the same for every syscall, not where it waited.
+    o.kernel_len = 0;
+    o.frames.assign(v.user_frames.begin(), v.user_frames.end());
     if (store_ != nullptr)
         store_->add(std::move(o));
     if (pipeline_ != nullptr) {
-        uint32_t flags = ((v.flags & HP_SYS_KSTACK_FULL) ? HP_PROF_KSTACK_FULL : 0) |
-                         ((v.flags & HP_SYS_USTACK_FULL) ? HP_PROF_USTACK_FULL : 0);
+        uint32_t flags = (v.flags & HP_SYS_USTACK_FULL) ? HP_PROF_USTACK_FULL : 0;
         pipeline_->add_record(StackRecordView{
             .kind = HP_PROF_SYSCALL_LATENCY,
             .pid = v.pid,
@@ -238,7 +237,7 @@ void LatencyCollectors::on_syscall(const SyscallOutlierView& v) {
             .weight_ns = v.duration_ns,
             .flags = flags,
             .comm = v.comm,
-            .kernel_frames = v.kernel_frames,
+            .kernel_frames = {},
             .user_frames = v.user_frames,
         });
     }

@@ -11,6 +11,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options
     p->processes_ = std::make_unique<ProcessTable>(options.proc_root, options.process_table_size,
                                                    options.service_rule);
     p->frequency_hz_ = options.collector.frequency_hz;
+    p->exited_grace_ns_ = options.exited_grace_ns;
+    p->exited_max_ = options.exited_max;
     Pipeline* self = p.get();
     auto c = ProfileCollector::start(
         options.collector, [self](const StackRecordView& r) { self->on_stack(r); },
@@ -22,7 +24,28 @@ Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options
 }
 
 int Pipeline::poll(int timeout_ms) {
-    return collector_->poll(timeout_ms);
+    int n = collector_->poll(timeout_ms);
+    release_exited(false);
+    return n;
+}
+
+void Pipeline::release_exited(bool all) {
+    std::vector<uint32_t> release;
+    {
+        std::lock_guard lock(mu_);
+        const int64_t now = unix_now_ns();
+        while (!exited_.empty() &&
+               (all || exited_.size() > exited_max_ ||
+                now - exited_.front().second >= static_cast<int64_t>(exited_grace_ns_))) {
+            release.push_back(exited_.front().first);
+            exited_.pop_front();
+        }
+    }
+    if (release.empty() || !resolver_)
+        return;
+    std::lock_guard lock(resolver_mu_);
+    for (uint32_t pid : release)
+        resolver_->process_exited(pid);
 }
 
 void Pipeline::on_stack(const StackRecordView& r) {
@@ -52,12 +75,19 @@ void Pipeline::on_proc(const ProcRecord& r) {
         ++proc_;
         if (r.kind == HP_PROF_EXEC) {
             processes_->on_exec(r.pid);
+            // New mappings: announce the process again. A pid that exited earlier and is
+            // reused here must not be released later under its new owner.
+            seen_.erase(seen_.lower_bound({r.pid, 0}), seen_.lower_bound({r.pid + 1, 0}));
+            std::erase_if(exited_, [&](const auto& e) { return e.first == r.pid; });
         } else {
             processes_->on_exit(r.pid);
             seen_.erase({r.pid, r.start_time_ns});
+            // Windows still open may hold its samples: its mappings go later.
+            exited_.emplace_back(r.pid, unix_now_ns());
+            return;
         }
     }
-    if (r.kind == HP_PROF_EXIT && resolver_) {
+    if (resolver_) { // exec: the mappings read before it are stale
         std::lock_guard lock(resolver_mu_);
         resolver_->process_exited(r.pid);
     }

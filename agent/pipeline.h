@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,10 @@ struct PipelineOptions {
     std::string proc_root = "/proc";
     size_t process_table_size = 16384;
     ServiceRule service_rule = ServiceRule::Auto;
+    // An exited process's mappings stay with the resolver this long, so windows that
+    // sampled it still symbolize it, but never more than `exited_max` processes.
+    uint64_t exited_grace_ns = 60'000'000'000ULL;
+    size_t exited_max = 4096;
 };
 
 struct PipelineStats {
@@ -89,6 +94,11 @@ class Pipeline {
     uint64_t ktrunc_ = 0, utrunc_ = 0;
 
     std::mutex resolver_mu_;
+    // Exited processes whose resolver state is released later: (pid, exit time).
+    void release_exited(bool all);
+    std::deque<std::pair<uint32_t, int64_t>> exited_;
+    uint64_t exited_grace_ns_ = 0;
+    size_t exited_max_ = 0;
 };
 
 } // namespace hostprof

@@ -29,6 +29,7 @@ struct Named {
 constexpr Named kNames[] = {
     {CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"},
     {CAP_SYS_PTRACE, "CAP_SYS_PTRACE"},
+    {CAP_SYSLOG, "CAP_SYSLOG"},
     {CAP_SYS_ADMIN, "CAP_SYS_ADMIN"},
     {CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"},
     {CAP_PERFMON, "CAP_PERFMON"},
@@ -44,7 +45,7 @@ uint64_t parse_hex(const std::string& s) {
 } // namespace
 
 uint64_t runtime_capability_mask() {
-    return bit(CAP_SYS_PTRACE) | bit(CAP_DAC_READ_SEARCH);
+    return bit(CAP_SYS_PTRACE) | bit(CAP_DAC_READ_SEARCH) | bit(CAP_SYSLOG);
 }
 
 CapabilitySets parse_capabilities(const std::string& text) {

@@ -60,6 +60,10 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
     c->per_cgroup_ = options.per_cgroup || !options.cgroup_ids.empty();
     s->rodata->cfg_per_cgroup = c->per_cgroup_;
     s->rodata->cfg_filter_tgid = options.tgid;
+    // Outliers wake the consumer at once: the process may exit soon after its slow call,
+    // and its mappings must be read while it lives. Their rate is bounded by the
+    // threshold (>= 100 us per call and thread), unlike per-syscall events.
+    s->rodata->cfg_wakeup_bytes = 0;
     if (auto nr = syscall_number("exit"))
         s->rodata->cfg_nr_exit = *nr;
     if (auto nr = syscall_number("exit_group"))

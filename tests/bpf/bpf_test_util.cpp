@@ -1,5 +1,10 @@
 #include "bpf_test_util.h"
 
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -81,6 +86,50 @@ bool wait_until_gone(const std::set<int>& ids, bool links, int timeout_ms) {
             return false;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+}
+
+AgentProcess::AgentProcess(std::vector<std::string> extra) {
+    port_ = 20000 + (::getpid() % 20000);
+    int err_pipe[2];
+    if (::pipe2(err_pipe, O_CLOEXEC) != 0)
+        return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        ::dup2(err_pipe[1], STDERR_FILENO);
+        std::vector<std::string> args = {
+            HOSTPROF_BINARY,    "run", "--listen", "127.0.0.1:" + std::to_string(port_),
+            "--profile-window", "2s"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        std::vector<char*> argv;
+        for (auto& a : args)
+            argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv(argv[0], argv.data());
+        ::_exit(127);
+    }
+    ::close(err_pipe[1]);
+    err_ = err_pipe[0];
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (log_.find("ready in") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+        pollfd pfd{err_, POLLIN, 0};
+        if (::poll(&pfd, 1, 200) > 0) {
+            char buf[4096];
+            ssize_t n = ::read(err_, buf, sizeof(buf));
+            if (n <= 0)
+                break;
+            log_.append(buf, static_cast<size_t>(n));
+        }
+    }
+}
+
+AgentProcess::~AgentProcess() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    if (err_ >= 0)
+        ::close(err_);
 }
 
 } // namespace hostprof::bpftest

@@ -7,6 +7,7 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #define HOSTPROF_REQUIRE_ROOT()                                                                    \
     do {                                                                                           \
@@ -31,5 +32,29 @@ std::set<int> fdinfo_ids(int pid, const std::string& key);
 // Waits up to timeout_ms for none of `ids` to be listed any more (the kernel frees
 // programs after an RCU grace period, not at close()).
 bool wait_until_gone(const std::set<int>& ids, bool links, int timeout_ms);
+
+// The agent binary as a child process listening on a free loopback port (with a
+// 2 s profile window, plus `extra` flags), ready when its log says so (up to 20 s).
+// SIGTERM and reaped on destruction.
+class AgentProcess {
+  public:
+    explicit AgentProcess(std::vector<std::string> extra = {});
+    ~AgentProcess();
+    AgentProcess(const AgentProcess&) = delete;
+    AgentProcess& operator=(const AgentProcess&) = delete;
+    bool ready() const { return log_.find("ready in") != std::string::npos; }
+    const std::string& log() const { return log_; }
+    int port() const { return port_; }
+    pid_t pid() const { return pid_; }
+    std::string url(const std::string& path) const {
+        return "http://127.0.0.1:" + std::to_string(port_) + path;
+    }
+
+  private:
+    pid_t pid_ = -1;
+    int err_ = -1;
+    int port_ = 0;
+    std::string log_;
+};
 
 } // namespace hostprof::bpftest

@@ -174,10 +174,11 @@ TEST(DeployMetrics, EveryDashboardAndAlertMetricIsInARealScrape) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
         ::dup2(err_pipe[1], STDERR_FILENO);
-        // Every collector: those not built yet fail to start and the others run.
+        // Every collector, per-cgroup syscall histograms for the top-level cgroups (the
+        // manifests set container patterns).
         ::execl(HOSTPROF_BINARY, HOSTPROF_BINARY, "run", "--listen", listen.c_str(), "--collectors",
                 "cpu,offcpu,syscalls,tcp,block,runqueue", "--frequency", "49", "--log-format",
-                "json", static_cast<char*>(nullptr));
+                "json", "--syscall-cgroups", "/*", static_cast<char*>(nullptr));
         ::_exit(127);
     }
     ::close(err_pipe[1]);

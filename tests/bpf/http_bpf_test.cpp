@@ -20,63 +20,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// The agent as a child process, listening on a free loopback port, ready when it says so.
-class Agent {
-  public:
-    explicit Agent(std::vector<std::string> extra = {}) {
-        port_ = 20000 + (::getpid() % 20000);
-        int err_pipe[2];
-        if (::pipe2(err_pipe, O_CLOEXEC) != 0)
-            return;
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::dup2(err_pipe[1], STDERR_FILENO);
-            std::vector<std::string> args = {
-                HOSTPROF_BINARY,    "run", "--listen", "127.0.0.1:" + std::to_string(port_),
-                "--profile-window", "2s"};
-            args.insert(args.end(), extra.begin(), extra.end());
-            std::vector<char*> argv;
-            for (auto& a : args)
-                argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
-        ::close(err_pipe[1]);
-        err_ = err_pipe[0];
-        auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (log_.find("ready in") == std::string::npos &&
-               std::chrono::steady_clock::now() < deadline) {
-            pollfd pfd{err_, POLLIN, 0};
-            if (::poll(&pfd, 1, 200) > 0) {
-                char buf[4096];
-                ssize_t n = ::read(err_, buf, sizeof(buf));
-                if (n <= 0)
-                    break;
-                log_.append(buf, static_cast<size_t>(n));
-            }
-        }
-    }
-    ~Agent() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (err_ >= 0)
-            ::close(err_);
-    }
-    bool ready() const { return log_.find("ready in") != std::string::npos; }
-    const std::string& log() const { return log_; }
-    std::string url(const std::string& path) const {
-        return "http://127.0.0.1:" + std::to_string(port_) + path;
-    }
-
-  private:
-    pid_t pid_ = -1;
-    int err_ = -1;
-    int port_ = 0;
-    std::string log_;
-};
+using Agent = hostprof::bpftest::AgentProcess;
 
 std::string curl(const std::string& args) {
     return run_command("curl -s --max-time 60 " + args + " 2>&1");

@@ -6,7 +6,8 @@
  *   K close(-1) that fail with EBADF. The helper child sleeps with usleep (glibc's
  *   clock_nanosleep), so nanosleep is made N times exactly by this program's processes.
  * Prints "slow_read 0x<address>" first, so the test can match the outlier's user frames.
- * Usage: syscall_latency N M K */
+ * Usage: syscall_latency N M K [LINGER_MS]: LINGER_MS, the time to stay alive after the slow
+ * read, lets an agent read the process's mappings before it exits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -30,6 +31,7 @@ int main(int argc, char **argv)
 	int n = argc > 1 ? atoi(argv[1]) : 10;
 	int m = argc > 2 ? atoi(argv[2]) : 100;
 	int k = argc > 3 ? atoi(argv[3]) : 0;
+	int linger_ms = argc > 4 ? atoi(argv[4]) : 0;
 	struct timespec ten_ms = {0, 10 * 1000 * 1000};
 	int fds[2];
 	char c = 0;
@@ -58,5 +60,7 @@ int main(int argc, char **argv)
 	if (slow_read(fds[0], &c, 1) != 1)
 		return 1;
 	waitpid(child, NULL, 0);
+	if (linger_ms > 0)
+		usleep((useconds_t)linger_ms * 1000);
 	return c == 'x' ? 0 : 1;
 }

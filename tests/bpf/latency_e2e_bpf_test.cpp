@@ -1,0 +1,188 @@
+// Privileged end-to-end tests of the latency half through the running agent: a slow
+// read becomes an outlier with its stack (/debug/outliers), an OpenMetrics exemplar and a
+// syscall_latency profile that go tool pprof reads; a real Prometheus server scrapes the
+// agent and answers histogram_quantile over the syscall histogram.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <future>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "bpf_test_util.h"
+
+using hostprof::bpftest::AgentProcess;
+using hostprof::bpftest::run_command;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::string curl(const std::string& url, const std::string& extra = "") {
+    return run_command("curl -s --max-time 60 " + extra + " '" + url + "' 2>&1");
+}
+
+std::string testprog(const std::string& name) {
+    return std::string(HOSTPROF_TESTPROGS_DIR) + "/" + name;
+}
+
+// The outliers of /debug/outliers made by `comm` doing `what`.
+std::vector<nlohmann::json> outliers_of(const AgentProcess& a, const std::string& comm,
+                                        const std::string& what) {
+    auto j = nlohmann::json::parse(curl(a.url("/debug/outliers?limit=10000")), nullptr, false);
+    std::vector<nlohmann::json> out;
+    if (!j.is_object())
+        return out;
+    for (const auto& o : j["outliers"])
+        if (o.value("comm", "") == comm && o.value("what", "") == what)
+            out.push_back(o);
+    return out;
+}
+
+TEST(LatencyE2E, SlowReadIsAnOutlierWithItsStackAnExemplarAndAProfile) {
+    HOSTPROF_REQUIRE_ROOT();
+    AgentProcess a({"--frequency", "49"});
+    ASSERT_TRUE(a.ready()) << a.log();
+
+    // The latency-weighted profile covers the whole run of the test program.
+    std::string pprof_file = "/tmp/hostprof-sysprof-" + std::to_string(::getpid()) + ".pb.gz";
+    auto profile = std::async(std::launch::async, [&] {
+        return run_command("curl -s -o " + pprof_file + " -w '%{http_code}' '" +
+                           a.url("/debug/pprof/syscall_latency?seconds=5") + "'");
+    });
+    std::this_thread::sleep_for(500ms);
+    // 3 nanosleep(10 ms), 10 getppid, then a read on a pipe that waits 50 ms (slow_read);
+    // the process lives 500 ms more, so its mappings can be read (a process that exits
+    // within microseconds of its slow call keeps only its kernel frames).
+    std::string out = run_command(testprog("syscall_latency") + " 3 10 0 500");
+    ASSERT_NE(out.find("slow_read"), std::string::npos) << out;
+    std::this_thread::sleep_for(1s); // the consumer drains the ring at least every 200 ms
+
+    auto reads = outliers_of(a, "syscall_latency", "read");
+    ASSERT_FALSE(reads.empty()) << curl(a.url("/debug/outliers?limit=50"));
+    const auto& o = reads.front();
+    EXPECT_GE(o["duration_seconds"].get<double>(), 0.045) << o.dump();
+    EXPECT_LT(o["duration_seconds"].get<double>(), 1.0) << o.dump();
+    EXPECT_EQ(o["metric"], "hostprof_syscall_latency_seconds");
+
+    // Its stack, symbolized: the function that made the read, called from main.
+    uint64_t id = o["id"].get<uint64_t>();
+    auto one = nlohmann::json::parse(curl(a.url("/debug/outliers?id=" + std::to_string(id))),
+                                     nullptr, false);
+    ASSERT_TRUE(one.is_object()) << id;
+    std::string stack;
+    for (const auto& f : one["stack"])
+        stack += f.get<std::string>() + ";";
+    EXPECT_NE(stack.find("main;slow_read;"), std::string::npos) << stack;
+    EXPECT_EQ(curl(a.url("/debug/outliers?id=999999999"), "-o /dev/null -w '%{http_code}'"),
+              "404");
+    EXPECT_EQ(curl(a.url("/debug/outliers?id=x"), "-o /dev/null -w '%{http_code}'"), "400");
+
+    // OpenMetrics: read buckets carry exemplars that point at stored outliers, and each
+    // exemplar's value lies inside its bucket.
+    std::string om = curl(a.url("/metrics"), "-H 'Accept: application/openmetrics-text'");
+    std::regex ex(R"re(hostprof_syscall_latency_seconds_bucket\{syscall="read",le="([^"]+)"\} \d+ # \{([^}]*)\} ([0-9.e+-]+))re");
+    int exemplars = 0;
+    for (auto it = std::sregex_iterator(om.begin(), om.end(), ex); it != std::sregex_iterator();
+         ++it) {
+        ++exemplars;
+        std::string le = (*it)[1], labels = (*it)[2];
+        double value = std::stod((*it)[3]);
+        if (le != "+Inf") {
+            EXPECT_LE(value, std::stod(le)) << it->str();
+            EXPECT_GT(value, std::stod(le) / 2) << it->str();
+        }
+        std::smatch m;
+        ASSERT_TRUE(std::regex_search(labels, m, std::regex(R"re(outlier_id="(\d+)")re"))) << labels;
+        std::string code =
+            curl(a.url("/debug/outliers?id=" + m[1].str()), "-o /dev/null -w '%{http_code}'");
+        EXPECT_TRUE(code == "200" || code == "404") << code; // 404 only if evicted meanwhile
+    }
+    EXPECT_GT(exemplars, 0) << om.substr(0, 2000);
+    // Prometheus text 0.0.4 has no exemplars, and promtool accepts it.
+    EXPECT_EQ(curl(a.url("/metrics")).find(" # {"), std::string::npos);
+
+    // The syscall_latency profile: go tool pprof reads it, weighted by latency, with
+    // slow_read among the stacks.
+    EXPECT_EQ(profile.get(), "200");
+    std::string top = run_command("HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -top "
+                                  "-cum -nodefraction=0 -nodecount=100000 -sample_index=syscall_latency " +
+                                  pprof_file + " 2>&1");
+    EXPECT_NE(top.find("slow_read"), std::string::npos) << top.substr(0, 3000);
+    EXPECT_NE(top.find("Type: syscall_latency"), std::string::npos) << top.substr(0, 500);
+    std::remove(pprof_file.c_str());
+}
+
+TEST(LatencyE2E, PrometheusScrapesTheAgentAndAnswersHistogramQuantile) {
+    HOSTPROF_REQUIRE_ROOT();
+    AgentProcess a({"--frequency", "19"});
+    ASSERT_TRUE(a.ready()) << a.log();
+
+    std::string dir = "/tmp/hostprof-prom-" + std::to_string(::getpid());
+    run_command("rm -rf " + dir + " && mkdir -p " + dir);
+    int prom_port = 40000 + (::getpid() % 20000);
+    {
+        std::ofstream cfg(dir + "/prometheus.yml");
+        cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+            << "scrape_configs:\n  - job_name: hostprof\n    static_configs:\n"
+            << "      - targets: ['127.0.0.1:" << a.port() << "']\n";
+    }
+    pid_t prom = ::fork();
+    ASSERT_GE(prom, 0);
+    if (prom == 0) {
+        std::string cfg = "--config.file=" + dir + "/prometheus.yml";
+        std::string db = "--storage.tsdb.path=" + dir + "/data";
+        std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(prom_port);
+        std::freopen((dir + "/prometheus.log").c_str(), "w", stderr);
+        ::execlp("prometheus", "prometheus", cfg.c_str(), db.c_str(), listen.c_str(),
+                 static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    struct Reap {
+        pid_t pid;
+        ~Reap() {
+            ::kill(pid, SIGTERM);
+            ::waitpid(pid, nullptr, 0);
+        }
+    } reap{prom};
+    std::string api = "http://127.0.0.1:" + std::to_string(prom_port) + "/api/v1/query";
+    auto query = [&](const std::string& promql) {
+        std::string body = run_command("curl -s --max-time 10 -G --data-urlencode 'query=" +
+                                       promql + "' " + api + " 2>&1");
+        return nlohmann::json::parse(body, nullptr, false);
+    };
+    auto scalar = [](const nlohmann::json& r) -> std::optional<double> {
+        if (!r.is_object() || r.value("status", "") != "success" || r["data"]["result"].empty())
+            return std::nullopt;
+        return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());
+    };
+
+    // Up within 30 s.
+    std::optional<double> up;
+    for (int i = 0; i < 60 && up != 1.0; ++i) {
+        std::this_thread::sleep_for(500ms);
+        up = scalar(query("up{job=\"hostprof\"}"));
+    }
+    ASSERT_EQ(up, 1.0) << run_command("tail -20 " + dir + "/prometheus.log");
+
+    // 400 nanosleep(10 ms), about 4 s, spanning several scrapes.
+    run_command(testprog("syscall_latency") + " 400 0 0");
+    std::this_thread::sleep_for(2500ms); // two more scrapes after the last call
+
+    const std::string q = "histogram_quantile(0.5, sum by (le) (increase("
+                          "hostprof_syscall_latency_seconds_bucket{syscall=\"nanosleep\"}[30s])))";
+    auto p50 = scalar(query(q));
+    ASSERT_TRUE(p50.has_value()) << query(q).dump();
+    std::printf("Prometheus: %s = %.4f s\n", q.c_str(), *p50);
+    // Linear interpolation inside the log2 bucket that holds 10 ms: [2^23, 2^24] ns.
+    EXPECT_GE(*p50, 0.008388608);
+    EXPECT_LE(*p50, 0.016777216);
+    run_command("rm -rf " + dir);
+}
+
+} // namespace
