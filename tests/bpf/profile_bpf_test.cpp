@@ -81,8 +81,10 @@ TEST(CpuProfile, ThreeToOneRatioWithCallChainReadByGoPprof) {
     double ratio = cum["hot_three_quarters"] / cum["hot_one_quarter"];
     EXPECT_GT(ratio, 3.0 * 0.85) << top;
     EXPECT_LT(ratio, 3.0 * 1.15) << top;
-    // ~6 s at 199 Hz on one CPU: most samples land in the workload.
-    EXPECT_GT(cum["run_workload"], 600) << top;
+    // ~6 s at 199 Hz on one CPU is ~1200 samples when the workload has a CPU to itself;
+    // on a loaded 2-CPU machine it gets less. Enough samples for the ratio to mean
+    // something (±15% of 3:1), whatever else runs.
+    EXPECT_GT(cum["run_workload"], 300) << top;
 
     // The call chain from main is intact: a trace with spin <- hot_three_quarters <-
     // run_workload <- main, leaf first.
