@@ -215,6 +215,9 @@ tool_cmd() {
     case $1 in
     hostprof) echo "$HP run --frequency 99 --collectors cpu --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-all) echo "$HP run --frequency 99 --collectors $HP_ALL --listen 127.0.0.1:$HP_PORT" ;;
+    hostprof-sys) echo "$HP run --collectors syscalls --listen 127.0.0.1:$HP_PORT" ;;
+    hostprof-blk) echo "$HP run --collectors block --listen 127.0.0.1:$HP_PORT" ;;
+    biolatency) echo "biolatency" ;;
     perf) echo "perf record -F 99 -a -g -o $WORK/perf.data" ;;
     bpftrace) echo "bpftrace -e 'profile:hz:99 { @[kstack, ustack, comm] = count(); }'" ;;
     syscount) echo "syscount -L" ;;
@@ -227,6 +230,7 @@ tool_ready_pattern() {
     hostprof*) echo "ready in" ;;
     bpftrace*) echo "Attaching" ;;
     syscount) echo "Tracing syscalls" ;;
+    biolatency) echo "Tracing block device" ;;
     floor) echo "^ready" ;;
     perf) echo "" ;;
     esac
@@ -234,6 +238,9 @@ tool_ready_pattern() {
 tool_available() {
     case $1 in
     none | hostprof | hostprof-all | floor) return 0 ;;
+    hostprof-sys) has_collector syscalls ;;
+    hostprof-blk) has_collector block ;;
+    biolatency) have biolatency ;;
     perf) have perf ;;
     bpftrace | bpftrace-sys) have bpftrace ;;
     syscount) have syscount ;;
@@ -372,7 +379,7 @@ done
 # ---------------------------------------------------------------- 2b. syscall-heavy victim
 log "2b. syscall-heavy victim: getppid loop for ${W_SYS}s"
 for ((r = 0; r < REPS; r++)); do
-    for t in $(rotate "$r" none hostprof-all syscount bpftrace-sys floor); do
+    for t in $(rotate "$r" none hostprof-sys hostprof-all syscount bpftrace-sys floor); do
         start_tool "$t" || { put "r2b.$t.failed" 1; continue; }
         out=$("$B/bench_syscall_loop" "$W_SYS")
         stop_tool
@@ -381,6 +388,41 @@ for ((r = 0; r < REPS; r++)); do
         log "   $t: $v ns/call"
     done
 done
+
+# ---------------------------------------------------------------- 2c. block I/O cost
+# BPF run time per request on the same fio load: hostprof's block collector vs
+# libbpf-tools biolatency (both trace block_rq_insert/issue/complete). Requests counted by
+# the kernel itself (/proc/diskstats of the file system's device).
+log "2c. block I/O: fio 4k random direct reads for ${W_SYS}s, BPF ns per request"
+FIO_FILE=$WORK/fio.dat
+BLK_DEV=$(basename "$(findmnt -no SOURCE --target "$WORK" 2>/dev/null)" 2>/dev/null)
+reads_done() { awk -v d="$BLK_DEV" '$3 == d { print $4 }' /proc/diskstats; }
+if have fio && [[ -n $(reads_done) ]]; then
+    fio --name=prep --filename="$FIO_FILE" --size=64M --rw=write --bs=1M --direct=1 >/dev/null 2>&1
+    echo 1 >/proc/sys/kernel/bpf_stats_enabled
+    for ((r = 0; r < REPS; r++)); do
+        for t in $(rotate "$r" none hostprof-blk biolatency); do
+            start_tool "$t" || { put "r2c.$t.failed" 1; continue; }
+            b0=0 b1=0
+            [[ $TOOL_PID != 0 ]] && b0=$(bpf_runtime_ns "$TOOL_PID")
+            d0=$(reads_done)
+            iops=$(fio --name=r --filename="$FIO_FILE" --size=64M --rw=randread --bs=4k --direct=1 \
+                --ioengine=psync --runtime="$W_SYS" --time_based --output-format=json 2>/dev/null |
+                jq '.jobs[0].read.iops')
+            d1=$(reads_done)
+            [[ $TOOL_PID != 0 ]] && b1=$(bpf_runtime_ns "$TOOL_PID")
+            stop_tool
+            req=$((d1 - d0))
+            ((req > 0)) && put "r2c.$t.bpf_ns" "$(calc "($b1 - $b0) / $req")"
+            [[ -n $iops && $iops != null ]] && put "r2c.$t.iops" "$iops"
+            log "   $t: $req requests, $iops IOPS, BPF $(calc "($b1 - $b0) / ($req > 0 ? $req : 1)") ns/request"
+        done
+    done
+    echo "$STATS_ORIG" >/proc/sys/kernel/bpf_stats_enabled
+    rm -f "$FIO_FILE"
+else
+    log "   skipped: fio or the file system's disk in /proc/diskstats missing"
+fi
 
 # ---------------------------------------------------------------- 3. footprint and startup
 log "3. startup to first sample (hostprof everything on vs bpftrace profile:hz:99)"
@@ -585,8 +627,10 @@ wall-second × 100. Nothing here is a test assertion.
 | CPU profiling at 99 Hz: < 0.5% of one CPU | $(fmt 3 "$hp1")% | $(target "$hp1" 0.5) |
 | whole agent, everything on ($HP_ALL), under 100 processes/s: ≤ 1% of one CPU | $(fmt 3 "$( [[ -n $(m r3.cpu_pct) ]] && calc "$(m r3.cpu_pct) + $(m r3.bpf_pct)")")% (user+sys $(pct r3.cpu_pct)%, BPF $(pct r3.bpf_pct)%: per program in 3.) | $(target "$( [[ -n $(m r3.cpu_pct) ]] && calc "$(m r3.cpu_pct) + $(m r3.bpf_pct)")" 1) |
 | CPU-bound victim loss ≤ 0.5% (real time; per victim CPU-second in brackets) | $(fmt 2 "$loss_cpu")% ($(fmt 2 "$loss_cpu_cpu")%) | $(target "$loss_cpu" 0.5) |
-| syscall-heavy: added cost ≤ 2× the empty-program floor | $(has_collector syscalls && echo "$(ratio "$(added hostprof-all)" "$(added floor)" 1) of the floor" || echo "syscall collector $NA") | $(has_collector syscalls && target "$(calc "$(added hostprof-all) / $(added floor)")" 2 || echo "n/a") |
-| syscall-heavy: added cost ≤ ½ of \`syscount -L\`'s | $(has_collector syscalls && echo "$(ratio "$(added hostprof-all)" "$(added syscount)" 2) of syscount's" || echo "syscall collector $NA") | $(has_collector syscalls && [[ -n $(added syscount) ]] && target "$(calc "$(added hostprof-all) / $(added syscount)")" 0.5 || echo "n/a") |
+| syscall histograms: added cost per syscall ≤ 2× the empty-program floor | $(has_collector syscalls && echo "$(ratio "$(added hostprof-sys)" "$(added floor)" 1) of the floor" || echo "syscall collector $NA") | $(has_collector syscalls && target "$(calc "$(added hostprof-sys) / $(added floor)")" 2 || echo "n/a") |
+| syscall histograms: added cost ≤ ½ of \`syscount -L\`'s | $(has_collector syscalls && echo "$(ratio "$(added hostprof-sys)" "$(added syscount)" 2) of syscount's" || echo "syscall collector $NA") | $(has_collector syscalls && [[ -n $(added syscount) ]] && target "$(calc "$(added hostprof-sys) / $(added syscount)")" 0.5 || echo "n/a") |
+| syscall-heavy victim, everything on: added cost ≤ ½ of \`syscount -L\`'s | $(ratio "$(added hostprof-all)" "$(added syscount)" 2) of syscount's | $([[ -n $(added syscount) && -n $(added hostprof-all) ]] && target "$(calc "$(added hostprof-all) / $(added syscount)")" 0.5 || echo "n/a") |
+| block I/O: BPF ns per request ≤ \`biolatency\`'s | $(fmt 0 "$(m r2c.hostprof-blk.bpf_ns)") ns vs $(fmt 0 "$(m r2c.biolatency.bpf_ns)") ns ($(ratio "$(m r2c.hostprof-blk.bpf_ns)" "$(m r2c.biolatency.bpf_ns)" 2)) | $([[ -n $(m r2c.hostprof-blk.bpf_ns) && -n $(m r2c.biolatency.bpf_ns) ]] && target "$(calc "$(m r2c.hostprof-blk.bpf_ns) / $(m r2c.biolatency.bpf_ns)")" 1 || echo "n/a") |
 | RSS ≤ 64 MiB after $((FOOT_S / 60)) min of 100 processes/s | VmHWM $(fmt 1 "$rss_mib") MiB | $(target "$rss_mib" 64) |
 | BPF map memory ≤ 32 MiB | $(fmt 1 "$map_mib") MiB | $(target "$map_mib" 32) |
 | startup to first sample ≤ 1 s | $(fmt 0 "$first_ms") ms (bpftrace: $(fmt 0 "$(m r3.bpftrace.first_ext)") ms) | $(target "$first_ms" 1000) |
@@ -652,9 +696,21 @@ $(has_collector syscalls && echo "hostprof runs everything on (\`--collectors $H
 |---|---:|---:|---:|---:|
 $(row2b none "no agent")
 $(row2b floor "empty tp_btf floor")
-$(row2b hostprof-all "hostprof ($HP_ALL)")
+$(row2b hostprof-sys "hostprof syscall histograms (\`--collectors syscalls\`)")
+$(row2b hostprof-all "hostprof everything on ($HP_ALL)")
 $(row2b syscount "syscount -L")
 $(row2b bpftrace-sys "bpftrace histogram")
+
+### Block I/O: fio 4k random direct reads, ${W_SYS} s, BPF run time per request
+
+Same load for each; requests from \`/proc/diskstats\` of \`$BLK_DEV\`; BPF time from
+\`bpf_prog_info.run_time_ns\` of each tool's own programs (\`kernel.bpf_stats_enabled=1\`).
+
+| configuration | BPF ns per request (min–max) | fio IOPS (median) | ratio to biolatency |
+|---|---:|---:|---:|
+| no agent | — | $(fmt 0 "$(m r2c.none.iops)") | |
+| hostprof \`--collectors block\` | $(fmt 0 "$(m r2c.hostprof-blk.bpf_ns)") ($(range r2c.hostprof-blk.bpf_ns 0)) | $(fmt 0 "$(m r2c.hostprof-blk.iops)") | $(ratio "$(m r2c.hostprof-blk.bpf_ns)" "$(m r2c.biolatency.bpf_ns)" 2) |
+| libbpf-tools \`biolatency\` | $(fmt 0 "$(m r2c.biolatency.bpf_ns)") ($(range r2c.biolatency.bpf_ns 0)) | $(fmt 0 "$(m r2c.biolatency.iops)") | 1.00× |
 
 ## 3. Footprint and startup
 
