@@ -145,6 +145,23 @@ BENCHMARK(BM_PprofEncodeGzip_60s99Hz2Cpu)
     ->Arg(1)
     ->Unit(benchmark::kMillisecond);
 
+// The same without gzip: the protobuf encoder alone.
+void BM_PprofEncodeOnly_60s99Hz2Cpu(benchmark::State& state) {
+    const Profile p = host_profile_60s(state.range(0) == 0 ? Stacks::kTreeShaped : Stacks::kRandom);
+    size_t bytes = 0;
+    for (auto _ : state) {
+        const std::string out = encode_pprof(p);
+        bytes = out.size();
+        benchmark::DoNotOptimize(out.data());
+    }
+    state.counters["raw_bytes"] = static_cast<double>(bytes);
+}
+BENCHMARK(BM_PprofEncodeOnly_60s99Hz2Cpu)
+    ->ArgName("random_stacks")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond);
+
 void BM_Folded_60s99Hz2Cpu(benchmark::State& state) {
     const Profile p = host_profile_60s(Stacks::kTreeShaped);
     for (auto _ : state)

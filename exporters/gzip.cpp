@@ -1,37 +1,48 @@
 #include "exporters/gzip.h"
 
+#include <libdeflate.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <limits>
+#include <memory>
+#include <new>
 
 namespace hostprof {
 
 namespace {
 constexpr int kGzipWindowBits = 15 + 16; // 32 KiB window, gzip wrapper
-constexpr int kMemLevel = 8;
 } // namespace
 
 std::string gzip_compress(std::string_view data, int level) {
-    if (data.size() > std::numeric_limits<uInt>::max())
+    // libdeflate compresses a whole buffer at once, about twice as fast as zlib's deflate
+    // at the same level on pprof bytes, and a little smaller (BENCHMARKS.md, Exporters).
+    // One compressor per thread and level: setting one up costs more than compressing a
+    // small profile.
+    struct Compressor {
+        int level = -1;
+        libdeflate_compressor* c = nullptr;
+        ~Compressor() { libdeflate_free_compressor(c); }
+    };
+    thread_local Compressor cached;
+    level = std::clamp(level, 0, 12);
+    if (cached.level != level) {
+        libdeflate_free_compressor(cached.c);
+        cached.c = libdeflate_alloc_compressor(level);
+        cached.level = cached.c != nullptr ? level : -1;
+        if (cached.c == nullptr)
+            return {};
+    }
+    // The bound is the incompressible worst case, larger than the input: allocate it
+    // without zero-filling (only the pages written are touched), then copy what was used.
+    const size_t bound = libdeflate_gzip_compress_bound(cached.c, data.size());
+    std::unique_ptr<char[]> buf(new (std::nothrow) char[bound]);
+    if (!buf)
         return {};
-    z_stream zs{};
-    if (deflateInit2(&zs, level, Z_DEFLATED, kGzipWindowBits, kMemLevel, Z_DEFAULT_STRATEGY) !=
-        Z_OK)
+    const size_t n = libdeflate_gzip_compress(cached.c, data.data(), data.size(), buf.get(), bound);
+    if (n == 0)
         return {};
-    std::string out;
-    out.resize(deflateBound(&zs, static_cast<uLong>(data.size())));
-    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
-    zs.avail_in = static_cast<uInt>(data.size());
-    zs.next_out = reinterpret_cast<Bytef*>(out.data());
-    zs.avail_out = static_cast<uInt>(out.size());
-    const int rc = deflate(&zs, Z_FINISH);
-    out.resize(zs.total_out);
-    deflateEnd(&zs);
-    if (rc != Z_STREAM_END)
-        return {};
-    if (out.capacity() > out.size() + out.size() / 4)
-        out.shrink_to_fit(); // deflateBound is the worst case; do not hand it to the caller
-    return out;
+    return std::string(buf.get(), n);
 }
 
 std::optional<std::string> gzip_decompress(std::string_view data, size_t max_size) {

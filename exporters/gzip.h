@@ -1,4 +1,5 @@
-// gzip (RFC 1952) over zlib, for pprof bodies and files.
+// gzip (RFC 1952) for pprof bodies and files: compression with libdeflate (whole
+// buffers, fast), decompression with zlib (streaming, bounded output).
 #pragma once
 
 #include <optional>
@@ -7,8 +8,9 @@
 
 namespace hostprof {
 
-// Compresses `data` into one gzip member. The header carries no name and mtime 0, so the
-// same input always gives the same bytes (golden files, caching).
+// Compresses `data` into one gzip member (level 0..12; 1 is what Go's runtime/pprof uses).
+// The header carries no name and mtime 0, so the same input always gives the same bytes
+// (golden files, caching). Empty string on allocation failure.
 std::string gzip_compress(std::string_view data, int level = 1);
 
 // Decompresses a gzip stream; std::nullopt on corrupt or truncated input, or when the

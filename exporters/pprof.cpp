@@ -1,11 +1,11 @@
 #include "exporters/pprof.h"
 
-#include <google/protobuf/arena.h>
-
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "exporters/gzip.h"
+#include "exporters/proto_writer.h"
 
 namespace hostprof {
 
@@ -13,38 +13,194 @@ namespace {
 
 constexpr int64_t kNanosPerSecond = 1'000'000'000;
 
-// Interns strings into the profile's string table; index 0 is always "".
+// profile.proto field numbers (exporters/profile.proto).
+namespace field {
+constexpr uint32_t kProfileSampleType = 1, kProfileSample = 2, kProfileMapping = 3,
+                   kProfileLocation = 4, kProfileFunction = 5, kProfileStringTable = 6,
+                   kProfileTimeNanos = 9, kProfileDurationNanos = 10, kProfilePeriodType = 11,
+                   kProfilePeriod = 12;
+constexpr uint32_t kValueTypeType = 1, kValueTypeUnit = 2;
+constexpr uint32_t kSampleLocationId = 1, kSampleValue = 2, kSampleLabel = 3;
+constexpr uint32_t kLabelKey = 1, kLabelStr = 2;
+constexpr uint32_t kMappingId = 1, kMappingStart = 2, kMappingLimit = 3, kMappingOffset = 4,
+                   kMappingFilename = 5, kMappingBuildId = 6, kMappingHasFunctions = 7,
+                   kMappingHasFilenames = 8, kMappingHasLineNumbers = 9,
+                   kMappingHasInlineFrames = 10;
+constexpr uint32_t kLocationId = 1, kLocationMappingId = 2, kLocationAddress = 3, kLocationLine = 4;
+constexpr uint32_t kLineFunctionId = 1, kLineLine = 2;
+constexpr uint32_t kFunctionId = 1, kFunctionName = 2, kFunctionSystemName = 3,
+                   kFunctionFilename = 4;
+} // namespace field
+
+// Interns strings into the profile's string table; index 0 is always "". Keys are views
+// of the input Profile's strings, which outlive the encoding.
 class StringTable {
   public:
-    explicit StringTable(pprof::Profile& out) : out_(out) { intern(""); }
+    StringTable() {
+        index_.reserve(1024);
+        strings_.reserve(1024);
+        intern("");
+    }
 
-    int64_t intern(const std::string& s) {
-        auto [it, inserted] = index_.try_emplace(s, static_cast<int64_t>(index_.size()));
+    uint64_t intern(std::string_view s) {
+        auto [it, inserted] = index_.try_emplace(s, strings_.size());
         if (inserted)
-            out_.add_string_table(s);
+            strings_.push_back(s);
         return it->second;
     }
 
+    const std::vector<std::string_view>& strings() const { return strings_; }
+
   private:
-    pprof::Profile& out_;
-    std::unordered_map<std::string, int64_t> index_;
+    std::unordered_map<std::string_view, uint64_t> index_;
+    std::vector<std::string_view> strings_;
 };
 
 struct FunctionKey {
-    int64_t name;
-    int64_t file;
+    uint64_t name;
+    uint64_t file;
     bool operator==(const FunctionKey&) const = default;
 };
 
 struct FunctionKeyHash {
     size_t operator()(const FunctionKey& k) const {
-        return std::hash<int64_t>{}(k.name) * 31 + std::hash<int64_t>{}(k.file);
+        return std::hash<uint64_t>{}(k.name * 0x9E3779B97F4A7C15ULL ^ k.file);
     }
 };
 
-void set_value_type(pprof::ValueType* out, const ValueType& vt, StringTable& strings) {
-    out->set_type(strings.intern(vt.type));
-    out->set_unit(strings.intern(vt.unit));
+void value_type(proto::Writer& out, uint32_t field_no, const ValueType& vt, StringTable& strings,
+                proto::Writer& scratch) {
+    scratch.clear();
+    scratch.uint64_field(field::kValueTypeType, strings.intern(vt.type));
+    scratch.uint64_field(field::kValueTypeUnit, strings.intern(vt.unit));
+    out.len_field(field_no, scratch.view());
+}
+
+// The encoder. Strings are interned in the order the message-building encoder used
+// (sample types, period type, locations' functions, mappings, sample labels) so the
+// string table, and with it every byte, stays the same.
+void encode(const Profile& p, proto::Writer& out) {
+    StringTable strings;
+    proto::Writer scratch, inner;
+
+    for (const ValueType& vt : p.sample_types)
+        value_type(out, field::kProfileSampleType, vt, strings, scratch);
+    proto::Writer period_type;
+    value_type(period_type, field::kProfilePeriodType, p.period_type, strings, scratch);
+
+    // Mapping flags are facts about the locations that point into each mapping.
+    struct MappingFacts {
+        bool functions = false, filenames = false, line_numbers = false, inline_frames = false;
+    };
+    std::vector<MappingFacts> facts(p.mappings.size());
+
+    proto::Writer locations, functions;
+    std::unordered_map<FunctionKey, uint64_t, FunctionKeyHash> function_ids;
+    function_ids.reserve(p.locations.size());
+    for (size_t i = 0; i < p.locations.size(); ++i) {
+        const Location& loc = p.locations[i];
+        const bool has_mapping =
+            loc.mapping >= 0 && static_cast<size_t>(loc.mapping) < p.mappings.size();
+        scratch.clear();
+        scratch.uint64_field(field::kLocationId, i + 1);
+        if (has_mapping)
+            scratch.uint64_field(field::kLocationMappingId, static_cast<uint64_t>(loc.mapping) + 1);
+        scratch.uint64_field(field::kLocationAddress, loc.address);
+        int named = 0;
+        for (const Line& line : loc.lines) {
+            if (line.function.empty())
+                continue;
+            ++named;
+            const FunctionKey key{strings.intern(line.function), strings.intern(line.file)};
+            auto [it, inserted] = function_ids.try_emplace(key, function_ids.size() + 1);
+            if (inserted) {
+                inner.clear();
+                inner.uint64_field(field::kFunctionId, it->second);
+                inner.uint64_field(field::kFunctionName, key.name);
+                inner.uint64_field(field::kFunctionSystemName, key.name);
+                inner.uint64_field(field::kFunctionFilename, key.file);
+                functions.len_field(field::kProfileFunction, inner.view());
+            }
+            inner.clear();
+            inner.uint64_field(field::kLineFunctionId, it->second);
+            inner.int64_field(field::kLineLine, line.line);
+            scratch.len_field(field::kLocationLine, inner.view());
+            if (has_mapping) {
+                MappingFacts& m = facts[static_cast<size_t>(loc.mapping)];
+                m.functions = true;
+                m.filenames |= !line.file.empty();
+                m.line_numbers |= line.line > 0;
+            }
+        }
+        if (has_mapping && named > 1)
+            facts[static_cast<size_t>(loc.mapping)].inline_frames = true;
+        locations.len_field(field::kProfileLocation, scratch.view());
+    }
+
+    proto::Writer mappings;
+    for (size_t i = 0; i < p.mappings.size(); ++i) {
+        const Mapping& m = p.mappings[i];
+        scratch.clear();
+        scratch.uint64_field(field::kMappingId, i + 1);
+        scratch.uint64_field(field::kMappingStart, m.start);
+        scratch.uint64_field(field::kMappingLimit, m.limit);
+        scratch.uint64_field(field::kMappingOffset, m.offset);
+        scratch.uint64_field(field::kMappingFilename, strings.intern(m.file));
+        scratch.uint64_field(field::kMappingBuildId, strings.intern(m.build_id));
+        scratch.bool_field(field::kMappingHasFunctions, facts[i].functions);
+        scratch.bool_field(field::kMappingHasFilenames, facts[i].filenames);
+        scratch.bool_field(field::kMappingHasLineNumbers, facts[i].line_numbers);
+        scratch.bool_field(field::kMappingHasInlineFrames, facts[i].inline_frames);
+        mappings.len_field(field::kProfileMapping, scratch.view());
+    }
+
+    const size_t n_values = p.sample_types.size();
+    const size_t n_locations = p.locations.size();
+    for (const Sample& s : p.samples) {
+        scratch.clear();
+        // Location indexes out of range are dropped; values are padded with zeros or cut
+        // to the number of sample types.
+        size_t len = 0;
+        for (uint32_t idx : s.locations)
+            if (idx < n_locations)
+                len += proto::varint_size(uint64_t{idx} + 1);
+        if (len > 0) {
+            scratch.tag(field::kSampleLocationId, proto::kLen);
+            scratch.varint(len);
+            for (uint32_t idx : s.locations)
+                if (idx < n_locations)
+                    scratch.varint(uint64_t{idx} + 1);
+        }
+        if (n_values > 0) {
+            auto value = [&](size_t v) {
+                return static_cast<uint64_t>(v < s.values.size() ? s.values[v] : 0);
+            };
+            len = 0;
+            for (size_t v = 0; v < n_values; ++v)
+                len += proto::varint_size(value(v));
+            scratch.tag(field::kSampleValue, proto::kLen);
+            scratch.varint(len);
+            for (size_t v = 0; v < n_values; ++v)
+                scratch.varint(value(v));
+        }
+        for (const auto& [key, value] : s.labels) {
+            inner.clear();
+            inner.uint64_field(field::kLabelKey, strings.intern(key));
+            inner.uint64_field(field::kLabelStr, strings.intern(value));
+            scratch.len_field(field::kSampleLabel, inner.view());
+        }
+        out.len_field(field::kProfileSample, scratch.view());
+    }
+
+    out.bytes(mappings.view());
+    out.bytes(locations.view());
+    out.bytes(functions.view());
+    for (std::string_view s : strings.strings())
+        out.len_field(field::kProfileStringTable, s);
+    out.int64_field(field::kProfileTimeNanos, p.time_nanos);
+    out.int64_field(field::kProfileDurationNanos, p.duration_nanos);
+    out.bytes(period_type.view());
+    out.int64_field(field::kProfilePeriod, p.period);
 }
 
 } // namespace
@@ -61,110 +217,27 @@ void set_off_cpu_profile_types(Profile& p) {
     p.period = 1;
 }
 
-// Fills `out` (empty, possibly arena-allocated) from `p`.
-static void fill_message(const Profile& p, pprof::Profile& out) {
-    StringTable strings(out);
-
-    for (const ValueType& vt : p.sample_types)
-        set_value_type(out.add_sample_type(), vt, strings);
-    set_value_type(out.mutable_period_type(), p.period_type, strings);
-    out.set_period(p.period);
-    out.set_time_nanos(p.time_nanos);
-    out.set_duration_nanos(p.duration_nanos);
-
-    // Mapping flags are facts about the locations that point into each mapping.
-    struct MappingFacts {
-        bool functions = false, filenames = false, line_numbers = false, inline_frames = false;
-    };
-    std::vector<MappingFacts> facts(p.mappings.size());
-
-    std::unordered_map<FunctionKey, uint64_t, FunctionKeyHash> function_ids;
-    out.mutable_location()->Reserve(static_cast<int>(p.locations.size()));
-    for (size_t i = 0; i < p.locations.size(); ++i) {
-        const Location& loc = p.locations[i];
-        pprof::Location* l = out.add_location();
-        l->set_id(i + 1);
-        l->set_address(loc.address);
-        const bool has_mapping =
-            loc.mapping >= 0 && static_cast<size_t>(loc.mapping) < p.mappings.size();
-        if (has_mapping)
-            l->set_mapping_id(static_cast<uint64_t>(loc.mapping) + 1);
-        int named = 0;
-        for (const Line& line : loc.lines) {
-            if (line.function.empty())
-                continue;
-            ++named;
-            const FunctionKey key{strings.intern(line.function), strings.intern(line.file)};
-            auto [it, inserted] = function_ids.try_emplace(key, function_ids.size() + 1);
-            if (inserted) {
-                pprof::Function* f = out.add_function();
-                f->set_id(it->second);
-                f->set_name(key.name);
-                f->set_system_name(key.name);
-                f->set_filename(key.file);
-            }
-            pprof::Line* pl = l->add_line();
-            pl->set_function_id(it->second);
-            pl->set_line(line.line);
-            if (has_mapping) {
-                MappingFacts& m = facts[static_cast<size_t>(loc.mapping)];
-                m.functions = true;
-                m.filenames |= !line.file.empty();
-                m.line_numbers |= line.line > 0;
-            }
-        }
-        if (has_mapping && named > 1)
-            facts[static_cast<size_t>(loc.mapping)].inline_frames = true;
-    }
-
-    for (size_t i = 0; i < p.mappings.size(); ++i) {
-        const Mapping& m = p.mappings[i];
-        pprof::Mapping* pm = out.add_mapping();
-        pm->set_id(i + 1);
-        pm->set_memory_start(m.start);
-        pm->set_memory_limit(m.limit);
-        pm->set_file_offset(m.offset);
-        pm->set_filename(strings.intern(m.file));
-        pm->set_build_id(strings.intern(m.build_id));
-        pm->set_has_functions(facts[i].functions);
-        pm->set_has_filenames(facts[i].filenames);
-        pm->set_has_line_numbers(facts[i].line_numbers);
-        pm->set_has_inline_frames(facts[i].inline_frames);
-    }
-
-    const size_t n_values = p.sample_types.size();
-    out.mutable_sample()->Reserve(static_cast<int>(p.samples.size()));
-    for (const Sample& s : p.samples) {
-        pprof::Sample* ps = out.add_sample();
-        for (uint32_t idx : s.locations)
-            if (idx < p.locations.size())
-                ps->add_location_id(uint64_t{idx} + 1);
-        for (size_t v = 0; v < n_values; ++v)
-            ps->add_value(v < s.values.size() ? s.values[v] : 0);
-        for (const auto& [key, value] : s.labels) {
-            pprof::Label* label = ps->add_label();
-            label->set_key(strings.intern(key));
-            label->set_str(strings.intern(value));
-        }
-    }
+std::string encode_pprof(const Profile& p) {
+    proto::Writer out;
+    out.reserve(64 * 1024);
+    encode(p, out);
+    return std::string(out.view());
 }
 
 pprof::Profile to_pprof_message(const Profile& p) {
     pprof::Profile out;
-    fill_message(p, out);
+    proto::Writer bytes;
+    encode(p, bytes);
+    const std::string_view v = bytes.view();
+    out.ParseFromArray(v.data(), static_cast<int>(v.size()));
     return out;
 }
 
 std::string render_pprof(const Profile& p) {
-    // One arena for the whole message: a host profile has tens of thousands of small
-    // sub-messages, and freeing them one by one cost as much as building them.
-    google::protobuf::ArenaOptions options;
-    options.start_block_size = 64 * 1024;
-    options.max_block_size = 1024 * 1024;
-    google::protobuf::Arena arena(options);
-    auto* message = google::protobuf::Arena::CreateMessage<pprof::Profile>(&arena);
-    fill_message(p, *message);
-    return gzip_compress(message->SerializeAsString());
+    proto::Writer out;
+    out.reserve(64 * 1024);
+    encode(p, out);
+    return gzip_compress(out.view());
 }
 
 } // namespace hostprof

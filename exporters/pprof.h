@@ -19,14 +19,20 @@ void set_cpu_profile_types(Profile& p, int frequency_hz);
 // {off_cpu,nanoseconds}, period 1 (values are measured blocked time, not sampled).
 void set_off_cpu_profile_types(Profile& p);
 
-// The uncompressed protobuf message. Strings are interned (string_table[0] == ""),
-// functions deduplicated by (name, file), ids are 1-based indexes. Locations keep their
-// inline lines innermost first; a line without a function name is dropped (pprof then
-// shows the address). Sample location indexes out of range are dropped, and values are
-// padded with zeros / cut to the number of sample types, so the output always decodes.
+// The uncompressed profile.proto bytes, written directly by a wire-format encoder (no
+// message objects). Strings are interned (string_table[0] == ""), functions deduplicated
+// by (name, file), ids are 1-based indexes. Locations keep their inline lines innermost
+// first; a line without a function name is dropped (pprof then shows the address).
+// Sample location indexes out of range are dropped, and values are padded with zeros /
+// cut to the number of sample types, so the output always decodes. The bytes are the
+// canonical encoding: parsing and re-serializing them with the generated classes gives
+// the same bytes.
+std::string encode_pprof(const Profile& p);
+
+// encode_pprof decoded into the generated message (tests, text dumps).
 pprof::Profile to_pprof_message(const Profile& p);
 
-// to_pprof_message serialized and gzipped: the body of /debug/pprof/profile.
+// encode_pprof gzipped: the body of /debug/pprof/profile and of Pyroscope pushes.
 std::string render_pprof(const Profile& p);
 
 } // namespace hostprof

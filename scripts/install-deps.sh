@@ -11,13 +11,14 @@ set -euo pipefail
 
 BUILD_PKGS=(
   clang llvm bpftool libbpf-dev libelf-dev libdw-dev libdebuginfod-dev zlib1g-dev
+  libdeflate-dev
   libprotobuf-dev protobuf-compiler prometheus-cpp-dev libcivetweb-dev libssl-dev
   libcrypt-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
   cmake make g++ pkg-config
 )
 # What `ldd hostprof` resolves to, by package (deploy/tests/dockerfile_test.sh checks it).
 RUNTIME_PKGS=(
-  libc6 libstdc++6 libgcc-s1 libbpf1 libelf1 libdw1 libdebuginfod1 zlib1g libprotobuf32
+  libc6 libstdc++6 libgcc-s1 libbpf1 libelf1 libdw1 libdebuginfod1 zlib1g libdeflate0 libprotobuf32
   libprometheus-cpp-core1.0 libcivetweb1 libcrypt1 libyaml-cpp0.7 libspdlog1.10 libfmt9
   liblzma5 libbz2-1.0
 )

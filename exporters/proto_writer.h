@@ -1,0 +1,124 @@
+// A minimal protobuf wire-format writer for the encoders whose speed matters (pprof,
+// Pyroscope push requests): varints and length-delimited fields appended straight to a
+// growable byte buffer, with no message objects in between. The caller writes fields in
+// field-number order and leaves out proto3 defaults, so the bytes are the canonical
+// encoding that the generated classes' SerializeAsString() would give (the pprof unit
+// tests check that byte for byte).
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <string_view>
+
+namespace hostprof::proto {
+
+enum WireType : uint32_t { kVarint = 0, kLen = 2 };
+
+constexpr size_t varint_size(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        ++n;
+    }
+    return n;
+}
+
+class Writer {
+  public:
+    Writer() = default;
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+
+    size_t size() const { return size_; }
+    bool empty() const { return size_ == 0; }
+    std::string_view view() const { return {data_.get(), size_}; }
+    void clear() { size_ = 0; }
+
+    void reserve(size_t n) {
+        if (n > cap_)
+            grow(n);
+    }
+
+    void varint(uint64_t v) {
+        ensure(10);
+        char* p = data_.get() + size_;
+        while (v >= 0x80) {
+            *p++ = static_cast<char>(v | 0x80);
+            v >>= 7;
+        }
+        *p++ = static_cast<char>(v);
+        size_ = static_cast<size_t>(p - data_.get());
+    }
+
+    void tag(uint32_t field, WireType type) { varint((uint64_t{field} << 3) | type); }
+
+    void bytes(std::string_view b) {
+        ensure(b.size());
+        if (!b.empty())
+            std::memcpy(data_.get() + size_, b.data(), b.size());
+        size_ += b.size();
+    }
+
+    // Singular scalar fields: proto3 leaves zero out.
+    void uint64_field(uint32_t field, uint64_t v) {
+        if (v != 0) {
+            tag(field, kVarint);
+            varint(v);
+        }
+    }
+    void int64_field(uint32_t field, int64_t v) { uint64_field(field, static_cast<uint64_t>(v)); }
+    void bool_field(uint32_t field, bool v) { uint64_field(field, v ? 1 : 0); }
+
+    // A length-delimited field (string, bytes, or an already encoded sub-message). Always
+    // written: repeated strings keep their empty entries, and a set sub-message is
+    // present even when empty.
+    void len_field(uint32_t field, std::string_view payload) {
+        tag(field, kLen);
+        varint(payload.size());
+        bytes(payload);
+    }
+    // A string or bytes singular field: proto3 leaves the empty string out.
+    void string_field(uint32_t field, std::string_view s) {
+        if (!s.empty())
+            len_field(field, s);
+    }
+
+    // A packed repeated varint field from values[0..n) mapped through `f`.
+    template <class It, class F> void packed_field(uint32_t field, It first, It last, F f) {
+        if (first == last)
+            return;
+        size_t len = 0;
+        for (It it = first; it != last; ++it)
+            len += varint_size(f(*it));
+        tag(field, kLen);
+        varint(len);
+        ensure(len);
+        for (It it = first; it != last; ++it)
+            varint(f(*it));
+    }
+
+  private:
+    void ensure(size_t extra) {
+        if (cap_ - size_ < extra)
+            grow(size_ + extra);
+    }
+    void grow(size_t need) {
+        size_t cap = cap_ < 256 ? 256 : cap_;
+        while (cap < need)
+            cap *= 2;
+        std::unique_ptr<char[]> next(new char[cap]); // not zero-filled: written before read
+        if (size_ > 0)
+            std::memcpy(next.get(), data_.get(), size_);
+        data_ = std::move(next);
+        cap_ = cap;
+    }
+
+    std::unique_ptr<char[]> data_;
+    size_t size_ = 0;
+    size_t cap_ = 0;
+};
+
+} // namespace hostprof::proto
