@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "agent/latency_syscall_table.h"
+#include "exporters/pyroscope.h"
 
 namespace hostprof {
 namespace {
@@ -376,6 +377,71 @@ std::vector<Setting> make_settings() {
              return {};
          },
          [](const Config& c) { return std::string(c.drop_capabilities ? "true" : "false"); }});
+    s.push_back({"pyroscope_url", "URL",
+                 "Push CPU and off-CPU profiles to this Pyroscope server (e.g. "
+                 "http://pyroscope:4040; user:password@ in the URL for basic auth). Empty: "
+                 "no push. See docs/deployment.md.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (!v.empty() && !v.starts_with("http://") && !v.starts_with("https://"))
+                         return bad("pyroscope_url", v, "must start with http:// or https://");
+                     c.pyroscope_url = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.pyroscope_url; }});
+    s.push_back({"pyroscope_interval", "DURATION",
+                 "How often a profile delta is pushed to Pyroscope (1s..10m).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("pyroscope_interval", v, d.error().message());
+                     if (*d < 1'000'000'000ULL || *d > 600'000'000'000ULL)
+                         return bad("pyroscope_interval", v, "must be between 1s and 10m");
+                     c.pyroscope_interval_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.pyroscope_interval_ns); }});
+    s.push_back({"pyroscope_labels", "LIST",
+                 "Static labels added to every pushed series, NAME=VALUE comma-separated "
+                 "(e.g. env=prod,region=eu).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     LabelList labels;
+                     std::string why;
+                     if (!parse_label_list(v, &labels, &why))
+                         return bad("pyroscope_labels", v, why);
+                     c.pyroscope_labels = std::move(labels);
+                     return {};
+                 },
+                 [](const Config& c) {
+                     std::string out;
+                     for (const auto& [k, v] : c.pyroscope_labels)
+                         out += (out.empty() ? "" : ",") + k + "=" + v;
+                     return out;
+                 }});
+    s.push_back({"pyroscope_queue_bytes", "BYTES",
+                 "Most bytes of push requests kept while the server is slow or down; the "
+                 "oldest are dropped beyond (64 KiB..1 GiB).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_number<uint64_t>(v);
+                     if (!n || *n < (64u << 10) || *n > (1u << 30))
+                         return bad("pyroscope_queue_bytes", v,
+                                    "must be an integer from 65536 to 1073741824");
+                     c.pyroscope_queue_bytes = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return std::to_string(c.pyroscope_queue_bytes); }});
+    s.push_back({"pyroscope_tenant_id", "ID",
+                 "Tenant of a multi-tenant Pyroscope (sent as X-Scope-OrgID).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     for (char ch : v)
+                         if (ch < 0x21 || ch > 0x7e)
+                             return bad("pyroscope_tenant_id", v, "must be printable ASCII");
+                     c.pyroscope_tenant_id = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.pyroscope_tenant_id; }});
     s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
                  [](Config& c, const std::string& v) -> Status {
                      auto b = parse_bool(v);

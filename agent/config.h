@@ -43,6 +43,12 @@ struct Config {
     int process_table_size = 16384;
     std::string web_config;        // TLS / basic auth file for the HTTP endpoints
     bool drop_capabilities = true; // after attach keep only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
+    // Pyroscope push (off while pyroscope_url is empty).
+    std::string pyroscope_url;
+    uint64_t pyroscope_interval_ns = 15'000'000'000ULL;
+    std::vector<std::pair<std::string, std::string>> pyroscope_labels;
+    uint64_t pyroscope_queue_bytes = 16u << 20;
+    std::string pyroscope_tenant_id;
 };
 
 // One configurable key. `key` is the YAML key; the flag is --key with '_' -> '-'.

@@ -18,6 +18,7 @@
 #include "agent/outliers.h"
 #include "agent/pipeline.h"
 #include "agent/privileges.h"
+#include "agent/pyroscope_push.h"
 #include "agent/symbolizer_resolver.h"
 #include "kernel-compat/features.h"
 #include "kernel-compat/planner.h"
@@ -274,6 +275,11 @@ int run_agent(const Config& config) {
     }
     if (latency)
         latency->start_consumer();
+    // Pyroscope push (optional): after the capability drop, before the HTTP workers read
+    // state.collectables.
+    auto pyroscope = start_pyroscope_push(config, pipeline.get());
+    if (pyroscope)
+        state.collectables.push_back(pyroscope->metrics());
     auto server = HttpServer::start(ho, make_routes(state));
     if (!server) {
         spdlog::error("{}", server.error().message());
@@ -339,6 +345,7 @@ int run_agent(const Config& config) {
                      s.on_cpu_records, s.off_cpu_records, s.proc_records,
                      s.collector.kernel[HP_PROF_STAT_RINGBUF_DROPS], s.collector.decode_errors);
     }
+    pyroscope.reset(); // before the pipeline it collects from
     // The latency consumer feeds the pipeline: it stops first.
     state.collectables.clear();
     if (latency) {
