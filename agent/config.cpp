@@ -380,7 +380,7 @@ std::vector<Setting> make_settings() {
     s.push_back({"pyroscope_url", "URL",
                  "Push CPU and off-CPU profiles to this Pyroscope server (e.g. "
                  "http://pyroscope:4040; user:password@ in the URL for basic auth). Empty: "
-                 "no push. See docs/deployment.md.",
+                 "no push. See docs/grafana.md.",
                  false,
                  [](Config& c, const std::string& v) -> Status {
                      if (!v.empty() && !v.starts_with("http://") && !v.starts_with("https://"))
