@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "symbolizer/demangle.h"
 
@@ -111,14 +112,22 @@ ElfImage::~ElfImage() {
 
 Result<std::shared_ptr<ElfImage>> ElfImage::load_path(const std::string& path,
                                                       const ElfLoadOptions& options) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd)
-        return errno_error("open " + path);
-    return load(std::move(fd), path, options);
+    SafeOpener opener;
+    OpenedFile f = opener.open_trusted(path, options.max_file_bytes);
+    if (!f) {
+        if (f.error != 0)
+            return errno_error("open " + path, f.error);
+        return Error{0, path + ": refused (" + open_refusal_name(f.refusal) + ")"};
+    }
+    ElfOrigin origin;
+    origin.opener = &opener;
+    origin.path_in_root = path;
+    return load(std::move(f.fd), path, options, origin);
 }
 
 Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string& path,
-                                                 const ElfLoadOptions& options) {
+                                                 const ElfLoadOptions& options,
+                                                 const ElfOrigin& origin) {
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0)
         return errno_error("stat " + path);
@@ -278,8 +287,13 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         if (Status s = read_symbols(elf, symtab); !s)
             return Error{0, path + ": .symtab: " + s.error().message()};
     }
-    if (options.dwarf || symtab == nullptr)
-        img->open_dwarf(file, path, options);
+    if (options.dwarf || symtab == nullptr) {
+        std::optional<SafeOpener> own;
+        SafeOpener* opener = origin.opener;
+        if (opener == nullptr)
+            opener = &own.emplace();
+        img->open_dwarf(file, path, options, *opener, origin);
+    }
     if (img->symbols_.empty() && img->dwarf_file_ && img->dwarf_file_->elf() != elf) {
         // A separate debug file usually carries the full .symtab.
         Elf* de = img->dwarf_file_->elf();
@@ -312,7 +326,8 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
     return img;
 }
 
-void ElfImage::open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options) {
+void ElfImage::open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
+                          SafeOpener& opener, const ElfOrigin& origin) {
     auto has_debug_info = [](Elf* e) {
         size_t shstrndx = 0;
         if (elf_getshdrstrndx(e, &shstrndx) != 0)
@@ -342,33 +357,45 @@ void ElfImage::open_dwarf(ElfFile& self, const std::string& path, const ElfLoadO
         if (again && try_dwarf(std::move(again).value(), path))
             return;
     }
-    std::vector<std::string> candidates;
-    if (build_id_.size() > 2)
-        for (const auto& dir : options.debug_dirs)
-            candidates.push_back(dir + "/.build-id/" + build_id_.substr(0, 2) + "/" +
-                                 build_id_.substr(2) + ".debug");
-    if (!debuglink_.empty() && debuglink_.find('/') == std::string::npos) {
-        std::string dir = path.substr(0, path.rfind('/') + 1);
-        candidates.push_back(dir + debuglink_);
-        candidates.push_back(dir + ".debug/" + debuglink_);
-        // The process's view of the path (/proc/PID/root/usr/bin) is not the debug dir's:
-        // strip a /proc/N/root prefix for the global debug directories.
-        std::string plain = dir;
-        if (plain.rfind("/proc/", 0) == 0) {
-            size_t r = plain.find("/root/");
-            if (r != std::string::npos)
-                plain = plain.substr(r + 5);
+    // Candidates: (in the process's root?, path). The host's debug directories hold the
+    // packages installed next to the agent; a container may carry its own.
+    UniqueFd host_root = SafeOpener::open_root("/");
+    struct stat own {};
+    (void)::fstat(self.fd(), &own);
+    const bool in_process = origin.root_fd >= 0;
+    std::vector<std::pair<bool, std::string>> candidates;
+    if (build_id_.size() > 2) {
+        const std::string rel =
+            "/.build-id/" + build_id_.substr(0, 2) + "/" + build_id_.substr(2) + ".debug";
+        for (const auto& dir : options.debug_dirs) {
+            if (in_process)
+                candidates.push_back({true, dir + rel});
+            candidates.push_back({false, dir + rel});
         }
-        for (const auto& d : options.debug_dirs)
-            candidates.push_back(d + plain + debuglink_);
     }
-    for (const auto& c : candidates) {
-        if (c == path)
+    const std::string& own_path = origin.path_in_root;
+    if (!debuglink_.empty() && debuglink_.find('/') == std::string::npos && debuglink_ != "." &&
+        debuglink_ != ".." && !own_path.empty()) {
+        const std::string dir = own_path.substr(0, own_path.rfind('/') + 1);
+        candidates.push_back({in_process, dir + debuglink_});
+        candidates.push_back({in_process, dir + ".debug/" + debuglink_});
+        for (const auto& d : options.debug_dirs) {
+            const std::string under = d + (dir.rfind('/', 0) == 0 ? "" : "/") + dir + debuglink_;
+            if (in_process)
+                candidates.push_back({true, under});
+            candidates.push_back({false, under});
+        }
+    }
+    for (const auto& [process_root, c] : candidates) {
+        if (!process_root && c == path)
             continue;
-        UniqueFd fd(::open(c.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-        if (!fd)
+        OpenedFile opened = opener.open_in_root(process_root ? origin.root_fd : host_root.get(), c,
+                                                options.max_file_bytes);
+        if (!opened)
             continue;
-        auto f = ElfFile::adopt(std::move(fd), c);
+        if (opened.st.st_dev == own.st_dev && opened.st.st_ino == own.st_ino)
+            continue; // the object itself (a debuglink naming its own file)
+        auto f = ElfFile::adopt(std::move(opened.fd), c);
         if (!f || !has_debug_info(f->elf()))
             continue;
         if (!build_id_.empty()) {

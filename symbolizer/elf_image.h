@@ -21,6 +21,7 @@
 #include "common/elf_handle.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "symbolizer/safe_open.h"
 
 namespace hostprof::sym {
 
@@ -39,12 +40,22 @@ struct ElfLoadOptions {
 
 enum class ElfLookup { Found, NoSymbol, Stripped };
 
+// Where an object's companion files (a .gnu_debuglink target next to it, debug directories
+// inside a container) are looked up, and who opens them. Every such open goes through
+// `opener` (symbolizer/safe_open.h); debug files are capped at ElfLoadOptions::max_file_bytes.
+struct ElfOrigin {
+    SafeOpener* opener = nullptr; // null: a private opener (load_path, fuzzing)
+    int root_fd = -1;             // the process's root (PROC/PID/root); -1: the host's "/"
+    std::string path_in_root;     // the object's path as its process sees it ("" unknown)
+};
+
 class ElfImage {
   public:
     // Reads an opened file. `path` is the file's name as the process sees it (for the
     // debuglink locations and error messages).
     static Result<std::shared_ptr<ElfImage>> load(UniqueFd fd, const std::string& path,
-                                                  const ElfLoadOptions& options);
+                                                  const ElfLoadOptions& options,
+                                                  const ElfOrigin& origin = {});
     static Result<std::shared_ptr<ElfImage>> load_path(const std::string& path,
                                                        const ElfLoadOptions& options);
 
@@ -89,7 +100,8 @@ class ElfImage {
         uint64_t die_offset;
     };
     const Symbol* find_symbol(uint64_t vaddr) const;
-    void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options);
+    void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
+                    SafeOpener& opener, const ElfOrigin& origin);
     void index_dwarf();
     bool dwarf_frames(uint64_t vaddr, bool demangle, bool inlines,
                       std::vector<SymbolizedFrame>& out) const;

@@ -9,9 +9,10 @@
 // ELF objects are read once and shared across processes by identity (build-id, else
 // device/inode/size/mtime), in an LRU cache bounded by SymbolizerOptions::cache_bytes.
 // A process's mappings and perf map are captured in process_seen() (or on first use), so
-// short-lived processes symbolize after they exit. Files are opened through
-// PROC/PID/root/PATH (other mount namespaces), falling back to PROC/PID/map_files/ for
-// deleted or replaced files. Thread-safe (one mutex).
+// short-lived processes symbolize after they exit. A process's files (binaries, perf map,
+// debug files) are opened inside its root, PROC/PID/root, through SafeOpener
+// (symbolizer/safe_open.h: openat2 RESOLVE_IN_ROOT, regular files only, size caps), falling
+// back to PROC/PID/map_files/ for deleted or replaced files. Thread-safe (one mutex).
 #pragma once
 
 #include <cstdint>
@@ -37,8 +38,9 @@ enum class MissReason {
     NotElf,     // not an ELF file, or a malformed one
     NoKallsyms, // kernel: kallsyms empty or unreadable (unprivileged)
     Evicted,    // the object left the cache and its process is gone
+    Refused,    // the file is not a regular file, too large, or a symlink out (safe_open.h)
 };
-inline constexpr int kMissReasonCount = 8;
+inline constexpr int kMissReasonCount = 9;
 const char* miss_reason_name(MissReason r);
 
 struct FrameResult {
@@ -58,7 +60,9 @@ struct SymbolizerOptions {
     bool inlines = true; // inline frames (needs dwarf)
     size_t cache_bytes = 256u << 20;
     std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
-    uint64_t max_file_bytes = 4ull << 30;
+    uint64_t max_file_bytes = 4ull << 30;      // ELF objects and debug files larger are refused
+    uint64_t max_perf_map_bytes = 64ull << 20; // perf maps larger are refused
+    bool force_open_fallback = false;          // tests: the manual walk instead of openat2
 };
 
 struct SymbolizerStats {
@@ -71,6 +75,11 @@ struct SymbolizerStats {
     uint64_t unsymbolized[kMissReasonCount] = {}; // by MissReason (index 0 unused)
     uint64_t perf_map_malformed_lines = 0;
     size_t processes = 0; // processes with captured state
+    // Files opened on behalf of processes (safe_open.h): opened, and not opened by reason
+    // (OpenRefusal; "missing" is not a refusal, symlink/escape/not_regular/too_large are).
+    uint64_t files_opened = 0;
+    uint64_t open_failures[kOpenRefusalCount] = {};
+    uint64_t open_fallback_walks = 0; // opens without openat2 (Linux < 5.6)
 };
 
 class Symbolizer {
@@ -100,9 +109,12 @@ class Symbolizer {
     struct Process;
 
     std::shared_ptr<ElfImage> image_for(const std::string& key);
-    std::shared_ptr<ElfImage> load_image(const std::string& open_path,
-                                         const std::string& fallback_path, std::string& key,
+    struct ImageSource;
+    std::shared_ptr<ElfImage> load_image(const ImageSource& src, std::string& key,
                                          MissReason& miss);
+    std::shared_ptr<ElfImage> load_opened(OpenedFile& f, const std::string& name,
+                                          const ElfOrigin& origin, std::string& key,
+                                          MissReason& miss);
     void insert_image(const std::string& key, std::shared_ptr<ElfImage> img);
     void evict_locked();
     Process& capture_locked(uint32_t pid);
@@ -111,6 +123,7 @@ class Symbolizer {
 
     SymbolizerOptions options_;
     ElfLoadOptions load_options_;
+    SafeOpener opener_;
     mutable std::mutex mu_;
     // LRU of ELF objects: front = most recently used.
     std::list<std::string> lru_;
