@@ -4,6 +4,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <lzma.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -54,6 +55,38 @@ Result<std::string> notes_build_id(Elf_Data* data, const char* what) {
         off = next;
     }
     return std::string();
+}
+
+// Decompresses an .xz stream (a whole buffer) of at most max_out bytes of output; the
+// decoder's own memory is capped too (a 64 MiB dictionary, xz -9, fits).
+Result<std::string> xz_decompress(const uint8_t* in, size_t in_size, uint64_t max_out) {
+    constexpr uint64_t kDecoderMemLimit = 80ull << 20;
+    lzma_stream strm = LZMA_STREAM_INIT;
+    if (lzma_stream_decoder(&strm, kDecoderMemLimit, 0) != LZMA_OK)
+        return Error{0, "lzma decoder init failed"};
+    std::string out;
+    strm.next_in = in;
+    strm.avail_in = in_size;
+    lzma_ret ret = LZMA_OK;
+    while (ret == LZMA_OK) {
+        if (out.size() >= max_out) {
+            lzma_end(&strm);
+            return Error{0, ".gnu_debugdata decompresses past the " + std::to_string(max_out) +
+                                "-byte cap"};
+        }
+        const size_t have = out.size();
+        const size_t grow =
+            static_cast<size_t>(std::min<uint64_t>(max_out - have, std::max<size_t>(have, 65536)));
+        out.resize(have + grow);
+        strm.next_out = reinterpret_cast<uint8_t*>(out.data()) + have;
+        strm.avail_out = grow;
+        ret = lzma_code(&strm, LZMA_FINISH);
+        out.resize(have + grow - strm.avail_out);
+    }
+    lzma_end(&strm);
+    if (ret != LZMA_STREAM_END)
+        return Error{0, ".gnu_debugdata: xz error " + std::to_string(static_cast<int>(ret))};
+    return out;
 }
 
 // Names from a DIE: the linkage (mangled) name when there is one, else DW_AT_name, following
@@ -190,6 +223,7 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
     // Sections: check bounds, find the symbol tables and the debuglink.
     Elf_Scn* symtab = nullptr;
     Elf_Scn* dynsym = nullptr;
+    Elf_Scn* debugdata = nullptr;
     bool has_debug_info = false;
     for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
         GElf_Shdr sh;
@@ -208,6 +242,9 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
             continue;
         if (std::strcmp(name, ".debug_info") == 0 && sh.sh_type != SHT_NOBITS && sh.sh_size > 0)
             has_debug_info = true;
+        if (std::strcmp(name, ".gnu_debugdata") == 0 && sh.sh_type == SHT_PROGBITS &&
+            sh.sh_size > 0)
+            debugdata = scn;
         if (std::strcmp(name, ".gnu_debuglink") == 0 && sh.sh_type != SHT_NOBITS) {
             Elf_Data* d = elf_getdata(scn, nullptr);
             if (d != nullptr && d->d_buf != nullptr && d->d_size > 0) {
@@ -224,6 +261,7 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         return Error{0, path + ": " + id.error().message()};
     img->build_id_ = std::move(id).value();
 
+    // Appends the function symbols of one table; sorted and deduplicated once at the end.
     auto read_symbols = [&](Elf* e, Elf_Scn* scn) -> Status {
         GElf_Shdr sh;
         if (gelf_getshdr(scn, &sh) == nullptr)
@@ -248,8 +286,10 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         if (strsize == 0 || strs == nullptr || strs[strsize - 1] != '\0')
             return Error{0, "string table not terminated"};
         count = std::min(count, data->d_size / entsize);
-        std::vector<Symbol> syms;
-        std::string names;
+        std::vector<Symbol>& syms = img->symbols_;
+        std::string& names = img->names_;
+        if (count > kMaxSymbols - std::min(kMaxSymbols, syms.size()))
+            return Error{0, "more than " + std::to_string(kMaxSymbols) + " symbols"};
         for (size_t i = 0; i < count; ++i) {
             GElf_Sym s;
             if (gelf_getsym(data, static_cast<int>(i), &s) == nullptr)
@@ -270,16 +310,6 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
             names.append(n);
             names.push_back('\0');
         }
-        std::sort(syms.begin(), syms.end(), [](const Symbol& a, const Symbol& b) {
-            return a.address != b.address ? a.address < b.address : a.rank < b.rank;
-        });
-        syms.erase(
-            std::unique(syms.begin(), syms.end(),
-                        [](const Symbol& a, const Symbol& b) { return a.address == b.address; }),
-            syms.end());
-        syms.shrink_to_fit();
-        img->symbols_ = std::move(syms);
-        img->names_ = std::move(names);
         return {};
     };
 
@@ -305,9 +335,72 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
             }
         }
     }
+    const bool full_symtab = !img->symbols_.empty(); // .symtab, here or in a debug file
     if (img->symbols_.empty() && dynsym != nullptr) {
         if (Status s = read_symbols(elf, dynsym); !s)
             return Error{0, path + ": .dynsym: " + s.error().message()};
+    }
+    {
+        // MiniDebugInfo (Fedora, CentOS): an xz-compressed ELF whose .symtab holds the
+        // functions .dynsym lacks (static ones). Merged with .dynsym.
+        if (debugdata != nullptr && !full_symtab) {
+            Elf_Data* d = elf_getdata(debugdata, nullptr);
+            if (d == nullptr || d->d_buf == nullptr) {
+                img->minidebuginfo_error_ = "unreadable .gnu_debugdata";
+            } else {
+                auto inner = xz_decompress(static_cast<const uint8_t*>(d->d_buf), d->d_size,
+                                           options.max_debugdata_bytes);
+                if (!inner) {
+                    img->minidebuginfo_error_ = inner.error().message();
+                } else {
+                    std::string& buf = inner.value();
+                    Elf* me = elf_memory(buf.data(), buf.size());
+                    Elf_Scn* mst = nullptr;
+                    std::string why;
+                    if (me == nullptr || elf_kind(me) != ELF_K_ELF) {
+                        why = "not an ELF";
+                    } else {
+                        for (Elf_Scn* scn = elf_nextscn(me, nullptr); scn != nullptr;
+                             scn = elf_nextscn(me, scn)) {
+                            GElf_Shdr sh;
+                            if (gelf_getshdr(scn, &sh) == nullptr ||
+                                (sh.sh_type != SHT_NOBITS &&
+                                 !in_file(sh.sh_offset, sh.sh_size, buf.size()))) {
+                                why = "section outside the decompressed data";
+                                break;
+                            }
+                            if (sh.sh_type == SHT_SYMTAB && mst == nullptr)
+                                mst = scn;
+                        }
+                        if (why.empty() && mst == nullptr)
+                            why = "no .symtab";
+                    }
+                    if (why.empty()) {
+                        const size_t before = img->symbols_.size();
+                        if (Status st = read_symbols(me, mst); !st)
+                            why = st.error().message();
+                        else
+                            img->minidebuginfo_symbols_ = img->symbols_.size() - before;
+                    }
+                    if (me != nullptr)
+                        elf_end(me);
+                    if (!why.empty())
+                        img->minidebuginfo_error_ = ".gnu_debugdata: " + why;
+                }
+            }
+        }
+    }
+    {
+        auto& syms = img->symbols_;
+        std::sort(syms.begin(), syms.end(), [](const Symbol& a, const Symbol& b) {
+            return a.address != b.address ? a.address < b.address : a.rank < b.rank;
+        });
+        syms.erase(
+            std::unique(syms.begin(), syms.end(),
+                        [](const Symbol& a, const Symbol& b) { return a.address == b.address; }),
+            syms.end());
+        syms.shrink_to_fit();
+        img->names_.shrink_to_fit();
     }
     if (!options.dwarf && img->dwarf_ != nullptr) {
         dwarf_end(img->dwarf_);

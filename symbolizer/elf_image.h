@@ -1,9 +1,9 @@
 // ElfImage: everything the symbolizer keeps about one ELF object, read once and shared by
 // every process that maps it (keyed by build-id): load segments (process file offset ->
-// ELF virtual address), the function symbols of .symtab (falling back to .dynsym, or to the
-// separate debug file's .symtab), build-id, .gnu_debuglink, and optionally DWARF (libdw) for
-// file:line and inline frames, found in the file itself, under
-// DEBUG_DIR/.build-id/xx/rest.debug, or through the debuglink locations.
+// ELF virtual address), the function symbols of .symtab (falling back to the separate debug
+// file's .symtab, else .dynsym merged with the xz-compressed .gnu_debugdata's .symtab), build-id,
+// .gnu_debuglink, and optionally DWARF (libdw) for file:line and inline frames, found in the file
+// itself, under DEBUG_DIR/.build-id/xx/rest.debug, or through the debuglink locations.
 //
 // Untrusted input: every offset and count is checked against the file size before use;
 // a malformed file gives an Error, never a crash.
@@ -35,7 +35,8 @@ struct SymbolizedFrame {
 struct ElfLoadOptions {
     bool dwarf = true; // look for and index DWARF
     std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
-    uint64_t max_file_bytes = 4ull << 30; // larger files are refused
+    uint64_t max_file_bytes = 4ull << 30;       // larger files are refused
+    uint64_t max_debugdata_bytes = 64ull << 20; // cap on a decompressed .gnu_debugdata
 };
 
 enum class ElfLookup { Found, NoSymbol, Stripped };
@@ -78,6 +79,9 @@ class ElfImage {
     bool has_symbols() const { return !symbols_.empty(); }
     bool has_dwarf() const { return dwarf_ != nullptr; }
     size_t symbol_count() const { return symbols_.size(); }
+    // Symbols taken from .gnu_debugdata (MiniDebugInfo), and why it was unusable if it was.
+    size_t minidebuginfo_symbols() const { return minidebuginfo_symbols_; }
+    const std::string& minidebuginfo_error() const { return minidebuginfo_error_; }
     // Estimated heap bytes held (symbol table, names, DWARF index and libdw's state).
     size_t bytes() const { return bytes_; }
 
@@ -112,6 +116,8 @@ class ElfImage {
     std::string build_id_;
     std::string debuglink_;
     std::string debug_file_;
+    size_t minidebuginfo_symbols_ = 0;
+    std::string minidebuginfo_error_;
     std::optional<ElfFile> dwarf_file_; // the file libdw reads (this one or the debug file)
     Dwarf* dwarf_ = nullptr;
     std::vector<CuRange> cu_ranges_;

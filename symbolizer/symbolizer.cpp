@@ -237,6 +237,10 @@ std::shared_ptr<ElfImage> Symbolizer::load_opened(OpenedFile& f, const std::stri
         return nullptr;
     }
     std::shared_ptr<ElfImage> img = std::move(loaded).value();
+    if (img->minidebuginfo_symbols() > 0)
+        stats_.minidebuginfo_loaded++;
+    if (!img->minidebuginfo_error().empty())
+        stats_.minidebuginfo_errors++;
     key = img->build_id().empty() ? "f:" + fk : "b:" + img->build_id();
     file_keys_[fk] = key;
     if (auto existing = image_for(key))

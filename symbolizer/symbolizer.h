@@ -74,7 +74,9 @@ struct SymbolizerStats {
     uint64_t frames = 0;                          // frames asked for (kernel + user)
     uint64_t unsymbolized[kMissReasonCount] = {}; // by MissReason (index 0 unused)
     uint64_t perf_map_malformed_lines = 0;
-    size_t processes = 0; // processes with captured state
+    uint64_t minidebuginfo_loaded = 0; // objects whose .gnu_debugdata gave symbols
+    uint64_t minidebuginfo_errors = 0; // objects whose .gnu_debugdata was unusable
+    size_t processes = 0;              // processes with captured state
     // Files opened on behalf of processes (safe_open.h): opened, and not opened by reason
     // (OpenRefusal; "missing" is not a refusal, symlink/escape/not_regular/too_large are).
     uint64_t files_opened = 0;
