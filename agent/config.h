@@ -43,6 +43,9 @@ struct Config {
     int process_table_size = 16384;
     std::string web_config;        // TLS / basic auth file for the HTTP endpoints
     bool drop_capabilities = true; // after attach keep only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
+    std::vector<std::string> debuginfod_urls; // empty: debuginfod off
+    std::string debuginfod_cache_dir = "/var/cache/hostprof/debuginfod";
+    uint64_t debuginfod_timeout_ns = 30'000'000'000ULL;
 };
 
 // One configurable key. `key` is the YAML key; the flag is --key with '_' -> '-'.

@@ -23,7 +23,7 @@ RUNTIME_PKGS=(
 )
 TEST_PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev libclang-rt-14-dev
-  binutils elfutils iproute2 nftables curl openssl
+  binutils elfutils debuginfod iproute2 nftables curl openssl
   prometheus golang-go linux-perf bpftrace libbpf-tools fio stress-ng jq
   chromium python3-prometheus-client systemd
 )

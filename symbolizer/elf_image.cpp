@@ -261,60 +261,8 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         return Error{0, path + ": " + id.error().message()};
     img->build_id_ = std::move(id).value();
 
-    // Appends the function symbols of one table; sorted and deduplicated once at the end.
-    auto read_symbols = [&](Elf* e, Elf_Scn* scn) -> Status {
-        GElf_Shdr sh;
-        if (gelf_getshdr(scn, &sh) == nullptr)
-            return Error{0, "symbol table header: " + std::string(elf_errmsg(-1))};
-        size_t entsize = gelf_fsize(e, ELF_T_SYM, 1, EV_CURRENT);
-        if (entsize == 0 || sh.sh_entsize != entsize)
-            return Error{0, "symbol table entry size " + std::to_string(sh.sh_entsize)};
-        size_t count = sh.sh_size / entsize;
-        if (count > kMaxSymbols)
-            return Error{0, "symbol table of " + std::to_string(count) + " entries"};
-        Elf_Scn* strscn = elf_getscn(e, sh.sh_link);
-        GElf_Shdr strsh;
-        if (strscn == nullptr || gelf_getshdr(strscn, &strsh) == nullptr ||
-            strsh.sh_type != SHT_STRTAB)
-            return Error{0, "symbol table without a string table"};
-        Elf_Data* strdata = elf_getdata(strscn, nullptr);
-        Elf_Data* data = elf_getdata(scn, nullptr);
-        if (data == nullptr || strdata == nullptr)
-            return Error{0, "unreadable symbol table: " + std::string(elf_errmsg(-1))};
-        const char* strs = static_cast<const char*>(strdata->d_buf);
-        size_t strsize = strdata->d_size;
-        if (strsize == 0 || strs == nullptr || strs[strsize - 1] != '\0')
-            return Error{0, "string table not terminated"};
-        count = std::min(count, data->d_size / entsize);
-        std::vector<Symbol>& syms = img->symbols_;
-        std::string& names = img->names_;
-        if (count > kMaxSymbols - std::min(kMaxSymbols, syms.size()))
-            return Error{0, "more than " + std::to_string(kMaxSymbols) + " symbols"};
-        for (size_t i = 0; i < count; ++i) {
-            GElf_Sym s;
-            if (gelf_getsym(data, static_cast<int>(i), &s) == nullptr)
-                break;
-            int type = GELF_ST_TYPE(s.st_info);
-            if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
-                s.st_value == 0 || s.st_name == 0 || s.st_name >= strsize)
-                continue;
-            int bind = GELF_ST_BIND(s.st_info);
-            uint32_t rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
-            if (s.st_size == 0)
-                rank += 4;
-            const char* n = strs + s.st_name;
-            if (names.size() > UINT32_MAX - 4096)
-                break;
-            syms.push_back(
-                Symbol{s.st_value, s.st_size, static_cast<uint32_t>(names.size()), rank});
-            names.append(n);
-            names.push_back('\0');
-        }
-        return {};
-    };
-
     if (symtab != nullptr) {
-        if (Status s = read_symbols(elf, symtab); !s)
+        if (Status s = img->read_symbol_table(elf, symtab); !s)
             return Error{0, path + ": .symtab: " + s.error().message()};
     }
     if (options.dwarf || symtab == nullptr) {
@@ -330,14 +278,15 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         for (Elf_Scn* scn = elf_nextscn(de, nullptr); scn != nullptr; scn = elf_nextscn(de, scn)) {
             GElf_Shdr sh;
             if (gelf_getshdr(scn, &sh) != nullptr && sh.sh_type == SHT_SYMTAB) {
-                (void)read_symbols(de, scn);
+                (void)img->read_symbol_table(de, scn);
                 break;
             }
         }
     }
     const bool full_symtab = !img->symbols_.empty(); // .symtab, here or in a debug file
+    img->full_symtab_ = full_symtab;
     if (img->symbols_.empty() && dynsym != nullptr) {
-        if (Status s = read_symbols(elf, dynsym); !s)
+        if (Status s = img->read_symbol_table(elf, dynsym); !s)
             return Error{0, path + ": .dynsym: " + s.error().message()};
     }
     {
@@ -377,7 +326,7 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
                     }
                     if (why.empty()) {
                         const size_t before = img->symbols_.size();
-                        if (Status st = read_symbols(me, mst); !st)
+                        if (Status st = img->read_symbol_table(me, mst); !st)
                             why = st.error().message();
                         else
                             img->minidebuginfo_symbols_ = img->symbols_.size() - before;
@@ -390,61 +339,157 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
             }
         }
     }
-    {
-        auto& syms = img->symbols_;
-        std::sort(syms.begin(), syms.end(), [](const Symbol& a, const Symbol& b) {
-            return a.address != b.address ? a.address < b.address : a.rank < b.rank;
-        });
-        syms.erase(
-            std::unique(syms.begin(), syms.end(),
-                        [](const Symbol& a, const Symbol& b) { return a.address == b.address; }),
-            syms.end());
-        syms.shrink_to_fit();
-        img->names_.shrink_to_fit();
-    }
+    img->sort_symbols();
     if (!options.dwarf && img->dwarf_ != nullptr) {
         dwarf_end(img->dwarf_);
         img->dwarf_ = nullptr;
         img->dwarf_file_.reset();
     }
     (void)has_debug_info;
-    img->bytes_ = sizeof(ElfImage) + img->symbols_.capacity() * sizeof(Symbol) +
-                  img->names_.capacity() + img->cu_ranges_.capacity() * sizeof(CuRange) +
-                  img->segments_.capacity() * sizeof(Segment);
-    if (img->dwarf_ != nullptr) {
+    img->account_bytes();
+    return img;
+}
+
+// Appends the function symbols of one table; sort_symbols() orders and deduplicates.
+Status ElfImage::read_symbol_table(Elf* e, Elf_Scn* scn) {
+    GElf_Shdr sh;
+    if (gelf_getshdr(scn, &sh) == nullptr)
+        return Error{0, "symbol table header: " + std::string(elf_errmsg(-1))};
+    size_t entsize = gelf_fsize(e, ELF_T_SYM, 1, EV_CURRENT);
+    if (entsize == 0 || sh.sh_entsize != entsize)
+        return Error{0, "symbol table entry size " + std::to_string(sh.sh_entsize)};
+    size_t count = sh.sh_size / entsize;
+    if (count > kMaxSymbols)
+        return Error{0, "symbol table of " + std::to_string(count) + " entries"};
+    Elf_Scn* strscn = elf_getscn(e, sh.sh_link);
+    GElf_Shdr strsh;
+    if (strscn == nullptr || gelf_getshdr(strscn, &strsh) == nullptr || strsh.sh_type != SHT_STRTAB)
+        return Error{0, "symbol table without a string table"};
+    Elf_Data* strdata = elf_getdata(strscn, nullptr);
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr || strdata == nullptr)
+        return Error{0, "unreadable symbol table: " + std::string(elf_errmsg(-1))};
+    const char* strs = static_cast<const char*>(strdata->d_buf);
+    size_t strsize = strdata->d_size;
+    if (strsize == 0 || strs == nullptr || strs[strsize - 1] != '\0')
+        return Error{0, "string table not terminated"};
+    count = std::min(count, data->d_size / entsize);
+    std::vector<Symbol>& syms = symbols_;
+    std::string& names = names_;
+    if (count > kMaxSymbols - std::min(kMaxSymbols, syms.size()))
+        return Error{0, "more than " + std::to_string(kMaxSymbols) + " symbols"};
+    for (size_t i = 0; i < count; ++i) {
+        GElf_Sym s;
+        if (gelf_getsym(data, static_cast<int>(i), &s) == nullptr)
+            break;
+        int type = GELF_ST_TYPE(s.st_info);
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
+            s.st_value == 0 || s.st_name == 0 || s.st_name >= strsize)
+            continue;
+        int bind = GELF_ST_BIND(s.st_info);
+        uint32_t rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+        if (s.st_size == 0)
+            rank += 4;
+        const char* n = strs + s.st_name;
+        if (names.size() > UINT32_MAX - 4096)
+            break;
+        syms.push_back(Symbol{s.st_value, s.st_size, static_cast<uint32_t>(names.size()), rank});
+        names.append(n);
+        names.push_back('\0');
+    }
+    return {};
+}
+
+void ElfImage::sort_symbols() {
+    std::sort(symbols_.begin(), symbols_.end(), [](const Symbol& a, const Symbol& b) {
+        return a.address != b.address ? a.address < b.address : a.rank < b.rank;
+    });
+    symbols_.erase(
+        std::unique(symbols_.begin(), symbols_.end(),
+                    [](const Symbol& a, const Symbol& b) { return a.address == b.address; }),
+        symbols_.end());
+    symbols_.shrink_to_fit();
+    names_.shrink_to_fit();
+}
+
+void ElfImage::account_bytes() {
+    bytes_ = sizeof(ElfImage) + symbols_.capacity() * sizeof(Symbol) + names_.capacity() +
+             cu_ranges_.capacity() * sizeof(CuRange) + segments_.capacity() * sizeof(Segment);
+    if (dwarf_ != nullptr) {
         // libdw's own allocations grow with use (abbreviations, line tables, CUs): charge
         // an estimate proportional to the DWARF size.
-        img->bytes_ += 64 * 1024 + img->cu_ranges_.size() * 512;
+        bytes_ += 64 * 1024 + cu_ranges_.size() * 512;
     }
-    return img;
+    for (const auto& [off, f] : cu_functions_)
+        bytes_ += f.ranges.size() * (sizeof(FuncRange) + sizeof(uint64_t)) + 64;
+    for (const auto& [off, name] : demangled_)
+        bytes_ += name.capacity() + 48;
+}
+
+bool ElfImage::has_debug_info(Elf* e) {
+    size_t shstrndx = 0;
+    if (elf_getshdrstrndx(e, &shstrndx) != 0)
+        return false;
+    for (Elf_Scn* scn = elf_nextscn(e, nullptr); scn != nullptr; scn = elf_nextscn(e, scn)) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == nullptr)
+            continue;
+        const char* name = elf_strptr(e, shstrndx, sh.sh_name);
+        if (name != nullptr && std::strcmp(name, ".debug_info") == 0)
+            return sh.sh_type != SHT_NOBITS && sh.sh_size > 0;
+    }
+    return false;
+}
+
+bool ElfImage::try_dwarf(ElfFile f, const std::string& name) {
+    Dwarf* dw = dwarf_begin_elf(f.elf(), DWARF_C_READ, nullptr);
+    if (dw == nullptr)
+        return false;
+    dwarf_file_.emplace(std::move(f));
+    dwarf_ = dw;
+    debug_file_ = name;
+    index_dwarf();
+    return true;
+}
+
+bool ElfImage::attach_debug_file(ElfFile f, const std::string& name, bool want_dwarf) {
+    if (!build_id_.empty()) {
+        auto other = read_build_id(f.elf());
+        if (!other || *other != build_id_)
+            return false;
+    }
+    bool changed = false;
+    if (!full_symtab_) {
+        Elf* e = f.elf();
+        for (Elf_Scn* scn = elf_nextscn(e, nullptr); scn != nullptr; scn = elf_nextscn(e, scn)) {
+            GElf_Shdr sh;
+            if (gelf_getshdr(scn, &sh) == nullptr || sh.sh_type != SHT_SYMTAB)
+                continue;
+            std::vector<Symbol> old_symbols = std::move(symbols_);
+            std::string old_names = std::move(names_);
+            symbols_.clear();
+            names_.clear();
+            if (read_symbol_table(e, scn) && !symbols_.empty()) {
+                sort_symbols();
+                demangled_.clear(); // keyed by offsets into the old names
+                full_symtab_ = true;
+                changed = true;
+            } else {
+                symbols_ = std::move(old_symbols);
+                names_ = std::move(old_names);
+            }
+            break;
+        }
+    }
+    if (want_dwarf && dwarf_ == nullptr && has_debug_info(f.elf()) && try_dwarf(std::move(f), name))
+        changed = true;
+    if (changed)
+        account_bytes();
+    return changed;
 }
 
 void ElfImage::open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
                           SafeOpener& opener, const ElfOrigin& origin) {
-    auto has_debug_info = [](Elf* e) {
-        size_t shstrndx = 0;
-        if (elf_getshdrstrndx(e, &shstrndx) != 0)
-            return false;
-        for (Elf_Scn* scn = elf_nextscn(e, nullptr); scn != nullptr; scn = elf_nextscn(e, scn)) {
-            GElf_Shdr sh;
-            if (gelf_getshdr(scn, &sh) == nullptr)
-                continue;
-            const char* name = elf_strptr(e, shstrndx, sh.sh_name);
-            if (name != nullptr && std::strcmp(name, ".debug_info") == 0)
-                return sh.sh_type != SHT_NOBITS && sh.sh_size > 0;
-        }
-        return false;
-    };
-    auto try_dwarf = [&](ElfFile f, const std::string& name) {
-        Dwarf* dw = dwarf_begin_elf(f.elf(), DWARF_C_READ, nullptr);
-        if (dw == nullptr)
-            return false;
-        dwarf_file_.emplace(std::move(f));
-        dwarf_ = dw;
-        debug_file_ = name;
-        index_dwarf();
-        return true;
-    };
     if (has_debug_info(self.elf())) {
         auto again = ElfFile::adopt(UniqueFd(::fcntl(self.fd(), F_DUPFD_CLOEXEC, 0)), path);
         if (again && try_dwarf(std::move(again).value(), path))

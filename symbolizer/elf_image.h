@@ -79,6 +79,15 @@ class ElfImage {
     bool has_symbols() const { return !symbols_.empty(); }
     bool has_dwarf() const { return dwarf_ != nullptr; }
     size_t symbol_count() const { return symbols_.size(); }
+    // A separate debug file found later (debuginfod): its .symtab replaces .dynsym-only
+    // symbols, its DWARF is used when the object has none. The build-ids must match.
+    // Not thread-safe: the Symbolizer calls it under its lock. true when anything changed.
+    bool attach_debug_file(ElfFile f, const std::string& name, bool want_dwarf);
+    // Whether a separate debug file would add anything.
+    bool wants_debug_file(bool want_dwarf) const {
+        return !full_symtab_ || (want_dwarf && !dwarf_);
+    }
+
     // Symbols taken from .gnu_debugdata (MiniDebugInfo), and why it was unusable if it was.
     size_t minidebuginfo_symbols() const { return minidebuginfo_symbols_; }
     const std::string& minidebuginfo_error() const { return minidebuginfo_error_; }
@@ -104,6 +113,11 @@ class ElfImage {
         uint64_t die_offset;
     };
     const Symbol* find_symbol(uint64_t vaddr) const;
+    Status read_symbol_table(Elf* e, Elf_Scn* scn);
+    void sort_symbols();
+    void account_bytes();
+    static bool has_debug_info(Elf* e);
+    bool try_dwarf(ElfFile f, const std::string& name);
     void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
                     SafeOpener& opener, const ElfOrigin& origin);
     void index_dwarf();
@@ -116,6 +130,7 @@ class ElfImage {
     std::string build_id_;
     std::string debuglink_;
     std::string debug_file_;
+    bool full_symtab_ = false; // symbols_ from a .symtab (here or in a debug file)
     size_t minidebuginfo_symbols_ = 0;
     std::string minidebuginfo_error_;
     std::optional<ElfFile> dwarf_file_; // the file libdw reads (this one or the debug file)

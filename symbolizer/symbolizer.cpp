@@ -115,9 +115,113 @@ Symbolizer::Symbolizer(SymbolizerOptions options)
     load_options_.dwarf = options_.dwarf;
     load_options_.debug_dirs = options_.debug_dirs;
     load_options_.max_file_bytes = options_.max_file_bytes;
+    if (!options_.debuginfod.urls.empty()) {
+        auto client = DebuginfodClient::create(options_.debuginfod);
+        if (client) {
+            debuginfod_ = std::move(client).value();
+            debuginfod_thread_ = std::thread([this] { debuginfod_loop(); });
+        } else {
+            debuginfod_error_ = client.error().message();
+        }
+    }
 }
 
-Symbolizer::~Symbolizer() = default;
+Symbolizer::~Symbolizer() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    debuginfod_cv_.notify_all();
+    if (debuginfod_thread_.joinable())
+        debuginfod_thread_.join();
+}
+
+// ---- debuginfod ----------------------------------------------------------------------------
+
+namespace {
+constexpr size_t kDebuginfodQueueMax = 256;
+constexpr size_t kDebuginfodRemembered = 1u << 16;
+} // namespace
+
+void Symbolizer::want_debug_file_locked(const std::shared_ptr<ElfImage>& img) {
+    if (!debuginfod_ || img->build_id().empty() || !img->wants_debug_file(options_.dwarf))
+        return;
+    const std::string& id = img->build_id();
+    if (auto f = debuginfod_found_.find(id); f != debuginfod_found_.end()) {
+        attach_debug_file_locked("b:" + id, img, f->second); // downloaded before: local file
+        return;
+    }
+    if (debuginfod_tried_.size() >= kDebuginfodRemembered)
+        debuginfod_tried_.clear(); // bounded; asking again later is harmless
+    if (!debuginfod_tried_.insert(id).second)
+        return;
+    if (debuginfod_queue_.size() >= kDebuginfodQueueMax) {
+        stats_.debuginfod_queue_drops++;
+        debuginfod_tried_.erase(id);
+        return;
+    }
+    debuginfod_queue_.push_back(id);
+    debuginfod_cv_.notify_all();
+}
+
+bool Symbolizer::attach_debug_file_locked(const std::string& key,
+                                          const std::shared_ptr<ElfImage>& img,
+                                          const std::string& path) {
+    OpenedFile f = opener_.open_trusted(path, options_.max_file_bytes);
+    if (!f)
+        return false;
+    auto file = ElfFile::adopt(std::move(f.fd), path);
+    if (!file)
+        return false;
+    const size_t before = img->bytes();
+    if (!img->attach_debug_file(std::move(file).value(), path, options_.dwarf))
+        return false;
+    if (auto it = cache_.find(key); it != cache_.end() && it->second->image == img) {
+        stats_.cache_bytes = stats_.cache_bytes - it->second->bytes + img->bytes();
+        it->second->bytes = img->bytes();
+        evict_locked();
+    }
+    (void)before;
+    return true;
+}
+
+void Symbolizer::debuginfod_loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        debuginfod_cv_.wait(lock, [&] { return stopping_ || !debuginfod_queue_.empty(); });
+        if (stopping_)
+            return;
+        std::string id = std::move(debuginfod_queue_.front());
+        debuginfod_queue_.pop_front();
+        debuginfod_busy_ = true;
+        stats_.debuginfod_lookups++;
+        lock.unlock(); // the network, never under the lock
+        Result<std::string> path = debuginfod_->find_debuginfo(id);
+        lock.lock();
+        debuginfod_busy_ = false;
+        bool used = false;
+        if (path) {
+            if (debuginfod_found_.size() >= kDebuginfodRemembered)
+                debuginfod_found_.clear();
+            debuginfod_found_[id] = *path;
+            auto it = cache_.find("b:" + id);
+            // Not cached any more: attached when the object is loaded again.
+            used =
+                it == cache_.end() || attach_debug_file_locked(it->first, it->second->image, *path);
+        }
+        if (used)
+            stats_.debuginfod_hits++;
+        else
+            stats_.debuginfod_failures++;
+        debuginfod_cv_.notify_all();
+    }
+}
+
+bool Symbolizer::wait_debuginfod_idle(int timeout_ms) {
+    std::unique_lock lock(mu_);
+    return debuginfod_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                                   [&] { return debuginfod_queue_.empty() && !debuginfod_busy_; });
+}
 
 void Symbolizer::count_miss(MissReason r) {
     stats_.unsymbolized[static_cast<int>(r)]++;
@@ -246,6 +350,7 @@ std::shared_ptr<ElfImage> Symbolizer::load_opened(OpenedFile& f, const std::stri
     if (auto existing = image_for(key))
         return existing;
     insert_image(key, img);
+    want_debug_file_locked(img);
     return img;
 }
 
@@ -489,6 +594,7 @@ SymbolizerStats Symbolizer::stats() const {
     SymbolizerStats s = stats_;
     s.cache_objects = cache_.size();
     s.processes = processes_.size();
+    s.debuginfod_enabled = debuginfod_ != nullptr;
     OpenCounts oc = opener_.counts();
     s.files_opened = oc.opened;
     s.open_fallback_walks = oc.fallback_walks;

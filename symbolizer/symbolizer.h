@@ -15,15 +15,20 @@
 // back to PROC/PID/map_files/ for deleted or replaced files. Thread-safe (one mutex).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include "symbolizer/debuginfod.h"
 #include "symbolizer/elf_image.h"
 #include "symbolizer/parsers.h"
 
@@ -63,6 +68,10 @@ struct SymbolizerOptions {
     uint64_t max_file_bytes = 4ull << 30;      // ELF objects and debug files larger are refused
     uint64_t max_perf_map_bytes = 64ull << 20; // perf maps larger are refused
     bool force_open_fallback = false;          // tests: the manual walk instead of openat2
+    // Debug files by build-id from debuginfod servers, for objects without DWARF or a
+    // full .symtab; off when debuginfod.urls is empty. Looked up on a thread of the
+    // symbolizer's own: frames symbolized before the download completes lack what it adds.
+    DebuginfodOptions debuginfod;
 };
 
 struct SymbolizerStats {
@@ -82,6 +91,11 @@ struct SymbolizerStats {
     uint64_t files_opened = 0;
     uint64_t open_failures[kOpenRefusalCount] = {};
     uint64_t open_fallback_walks = 0; // opens without openat2 (Linux < 5.6)
+    bool debuginfod_enabled = false;
+    uint64_t debuginfod_lookups = 0;     // build-ids asked for
+    uint64_t debuginfod_hits = 0;        // debug files obtained (cache or server)
+    uint64_t debuginfod_failures = 0;    // not found, timed out, refused, unusable
+    uint64_t debuginfod_queue_drops = 0; // build-ids not queued (queue full)
 };
 
 class Symbolizer {
@@ -104,6 +118,10 @@ class Symbolizer {
     FrameResult elf(const std::string& path, uint64_t elf_address);
 
     SymbolizerStats stats() const;
+    // Why debuginfod is off although URLs were configured ("" when on or not configured).
+    const std::string& debuginfod_error() const { return debuginfod_error_; }
+    // Waits until no debuginfod lookup is queued or running (tests, `hostprof symbolize`).
+    bool wait_debuginfod_idle(int timeout_ms);
 
   private:
     struct CacheEntry;
@@ -122,6 +140,10 @@ class Symbolizer {
     Process& capture_locked(uint32_t pid);
     void load_kallsyms_locked();
     void count_miss(MissReason r);
+    void want_debug_file_locked(const std::shared_ptr<ElfImage>& img);
+    bool attach_debug_file_locked(const std::string& key, const std::shared_ptr<ElfImage>& img,
+                                  const std::string& path);
+    void debuginfod_loop();
 
     SymbolizerOptions options_;
     ElfLoadOptions load_options_;
@@ -135,6 +157,16 @@ class Symbolizer {
     std::unique_ptr<Kallsyms> kallsyms_;
     int64_t kallsyms_loaded_ns_ = 0;
     SymbolizerStats stats_;
+
+    std::unique_ptr<DebuginfodClient> debuginfod_;
+    std::string debuginfod_error_;
+    std::thread debuginfod_thread_;
+    std::condition_variable debuginfod_cv_; // with mu_: queue changes, idle, stop
+    std::deque<std::string> debuginfod_queue_;
+    bool debuginfod_busy_ = false;
+    bool stopping_ = false;
+    std::unordered_set<std::string> debuginfod_tried_;              // build-ids asked for
+    std::unordered_map<std::string, std::string> debuginfod_found_; // build-id -> file
 };
 
 } // namespace hostprof::sym
