@@ -11,6 +11,7 @@ set -euo pipefail
 
 BUILD_PKGS=(
   clang llvm bpftool libbpf-dev libelf-dev libdw-dev libdebuginfod-dev zlib1g-dev liblzma-dev
+  libiberty-dev
   libprotobuf-dev protobuf-compiler prometheus-cpp-dev libcivetweb-dev libssl-dev
   libcrypt-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
   cmake make g++ pkg-config
