@@ -19,19 +19,39 @@ int run_symbolize(const SymbolizeArgs& args) {
     o.demangle = !args.no_demangle;
     o.inlines = !args.no_inlines;
     o.dwarf = !args.no_dwarf;
+    o.debuginfod.urls = args.debuginfod_urls;
+    o.debuginfod.cache_dir = args.debuginfod_cache_dir;
     sym::Symbolizer s(o);
+    if (!s.debuginfod_error().empty()) {
+        std::fprintf(stderr, "hostprof symbolize: %s\n", s.debuginfod_error().c_str());
+        return 2;
+    }
     if (args.pid != 0)
         s.process_seen(args.pid);
-    int rc = 0;
+    std::vector<uint64_t> addrs;
     for (const std::string& a : args.addresses) {
         uint64_t addr = 0;
         if (!sym::parse_hex(a, addr)) {
             std::fprintf(stderr, "hostprof symbolize: not a hex address: %s\n", a.c_str());
             return 2;
         }
-        sym::FrameResult r = args.pid != 0 ? s.user(args.pid, addr)
-                             : args.kernel ? s.kernel(addr)
-                                           : s.elf(args.elf, addr);
+        addrs.push_back(addr);
+    }
+    auto one = [&](uint64_t addr) {
+        return args.pid != 0 ? s.user(args.pid, addr)
+               : args.kernel ? s.kernel(addr)
+                             : s.elf(args.elf, addr);
+    };
+    if (!args.debuginfod_urls.empty()) {
+        // A first pass finds the objects and queues their lookups; print after they end.
+        for (uint64_t addr : addrs)
+            (void)one(addr);
+        if (!s.wait_debuginfod_idle(static_cast<int>(o.debuginfod.timeout_ms) * 4 + 1000))
+            std::fprintf(stderr, "hostprof symbolize: debuginfod lookups still running\n");
+    }
+    int rc = 0;
+    for (uint64_t addr : addrs) {
+        sym::FrameResult r = one(addr);
         std::printf("0x%llx", static_cast<unsigned long long>(addr));
         if (!r.module.empty())
             std::printf(" %s", r.module.c_str());

@@ -2,6 +2,7 @@
 //   hostprof symbolize --pid P ADDR...   process addresses (hex) of a live process
 //   hostprof symbolize --elf FILE ADDR... ELF virtual addresses of a file
 //   hostprof symbolize --kernel ADDR...   kernel addresses (kallsyms)
+//   --debuginfod-urls URL,...             also fetch debug files (waits for the lookups)
 #pragma once
 
 #include <cstdint>
@@ -19,6 +20,8 @@ struct SymbolizeArgs {
     bool no_inlines = false;
     bool no_dwarf = false;
     std::string proc_root = "/proc";
+    std::vector<std::string> debuginfod_urls; // empty: off
+    std::string debuginfod_cache_dir = "/var/cache/hostprof/debuginfod";
 };
 
 // Returns the process exit code: 0 when every address symbolized, 1 when some did not,

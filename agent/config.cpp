@@ -442,6 +442,51 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return c.pyroscope_tenant_id; }});
+    s.push_back({"debuginfod_urls", "LIST",
+                 "debuginfod servers (http:// or https://, comma-separated) asked for the debug "
+                 "files of binaries without DWARF or .symtab, by build-id, off the sampling "
+                 "path. Empty: off.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     std::vector<std::string> out = split_list(v);
+                     for (const std::string& u : out)
+                         if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
+                             return bad("debuginfod_urls", v,
+                                        "'" + u + "' is not an http:// or https:// URL");
+                     if (out.size() > 16)
+                         return bad("debuginfod_urls", v, "more than 16 servers");
+                     c.debuginfod_urls = out;
+                     return {};
+                 },
+                 [](const Config& c) {
+                     std::string out;
+                     for (const auto& u : c.debuginfod_urls)
+                         out += (out.empty() ? "" : ",") + u;
+                     return out;
+                 }});
+    s.push_back({"debuginfod_cache_dir", "DIR",
+                 "On-disk cache of debug files fetched from debuginfod (libdebuginfod's "
+                 "DEBUGINFOD_CACHE_PATH; cleaned by libdebuginfod).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (v.empty() || v[0] != '/')
+                         return bad("debuginfod_cache_dir", v, "must be an absolute path");
+                     c.debuginfod_cache_dir = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.debuginfod_cache_dir; }});
+    s.push_back({"debuginfod_timeout", "DURATION",
+                 "Upper bound of one debuginfod lookup, connection to last byte (1s..10m).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("debuginfod_timeout", v, d.error().message());
+                     if (*d < 1'000'000'000ULL || *d > 600'000'000'000ULL)
+                         return bad("debuginfod_timeout", v, "must be between 1s and 10m");
+                     c.debuginfod_timeout_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.debuginfod_timeout_ns); }});
     s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
                  [](Config& c, const std::string& v) -> Status {
                      auto b = parse_bool(v);

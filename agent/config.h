@@ -49,6 +49,9 @@ struct Config {
     std::vector<std::pair<std::string, std::string>> pyroscope_labels;
     uint64_t pyroscope_queue_bytes = 16u << 20;
     std::string pyroscope_tenant_id;
+    std::vector<std::string> debuginfod_urls; // empty: debuginfod off
+    std::string debuginfod_cache_dir = "/var/cache/hostprof/debuginfod";
+    uint64_t debuginfod_timeout_ns = 30'000'000'000ULL;
 };
 
 // One configurable key. `key` is the YAML key; the flag is --key with '_' -> '-'.

@@ -131,7 +131,7 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
     if (!po.collector.on_cpu && !po.collector.off_cpu)
         return Error{0, "neither on-CPU nor off-CPU profiling is supported here (see "
                         "`hostprof probe`)"};
-    return Pipeline::start(po, make_symbolizer_resolver());
+    return Pipeline::start(po, make_symbolizer_resolver(symbolizer_options(config)));
 }
 
 int run_agent(const Config& config) {

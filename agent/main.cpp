@@ -107,6 +107,15 @@ int main(int argc, char** argv) {
     symbolize->add_flag("--no-demangle", sym_args.no_demangle, "Keep mangled names");
     symbolize->add_flag("--no-inlines", sym_args.no_inlines, "No inline frames");
     symbolize->add_flag("--no-dwarf", sym_args.no_dwarf, "Symbol tables only");
+    symbolize
+        ->add_option("--debuginfod-urls", sym_args.debuginfod_urls,
+                     "Fetch missing debug files from these debuginfod servers")
+        ->delimiter(',')
+        ->type_name("URL,...");
+    symbolize
+        ->add_option("--debuginfod-cache-dir", sym_args.debuginfod_cache_dir,
+                     "Where fetched debug files are kept")
+        ->type_name("DIR");
     symbolize->add_option("ADDR", sym_args.addresses, "Hex addresses")->required();
 
     try {

@@ -1,5 +1,8 @@
 #include "agent/symbolizer_resolver.h"
 
+#include <spdlog/spdlog.h>
+
+#include "agent/config.h"
 #include "symbolizer/symbolizer.h"
 
 namespace hostprof {
@@ -9,7 +12,8 @@ namespace {
 // first), the module and its build-id become the Mapping.
 class SymbolizerResolver final : public FrameResolver {
   public:
-    SymbolizerResolver() : sym_(sym::SymbolizerOptions{}) {}
+    explicit SymbolizerResolver(sym::SymbolizerOptions options) : sym_(std::move(options)) {}
+    const sym::Symbolizer& symbolizer() const { return sym_; }
 
     ResolvedFrame kernel(uint64_t address) override { return convert(sym_.kernel(address)); }
     ResolvedFrame user(uint32_t pid, uint64_t address) override {
@@ -36,8 +40,22 @@ class SymbolizerResolver final : public FrameResolver {
 
 } // namespace
 
-std::unique_ptr<FrameResolver> make_symbolizer_resolver() {
-    return std::make_unique<SymbolizerResolver>();
+sym::SymbolizerOptions symbolizer_options(const Config& config) {
+    sym::SymbolizerOptions o;
+    o.debuginfod.urls = config.debuginfod_urls;
+    o.debuginfod.cache_dir = config.debuginfod_cache_dir;
+    o.debuginfod.timeout_ms = config.debuginfod_timeout_ns / 1'000'000;
+    return o;
+}
+
+std::unique_ptr<FrameResolver> make_symbolizer_resolver(sym::SymbolizerOptions options) {
+    const std::string cache = options.debuginfod.cache_dir;
+    auto r = std::make_unique<SymbolizerResolver>(std::move(options));
+    if (!r->symbolizer().debuginfod_error().empty())
+        spdlog::warn("debuginfod off: {}", r->symbolizer().debuginfod_error());
+    else if (r->symbolizer().stats().debuginfod_enabled)
+        spdlog::info("debuginfod on (cache {})", cache);
+    return r;
 }
 
 } // namespace hostprof

@@ -5,9 +5,15 @@
 #include <memory>
 
 #include "agent/profile_builder.h"
+#include "symbolizer/symbolizer.h"
 
 namespace hostprof {
 
-std::unique_ptr<FrameResolver> make_symbolizer_resolver();
+struct Config;
+
+// The symbolizer's options from the agent configuration (debuginfod settings).
+sym::SymbolizerOptions symbolizer_options(const Config& config);
+
+std::unique_ptr<FrameResolver> make_symbolizer_resolver(sym::SymbolizerOptions options = {});
 
 } // namespace hostprof

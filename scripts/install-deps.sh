@@ -10,8 +10,8 @@
 set -euo pipefail
 
 BUILD_PKGS=(
-  clang llvm bpftool libbpf-dev libelf-dev libdw-dev libdebuginfod-dev zlib1g-dev
-  libdeflate-dev libcurl4-openssl-dev
+  clang llvm bpftool libbpf-dev libelf-dev libdw-dev libdebuginfod-dev zlib1g-dev liblzma-dev
+  libiberty-dev libdeflate-dev libcurl4-openssl-dev
   libprotobuf-dev protobuf-compiler prometheus-cpp-dev libcivetweb-dev libssl-dev
   libcrypt-dev libcli11-dev libyaml-cpp-dev libspdlog-dev nlohmann-json3-dev
   cmake make g++ pkg-config
@@ -29,7 +29,7 @@ RUNTIME_PKGS=(
 )
 TEST_PKGS=(
   libgtest-dev libgmock-dev googletest libbenchmark-dev libclang-rt-14-dev
-  binutils elfutils iproute2 nftables curl openssl
+  binutils elfutils debuginfod iproute2 nftables curl openssl
   prometheus golang-go linux-perf bpftrace libbpf-tools fio stress-ng jq
   chromium python3-prometheus-client systemd
 )

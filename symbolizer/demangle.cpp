@@ -1,6 +1,7 @@
 #include "symbolizer/demangle.h"
 
 #include <cxxabi.h>
+#include <libiberty/demangle.h>
 
 #include <cstdlib>
 #include <memory>
@@ -45,6 +46,13 @@ std::string rust_unescape(std::string_view s) {
 } // namespace
 
 std::string demangle(std::string_view mangled) {
+    if (mangled.size() > 2 && mangled.substr(0, 2) == "_R") {
+        // Rust v0: libiberty's demangler (binutils'), recursion-limited; options 0 leaves
+        // out the crate disambiguator hashes, as the legacy path drops "::h<hash>".
+        std::string in(mangled);
+        std::unique_ptr<char, decltype(&std::free)> out(rust_demangle(in.c_str(), 0), &std::free);
+        return out ? std::string(out.get()) : in;
+    }
     if (mangled.size() < 3 || mangled.substr(0, 2) != "_Z")
         return std::string(mangled);
     std::string in(mangled);

@@ -1,5 +1,7 @@
-// Demangling: C++ (Itanium, through abi::__cxa_demangle) and Rust legacy (the C++ form with
-// the trailing "::h<16 hex>" hash and the $..$ escapes). Unknown names come back unchanged.
+// Demangling: C++ (Itanium, through abi::__cxa_demangle), Rust legacy (the C++ form with
+// the trailing "::h<16 hex>" hash and the $..$ escapes, decoded here) and Rust v0 ("_R...",
+// through libiberty's rust_demangle, without crate hashes: "<m::Thing<u64>>::doubled").
+// Unknown or malformed names come back unchanged.
 #pragma once
 
 #include <string>

@@ -4,11 +4,13 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <gelf.h>
+#include <lzma.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 
 #include "symbolizer/demangle.h"
 
@@ -53,6 +55,38 @@ Result<std::string> notes_build_id(Elf_Data* data, const char* what) {
         off = next;
     }
     return std::string();
+}
+
+// Decompresses an .xz stream (a whole buffer) of at most max_out bytes of output; the
+// decoder's own memory is capped too (a 64 MiB dictionary, xz -9, fits).
+Result<std::string> xz_decompress(const uint8_t* in, size_t in_size, uint64_t max_out) {
+    constexpr uint64_t kDecoderMemLimit = 80ull << 20;
+    lzma_stream strm = LZMA_STREAM_INIT;
+    if (lzma_stream_decoder(&strm, kDecoderMemLimit, 0) != LZMA_OK)
+        return Error{0, "lzma decoder init failed"};
+    std::string out;
+    strm.next_in = in;
+    strm.avail_in = in_size;
+    lzma_ret ret = LZMA_OK;
+    while (ret == LZMA_OK) {
+        if (out.size() >= max_out) {
+            lzma_end(&strm);
+            return Error{0, ".gnu_debugdata decompresses past the " + std::to_string(max_out) +
+                                "-byte cap"};
+        }
+        const size_t have = out.size();
+        const size_t grow =
+            static_cast<size_t>(std::min<uint64_t>(max_out - have, std::max<size_t>(have, 65536)));
+        out.resize(have + grow);
+        strm.next_out = reinterpret_cast<uint8_t*>(out.data()) + have;
+        strm.avail_out = grow;
+        ret = lzma_code(&strm, LZMA_FINISH);
+        out.resize(have + grow - strm.avail_out);
+    }
+    lzma_end(&strm);
+    if (ret != LZMA_STREAM_END)
+        return Error{0, ".gnu_debugdata: xz error " + std::to_string(static_cast<int>(ret))};
+    return out;
 }
 
 // Names from a DIE: the linkage (mangled) name when there is one, else DW_AT_name, following
@@ -111,14 +145,22 @@ ElfImage::~ElfImage() {
 
 Result<std::shared_ptr<ElfImage>> ElfImage::load_path(const std::string& path,
                                                       const ElfLoadOptions& options) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-    if (!fd)
-        return errno_error("open " + path);
-    return load(std::move(fd), path, options);
+    SafeOpener opener;
+    OpenedFile f = opener.open_trusted(path, options.max_file_bytes);
+    if (!f) {
+        if (f.error != 0)
+            return errno_error("open " + path, f.error);
+        return Error{0, path + ": refused (" + open_refusal_name(f.refusal) + ")"};
+    }
+    ElfOrigin origin;
+    origin.opener = &opener;
+    origin.path_in_root = path;
+    return load(std::move(f.fd), path, options, origin);
 }
 
 Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string& path,
-                                                 const ElfLoadOptions& options) {
+                                                 const ElfLoadOptions& options,
+                                                 const ElfOrigin& origin) {
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0)
         return errno_error("stat " + path);
@@ -181,6 +223,7 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
     // Sections: check bounds, find the symbol tables and the debuglink.
     Elf_Scn* symtab = nullptr;
     Elf_Scn* dynsym = nullptr;
+    Elf_Scn* debugdata = nullptr;
     bool has_debug_info = false;
     for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
         GElf_Shdr sh;
@@ -199,6 +242,9 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
             continue;
         if (std::strcmp(name, ".debug_info") == 0 && sh.sh_type != SHT_NOBITS && sh.sh_size > 0)
             has_debug_info = true;
+        if (std::strcmp(name, ".gnu_debugdata") == 0 && sh.sh_type == SHT_PROGBITS &&
+            sh.sh_size > 0)
+            debugdata = scn;
         if (std::strcmp(name, ".gnu_debuglink") == 0 && sh.sh_type != SHT_NOBITS) {
             Elf_Data* d = elf_getdata(scn, nullptr);
             if (d != nullptr && d->d_buf != nullptr && d->d_size > 0) {
@@ -215,160 +261,279 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         return Error{0, path + ": " + id.error().message()};
     img->build_id_ = std::move(id).value();
 
-    auto read_symbols = [&](Elf* e, Elf_Scn* scn) -> Status {
-        GElf_Shdr sh;
-        if (gelf_getshdr(scn, &sh) == nullptr)
-            return Error{0, "symbol table header: " + std::string(elf_errmsg(-1))};
-        size_t entsize = gelf_fsize(e, ELF_T_SYM, 1, EV_CURRENT);
-        if (entsize == 0 || sh.sh_entsize != entsize)
-            return Error{0, "symbol table entry size " + std::to_string(sh.sh_entsize)};
-        size_t count = sh.sh_size / entsize;
-        if (count > kMaxSymbols)
-            return Error{0, "symbol table of " + std::to_string(count) + " entries"};
-        Elf_Scn* strscn = elf_getscn(e, sh.sh_link);
-        GElf_Shdr strsh;
-        if (strscn == nullptr || gelf_getshdr(strscn, &strsh) == nullptr ||
-            strsh.sh_type != SHT_STRTAB)
-            return Error{0, "symbol table without a string table"};
-        Elf_Data* strdata = elf_getdata(strscn, nullptr);
-        Elf_Data* data = elf_getdata(scn, nullptr);
-        if (data == nullptr || strdata == nullptr)
-            return Error{0, "unreadable symbol table: " + std::string(elf_errmsg(-1))};
-        const char* strs = static_cast<const char*>(strdata->d_buf);
-        size_t strsize = strdata->d_size;
-        if (strsize == 0 || strs == nullptr || strs[strsize - 1] != '\0')
-            return Error{0, "string table not terminated"};
-        count = std::min(count, data->d_size / entsize);
-        std::vector<Symbol> syms;
-        std::string names;
-        for (size_t i = 0; i < count; ++i) {
-            GElf_Sym s;
-            if (gelf_getsym(data, static_cast<int>(i), &s) == nullptr)
-                break;
-            int type = GELF_ST_TYPE(s.st_info);
-            if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
-                s.st_value == 0 || s.st_name == 0 || s.st_name >= strsize)
-                continue;
-            int bind = GELF_ST_BIND(s.st_info);
-            uint32_t rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
-            if (s.st_size == 0)
-                rank += 4;
-            const char* n = strs + s.st_name;
-            if (names.size() > UINT32_MAX - 4096)
-                break;
-            syms.push_back(
-                Symbol{s.st_value, s.st_size, static_cast<uint32_t>(names.size()), rank});
-            names.append(n);
-            names.push_back('\0');
-        }
-        std::sort(syms.begin(), syms.end(), [](const Symbol& a, const Symbol& b) {
-            return a.address != b.address ? a.address < b.address : a.rank < b.rank;
-        });
-        syms.erase(
-            std::unique(syms.begin(), syms.end(),
-                        [](const Symbol& a, const Symbol& b) { return a.address == b.address; }),
-            syms.end());
-        syms.shrink_to_fit();
-        img->symbols_ = std::move(syms);
-        img->names_ = std::move(names);
-        return {};
-    };
-
     if (symtab != nullptr) {
-        if (Status s = read_symbols(elf, symtab); !s)
+        if (Status s = img->read_symbol_table(elf, symtab); !s)
             return Error{0, path + ": .symtab: " + s.error().message()};
     }
-    if (options.dwarf || symtab == nullptr)
-        img->open_dwarf(file, path, options);
+    if (options.dwarf || symtab == nullptr) {
+        std::optional<SafeOpener> own;
+        SafeOpener* opener = origin.opener;
+        if (opener == nullptr)
+            opener = &own.emplace();
+        img->open_dwarf(file, path, options, *opener, origin);
+    }
     if (img->symbols_.empty() && img->dwarf_file_ && img->dwarf_file_->elf() != elf) {
         // A separate debug file usually carries the full .symtab.
         Elf* de = img->dwarf_file_->elf();
         for (Elf_Scn* scn = elf_nextscn(de, nullptr); scn != nullptr; scn = elf_nextscn(de, scn)) {
             GElf_Shdr sh;
             if (gelf_getshdr(scn, &sh) != nullptr && sh.sh_type == SHT_SYMTAB) {
-                (void)read_symbols(de, scn);
+                (void)img->read_symbol_table(de, scn);
                 break;
             }
         }
     }
+    const bool full_symtab = !img->symbols_.empty(); // .symtab, here or in a debug file
+    img->full_symtab_ = full_symtab;
     if (img->symbols_.empty() && dynsym != nullptr) {
-        if (Status s = read_symbols(elf, dynsym); !s)
+        if (Status s = img->read_symbol_table(elf, dynsym); !s)
             return Error{0, path + ": .dynsym: " + s.error().message()};
     }
+    {
+        // MiniDebugInfo (Fedora, CentOS): an xz-compressed ELF whose .symtab holds the
+        // functions .dynsym lacks (static ones). Merged with .dynsym.
+        if (debugdata != nullptr && !full_symtab) {
+            Elf_Data* d = elf_getdata(debugdata, nullptr);
+            if (d == nullptr || d->d_buf == nullptr) {
+                img->minidebuginfo_error_ = "unreadable .gnu_debugdata";
+            } else {
+                auto inner = xz_decompress(static_cast<const uint8_t*>(d->d_buf), d->d_size,
+                                           options.max_debugdata_bytes);
+                if (!inner) {
+                    img->minidebuginfo_error_ = inner.error().message();
+                } else {
+                    std::string& buf = inner.value();
+                    Elf* me = elf_memory(buf.data(), buf.size());
+                    Elf_Scn* mst = nullptr;
+                    std::string why;
+                    if (me == nullptr || elf_kind(me) != ELF_K_ELF) {
+                        why = "not an ELF";
+                    } else {
+                        for (Elf_Scn* scn = elf_nextscn(me, nullptr); scn != nullptr;
+                             scn = elf_nextscn(me, scn)) {
+                            GElf_Shdr sh;
+                            if (gelf_getshdr(scn, &sh) == nullptr ||
+                                (sh.sh_type != SHT_NOBITS &&
+                                 !in_file(sh.sh_offset, sh.sh_size, buf.size()))) {
+                                why = "section outside the decompressed data";
+                                break;
+                            }
+                            if (sh.sh_type == SHT_SYMTAB && mst == nullptr)
+                                mst = scn;
+                        }
+                        if (why.empty() && mst == nullptr)
+                            why = "no .symtab";
+                    }
+                    if (why.empty()) {
+                        const size_t before = img->symbols_.size();
+                        if (Status st = img->read_symbol_table(me, mst); !st)
+                            why = st.error().message();
+                        else
+                            img->minidebuginfo_symbols_ = img->symbols_.size() - before;
+                    }
+                    if (me != nullptr)
+                        elf_end(me);
+                    if (!why.empty())
+                        img->minidebuginfo_error_ = ".gnu_debugdata: " + why;
+                }
+            }
+        }
+    }
+    img->sort_symbols();
     if (!options.dwarf && img->dwarf_ != nullptr) {
         dwarf_end(img->dwarf_);
         img->dwarf_ = nullptr;
         img->dwarf_file_.reset();
     }
     (void)has_debug_info;
-    img->bytes_ = sizeof(ElfImage) + img->symbols_.capacity() * sizeof(Symbol) +
-                  img->names_.capacity() + img->cu_ranges_.capacity() * sizeof(CuRange) +
-                  img->segments_.capacity() * sizeof(Segment);
-    if (img->dwarf_ != nullptr) {
-        // libdw's own allocations grow with use (abbreviations, line tables, CUs): charge
-        // an estimate proportional to the DWARF size.
-        img->bytes_ += 64 * 1024 + img->cu_ranges_.size() * 512;
-    }
+    img->account_bytes();
     return img;
 }
 
-void ElfImage::open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options) {
-    auto has_debug_info = [](Elf* e) {
-        size_t shstrndx = 0;
-        if (elf_getshdrstrndx(e, &shstrndx) != 0)
+// Appends the function symbols of one table; sort_symbols() orders and deduplicates.
+Status ElfImage::read_symbol_table(Elf* e, Elf_Scn* scn) {
+    GElf_Shdr sh;
+    if (gelf_getshdr(scn, &sh) == nullptr)
+        return Error{0, "symbol table header: " + std::string(elf_errmsg(-1))};
+    size_t entsize = gelf_fsize(e, ELF_T_SYM, 1, EV_CURRENT);
+    if (entsize == 0 || sh.sh_entsize != entsize)
+        return Error{0, "symbol table entry size " + std::to_string(sh.sh_entsize)};
+    size_t count = sh.sh_size / entsize;
+    if (count > kMaxSymbols)
+        return Error{0, "symbol table of " + std::to_string(count) + " entries"};
+    Elf_Scn* strscn = elf_getscn(e, sh.sh_link);
+    GElf_Shdr strsh;
+    if (strscn == nullptr || gelf_getshdr(strscn, &strsh) == nullptr || strsh.sh_type != SHT_STRTAB)
+        return Error{0, "symbol table without a string table"};
+    Elf_Data* strdata = elf_getdata(strscn, nullptr);
+    Elf_Data* data = elf_getdata(scn, nullptr);
+    if (data == nullptr || strdata == nullptr)
+        return Error{0, "unreadable symbol table: " + std::string(elf_errmsg(-1))};
+    const char* strs = static_cast<const char*>(strdata->d_buf);
+    size_t strsize = strdata->d_size;
+    if (strsize == 0 || strs == nullptr || strs[strsize - 1] != '\0')
+        return Error{0, "string table not terminated"};
+    count = std::min(count, data->d_size / entsize);
+    std::vector<Symbol>& syms = symbols_;
+    std::string& names = names_;
+    if (count > kMaxSymbols - std::min(kMaxSymbols, syms.size()))
+        return Error{0, "more than " + std::to_string(kMaxSymbols) + " symbols"};
+    for (size_t i = 0; i < count; ++i) {
+        GElf_Sym s;
+        if (gelf_getsym(data, static_cast<int>(i), &s) == nullptr)
+            break;
+        int type = GELF_ST_TYPE(s.st_info);
+        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
+            s.st_value == 0 || s.st_name == 0 || s.st_name >= strsize)
+            continue;
+        int bind = GELF_ST_BIND(s.st_info);
+        uint32_t rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+        if (s.st_size == 0)
+            rank += 4;
+        const char* n = strs + s.st_name;
+        if (names.size() > UINT32_MAX - 4096)
+            break;
+        syms.push_back(Symbol{s.st_value, s.st_size, static_cast<uint32_t>(names.size()), rank});
+        names.append(n);
+        names.push_back('\0');
+    }
+    return {};
+}
+
+void ElfImage::sort_symbols() {
+    std::sort(symbols_.begin(), symbols_.end(), [](const Symbol& a, const Symbol& b) {
+        return a.address != b.address ? a.address < b.address : a.rank < b.rank;
+    });
+    symbols_.erase(
+        std::unique(symbols_.begin(), symbols_.end(),
+                    [](const Symbol& a, const Symbol& b) { return a.address == b.address; }),
+        symbols_.end());
+    symbols_.shrink_to_fit();
+    names_.shrink_to_fit();
+}
+
+void ElfImage::account_bytes() {
+    bytes_ = sizeof(ElfImage) + symbols_.capacity() * sizeof(Symbol) + names_.capacity() +
+             cu_ranges_.capacity() * sizeof(CuRange) + segments_.capacity() * sizeof(Segment);
+    if (dwarf_ != nullptr) {
+        // libdw's own allocations grow with use (abbreviations, line tables, CUs): charge
+        // an estimate proportional to the DWARF size.
+        bytes_ += 64 * 1024 + cu_ranges_.size() * 512;
+    }
+    for (const auto& [off, f] : cu_functions_)
+        bytes_ += f.ranges.size() * (sizeof(FuncRange) + sizeof(uint64_t)) + 64;
+    for (const auto& [off, name] : demangled_)
+        bytes_ += name.capacity() + 48;
+}
+
+bool ElfImage::has_debug_info(Elf* e) {
+    size_t shstrndx = 0;
+    if (elf_getshdrstrndx(e, &shstrndx) != 0)
+        return false;
+    for (Elf_Scn* scn = elf_nextscn(e, nullptr); scn != nullptr; scn = elf_nextscn(e, scn)) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == nullptr)
+            continue;
+        const char* name = elf_strptr(e, shstrndx, sh.sh_name);
+        if (name != nullptr && std::strcmp(name, ".debug_info") == 0)
+            return sh.sh_type != SHT_NOBITS && sh.sh_size > 0;
+    }
+    return false;
+}
+
+bool ElfImage::try_dwarf(ElfFile f, const std::string& name) {
+    Dwarf* dw = dwarf_begin_elf(f.elf(), DWARF_C_READ, nullptr);
+    if (dw == nullptr)
+        return false;
+    dwarf_file_.emplace(std::move(f));
+    dwarf_ = dw;
+    debug_file_ = name;
+    index_dwarf();
+    return true;
+}
+
+bool ElfImage::attach_debug_file(ElfFile f, const std::string& name, bool want_dwarf) {
+    if (!build_id_.empty()) {
+        auto other = read_build_id(f.elf());
+        if (!other || *other != build_id_)
             return false;
+    }
+    bool changed = false;
+    if (!full_symtab_) {
+        Elf* e = f.elf();
         for (Elf_Scn* scn = elf_nextscn(e, nullptr); scn != nullptr; scn = elf_nextscn(e, scn)) {
             GElf_Shdr sh;
-            if (gelf_getshdr(scn, &sh) == nullptr)
+            if (gelf_getshdr(scn, &sh) == nullptr || sh.sh_type != SHT_SYMTAB)
                 continue;
-            const char* name = elf_strptr(e, shstrndx, sh.sh_name);
-            if (name != nullptr && std::strcmp(name, ".debug_info") == 0)
-                return sh.sh_type != SHT_NOBITS && sh.sh_size > 0;
+            std::vector<Symbol> old_symbols = std::move(symbols_);
+            std::string old_names = std::move(names_);
+            symbols_.clear();
+            names_.clear();
+            if (read_symbol_table(e, scn) && !symbols_.empty()) {
+                sort_symbols();
+                demangled_.clear(); // keyed by offsets into the old names
+                full_symtab_ = true;
+                changed = true;
+            } else {
+                symbols_ = std::move(old_symbols);
+                names_ = std::move(old_names);
+            }
+            break;
         }
-        return false;
-    };
-    auto try_dwarf = [&](ElfFile f, const std::string& name) {
-        Dwarf* dw = dwarf_begin_elf(f.elf(), DWARF_C_READ, nullptr);
-        if (dw == nullptr)
-            return false;
-        dwarf_file_.emplace(std::move(f));
-        dwarf_ = dw;
-        debug_file_ = name;
-        index_dwarf();
-        return true;
-    };
+    }
+    if (want_dwarf && dwarf_ == nullptr && has_debug_info(f.elf()) && try_dwarf(std::move(f), name))
+        changed = true;
+    if (changed)
+        account_bytes();
+    return changed;
+}
+
+void ElfImage::open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
+                          SafeOpener& opener, const ElfOrigin& origin) {
     if (has_debug_info(self.elf())) {
         auto again = ElfFile::adopt(UniqueFd(::fcntl(self.fd(), F_DUPFD_CLOEXEC, 0)), path);
         if (again && try_dwarf(std::move(again).value(), path))
             return;
     }
-    std::vector<std::string> candidates;
-    if (build_id_.size() > 2)
-        for (const auto& dir : options.debug_dirs)
-            candidates.push_back(dir + "/.build-id/" + build_id_.substr(0, 2) + "/" +
-                                 build_id_.substr(2) + ".debug");
-    if (!debuglink_.empty() && debuglink_.find('/') == std::string::npos) {
-        std::string dir = path.substr(0, path.rfind('/') + 1);
-        candidates.push_back(dir + debuglink_);
-        candidates.push_back(dir + ".debug/" + debuglink_);
-        // The process's view of the path (/proc/PID/root/usr/bin) is not the debug dir's:
-        // strip a /proc/N/root prefix for the global debug directories.
-        std::string plain = dir;
-        if (plain.rfind("/proc/", 0) == 0) {
-            size_t r = plain.find("/root/");
-            if (r != std::string::npos)
-                plain = plain.substr(r + 5);
+    // Candidates: (in the process's root?, path). The host's debug directories hold the
+    // packages installed next to the agent; a container may carry its own.
+    UniqueFd host_root = SafeOpener::open_root("/");
+    struct stat own {};
+    (void)::fstat(self.fd(), &own);
+    const bool in_process = origin.root_fd >= 0;
+    std::vector<std::pair<bool, std::string>> candidates;
+    if (build_id_.size() > 2) {
+        const std::string rel =
+            "/.build-id/" + build_id_.substr(0, 2) + "/" + build_id_.substr(2) + ".debug";
+        for (const auto& dir : options.debug_dirs) {
+            if (in_process)
+                candidates.push_back({true, dir + rel});
+            candidates.push_back({false, dir + rel});
         }
-        for (const auto& d : options.debug_dirs)
-            candidates.push_back(d + plain + debuglink_);
     }
-    for (const auto& c : candidates) {
-        if (c == path)
+    const std::string& own_path = origin.path_in_root;
+    if (!debuglink_.empty() && debuglink_.find('/') == std::string::npos && debuglink_ != "." &&
+        debuglink_ != ".." && !own_path.empty()) {
+        const std::string dir = own_path.substr(0, own_path.rfind('/') + 1);
+        candidates.push_back({in_process, dir + debuglink_});
+        candidates.push_back({in_process, dir + ".debug/" + debuglink_});
+        for (const auto& d : options.debug_dirs) {
+            const std::string under = d + (dir.rfind('/', 0) == 0 ? "" : "/") + dir + debuglink_;
+            if (in_process)
+                candidates.push_back({true, under});
+            candidates.push_back({false, under});
+        }
+    }
+    for (const auto& [process_root, c] : candidates) {
+        if (!process_root && c == path)
             continue;
-        UniqueFd fd(::open(c.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
-        if (!fd)
+        OpenedFile opened = opener.open_in_root(process_root ? origin.root_fd : host_root.get(), c,
+                                                options.max_file_bytes);
+        if (!opened)
             continue;
-        auto f = ElfFile::adopt(std::move(fd), c);
+        if (opened.st.st_dev == own.st_dev && opened.st.st_ino == own.st_ino)
+            continue; // the object itself (a debuglink naming its own file)
+        auto f = ElfFile::adopt(std::move(opened.fd), c);
         if (!f || !has_debug_info(f->elf()))
             continue;
         if (!build_id_.empty()) {

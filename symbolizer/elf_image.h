@@ -1,9 +1,9 @@
 // ElfImage: everything the symbolizer keeps about one ELF object, read once and shared by
 // every process that maps it (keyed by build-id): load segments (process file offset ->
-// ELF virtual address), the function symbols of .symtab (falling back to .dynsym, or to the
-// separate debug file's .symtab), build-id, .gnu_debuglink, and optionally DWARF (libdw) for
-// file:line and inline frames, found in the file itself, under
-// DEBUG_DIR/.build-id/xx/rest.debug, or through the debuglink locations.
+// ELF virtual address), the function symbols of .symtab (falling back to the separate debug
+// file's .symtab, else .dynsym merged with the xz-compressed .gnu_debugdata's .symtab), build-id,
+// .gnu_debuglink, and optionally DWARF (libdw) for file:line and inline frames, found in the file
+// itself, under DEBUG_DIR/.build-id/xx/rest.debug, or through the debuglink locations.
 //
 // Untrusted input: every offset and count is checked against the file size before use;
 // a malformed file gives an Error, never a crash.
@@ -21,6 +21,7 @@
 #include "common/elf_handle.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "symbolizer/safe_open.h"
 
 namespace hostprof::sym {
 
@@ -34,17 +35,28 @@ struct SymbolizedFrame {
 struct ElfLoadOptions {
     bool dwarf = true; // look for and index DWARF
     std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
-    uint64_t max_file_bytes = 4ull << 30; // larger files are refused
+    uint64_t max_file_bytes = 4ull << 30;       // larger files are refused
+    uint64_t max_debugdata_bytes = 64ull << 20; // cap on a decompressed .gnu_debugdata
 };
 
 enum class ElfLookup { Found, NoSymbol, Stripped };
+
+// Where an object's companion files (a .gnu_debuglink target next to it, debug directories
+// inside a container) are looked up, and who opens them. Every such open goes through
+// `opener` (symbolizer/safe_open.h); debug files are capped at ElfLoadOptions::max_file_bytes.
+struct ElfOrigin {
+    SafeOpener* opener = nullptr; // null: a private opener (load_path, fuzzing)
+    int root_fd = -1;             // the process's root (PROC/PID/root); -1: the host's "/"
+    std::string path_in_root;     // the object's path as its process sees it ("" unknown)
+};
 
 class ElfImage {
   public:
     // Reads an opened file. `path` is the file's name as the process sees it (for the
     // debuglink locations and error messages).
     static Result<std::shared_ptr<ElfImage>> load(UniqueFd fd, const std::string& path,
-                                                  const ElfLoadOptions& options);
+                                                  const ElfLoadOptions& options,
+                                                  const ElfOrigin& origin = {});
     static Result<std::shared_ptr<ElfImage>> load_path(const std::string& path,
                                                        const ElfLoadOptions& options);
 
@@ -67,6 +79,18 @@ class ElfImage {
     bool has_symbols() const { return !symbols_.empty(); }
     bool has_dwarf() const { return dwarf_ != nullptr; }
     size_t symbol_count() const { return symbols_.size(); }
+    // A separate debug file found later (debuginfod): its .symtab replaces .dynsym-only
+    // symbols, its DWARF is used when the object has none. The build-ids must match.
+    // Not thread-safe: the Symbolizer calls it under its lock. true when anything changed.
+    bool attach_debug_file(ElfFile f, const std::string& name, bool want_dwarf);
+    // Whether a separate debug file would add anything.
+    bool wants_debug_file(bool want_dwarf) const {
+        return !full_symtab_ || (want_dwarf && !dwarf_);
+    }
+
+    // Symbols taken from .gnu_debugdata (MiniDebugInfo), and why it was unusable if it was.
+    size_t minidebuginfo_symbols() const { return minidebuginfo_symbols_; }
+    const std::string& minidebuginfo_error() const { return minidebuginfo_error_; }
     // Estimated heap bytes held (symbol table, names, DWARF index and libdw's state).
     size_t bytes() const { return bytes_; }
 
@@ -89,7 +113,13 @@ class ElfImage {
         uint64_t die_offset;
     };
     const Symbol* find_symbol(uint64_t vaddr) const;
-    void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options);
+    Status read_symbol_table(Elf* e, Elf_Scn* scn);
+    void sort_symbols();
+    void account_bytes();
+    static bool has_debug_info(Elf* e);
+    bool try_dwarf(ElfFile f, const std::string& name);
+    void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
+                    SafeOpener& opener, const ElfOrigin& origin);
     void index_dwarf();
     bool dwarf_frames(uint64_t vaddr, bool demangle, bool inlines,
                       std::vector<SymbolizedFrame>& out) const;
@@ -100,6 +130,9 @@ class ElfImage {
     std::string build_id_;
     std::string debuglink_;
     std::string debug_file_;
+    bool full_symtab_ = false; // symbols_ from a .symtab (here or in a debug file)
+    size_t minidebuginfo_symbols_ = 0;
+    std::string minidebuginfo_error_;
     std::optional<ElfFile> dwarf_file_; // the file libdw reads (this one or the debug file)
     Dwarf* dwarf_ = nullptr;
     std::vector<CuRange> cu_ranges_;

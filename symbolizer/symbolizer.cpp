@@ -84,6 +84,8 @@ const char* miss_reason_name(MissReason r) {
         return "no_kallsyms";
     case MissReason::Evicted:
         return "evicted";
+    case MissReason::Refused:
+        return "refused";
     }
     return "unknown";
 }
@@ -97,7 +99,7 @@ struct Symbolizer::CacheEntry {
 struct Symbolizer::ProcessMapping {
     MapEntry map;
     std::string key;           // cache key of its ELF object ("" when none)
-    std::string open_path;     // PROC/PID/root/PATH
+    bool in_root = false;      // map.path is a file to open inside PROC/PID/root
     std::string fallback_path; // PROC/PID/map_files/START-END
     MissReason load_miss = MissReason::None;
 };
@@ -108,13 +110,118 @@ struct Symbolizer::Process {
     int64_t perf_map_read_ns = 0;
 };
 
-Symbolizer::Symbolizer(SymbolizerOptions options) : options_(std::move(options)) {
+Symbolizer::Symbolizer(SymbolizerOptions options)
+    : options_(std::move(options)), opener_(options_.force_open_fallback) {
     load_options_.dwarf = options_.dwarf;
     load_options_.debug_dirs = options_.debug_dirs;
     load_options_.max_file_bytes = options_.max_file_bytes;
+    if (!options_.debuginfod.urls.empty()) {
+        auto client = DebuginfodClient::create(options_.debuginfod);
+        if (client) {
+            debuginfod_ = std::move(client).value();
+            debuginfod_thread_ = std::thread([this] { debuginfod_loop(); });
+        } else {
+            debuginfod_error_ = client.error().message();
+        }
+    }
 }
 
-Symbolizer::~Symbolizer() = default;
+Symbolizer::~Symbolizer() {
+    {
+        std::lock_guard lock(mu_);
+        stopping_ = true;
+    }
+    debuginfod_cv_.notify_all();
+    if (debuginfod_thread_.joinable())
+        debuginfod_thread_.join();
+}
+
+// ---- debuginfod ----------------------------------------------------------------------------
+
+namespace {
+constexpr size_t kDebuginfodQueueMax = 256;
+constexpr size_t kDebuginfodRemembered = 1u << 16;
+} // namespace
+
+void Symbolizer::want_debug_file_locked(const std::shared_ptr<ElfImage>& img) {
+    if (!debuginfod_ || img->build_id().empty() || !img->wants_debug_file(options_.dwarf))
+        return;
+    const std::string& id = img->build_id();
+    if (auto f = debuginfod_found_.find(id); f != debuginfod_found_.end()) {
+        attach_debug_file_locked("b:" + id, img, f->second); // downloaded before: local file
+        return;
+    }
+    if (debuginfod_tried_.size() >= kDebuginfodRemembered)
+        debuginfod_tried_.clear(); // bounded; asking again later is harmless
+    if (!debuginfod_tried_.insert(id).second)
+        return;
+    if (debuginfod_queue_.size() >= kDebuginfodQueueMax) {
+        stats_.debuginfod_queue_drops++;
+        debuginfod_tried_.erase(id);
+        return;
+    }
+    debuginfod_queue_.push_back(id);
+    debuginfod_cv_.notify_all();
+}
+
+bool Symbolizer::attach_debug_file_locked(const std::string& key,
+                                          const std::shared_ptr<ElfImage>& img,
+                                          const std::string& path) {
+    OpenedFile f = opener_.open_trusted(path, options_.max_file_bytes);
+    if (!f)
+        return false;
+    auto file = ElfFile::adopt(std::move(f.fd), path);
+    if (!file)
+        return false;
+    const size_t before = img->bytes();
+    if (!img->attach_debug_file(std::move(file).value(), path, options_.dwarf))
+        return false;
+    if (auto it = cache_.find(key); it != cache_.end() && it->second->image == img) {
+        stats_.cache_bytes = stats_.cache_bytes - it->second->bytes + img->bytes();
+        it->second->bytes = img->bytes();
+        evict_locked();
+    }
+    (void)before;
+    return true;
+}
+
+void Symbolizer::debuginfod_loop() {
+    std::unique_lock lock(mu_);
+    for (;;) {
+        debuginfod_cv_.wait(lock, [&] { return stopping_ || !debuginfod_queue_.empty(); });
+        if (stopping_)
+            return;
+        std::string id = std::move(debuginfod_queue_.front());
+        debuginfod_queue_.pop_front();
+        debuginfod_busy_ = true;
+        stats_.debuginfod_lookups++;
+        lock.unlock(); // the network, never under the lock
+        Result<std::string> path = debuginfod_->find_debuginfo(id);
+        lock.lock();
+        debuginfod_busy_ = false;
+        bool used = false;
+        if (path) {
+            if (debuginfod_found_.size() >= kDebuginfodRemembered)
+                debuginfod_found_.clear();
+            debuginfod_found_[id] = *path;
+            auto it = cache_.find("b:" + id);
+            // Not cached any more: attached when the object is loaded again.
+            used =
+                it == cache_.end() || attach_debug_file_locked(it->first, it->second->image, *path);
+        }
+        if (used)
+            stats_.debuginfod_hits++;
+        else
+            stats_.debuginfod_failures++;
+        debuginfod_cv_.notify_all();
+    }
+}
+
+bool Symbolizer::wait_debuginfod_idle(int timeout_ms) {
+    std::unique_lock lock(mu_);
+    return debuginfod_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                                   [&] { return debuginfod_queue_.empty() && !debuginfod_busy_; });
+}
 
 void Symbolizer::count_miss(MissReason r) {
     stats_.unsymbolized[static_cast<int>(r)]++;
@@ -193,44 +300,93 @@ void Symbolizer::evict_locked() {
     }
 }
 
-std::shared_ptr<ElfImage> Symbolizer::load_image(const std::string& open_path,
-                                                 const std::string& fallback_path, std::string& key,
+// Where an object comes from: a path inside a process's root (opened with openat2
+// RESOLVE_IN_ROOT), else a trusted path (PROC/PID/map_files/..., or the operator's --elf).
+struct Symbolizer::ImageSource {
+    int root_fd = -1;
+    std::string path_in_root; // as in /proc/PID/maps
+    std::string display;      // PROC/PID/root/PATH, for messages and debug file names
+    std::string trusted_path;
+    uint64_t expect_inode = 0; // the mapped inode: another one means the file was replaced
+};
+
+namespace {
+MissReason miss_for(OpenRefusal r) {
+    switch (r) {
+    case OpenRefusal::Symlink:
+    case OpenRefusal::Escape:
+    case OpenRefusal::NotRegular:
+    case OpenRefusal::TooLarge:
+        return MissReason::Refused;
+    default:
+        return MissReason::Unreadable;
+    }
+}
+} // namespace
+
+std::shared_ptr<ElfImage> Symbolizer::load_opened(OpenedFile& f, const std::string& name,
+                                                  const ElfOrigin& origin, std::string& key,
+                                                  MissReason& miss) {
+    std::string fk = file_key(f.st);
+    if (auto k = file_keys_.find(fk); k != file_keys_.end()) {
+        if (auto img = image_for(k->second)) {
+            key = k->second;
+            return img;
+        }
+    }
+    stats_.cache_misses++;
+    auto loaded = ElfImage::load(std::move(f.fd), name, load_options_, origin);
+    if (!loaded) {
+        miss = MissReason::NotElf;
+        return nullptr;
+    }
+    std::shared_ptr<ElfImage> img = std::move(loaded).value();
+    if (img->minidebuginfo_symbols() > 0)
+        stats_.minidebuginfo_loaded++;
+    if (!img->minidebuginfo_error().empty())
+        stats_.minidebuginfo_errors++;
+    key = img->build_id().empty() ? "f:" + fk : "b:" + img->build_id();
+    file_keys_[fk] = key;
+    if (auto existing = image_for(key))
+        return existing;
+    insert_image(key, img);
+    want_debug_file_locked(img);
+    return img;
+}
+
+std::shared_ptr<ElfImage> Symbolizer::load_image(const ImageSource& src, std::string& key,
                                                  MissReason& miss) {
     miss = MissReason::None;
-    for (const std::string* p : {&open_path, &fallback_path}) {
-        if (p->empty())
-            continue;
-        UniqueFd fd = open_ro(*p);
-        if (!fd) {
+    ElfOrigin origin;
+    origin.opener = &opener_;
+    origin.root_fd = src.root_fd;
+    origin.path_in_root = src.path_in_root;
+    if (src.root_fd >= 0 && !src.path_in_root.empty()) {
+        OpenedFile f = opener_.open_in_root(src.root_fd, src.path_in_root, options_.max_file_bytes);
+        if (f && src.expect_inode != 0 && f.st.st_ino != src.expect_inode) {
+            f = OpenedFile{}; // replaced since it was mapped: only map_files has the mapped one
             miss = MissReason::Unreadable;
-            continue;
+        } else if (!f) {
+            miss = miss_for(f.refusal);
         }
-        struct stat st {};
-        if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-            miss = MissReason::Unreadable;
-            continue;
-        }
-        std::string fk = file_key(st);
-        if (auto k = file_keys_.find(fk); k != file_keys_.end()) {
-            if (auto img = image_for(k->second)) {
-                key = k->second;
+        if (f) {
+            if (auto img = load_opened(f, src.display, origin, key, miss))
                 return img;
-            }
         }
-        stats_.cache_misses++;
-        auto loaded = ElfImage::load(std::move(fd), *p, load_options_);
-        if (!loaded) {
-            miss = MissReason::NotElf;
-            continue;
-        }
-        std::shared_ptr<ElfImage> img = std::move(loaded).value();
-        key = img->build_id().empty() ? "f:" + fk : "b:" + img->build_id();
-        file_keys_[fk] = key;
-        if (auto existing = image_for(key))
-            return existing;
-        insert_image(key, img);
-        return img;
     }
+    if (!src.trusted_path.empty()) {
+        OpenedFile f = opener_.open_trusted(src.trusted_path, options_.max_file_bytes);
+        if (!f) {
+            // Keep the more telling reason of the first attempt (a refusal).
+            if (miss != MissReason::Refused && miss != MissReason::NotElf)
+                miss = miss_for(f.refusal);
+            return nullptr;
+        }
+        if (auto img = load_opened(f, src.trusted_path, origin, key, miss))
+            return img;
+    }
+    if (miss == MissReason::None)
+        miss = MissReason::Unreadable;
     return nullptr;
 }
 
@@ -247,22 +403,26 @@ Symbolizer::Process& Symbolizer::capture_locked(uint32_t pid) {
     if (!read_file(base + "/maps", text))
         return proc;
     MapsParse maps = parse_maps(text);
+    // The process's root, held while its files are opened (not kept: one fd per process
+    // would not scale to the process table).
+    UniqueFd root = SafeOpener::open_root(base + "/root");
     for (MapEntry& m : maps.entries) {
         if (!m.executable)
             continue;
         ProcessMapping pm;
         pm.map = std::move(m);
         if (pm.map.is_file() || pm.map.is_memfd()) {
-            if (pm.map.is_file() && !pm.map.deleted)
-                pm.open_path = base + "/root" + pm.map.path;
+            pm.in_root = pm.map.is_file() && !pm.map.deleted;
             pm.fallback_path = base + "/map_files/" + hex(pm.map.start) + "-" + hex(pm.map.end);
-            // A replaced file (same path, other inode): only map_files has the mapped one.
-            if (!pm.open_path.empty()) {
-                struct stat st {};
-                if (::stat(pm.open_path.c_str(), &st) == 0 && st.st_ino != pm.map.inode)
-                    pm.open_path.clear();
+            ImageSource src;
+            if (pm.in_root) {
+                src.root_fd = root.get();
+                src.path_in_root = pm.map.path;
+                src.display = base + "/root" + pm.map.path;
+                src.expect_inode = pm.map.inode;
             }
-            if (load_image(pm.open_path, pm.fallback_path, pm.key, pm.load_miss) == nullptr &&
+            src.trusted_path = pm.fallback_path;
+            if (load_image(src, pm.key, pm.load_miss) == nullptr &&
                 pm.load_miss == MissReason::None)
                 pm.load_miss = MissReason::Unreadable;
         } else if (pm.map.path == "[vdso]") {
@@ -298,7 +458,9 @@ Symbolizer::Process& Symbolizer::capture_locked(uint32_t pid) {
     // JIT symbols, read inside the process's root (its /tmp, not ours).
     std::string perf;
     proc.perf_map_read_ns = now_ns();
-    if (read_file(base + "/root/tmp/perf-" + std::to_string(pid) + ".map", perf)) {
+    OpenedFile pf = opener_.open_in_root(root.get(), "/tmp/perf-" + std::to_string(pid) + ".map",
+                                         options_.max_perf_map_bytes, Follow::NoFinalSymlink);
+    if (pf && read_all(pf.fd.get(), options_.max_perf_map_bytes, perf)) {
         std::istringstream in(perf);
         proc.perf_map = std::make_unique<PerfMap>(PerfMap::parse(in));
         stats_.perf_map_malformed_lines += proc.perf_map->malformed();
@@ -358,7 +520,17 @@ FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
         // Evicted: reload while the file is still reachable.
         std::string key;
         MissReason m;
-        img = load_image(pm->open_path, pm->fallback_path, key, m);
+        ImageSource src;
+        UniqueFd root;
+        if (pm->in_root) {
+            root = SafeOpener::open_root(options_.proc_root + "/" + std::to_string(pid) + "/root");
+            src.root_fd = root.get();
+            src.path_in_root = pm->map.path;
+            src.display = options_.proc_root + "/" + std::to_string(pid) + "/root" + pm->map.path;
+            src.expect_inode = pm->map.inode;
+        }
+        src.trusted_path = pm->fallback_path;
+        img = load_image(src, key, m);
         if (!img)
             pm->load_miss = MissReason::Evicted;
     }
@@ -400,7 +572,9 @@ FrameResult Symbolizer::elf(const std::string& path, uint64_t elf_address) {
     r.elf_address = elf_address;
     std::string key;
     MissReason miss;
-    std::shared_ptr<ElfImage> img = load_image(path, "", key, miss);
+    ImageSource src;
+    src.trusted_path = path; // the operator's own path, resolved as given
+    std::shared_ptr<ElfImage> img = load_image(src, key, miss);
     if (!img) {
         r.miss = miss;
         count_miss(r.miss);
@@ -420,6 +594,12 @@ SymbolizerStats Symbolizer::stats() const {
     SymbolizerStats s = stats_;
     s.cache_objects = cache_.size();
     s.processes = processes_.size();
+    s.debuginfod_enabled = debuginfod_ != nullptr;
+    OpenCounts oc = opener_.counts();
+    s.files_opened = oc.opened;
+    s.open_fallback_walks = oc.fallback_walks;
+    for (int i = 0; i < kOpenRefusalCount; ++i)
+        s.open_failures[i] = oc.by_reason[i];
     return s;
 }
 

@@ -9,20 +9,26 @@
 // ELF objects are read once and shared across processes by identity (build-id, else
 // device/inode/size/mtime), in an LRU cache bounded by SymbolizerOptions::cache_bytes.
 // A process's mappings and perf map are captured in process_seen() (or on first use), so
-// short-lived processes symbolize after they exit. Files are opened through
-// PROC/PID/root/PATH (other mount namespaces), falling back to PROC/PID/map_files/ for
-// deleted or replaced files. Thread-safe (one mutex).
+// short-lived processes symbolize after they exit. A process's files (binaries, perf map,
+// debug files) are opened inside its root, PROC/PID/root, through SafeOpener
+// (symbolizer/safe_open.h: openat2 RESOLVE_IN_ROOT, regular files only, size caps), falling
+// back to PROC/PID/map_files/ for deleted or replaced files. Thread-safe (one mutex).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include "symbolizer/debuginfod.h"
 #include "symbolizer/elf_image.h"
 #include "symbolizer/parsers.h"
 
@@ -37,8 +43,9 @@ enum class MissReason {
     NotElf,     // not an ELF file, or a malformed one
     NoKallsyms, // kernel: kallsyms empty or unreadable (unprivileged)
     Evicted,    // the object left the cache and its process is gone
+    Refused,    // the file is not a regular file, too large, or a symlink out (safe_open.h)
 };
-inline constexpr int kMissReasonCount = 8;
+inline constexpr int kMissReasonCount = 9;
 const char* miss_reason_name(MissReason r);
 
 struct FrameResult {
@@ -58,7 +65,13 @@ struct SymbolizerOptions {
     bool inlines = true; // inline frames (needs dwarf)
     size_t cache_bytes = 256u << 20;
     std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
-    uint64_t max_file_bytes = 4ull << 30;
+    uint64_t max_file_bytes = 4ull << 30;      // ELF objects and debug files larger are refused
+    uint64_t max_perf_map_bytes = 64ull << 20; // perf maps larger are refused
+    bool force_open_fallback = false;          // tests: the manual walk instead of openat2
+    // Debug files by build-id from debuginfod servers, for objects without DWARF or a
+    // full .symtab; off when debuginfod.urls is empty. Looked up on a thread of the
+    // symbolizer's own: frames symbolized before the download completes lack what it adds.
+    DebuginfodOptions debuginfod;
 };
 
 struct SymbolizerStats {
@@ -70,7 +83,19 @@ struct SymbolizerStats {
     uint64_t frames = 0;                          // frames asked for (kernel + user)
     uint64_t unsymbolized[kMissReasonCount] = {}; // by MissReason (index 0 unused)
     uint64_t perf_map_malformed_lines = 0;
-    size_t processes = 0; // processes with captured state
+    uint64_t minidebuginfo_loaded = 0; // objects whose .gnu_debugdata gave symbols
+    uint64_t minidebuginfo_errors = 0; // objects whose .gnu_debugdata was unusable
+    size_t processes = 0;              // processes with captured state
+    // Files opened on behalf of processes (safe_open.h): opened, and not opened by reason
+    // (OpenRefusal; "missing" is not a refusal, symlink/escape/not_regular/too_large are).
+    uint64_t files_opened = 0;
+    uint64_t open_failures[kOpenRefusalCount] = {};
+    uint64_t open_fallback_walks = 0; // opens without openat2 (Linux < 5.6)
+    bool debuginfod_enabled = false;
+    uint64_t debuginfod_lookups = 0;     // build-ids asked for
+    uint64_t debuginfod_hits = 0;        // debug files obtained (cache or server)
+    uint64_t debuginfod_failures = 0;    // not found, timed out, refused, unusable
+    uint64_t debuginfod_queue_drops = 0; // build-ids not queued (queue full)
 };
 
 class Symbolizer {
@@ -93,6 +118,10 @@ class Symbolizer {
     FrameResult elf(const std::string& path, uint64_t elf_address);
 
     SymbolizerStats stats() const;
+    // Why debuginfod is off although URLs were configured ("" when on or not configured).
+    const std::string& debuginfod_error() const { return debuginfod_error_; }
+    // Waits until no debuginfod lookup is queued or running (tests, `hostprof symbolize`).
+    bool wait_debuginfod_idle(int timeout_ms);
 
   private:
     struct CacheEntry;
@@ -100,17 +129,25 @@ class Symbolizer {
     struct Process;
 
     std::shared_ptr<ElfImage> image_for(const std::string& key);
-    std::shared_ptr<ElfImage> load_image(const std::string& open_path,
-                                         const std::string& fallback_path, std::string& key,
+    struct ImageSource;
+    std::shared_ptr<ElfImage> load_image(const ImageSource& src, std::string& key,
                                          MissReason& miss);
+    std::shared_ptr<ElfImage> load_opened(OpenedFile& f, const std::string& name,
+                                          const ElfOrigin& origin, std::string& key,
+                                          MissReason& miss);
     void insert_image(const std::string& key, std::shared_ptr<ElfImage> img);
     void evict_locked();
     Process& capture_locked(uint32_t pid);
     void load_kallsyms_locked();
     void count_miss(MissReason r);
+    void want_debug_file_locked(const std::shared_ptr<ElfImage>& img);
+    bool attach_debug_file_locked(const std::string& key, const std::shared_ptr<ElfImage>& img,
+                                  const std::string& path);
+    void debuginfod_loop();
 
     SymbolizerOptions options_;
     ElfLoadOptions load_options_;
+    SafeOpener opener_;
     mutable std::mutex mu_;
     // LRU of ELF objects: front = most recently used.
     std::list<std::string> lru_;
@@ -120,6 +157,16 @@ class Symbolizer {
     std::unique_ptr<Kallsyms> kallsyms_;
     int64_t kallsyms_loaded_ns_ = 0;
     SymbolizerStats stats_;
+
+    std::unique_ptr<DebuginfodClient> debuginfod_;
+    std::string debuginfod_error_;
+    std::thread debuginfod_thread_;
+    std::condition_variable debuginfod_cv_; // with mu_: queue changes, idle, stop
+    std::deque<std::string> debuginfod_queue_;
+    bool debuginfod_busy_ = false;
+    bool stopping_ = false;
+    std::unordered_set<std::string> debuginfod_tried_;              // build-ids asked for
+    std::unordered_map<std::string, std::string> debuginfod_found_; // build-id -> file
 };
 
 } // namespace hostprof::sym

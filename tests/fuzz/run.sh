@@ -12,7 +12,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 data=tests/data/symbolizer
 mkdir -p "$work"/{elf,maps,perf_map,kallsyms}
-cp "$data"/malformed/* "$data"/base.elf "$work/elf/"
+cp "$data"/malformed/* "$data"/base.elf "$data"/minidebuginfo.elf "$work/elf/"
 cp /proc/self/maps "$work/maps/self"
 cp "$data"/perf-garbage.map "$work/perf_map/"
 cp "$data"/kallsyms.txt "$work/kallsyms/"

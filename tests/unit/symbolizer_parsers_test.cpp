@@ -1,7 +1,12 @@
 // Parsers of kallsyms, /proc/PID/maps and perf maps, on fixtures and inline text.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <cctype>
+#include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "symbolizer/demangle.h"
@@ -118,6 +123,68 @@ TEST(SymbolizerDemangle, CxxAndRustLegacy) {
     EXPECT_EQ(demangle("_ZN60_$LT$alloc..string..String$u20$as$u20$core..fmt..Display$GT$3fmt"
                        "17h0123456789abcdefE"),
               "<alloc::string::String as core::fmt::Display>::fmt");
+}
+
+} // namespace
+} // namespace hostprof::sym
+
+namespace hostprof::sym {
+namespace {
+
+// Rust v0 names from a real rustc-built binary against binutils' c++filt, whose output we
+// print without the crate hashes ("std[1a2b]::rt" -> "std::rt").
+TEST(SymbolizerDemangle, RustV0AgreesWithCxxfilt) {
+    EXPECT_EQ(demangle("_RNvCskK7mfDs1mzF_1m12closure_user"), "m::closure_user");
+    EXPECT_EQ(demangle("_RNvMNtCskK7mfDs1mzF_1m5outerINtB2_5ThingyE7doubled"),
+              "<m::outer::Thing<u64>>::doubled");
+    EXPECT_EQ(demangle("_RNvCs_"), "_RNvCs_") << "malformed: unchanged";
+    std::ifstream in(std::string(HOSTPROF_TEST_DATA) + "/symbolizer/rust-v0-symbols.txt");
+    std::vector<std::string> names;
+    for (std::string line; std::getline(in, line);)
+        names.push_back(line);
+    ASSERT_GE(names.size(), 150u);
+    const std::string list = ::testing::TempDir() + "v0-" + std::to_string(::getpid());
+    {
+        std::ofstream out(list);
+        for (const auto& n : names)
+            out << n << "\n";
+    }
+    std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(("c++filt < " + list).c_str(), "r"), ::pclose);
+    ASSERT_TRUE(p);
+    std::vector<std::string> theirs;
+    char buf[8192];
+    while (std::fgets(buf, sizeof buf, p.get()) != nullptr) {
+        std::string l(buf);
+        l.erase(l.find_last_not_of('\n') + 1);
+        // Drop "[hex]" right after an identifier: crate disambiguators, not slice types.
+        std::string clean;
+        for (size_t i = 0; i < l.size(); ++i) {
+            if (l[i] == '[' && i > 0 &&
+                (std::isalnum(static_cast<unsigned char>(l[i - 1])) || l[i - 1] == '_')) {
+                size_t j = i + 1;
+                while (j < l.size() && std::isxdigit(static_cast<unsigned char>(l[j])))
+                    ++j;
+                if (j > i + 1 && j < l.size() && l[j] == ']') {
+                    i = j;
+                    continue;
+                }
+            }
+            clean.push_back(l[i]);
+        }
+        theirs.push_back(clean);
+    }
+    std::remove(list.c_str());
+    ASSERT_EQ(theirs.size(), names.size());
+    int equal = 0;
+    for (size_t i = 0; i < names.size(); ++i) {
+        std::string ours = demangle(names[i]);
+        EXPECT_NE(ours.substr(0, 2), "_R") << names[i];
+        if (ours == theirs[i])
+            ++equal;
+        else
+            ADD_FAILURE() << names[i] << "\n ours:     " << ours << "\n c++filt:  " << theirs[i];
+    }
+    EXPECT_EQ(equal, static_cast<int>(names.size()));
 }
 
 } // namespace
