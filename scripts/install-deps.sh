@@ -22,7 +22,7 @@ RUNTIME_PKGS=(
   libprometheus-cpp-core1.0 libcivetweb1 libcrypt1 libyaml-cpp0.7 libspdlog1.10 libfmt9
   liblzma5 libbz2-1.0
   # libcurl (Pyroscope push) and what it links
-  libcurl4 libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5 libssl3 libgssapi-krb5-2
+  libcurl4 libcurl3-gnutls libnghttp2-14 libidn2-0 librtmp1 libssh2-1 libpsl5 libssl3 libgssapi-krb5-2
   libldap-2.5-0 libzstd1 libbrotli1 libunistring2 libgnutls30 libhogweed6 libnettle8 libgmp10
   libkrb5-3 libk5crypto3 libcom-err2 libkrb5support0 libsasl2-2 libp11-kit0 libtasn1-6
   libkeyutils1 libffi8
