@@ -121,6 +121,7 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
         wants(config, compat::Collector::OffCpu) && plan.collector_ready(compat::Collector::OffCpu);
     po.collector.off_cpu_min_ns = config.off_cpu_threshold_ns;
     po.collector.pids = config.pids;
+    po.collector.ring_bytes = static_cast<uint32_t>(config.ring_buffer_bytes);
     po.collector.proc_mode = mode_of(plan, "sched/sched_process_exec", compat::Collector::Cpu);
     if (po.collector.proc_mode == compat::AttachMode::None)
         po.collector.proc_mode = mode_of(plan, "sched/sched_switch", compat::Collector::OffCpu);
@@ -130,7 +131,7 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
     if (!po.collector.on_cpu && !po.collector.off_cpu)
         return Error{0, "neither on-CPU nor off-CPU profiling is supported here (see "
                         "`hostprof probe`)"};
-    return Pipeline::start(po, make_symbolizer_resolver());
+    return Pipeline::start(po, make_symbolizer_resolver(config.symbol_cache_bytes));
 }
 
 int run_agent(const Config& config) {

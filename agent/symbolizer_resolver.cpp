@@ -9,7 +9,7 @@ namespace {
 // first), the module and its build-id become the Mapping.
 class SymbolizerResolver final : public FrameResolver {
   public:
-    SymbolizerResolver() : sym_(sym::SymbolizerOptions{}) {}
+    explicit SymbolizerResolver(size_t cache_bytes) : sym_(options(cache_bytes)) {}
 
     ResolvedFrame kernel(uint64_t address) override { return convert(sym_.kernel(address)); }
     ResolvedFrame user(uint32_t pid, uint64_t address) override {
@@ -19,6 +19,11 @@ class SymbolizerResolver final : public FrameResolver {
     void process_exited(uint32_t pid) override { sym_.process_exited(pid); }
 
   private:
+    static sym::SymbolizerOptions options(size_t cache_bytes) {
+        sym::SymbolizerOptions o;
+        o.cache_bytes = cache_bytes;
+        return o;
+    }
     static ResolvedFrame convert(const sym::FrameResult& r) {
         ResolvedFrame f;
         for (const auto& fr : r.frames)
@@ -36,8 +41,8 @@ class SymbolizerResolver final : public FrameResolver {
 
 } // namespace
 
-std::unique_ptr<FrameResolver> make_symbolizer_resolver() {
-    return std::make_unique<SymbolizerResolver>();
+std::unique_ptr<FrameResolver> make_symbolizer_resolver(size_t cache_bytes) {
+    return std::make_unique<SymbolizerResolver>(cache_bytes);
 }
 
 } // namespace hostprof

@@ -8,6 +8,6 @@
 
 namespace hostprof {
 
-std::unique_ptr<FrameResolver> make_symbolizer_resolver();
+std::unique_ptr<FrameResolver> make_symbolizer_resolver(size_t cache_bytes = 256u << 20);
 
 } // namespace hostprof

@@ -26,7 +26,7 @@ namespace {
 // The agent binary as a child, its stderr collected.
 class Child {
   public:
-    explicit Child(int port) {
+    explicit Child(int port, std::vector<std::string> extra = {}) {
         int err_pipe[2];
         if (::pipe2(err_pipe, O_CLOEXEC) != 0)
             return;
@@ -34,9 +34,16 @@ class Child {
         pid_ = ::fork();
         if (pid_ == 0) {
             ::dup2(err_pipe[1], STDERR_FILENO);
-            std::string listen = "127.0.0.1:" + std::to_string(port);
-            ::execl(HOSTPROF_BINARY, HOSTPROF_BINARY, "run", "--frequency", "49", "--listen",
-                    listen.c_str(), "--collectors", "cpu,offcpu", static_cast<char*>(nullptr));
+            std::vector<std::string> args = {HOSTPROF_BINARY, "run",
+                                             "--frequency",   "49",
+                                             "--listen",      "127.0.0.1:" + std::to_string(port),
+                                             "--collectors",  "cpu,offcpu"};
+            args.insert(args.end(), extra.begin(), extra.end());
+            std::vector<char*> argv;
+            for (auto& a : args)
+                argv.push_back(a.data());
+            argv.push_back(nullptr);
+            ::execv(argv[0], argv.data());
             ::_exit(127);
         }
         ::close(err_pipe[1]);
@@ -151,8 +158,9 @@ TEST(Restart, SigkillDuringStartupLeavesNothingAndRestartIsFast) {
     }
     EXPECT_GE(all_progs.size(), 4u) << "at least one kill point found loaded programs";
 
-    // The restart after all that: ready, serving, and a clean SIGTERM.
-    Child c(port);
+    // The restart after all that: ready, serving, and a clean SIGTERM. With a non-default
+    // ring buffer size, which the kernel's map must then have.
+    Child c(port, {"--ring-buffer-size", "4MiB"});
     ASSERT_TRUE(c.wait_for("ready in", 30s)) << c.log();
     auto to_ready = std::chrono::duration_cast<std::chrono::milliseconds>(c.since_start());
     std::string curl = hostprof::bpftest::run_command(
@@ -162,6 +170,12 @@ TEST(Restart, SigkillDuringStartupLeavesNothingAndRestartIsFast) {
     std::set<int> links = hostprof::bpftest::fdinfo_ids(c.pid(), "link_id");
     for (int id : progs)
         EXPECT_FALSE(all_progs.contains(id)) << "program id " << id << " survived a SIGKILL";
+    std::string rings =
+        hostprof::bpftest::run_command("grep -A3 -h '^map_type:[[:space:]]*27$' /proc/" +
+                                       std::to_string(c.pid()) + "/fdinfo/* 2>/dev/null");
+    EXPECT_NE(rings.find("max_entries:\t4194304"), std::string::npos)
+        << "the profile ring buffer should be 4 MiB:\n"
+        << rings;
     ASSERT_EQ(::kill(c.pid(), SIGTERM), 0);
     int status = c.reap();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << c.log();
