@@ -420,6 +420,20 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return show_size(c.symbol_cache_bytes); }});
+    s.push_back({"watchdog_timeout", "DURATION",
+                 "The consumer loop not polling the ring buffers for longer than this is logged "
+                 "and counted as a stall (1s..10m).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("watchdog_timeout", v, d.error().message());
+                     if (*d < 1'000'000'000ULL || *d > 600'000'000'000ULL)
+                         return bad("watchdog_timeout", v, "must be between 1s and 10m");
+                     c.watchdog_timeout_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.watchdog_timeout_ns); }});
     s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
                  [](Config& c, const std::string& v) -> Status {
                      auto b = parse_bool(v);

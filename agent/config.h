@@ -43,8 +43,9 @@ struct Config {
     int process_table_size = 16384;
     std::string web_config;        // TLS / basic auth file for the HTTP endpoints
     bool drop_capabilities = true; // after attach keep only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH
-    uint64_t ring_buffer_bytes = 2u << 20;    // profile ring buffer (power of two)
-    uint64_t symbol_cache_bytes = 256u << 20; // symbolizer's ELF/DWARF cache
+    uint64_t ring_buffer_bytes = 2u << 20;            // profile ring buffer (power of two)
+    uint64_t symbol_cache_bytes = 256u << 20;         // symbolizer's ELF/DWARF cache
+    uint64_t watchdog_timeout_ns = 10'000'000'000ULL; // consumer loop stall threshold
 };
 
 // One configurable key. `key` is the YAML key; the flag is --key with '_' -> '-'.

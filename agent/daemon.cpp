@@ -19,6 +19,7 @@
 #include "agent/pipeline.h"
 #include "agent/privileges.h"
 #include "agent/symbolizer_resolver.h"
+#include "agent/watchdog.h"
 #include "kernel-compat/features.h"
 #include "kernel-compat/planner.h"
 #include "kernel-compat/report.h"
@@ -247,6 +248,10 @@ int run_agent(const Config& config) {
     state.collectables.push_back(metrics);
     if (latency && !latency->empty())
         state.collectables.push_back(latency);
+    // A stalled consumer loop (heartbeat after every poll) is logged and counted.
+    auto watchdog =
+        std::make_shared<Watchdog>(std::chrono::nanoseconds(config.watchdog_timeout_ns));
+    state.collectables.push_back(watchdog);
 
     HttpOptions ho;
     ho.listen = config.listen;
@@ -295,7 +300,10 @@ int run_agent(const Config& config) {
     if (pipeline)
         continuous = pipeline->subscribe(HP_PROF_ON_CPU, {});
     bool first_logged = false;
+    watchdog->heartbeat();
+    watchdog->start_monitor(std::chrono::milliseconds(500));
     while (g_stop_signal.load() == 0 && clock::now() < deadline) {
+        watchdog->heartbeat();
         if (pipeline) {
             int n = pipeline->poll(100);
             if (n < 0 && n != -EINTR) {
