@@ -37,7 +37,7 @@ case "$cmd" in
     cmake --build build-asan -j "$JOBS" --target unit_tests
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS" \
       -R '^unit\.' --timeout 600
-    # A short libFuzzer run (clang) of the symbolizer's parsers, seeded from tests/data.
+    # A short libFuzzer run (clang) of every parser of untrusted bytes, seeded from tests/data.
     tests/fuzz/run.sh 10
     ;;
   *)

@@ -35,7 +35,7 @@ bool ProfileFilter::matches(const ProcessInfo& p) const {
         return false;
     if (!service.empty() && p.service_name != service)
         return false;
-    if (comm && !std::regex_search(p.comm, *comm))
+    if (comm && !comm->matches(p.comm))
         return false;
     return true;
 }

@@ -6,11 +6,11 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <regex>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "agent/comm_pattern.h"
 #include "agent/process_table.h"
 #include "agent/profile_records.h"
 
@@ -41,7 +41,7 @@ struct ProfileFilter {
     std::string cgroup_prefix;
     std::string container_id; // full id or a prefix of at least 12 hex digits
     std::string service;
-    std::optional<std::regex> comm;
+    std::optional<CommPattern> comm;
 
     bool matches(const ProcessInfo& p) const;
 };

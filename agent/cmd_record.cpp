@@ -35,12 +35,12 @@ int run_record(Config config, const RecordOptions& o) {
     filter.container_id = o.container;
     filter.service = o.service;
     if (!o.comm.empty()) {
-        try {
-            filter.comm = std::regex(o.comm, std::regex::extended | std::regex::nosubs);
-        } catch (const std::regex_error& e) {
-            spdlog::error("--comm {}: {}", o.comm, e.what());
+        auto pattern = CommPattern::compile(o.comm);
+        if (!pattern) {
+            spdlog::error("--comm {}: {}", o.comm, pattern.error().message());
             return 2;
         }
+        filter.comm = std::move(pattern).value();
     }
     if (o.pid)
         config.pids = {*o.pid}; // filter in the kernel too

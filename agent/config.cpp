@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -57,6 +58,16 @@ std::string show_duration(uint64_t ns) {
     if (ns % 1'000 == 0)
         return std::to_string(ns / 1'000) + "us";
     return std::to_string(ns) + "ns";
+}
+
+std::string show_size(uint64_t bytes) {
+    if (bytes != 0 && bytes % (1ULL << 30) == 0)
+        return std::to_string(bytes >> 30) + "GiB";
+    if (bytes != 0 && bytes % (1ULL << 20) == 0)
+        return std::to_string(bytes >> 20) + "MiB";
+    if (bytes != 0 && bytes % (1ULL << 10) == 0)
+        return std::to_string(bytes >> 10) + "KiB";
+    return std::to_string(bytes);
 }
 
 std::vector<Setting> make_settings() {
@@ -487,6 +498,53 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return show_duration(c.debuginfod_timeout_ns); }});
+    s.push_back({"ring_buffer_size", "BYTES",
+                 "Size of the profile ring buffer (kernel to agent): a power of two from 64KiB "
+                 "to 256MiB, e.g. 8MiB. Larger rides out longer consumer stalls.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_size_bytes(v);
+                     if (!n)
+                         return bad("ring_buffer_size", v, n.error().message());
+                     if (*n < (64u << 10) || *n > (256u << 20))
+                         return bad("ring_buffer_size", v, "must be between 64KiB and 256MiB");
+                     if ((*n & (*n - 1)) != 0)
+                         return bad("ring_buffer_size", v,
+                                    "must be a power of two (the kernel's ring buffers are), "
+                                    "e.g. " +
+                                        show_size(std::bit_floor(*n)));
+                     c.ring_buffer_bytes = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return show_size(c.ring_buffer_bytes); }});
+    s.push_back({"symbol_cache_size", "BYTES",
+                 "Memory the symbolizer may keep for parsed ELF/DWARF objects (LRU beyond): "
+                 "16MiB to 4GiB.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_size_bytes(v);
+                     if (!n)
+                         return bad("symbol_cache_size", v, n.error().message());
+                     if (*n < (16u << 20) || *n > (4ULL << 30))
+                         return bad("symbol_cache_size", v, "must be between 16MiB and 4GiB");
+                     c.symbol_cache_bytes = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return show_size(c.symbol_cache_bytes); }});
+    s.push_back({"watchdog_timeout", "DURATION",
+                 "The consumer loop not polling the ring buffers for longer than this is logged "
+                 "and counted as a stall (1s..10m).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("watchdog_timeout", v, d.error().message());
+                     if (*d < 1'000'000'000ULL || *d > 600'000'000'000ULL)
+                         return bad("watchdog_timeout", v, "must be between 1s and 10m");
+                     c.watchdog_timeout_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.watchdog_timeout_ns); }});
     s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
                  [](Config& c, const std::string& v) -> Status {
                      auto b = parse_bool(v);
@@ -544,6 +602,40 @@ Result<uint64_t> parse_duration_ns(std::string_view text) {
     if (*n > UINT64_MAX / mult)
         return Error{0, "'" + std::string(text) + "' is too long"};
     return *n * mult;
+}
+
+Result<uint64_t> parse_size_bytes(std::string_view text) {
+    static const std::pair<std::string_view, uint64_t> units[] = {
+        {"", 1}, {"KiB", 1ULL << 10}, {"MiB", 1ULL << 20}, {"GiB", 1ULL << 30}};
+    size_t digits = 0;
+    while (digits < text.size() && (std::isdigit(static_cast<unsigned char>(text[digits])) != 0))
+        ++digits;
+    auto n = parse_number<uint64_t>(text.substr(0, digits));
+    if (!n)
+        return Error{0, "'" + std::string(text) + "' is not a size (e.g. 4096, 64KiB, 2MiB)"};
+    std::string_view unit = text.substr(digits);
+    for (auto [name, m] : units)
+        if (unit == name) {
+            if (*n > UINT64_MAX / m)
+                return Error{0, "'" + std::string(text) + "' is too large"};
+            return *n * m;
+        }
+    return Error{0, "'" + std::string(text) + "' has an unknown unit (KiB, MiB, GiB)"};
+}
+
+Status check_host_limits(const Config& config, const std::string& proc_sys_kernel) {
+    std::string path = proc_sys_kernel + "/perf_event_max_sample_rate";
+    std::ifstream in(path);
+    long long max_rate = -1;
+    if (!(in >> max_rate))
+        return {}; // not readable (no perf events here): the collector reports it at attach
+    if (config.frequency_hz > max_rate)
+        return Error{0, "frequency: " + std::to_string(config.frequency_hz) +
+                            " Hz is above kernel.perf_event_max_sample_rate (" +
+                            std::to_string(max_rate) +
+                            " Hz, which the kernel lowers by itself when perf interrupts take "
+                            "too long); use a lower --frequency or raise the sysctl"};
+    return {};
 }
 
 Result<Config> parse_config_yaml(const std::string& text, const std::string& origin, Config base) {

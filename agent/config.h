@@ -52,6 +52,9 @@ struct Config {
     std::vector<std::string> debuginfod_urls; // empty: debuginfod off
     std::string debuginfod_cache_dir = "/var/cache/hostprof/debuginfod";
     uint64_t debuginfod_timeout_ns = 30'000'000'000ULL;
+    uint64_t ring_buffer_bytes = 2u << 20;            // profile ring buffer (power of two)
+    uint64_t symbol_cache_bytes = 256u << 20;         // symbolizer's ELF/DWARF cache
+    uint64_t watchdog_timeout_ns = 10'000'000'000ULL; // consumer loop stall threshold
 };
 
 // One configurable key. `key` is the YAML key; the flag is --key with '_' -> '-'.
@@ -76,6 +79,15 @@ Result<Config> load_config_file(const std::string& path, Config base);
 
 // "10s", "250ms", "1m", "500us", "2h"; a bare number is seconds.
 Result<uint64_t> parse_duration_ns(std::string_view text);
+
+// "4096", "64KiB", "2MiB", "1GiB"; a bare number is bytes.
+Result<uint64_t> parse_size_bytes(std::string_view text);
+
+// Checks the values that depend on this host, read from `proc_sys_kernel` (normally
+// /proc/sys/kernel): the sampling frequency against perf_event_max_sample_rate, which the
+// kernel lowers by itself when perf interrupts take too long. Errors name the setting.
+Status check_host_limits(const Config& config,
+                         const std::string& proc_sys_kernel = "/proc/sys/kernel");
 
 // The configuration reference (Markdown), generated from settings().
 std::string config_reference_markdown();

@@ -20,6 +20,7 @@
 #include "agent/privileges.h"
 #include "agent/pyroscope_push.h"
 #include "agent/symbolizer_resolver.h"
+#include "agent/watchdog.h"
 #include "kernel-compat/features.h"
 #include "kernel-compat/planner.h"
 #include "kernel-compat/report.h"
@@ -122,6 +123,7 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
         wants(config, compat::Collector::OffCpu) && plan.collector_ready(compat::Collector::OffCpu);
     po.collector.off_cpu_min_ns = config.off_cpu_threshold_ns;
     po.collector.pids = config.pids;
+    po.collector.ring_bytes = static_cast<uint32_t>(config.ring_buffer_bytes);
     po.collector.proc_mode = mode_of(plan, "sched/sched_process_exec", compat::Collector::Cpu);
     if (po.collector.proc_mode == compat::AttachMode::None)
         po.collector.proc_mode = mode_of(plan, "sched/sched_switch", compat::Collector::OffCpu);
@@ -247,6 +249,10 @@ int run_agent(const Config& config) {
     state.collectables.push_back(metrics);
     if (latency && !latency->empty())
         state.collectables.push_back(latency);
+    // A stalled consumer loop (heartbeat after every poll) is logged and counted.
+    auto watchdog =
+        std::make_shared<Watchdog>(std::chrono::nanoseconds(config.watchdog_timeout_ns));
+    state.collectables.push_back(watchdog);
 
     HttpOptions ho;
     ho.listen = config.listen;
@@ -300,7 +306,10 @@ int run_agent(const Config& config) {
     if (pipeline)
         continuous = pipeline->subscribe(HP_PROF_ON_CPU, {});
     bool first_logged = false;
+    watchdog->heartbeat();
+    watchdog->start_monitor(std::chrono::milliseconds(500));
     while (g_stop_signal.load() == 0 && clock::now() < deadline) {
+        watchdog->heartbeat();
         if (pipeline) {
             int n = pipeline->poll(100);
             if (n < 0 && n != -EINTR) {

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "agent/renderers.h"
 
@@ -37,10 +38,13 @@ HttpResponse profile_handler(AgentState& st, const HttpRequest& req, hp_prof_kin
     if (st.pipeline == nullptr)
         return HttpResponse::text(503, "profiling is not running (see /readyz)");
     auto pr = parse_profile_request(req.query, st.limits);
-    if (!pr)
+    if (!pr) {
+        ++st.bad_requests;
         return HttpResponse::text(400, pr.error().message());
+    }
     ProfileSlot slot(st.active_profiles, st.limits.max_concurrent_profiles);
     if (!slot.ok()) {
+        ++st.throttled_profiles;
         HttpResponse r =
             HttpResponse::text(429, "too many concurrent profile requests (limit " +
                                         std::to_string(st.limits.max_concurrent_profiles) + ")");
@@ -92,11 +96,15 @@ HttpResponse flamegraph_handler(AgentState& st, const HttpRequest& req) {
     std::optional<ProfileWindow> window;
     if (query_param(req.query, "seconds") || *kind != HP_PROF_ON_CPU) {
         auto pr = parse_profile_request(req.query, st.limits);
-        if (!pr)
+        if (!pr) {
+            ++st.bad_requests;
             return HttpResponse::text(400, pr.error().message());
+        }
         ProfileSlot slot(st.active_profiles, st.limits.max_concurrent_profiles);
-        if (!slot.ok())
+        if (!slot.ok()) {
+            ++st.throttled_profiles;
             return HttpResponse::text(429, "too many concurrent profile requests");
+        }
         auto id = st.pipeline->subscribe(*kind, pr->filter);
         std::this_thread::sleep_for(std::chrono::seconds(pr->seconds));
         window = st.pipeline->collect(id);
@@ -219,6 +227,21 @@ HttpResponse metrics_handler(AgentState& st, const HttpRequest& req) {
         families.insert(families.end(), std::make_move_iterator(f.begin()),
                         std::make_move_iterator(f.end()));
     }
+    for (auto [name, help, value] :
+         {std::tuple{"hostprof_http_bad_requests_total",
+                     "Profile requests refused with 400 (bad query parameters).",
+                     st.bad_requests.load()},
+          std::tuple{"hostprof_http_throttled_profiles_total",
+                     "Profile requests refused with 429 (over --max-concurrent-profiles).",
+                     st.throttled_profiles.load()}}) {
+        prometheus::MetricFamily f;
+        f.name = name;
+        f.help = help;
+        f.type = prometheus::MetricType::Counter;
+        f.metric.emplace_back();
+        f.metric.back().counter.value = static_cast<double>(value);
+        families.push_back(std::move(f));
+    }
     ExemplarSet exemplars;
     if (st.outliers != nullptr)
         exemplars = st.outliers->exemplars();
@@ -230,43 +253,6 @@ HttpResponse metrics_handler(AgentState& st, const HttpRequest& req) {
 }
 
 } // namespace
-
-Result<ProfileRequest> parse_profile_request(std::string_view query, const EndpointLimits& limits) {
-    ProfileRequest r;
-    r.seconds = limits.default_seconds;
-    if (auto s = query_param(query, "seconds")) {
-        int v = 0;
-        auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-        if (ec != std::errc() || p != s->data() + s->size() || v < 1 || v > limits.max_seconds)
-            return Error{0, "bad seconds '" + *s + "': must be an integer from 1 to " +
-                                std::to_string(limits.max_seconds)};
-        r.seconds = v;
-    }
-    if (auto s = query_param(query, "pid")) {
-        uint32_t v = 0;
-        auto [p, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-        if (ec != std::errc() || p != s->data() + s->size() || v == 0)
-            return Error{0, "bad pid '" + *s + "'"};
-        r.filter.pid = v;
-    }
-    if (auto s = query_param(query, "cgroup"))
-        r.filter.cgroup_prefix = *s;
-    if (auto s = query_param(query, "container")) {
-        if (s->size() < 12)
-            return Error{0, "container ids need at least 12 hex digits"};
-        r.filter.container_id = *s;
-    }
-    if (auto s = query_param(query, "service"))
-        r.filter.service = *s;
-    if (auto s = query_param(query, "comm")) {
-        try {
-            r.filter.comm = std::regex(*s, std::regex::extended | std::regex::nosubs);
-        } catch (const std::regex_error& e) {
-            return Error{0, "bad comm regex '" + *s + "': " + e.what()};
-        }
-    }
-    return r;
-}
 
 std::map<std::string, HttpServer::Handler> make_routes(AgentState& st) {
     std::map<std::string, HttpServer::Handler> routes;

@@ -23,6 +23,7 @@
 #include <prometheus/collectable.h>
 
 #include "agent/agent_metrics.h"
+#include "agent/http_query.h"
 #include "agent/http_server.h"
 #include "agent/outliers.h"
 #include "agent/pipeline.h"
@@ -35,12 +36,6 @@ struct CollectorState {
     std::string reason; // why not running
 };
 
-struct EndpointLimits {
-    int default_seconds = 30;
-    int max_seconds = 300;
-    int max_concurrent_profiles = 4;
-};
-
 // Everything the handlers read. Owned by the daemon; outlives the HTTP server.
 struct AgentState {
     Pipeline* pipeline = nullptr; // null when profiling is not running
@@ -50,18 +45,14 @@ struct AgentState {
     std::vector<std::shared_ptr<prometheus::Collectable>> collectables;
     EndpointLimits limits;
     std::atomic<int> active_profiles{0};
+    // Exported with /metrics: requests refused with 400 (bad query) and 429 (over the limit).
+    std::atomic<uint64_t> bad_requests{0};
+    std::atomic<uint64_t> throttled_profiles{0};
 
     // The last completed continuous on-CPU window, for /flamegraph without waiting.
     std::mutex last_mu;
     std::optional<ProfileWindow> last_on_cpu;
 };
-
-// Parses ?seconds= and the filters. Errors are the 400 message.
-struct ProfileRequest {
-    int seconds = 30;
-    ProfileFilter filter;
-};
-Result<ProfileRequest> parse_profile_request(std::string_view query, const EndpointLimits& limits);
 
 std::map<std::string, HttpServer::Handler> make_routes(AgentState& state);
 

@@ -27,43 +27,6 @@ HttpResponse HttpResponse::text(int status, std::string body) {
     return r;
 }
 
-std::optional<std::string> url_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (c == '+') {
-            out += ' ';
-        } else if (c == '%') {
-            if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
-                !std::isxdigit(static_cast<unsigned char>(s[i + 2])))
-                return std::nullopt;
-            out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-            i += 2;
-        } else {
-            out += c;
-        }
-    }
-    return out;
-}
-
-std::optional<std::string> query_param(std::string_view query, std::string_view key) {
-    size_t start = 0;
-    while (start <= query.size()) {
-        size_t end = query.find('&', start);
-        if (end == std::string_view::npos)
-            end = query.size();
-        std::string_view pair = query.substr(start, end - start);
-        size_t eq = pair.find('=');
-        std::string_view k = pair.substr(0, eq);
-        if (k == key)
-            return eq == std::string_view::npos ? std::optional<std::string>("")
-                                                : url_decode(pair.substr(eq + 1));
-        start = end + 1;
-    }
-    return std::nullopt;
-}
-
 namespace {
 
 std::once_flag g_civetweb_init;

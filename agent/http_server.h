@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/http_query.h"
 #include "agent/web_config.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
@@ -45,10 +46,6 @@ struct HttpOptions {
 
 // True for 127.0.0.0/8, ::1 and localhost listen addresses.
 bool is_loopback_listen(const std::string& listen);
-
-// Query-string helpers (pure; fuzzed): "a=1&b=x%20y" -> value of a key, URL-decoded.
-std::optional<std::string> query_param(std::string_view query, std::string_view key);
-std::optional<std::string> url_decode(std::string_view s);
 
 class HttpServer {
   public:

@@ -141,6 +141,12 @@ int main(int argc, char** argv) {
                      config.error().message().c_str());
         return 2;
     }
+    if (!probe->parsed())
+        if (hostprof::Status st = hostprof::check_host_limits(config.value()); !st) {
+            std::fprintf(stderr, "hostprof: configuration error: %s\n",
+                         st.error().message().c_str());
+            return 2;
+        }
     hostprof::init_logging(config->log_format, config->log_level);
     if (probe->parsed())
         return hostprof::run_probe(config.value(), json);

@@ -48,6 +48,8 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
     c->skel_ = std::move(skel.value());
     profile_bpf* s = c->skel_.get();
 
+    if (bpf_map__set_max_entries(s->maps.hp_prof_events, options.ring_bytes) != 0)
+        return errno_error("ring buffer size " + std::to_string(options.ring_bytes));
     s->rodata->cfg_filter_pids = !options.pids.empty();
     s->rodata->cfg_offcpu_min_ns = options.off_cpu_min_ns;
     auto* p = s->progs.hp_cpu_sample;

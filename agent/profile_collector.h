@@ -28,6 +28,7 @@ struct ProfileOptions {
     std::vector<uint32_t> pids;                               // empty: every process
     compat::AttachMode proc_mode = compat::AttachMode::TpBtf; // exec/exit hooks
     compat::AttachMode off_cpu_mode = compat::AttachMode::TpBtf;
+    uint32_t ring_bytes = 2u << 20; // power of two, multiple of the page size
 };
 
 struct ProfileCounters {

@@ -23,6 +23,11 @@ class SymbolizerResolver final : public FrameResolver {
     void process_exited(uint32_t pid) override { sym_.process_exited(pid); }
 
   private:
+    static sym::SymbolizerOptions options(size_t cache_bytes) {
+        sym::SymbolizerOptions o;
+        o.cache_bytes = cache_bytes;
+        return o;
+    }
     static ResolvedFrame convert(const sym::FrameResult& r) {
         ResolvedFrame f;
         for (const auto& fr : r.frames)
@@ -42,6 +47,7 @@ class SymbolizerResolver final : public FrameResolver {
 
 sym::SymbolizerOptions symbolizer_options(const Config& config) {
     sym::SymbolizerOptions o;
+    o.cache_bytes = config.symbol_cache_bytes;
     o.debuginfod.urls = config.debuginfod_urls;
     o.debuginfod.cache_dir = config.debuginfod_cache_dir;
     o.debuginfod.timeout_ms = config.debuginfod_timeout_ns / 1'000'000;

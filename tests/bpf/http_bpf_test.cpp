@@ -77,7 +77,13 @@ TEST(Http, PprofEndpointIsGoCompatible) {
     EXPECT_EQ(
         curl("-o /dev/null -w '%{http_code}' '" + a.url("/debug/pprof/profile?pid=abc") + "'"),
         "400");
+    // A bad %-escape is a 400 too, not a silently ignored parameter.
+    EXPECT_EQ(
+        curl("-o /dev/null -w '%{http_code}' '" + a.url("/debug/pprof/profile?seconds=%3") + "'"),
+        "400");
     EXPECT_EQ(curl("-o /dev/null -w '%{http_code}' " + a.url("/nope")), "404");
+    EXPECT_NE(curl(a.url("/metrics")).find("hostprof_http_bad_requests_total 4"),
+              std::string::npos);
 }
 
 TEST(Http, ConcurrentProfilesBeyondTheLimitGet429AndMetricsStayFast) {
@@ -104,6 +110,8 @@ TEST(Http, ConcurrentProfilesBeyondTheLimitGet429AndMetricsStayFast) {
     }
     EXPECT_EQ(ok, 2);
     EXPECT_EQ(limited, 4);
+    EXPECT_NE(curl(a.url("/metrics")).find("hostprof_http_throttled_profiles_total 4"),
+              std::string::npos);
 }
 
 TEST(Http, FlamegraphPageIsServed) {

@@ -75,7 +75,7 @@ TEST(Aggregator, FiltersByContainerServiceAndComm) {
     EXPECT_EQ(w.filtered, 1u);
 
     ProfileFilter g;
-    g.comm = std::regex("^pla");
+    g.comm = CommPattern::compile("^pla").value();
     ProfileAggregator b(HP_PROF_ON_CPU, g);
     b.add(r.view(4242, 12345 * kTick, 0), t);
     b.add(r.view(77, 999 * kTick, 0), t);

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <fstream>
 
 #include "agent/config.h"
@@ -113,6 +116,63 @@ TEST(Config, ReferenceDocMatchesCode) {
            "`build/hostprof config-reference > docs/configuration.md`";
     for (const Setting& s : settings())
         EXPECT_NE(doc.find(flag_name(s.key)), std::string::npos) << s.key;
+}
+
+} // namespace
+
+namespace {
+
+TEST(ConfigValidation, RingBufferSizeIsAPowerOfTwoWithinBounds) {
+    Config c;
+    ASSERT_TRUE(apply_setting(c, "ring_buffer_size", "8MiB"));
+    EXPECT_EQ(c.ring_buffer_bytes, 8u << 20);
+    ASSERT_TRUE(apply_setting(c, "ring_buffer_size", "65536"));
+    EXPECT_EQ(c.ring_buffer_bytes, 64u << 10);
+    Status npot = apply_setting(c, "ring_buffer_size", "3MiB");
+    ASSERT_FALSE(npot);
+    EXPECT_EQ(npot.error().message(), "ring_buffer_size: invalid value '3MiB': must be a power "
+                                      "of two (the kernel's ring buffers are), e.g. 2MiB");
+    EXPECT_FALSE(apply_setting(c, "ring_buffer_size", "32KiB"));  // below the floor
+    EXPECT_FALSE(apply_setting(c, "ring_buffer_size", "512MiB")); // above the cap
+    EXPECT_FALSE(apply_setting(c, "ring_buffer_size", "18446744073709551615GiB"));
+    EXPECT_FALSE(apply_setting(c, "ring_buffer_size", "2MB")); // units are binary
+    EXPECT_EQ(c.ring_buffer_bytes, 64u << 10) << "a rejected value changes nothing";
+}
+
+TEST(ConfigValidation, SymbolCacheSizeIsCapped) {
+    Config c;
+    ASSERT_TRUE(apply_setting(c, "symbol_cache_size", "1GiB"));
+    EXPECT_EQ(c.symbol_cache_bytes, 1ull << 30);
+    Status big = apply_setting(c, "symbol_cache_size", "5GiB");
+    ASSERT_FALSE(big);
+    EXPECT_NE(big.error().message().find("between 16MiB and 4GiB"), std::string::npos);
+    EXPECT_FALSE(apply_setting(c, "symbol_cache_size", "1MiB"));
+    auto y = parse("symbol_cache_size: 64MiB\nring_buffer_size: 4MiB\n");
+    ASSERT_TRUE(y) << y.error().message();
+    EXPECT_EQ(y->symbol_cache_bytes, 64u << 20);
+    EXPECT_EQ(y->ring_buffer_bytes, 4u << 20);
+}
+
+TEST(ConfigValidation, FrequencyAgainstPerfEventMaxSampleRate) {
+    std::string dir = ::testing::TempDir() + "/hostprof-sysctl-" + std::to_string(::getpid());
+    std::filesystem::create_directories(dir);
+    Config c;
+    c.frequency_hz = 499;
+    // No such file (no perf events): nothing to check here.
+    EXPECT_TRUE(check_host_limits(c, dir));
+    std::ofstream(dir + "/perf_event_max_sample_rate") << "250\n";
+    Status st = check_host_limits(c, dir);
+    ASSERT_FALSE(st);
+    EXPECT_EQ(st.error().message().rfind("frequency: 499 Hz is above "
+                                         "kernel.perf_event_max_sample_rate (250 Hz",
+                                         0),
+              0u)
+        << st.error().message();
+    c.frequency_hz = 250;
+    EXPECT_TRUE(check_host_limits(c, dir));
+    std::filesystem::remove_all(dir);
+    // This host's real value admits the default.
+    EXPECT_TRUE(check_host_limits(Config{}));
 }
 
 } // namespace
