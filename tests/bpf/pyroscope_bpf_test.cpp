@@ -56,9 +56,9 @@ class Agent {
         pid_ = ::fork();
         if (pid_ == 0) {
             ::dup2(err_pipe[1], STDERR_FILENO);
-            std::vector<std::string> args = {HOSTPROF_BINARY, "run", "--listen",
-                                             "127.0.0.1:" + std::to_string(port_), "--frequency",
-                                             "99"};
+            std::vector<std::string> args = {HOSTPROF_BINARY, "run",
+                                             "--listen",      "127.0.0.1:" + std::to_string(port_),
+                                             "--frequency",   "99"};
             args.insert(args.end(), extra.begin(), extra.end());
             std::vector<char*> argv;
             for (auto& a : args)
@@ -152,8 +152,8 @@ TEST(PyroscopePush, AgentPushesCpuRatioServiceWithItsHotFunctions) {
         for (const auto& s : *series) {
             auto name = s.labels.find("__name__");
             auto svc = s.labels.find("service_name");
-            if (name != s.labels.end() && name->second == "process_cpu" &&
-                svc != s.labels.end() && svc->second == "cpu_ratio" &&
+            if (name != s.labels.end() && name->second == "process_cpu" && svc != s.labels.end() &&
+                svc->second == "cpu_ratio" &&
                 function_names(s.profile).count("hot_three_quarters") > 0) {
                 found = &s;
                 break;
@@ -193,8 +193,7 @@ TEST(PyroscopePush, AgentPushesCpuRatioServiceWithItsHotFunctions) {
     }
 
     const std::string m = agent.metrics();
-    EXPECT_GE(metric(m, "hostprof_pyroscope_requests_total{result=\"ok\"} ").value_or(0), 1)
-        << m;
+    EXPECT_GE(metric(m, "hostprof_pyroscope_requests_total{result=\"ok\"} ").value_or(0), 1) << m;
     EXPECT_GT(metric(m, "hostprof_pyroscope_pushed_bytes_total ").value_or(0), 0);
 }
 
@@ -229,9 +228,10 @@ TEST(PyroscopePush, ReceiverDownKeepsTheQueueBoundedAndCountsDrops) {
         errors = metric(m, "hostprof_pyroscope_requests_total{result=\"error\"} ").value_or(0);
         dropped = 0;
         for (const char* reason : {"queue_full", "retries_exhausted"})
-            dropped += metric(m, std::string("hostprof_pyroscope_dropped_requests_total{reason=\"") +
-                                     reason + "\"} ")
-                           .value_or(0);
+            dropped +=
+                metric(m, std::string("hostprof_pyroscope_dropped_requests_total{reason=\"") +
+                              reason + "\"} ")
+                    .value_or(0);
         rss_last = metric(m, "process_resident_memory_bytes ").value_or(0);
         if (rss_first == 0)
             rss_first = rss_last;
