@@ -199,37 +199,36 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return show_duration(c.syscall_outlier_threshold_ns); }});
-    s.push_back({"syscall_outlier_thresholds", "LIST",
-                 "Per-syscall outlier thresholds, e.g. read=50ms,futex=0 (0: never an outlier).",
-                 false,
-                 [](Config& c, const std::string& v) -> Status {
-                     std::map<std::string, uint64_t> out;
-                     for (const std::string& item : split_list(v)) {
-                         auto eq = item.find('=');
-                         if (eq == std::string::npos)
-                             return bad("syscall_outlier_thresholds", v,
-                                        "'" + item + "' is not NAME=DURATION");
-                         std::string name = item.substr(0, eq);
-                         if (!syscall_number(name))
-                             return bad("syscall_outlier_thresholds", v,
-                                        "unknown syscall '" + name + "'");
-                         auto d = parse_duration_ns(item.substr(eq + 1));
-                         if (!d)
-                             return bad("syscall_outlier_thresholds", v, d.error().message());
-                         if (*d != 0 && *d < 100'000)
-                             return bad("syscall_outlier_thresholds", v,
-                                        name + ": must be 0 or at least 100us");
-                         out[name] = *d;
-                     }
-                     c.syscall_outlier_thresholds = out;
-                     return {};
-                 },
-                 [](const Config& c) {
-                     std::string out;
-                     for (const auto& [name, ns] : c.syscall_outlier_thresholds)
-                         out += (out.empty() ? "" : ",") + name + "=" + show_duration(ns);
-                     return out;
-                 }});
+    s.push_back(
+        {"syscall_outlier_thresholds", "LIST",
+         "Per-syscall outlier thresholds, e.g. read=50ms,futex=0 (0: never an outlier).", false,
+         [](Config& c, const std::string& v) -> Status {
+             std::map<std::string, uint64_t> out;
+             for (const std::string& item : split_list(v)) {
+                 auto eq = item.find('=');
+                 if (eq == std::string::npos)
+                     return bad("syscall_outlier_thresholds", v,
+                                "'" + item + "' is not NAME=DURATION");
+                 std::string name = item.substr(0, eq);
+                 if (!syscall_number(name))
+                     return bad("syscall_outlier_thresholds", v, "unknown syscall '" + name + "'");
+                 auto d = parse_duration_ns(item.substr(eq + 1));
+                 if (!d)
+                     return bad("syscall_outlier_thresholds", v, d.error().message());
+                 if (*d != 0 && *d < 100'000)
+                     return bad("syscall_outlier_thresholds", v,
+                                name + ": must be 0 or at least 100us");
+                 out[name] = *d;
+             }
+             c.syscall_outlier_thresholds = out;
+             return {};
+         },
+         [](const Config& c) {
+             std::string out;
+             for (const auto& [name, ns] : c.syscall_outlier_thresholds)
+                 out += (out.empty() ? "" : ",") + name + "=" + show_duration(ns);
+             return out;
+         }});
     s.push_back({"syscall_cgroups", "LIST",
                  "Cgroup v2 path patterns (fnmatch, e.g. /system.slice/*.service) whose "
                  "cgroups get per-cgroup syscall histograms; at most 64 cgroups, re-matched "

@@ -30,7 +30,7 @@ struct Config {
     uint64_t off_cpu_threshold_ns = 1'000'000;
     uint64_t syscall_outlier_threshold_ns = 10'000'000;
     std::map<std::string, uint64_t> syscall_outlier_thresholds; // per syscall name
-    std::vector<std::string> syscall_cgroups;                    // cgroup path patterns
+    std::vector<std::string> syscall_cgroups;                   // cgroup path patterns
     uint64_t block_slow_threshold_ns = 100'000'000;
     int outlier_store_size = 1024;
     std::vector<uint32_t> pids; // profile only these processes (empty: all)

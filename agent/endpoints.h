@@ -38,7 +38,7 @@ struct CollectorState {
 
 // Everything the handlers read. Owned by the daemon; outlives the HTTP server.
 struct AgentState {
-    Pipeline* pipeline = nullptr; // null when profiling is not running
+    Pipeline* pipeline = nullptr;     // null when profiling is not running
     OutlierStore* outliers = nullptr; // null when no latency collector runs
     std::vector<CollectorState> collectors;
     std::vector<ProgramState> programs;

@@ -37,8 +37,7 @@ compat::AttachMode mode_for(const LatencyOptions& o, compat::Collector c) {
 }
 
 prometheus::MetricFamily gauge_family(std::string name, std::string help, double value) {
-    prometheus::MetricFamily f{std::move(name), std::move(help), prometheus::MetricType::Gauge,
-                               {}};
+    prometheus::MetricFamily f{std::move(name), std::move(help), prometheus::MetricType::Gauge, {}};
     prometheus::ClientMetric m;
     m.gauge.value = value;
     f.metric.push_back(std::move(m));
@@ -46,8 +45,8 @@ prometheus::MetricFamily gauge_family(std::string name, std::string help, double
 }
 
 prometheus::MetricFamily counter_family(std::string name, std::string help, double value) {
-    prometheus::MetricFamily f{std::move(name), std::move(help), prometheus::MetricType::Counter,
-                               {}};
+    prometheus::MetricFamily f{
+        std::move(name), std::move(help), prometheus::MetricType::Counter, {}};
     prometheus::ClientMetric m;
     m.counter.value = value;
     f.metric.push_back(std::move(m));
@@ -114,7 +113,8 @@ LatencyCollectors::LatencyCollectors(const LatencyOptions& options, OutlierStore
         so.outlier_threshold_ns = options.syscall_outlier_ns;
         so.outlier_threshold_overrides = options.syscall_outlier_overrides;
         so.per_cgroup = !options.syscall_cgroups.empty();
-        auto c = SyscallCollector::start(so, [this](const SyscallOutlierView& v) { on_syscall(v); });
+        auto c =
+            SyscallCollector::start(so, [this](const SyscallOutlierView& v) { on_syscall(v); });
         if (c) {
             syscalls_ = std::move(c.value());
             note(Collector::Syscalls, {}, &syscalls_->attached());
@@ -250,9 +250,8 @@ void LatencyCollectors::on_slow_io(const SlowIo& io) {
     {
         std::lock_guard lock(names_mu_);
         auto it = disks_.find({io.major, io.minor});
-        device = it != disks_.end()
-                     ? it->second
-                     : std::to_string(io.major) + ":" + std::to_string(io.minor);
+        device = it != disks_.end() ? it->second
+                                    : std::to_string(io.major) + ":" + std::to_string(io.minor);
     }
     Outlier o;
     o.family = "hostprof_block_io_latency_seconds";

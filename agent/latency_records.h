@@ -27,8 +27,8 @@ struct SyscallOutlierView {
     uint64_t duration_ns;
     uint64_t cgroup_id;
     uint64_t start_time_ns; // thread group leader start since boot: with pid, the process
-    int64_t ret;    // the syscall's return value (-errno on failure)
-    uint32_t flags; // enum hp_sys_flags
+    int64_t ret;            // the syscall's return value (-errno on failure)
+    uint32_t flags;         // enum hp_sys_flags
     std::string_view comm;
     std::span<const uint64_t> kernel_frames; // leaf first
     std::span<const uint64_t> user_frames;   // leaf first

@@ -48,9 +48,8 @@ ExemplarSet OutlierStore::exemplars() const {
     ExemplarSet set;
     for (const Outlier& o : items_) { // oldest first: the newest per bucket wins
         Exemplar e;
-        e.labels = {{"outlier_id", std::to_string(o.id)},
-                    {"pid", std::to_string(o.pid)},
-                    {"comm", o.comm}};
+        e.labels = {
+            {"outlier_id", std::to_string(o.id)}, {"pid", std::to_string(o.pid)}, {"comm", o.comm}};
         e.value = static_cast<double>(o.duration_ns) * 1e-9;
         e.timestamp_seconds = static_cast<double>(o.unix_ns) * 1e-9;
         set.set(o.family, o.series, o.bucket_le, std::move(e));

@@ -15,12 +15,12 @@
 namespace hostprof {
 
 struct Outlier {
-    uint64_t id = 0;     // assigned by OutlierStore::add, increasing from 1
-    std::string family;  // the histogram it belongs to: "hostprof_syscall_latency_seconds"
-    Labels series;       // that histogram's series labels: {syscall="read"}
+    uint64_t id = 0;      // assigned by OutlierStore::add, increasing from 1
+    std::string family;   // the histogram it belongs to: "hostprof_syscall_latency_seconds"
+    Labels series;        // that histogram's series labels: {syscall="read"}
     double bucket_le = 0; // the bucket it landed in (latency_bucket_le)
-    std::string what;    // a short description: "read", "vda write"
-    uint32_t pid = 0;    // 0 when unknown (I/O completed in interrupt context)
+    std::string what;     // a short description: "read", "vda write"
+    uint32_t pid = 0;     // 0 when unknown (I/O completed in interrupt context)
     uint32_t tid = 0;
     uint64_t start_time_ns = 0; // process identity with pid
     std::string comm;

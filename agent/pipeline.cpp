@@ -52,9 +52,7 @@ void Pipeline::on_stack(const StackRecordView& r) {
     bool announce = false;
     {
         std::lock_guard lock(mu_);
-        ++(r.kind == HP_PROF_ON_CPU    ? on_cpu_
-           : r.kind == HP_PROF_OFF_CPU ? off_cpu_
-                                       : latency_);
+        ++(r.kind == HP_PROF_ON_CPU ? on_cpu_ : r.kind == HP_PROF_OFF_CPU ? off_cpu_ : latency_);
         ktrunc_ += (r.flags & HP_PROF_KSTACK_FULL) ? 1 : 0;
         utrunc_ += (r.flags & HP_PROF_USTACK_FULL) ? 1 : 0;
         for (auto& [id, agg] : subscriptions_)

@@ -7,8 +7,8 @@
 // Kept at run time: CAP_SYS_PTRACE (read /proc/PID/maps and /proc/PID/root of any
 // process), CAP_DAC_READ_SEARCH (open binaries, debug files and perf maps of other
 // users) and CAP_SYSLOG (real addresses in /proc/kallsyms, which the symbolizer re-reads
-// when modules or BPF programs appear; without it every kernel frame is 0). Maps are read and programs detached through descriptors already held, which
-// needs no capability.
+// when modules or BPF programs appear; without it every kernel frame is 0). Maps are read and
+// programs detached through descriptors already held, which needs no capability.
 #pragma once
 
 #include <cstdint>

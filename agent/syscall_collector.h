@@ -51,12 +51,12 @@ struct SyscallStats {
 };
 
 struct SyscallSnapshot {
-    std::vector<SyscallStats> syscalls;  // host-wide, syscalls seen at least once, by nr
-    std::vector<SyscallStats> by_cgroup; // allowlisted cgroups, by (cgroup, nr)
-    std::vector<uint64_t> kernel_stats;  // hp_sys_stats summed, HP_SYS_STAT_MAX entries
-    uint64_t outlier_records = 0;        // consumed from the ring
-    uint64_t decode_errors = 0;          // records rejected by the decoder
-    bool per_cgroup = false;             // per-cgroup histograms enabled
+    std::vector<SyscallStats> syscalls;           // host-wide, syscalls seen at least once, by nr
+    std::vector<SyscallStats> by_cgroup;          // allowlisted cgroups, by (cgroup, nr)
+    std::vector<uint64_t> kernel_stats;           // hp_sys_stats summed, HP_SYS_STAT_MAX entries
+    uint64_t outlier_records = 0;                 // consumed from the ring
+    uint64_t decode_errors = 0;                   // records rejected by the decoder
+    bool per_cgroup = false;                      // per-cgroup histograms enabled
     std::map<uint64_t, std::string> cgroup_paths; // id -> path label, filled by the caller
 
     // The host-wide entry of a syscall name, or nullptr.

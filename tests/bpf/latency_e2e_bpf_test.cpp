@@ -79,14 +79,14 @@ TEST(LatencyE2E, SlowReadIsAnOutlierWithItsStackAnExemplarAndAProfile) {
     for (const auto& f : one["stack"])
         stack += f.get<std::string>() + ";";
     EXPECT_NE(stack.find("main;slow_read;"), std::string::npos) << stack;
-    EXPECT_EQ(curl(a.url("/debug/outliers?id=999999999"), "-o /dev/null -w '%{http_code}'"),
-              "404");
+    EXPECT_EQ(curl(a.url("/debug/outliers?id=999999999"), "-o /dev/null -w '%{http_code}'"), "404");
     EXPECT_EQ(curl(a.url("/debug/outliers?id=x"), "-o /dev/null -w '%{http_code}'"), "400");
 
     // OpenMetrics: read buckets carry exemplars that point at stored outliers, and each
     // exemplar's value lies inside its bucket.
     std::string om = curl(a.url("/metrics"), "-H 'Accept: application/openmetrics-text'");
-    std::regex ex(R"re(hostprof_syscall_latency_seconds_bucket\{syscall="read",le="([^"]+)"\} \d+ # \{([^}]*)\} ([0-9.e+-]+))re");
+    std::regex ex(
+        R"re(hostprof_syscall_latency_seconds_bucket\{syscall="read",le="([^"]+)"\} \d+ # \{([^}]*)\} ([0-9.e+-]+))re");
     int exemplars = 0;
     for (auto it = std::sregex_iterator(om.begin(), om.end(), ex); it != std::sregex_iterator();
          ++it) {
@@ -98,7 +98,8 @@ TEST(LatencyE2E, SlowReadIsAnOutlierWithItsStackAnExemplarAndAProfile) {
             EXPECT_GT(value, std::stod(le) / 2) << it->str();
         }
         std::smatch m;
-        ASSERT_TRUE(std::regex_search(labels, m, std::regex(R"re(outlier_id="(\d+)")re"))) << labels;
+        ASSERT_TRUE(std::regex_search(labels, m, std::regex(R"re(outlier_id="(\d+)")re")))
+            << labels;
         std::string code =
             curl(a.url("/debug/outliers?id=" + m[1].str()), "-o /dev/null -w '%{http_code}'");
         EXPECT_TRUE(code == "200" || code == "404") << code; // 404 only if evicted meanwhile
@@ -110,9 +111,10 @@ TEST(LatencyE2E, SlowReadIsAnOutlierWithItsStackAnExemplarAndAProfile) {
     // The syscall_latency profile: go tool pprof reads it, weighted by latency, with
     // slow_read among the stacks.
     EXPECT_EQ(profile.get(), "200");
-    std::string top = run_command("HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -top "
-                                  "-cum -nodefraction=0 -nodecount=100000 -sample_index=syscall_latency " +
-                                  pprof_file + " 2>&1");
+    std::string top =
+        run_command("HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -top "
+                    "-cum -nodefraction=0 -nodecount=100000 -sample_index=syscall_latency " +
+                    pprof_file + " 2>&1");
     EXPECT_NE(top.find("slow_read"), std::string::npos) << top.substr(0, 3000);
     EXPECT_NE(top.find("Type: syscall_latency"), std::string::npos) << top.substr(0, 500);
     std::remove(pprof_file.c_str());
@@ -152,8 +154,8 @@ TEST(LatencyE2E, PrometheusScrapesTheAgentAndAnswersHistogramQuantile) {
     } reap{prom};
     std::string api = "http://127.0.0.1:" + std::to_string(prom_port) + "/api/v1/query";
     auto query = [&](const std::string& promql) {
-        std::string body = run_command("curl -s --max-time 10 -G --data-urlencode 'query=" +
-                                       promql + "' " + api + " 2>&1");
+        std::string body = run_command(
+            "curl -s --max-time 10 -G --data-urlencode 'query=" + promql + "' " + api + " 2>&1");
         return nlohmann::json::parse(body, nullptr, false);
     };
     auto scalar = [](const nlohmann::json& r) -> std::optional<double> {

@@ -1,6 +1,6 @@
 // Privileged: the agent refuses to start without the capabilities loading needs (naming
-// the missing one), and after attaching keeps only CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH + CAP_SYSLOG
-// while still serving metrics.
+// the missing one), and after attaching keeps only CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH +
+// CAP_SYSLOG while still serving metrics.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

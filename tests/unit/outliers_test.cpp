@@ -71,8 +71,8 @@ TEST(OutlierStore, ExemplarsLandOnTheirBucketInOpenMetrics) {
     h.slots[25] = 2;
     h.slots[22] = 1;
     h.sum = 115'000'000;
-    prometheus::MetricFamily f{"hostprof_syscall_latency_seconds", "x",
-                               prometheus::MetricType::Histogram, {}};
+    prometheus::MetricFamily f{
+        "hostprof_syscall_latency_seconds", "x", prometheus::MetricType::Histogram, {}};
     prometheus::ClientMetric m;
     m.label = {{"syscall", "read"}};
     m.histogram = to_prometheus_histogram(h, 1e-9);
@@ -87,8 +87,8 @@ TEST(OutlierStore, ExemplarsLandOnTheirBucketInOpenMetrics) {
 }
 
 TEST(MatchCgroups, GlobOverPathsBoundedAndSorted) {
-    auto root = std::filesystem::temp_directory_path() /
-                ("hostprof-cg-" + std::to_string(::getpid()));
+    auto root =
+        std::filesystem::temp_directory_path() / ("hostprof-cg-" + std::to_string(::getpid()));
     std::filesystem::remove_all(root);
     for (const char* d : {"system.slice/a.service", "system.slice/b.service",
                           "system.slice/c.scope", "kubepods.slice/pod1/cri-containerd-x.scope",
