@@ -203,10 +203,15 @@ TEST(SymbolizerNamespaces, PlantedPerfMapsReadNoHostFileNeverBlockAndAreCounted)
             }
             // Refusals are exactly the planted file's (the test binary itself is not inside
             // the root: it is missing there and symbolizes through map_files).
+            // A checkout under /tmp (CI clones may live there) puts the test binary's path
+            // through the planted /tmp symlink too: one more symlink refusal, never fewer.
+            const bool binary_in_tmp = std::string(HOSTPROF_TESTPROGS_DIR).rfind("/tmp/", 0) == 0;
             for (int i = 2; i < kOpenRefusalCount; ++i) {
                 const uint64_t want = static_cast<int>(c.counted) == i ? 1 : 0;
-                EXPECT_EQ(st.open_failures[i], want)
-                    << open_refusal_name(static_cast<OpenRefusal>(i));
+                const std::string name = open_refusal_name(static_cast<OpenRefusal>(i));
+                const uint64_t extra = binary_in_tmp && name == "symlink" ? 1 : 0;
+                EXPECT_GE(st.open_failures[i], want) << name;
+                EXPECT_LE(st.open_failures[i], want + extra) << name;
             }
             EXPECT_EQ(st.open_fallback_walks > 0, fallback);
             // Its own code still symbolizes (through PROC/PID/map_files).
