@@ -1,6 +1,7 @@
 #include "symbolizer/debuginfod.h"
 
 #include <elfutils/debuginfod.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +58,11 @@ Result<std::unique_ptr<DebuginfodClient>> DebuginfodClient::create(const Debugin
     if (c->client_ == nullptr)
         return Error{0, "debuginfod: debuginfod_begin failed"};
     c->timeout_ms_ = o.timeout_ms;
+    // Its diagnostics go to /dev/null: with no verbose descriptor (-1) libdebuginfod still
+    // dprintf()s to -1, and glibc 2.36 leaks the buffer of every such call.
+    c->devnull_ = UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    if (c->devnull_)
+        debuginfod_set_verbose_fd(c->client_, c->devnull_.get());
     debuginfod_set_user_data(c->client_, c.get());
     debuginfod_set_progressfn(c->client_, &DebuginfodClient::progress);
     return c;

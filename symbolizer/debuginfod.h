@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "common/unique_fd.h"
 
 struct debuginfod_client;
 
@@ -43,6 +44,7 @@ class DebuginfodClient {
     DebuginfodClient() = default;
     static int progress(debuginfod_client* c, long done, long total);
     debuginfod_client* client_ = nullptr;
+    UniqueFd devnull_;
     uint64_t timeout_ms_ = 0;
     int64_t deadline_ns_ = 0;
 };
