@@ -63,13 +63,22 @@ TcpSnapshot TcpCollector::snapshot() const {
         f.family = idx == 0 ? "ipv4" : "ipv6";
         f.connect.slots.assign(HP_TCP_SLOTS, 0);
         f.srtt.slots.assign(HP_TCP_SLOTS, 0);
+        f.duration.slots.assign(HP_TCP_SLOTS, 0);
+        f.sent_bytes.slots.assign(HP_TCP_SLOTS, 0);
+        f.received_bytes.slots.assign(HP_TCP_SLOTS, 0);
         if (bpf_map__lookup_elem(skel_->maps.hp_tcp_hist, &idx, sizeof(idx), per_cpu.data(),
                                  per_cpu.size() * sizeof(hp_tcp_hist), 0) == 0) {
             for (const hp_tcp_hist& h : per_cpu) {
                 for (size_t i = 0; i < HP_TCP_SLOTS; ++i) {
                     f.connect.slots[i] += h.connect[i];
                     f.srtt.slots[i] += h.srtt[i];
+                    f.duration.slots[i] += h.duration[i];
+                    f.sent_bytes.slots[i] += h.sent[i];
+                    f.received_bytes.slots[i] += h.received[i];
                 }
+                f.duration.sum += h.duration_sum_ns;
+                f.sent_bytes.sum += h.sent_sum;
+                f.received_bytes.sum += h.received_sum;
                 f.connect.sum += h.connect_sum_ns;
                 f.srtt.sum += h.srtt_sum_ns;
                 f.retransmits += h.retransmits;
@@ -103,6 +112,20 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
                                     "Active connects that ended in CLOSE from SYN_SENT",
                                     MetricType::Counter,
                                     {}};
+    prometheus::MetricFamily duration{
+        "hostprof_tcp_connection_duration_seconds",
+        "Lifetime of closed TCP connections, from ESTABLISHED to CLOSE",
+        MetricType::Histogram,
+        {}};
+    prometheus::MetricFamily sent{"hostprof_tcp_connection_sent_bytes",
+                                  "Payload bytes a closed TCP connection sent (each byte once, "
+                                  "retransmissions not counted again)",
+                                  MetricType::Histogram,
+                                  {}};
+    prometheus::MetricFamily received{"hostprof_tcp_connection_received_bytes",
+                                      "Payload bytes a closed TCP connection received",
+                                      MetricType::Histogram,
+                                      {}};
     auto counter = [](std::vector<prometheus::ClientMetric::Label> l, uint64_t v) {
         prometheus::ClientMetric m;
         m.label = std::move(l);
@@ -116,6 +139,12 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
         connect.metric.push_back(m);
         m.histogram = to_prometheus_histogram(f.srtt, 1e-9);
         srtt.metric.push_back(m);
+        m.histogram = to_prometheus_histogram(f.duration, 1e-9);
+        duration.metric.push_back(m);
+        m.histogram = to_prometheus_histogram(f.sent_bytes, 1.0);
+        sent.metric.push_back(m);
+        m.histogram = to_prometheus_histogram(f.received_bytes, 1.0);
+        received.metric.push_back(m);
         retx.metric.push_back(counter({{"family", f.family}}, f.retransmits));
         resets.metric.push_back(
             counter({{"direction", "received"}, {"family", f.family}}, f.resets_received));
@@ -129,6 +158,9 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
     out.push_back(std::move(retx));
     out.push_back(std::move(resets));
     out.push_back(std::move(failed));
+    out.push_back(std::move(duration));
+    out.push_back(std::move(sent));
+    out.push_back(std::move(received));
     return out;
 }
 

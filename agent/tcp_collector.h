@@ -1,7 +1,8 @@
 // The TCP collector: owns the `tcp` BPF skeleton (sock:inet_sock_set_state, tcp:tcp_probe,
 // tcp:tcp_retransmit_skb, tcp:tcp_send_reset, tcp:tcp_receive_reset) and its links.
-// Per address family: active-connect latency, smoothed RTT, retransmits, resets and
-// failed connects, aggregated in the kernel; snapshot() reads them.
+// Per address family: active-connect latency, smoothed RTT, retransmits, resets, failed
+// connects, and at each close the connection's lifetime and payload bytes, aggregated in
+// the kernel; snapshot() reads them.
 #pragma once
 
 #include <linux/types.h>
@@ -36,6 +37,11 @@ struct TcpFamilyStats {
     uint64_t resets_sent = 0;
     uint64_t resets_received = 0;
     uint64_t connect_failed = 0;
+    // Connections closed after an ESTABLISHED transition the collector saw (active or
+    // passive); one observation each, at the transition to CLOSE.
+    LatencyHistogram duration;       // ns, ESTABLISHED -> CLOSE
+    LatencyHistogram sent_bytes;     // payload bytes sent (retransmissions counted once)
+    LatencyHistogram received_bytes; // payload bytes received
 };
 
 struct TcpSnapshot {
@@ -68,6 +74,9 @@ class TcpCollector {
 // hostprof_tcp_retransmits_total{family}        counter
 // hostprof_tcp_resets_total{family,direction}   counter (direction: sent, received)
 // hostprof_tcp_connect_failures_total{family}   counter (SYN_SENT -> CLOSE)
+// hostprof_tcp_connection_duration_seconds{family}  histogram (ESTABLISHED -> CLOSE)
+// hostprof_tcp_connection_sent_bytes{family}        histogram (payload, per closed connection)
+// hostprof_tcp_connection_received_bytes{family}    histogram (payload, per closed connection)
 std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s);
 
 } // namespace hostprof

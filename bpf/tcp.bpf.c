@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
-/* TCP: active-connect latency (inet_sock_set_state SYN_SENT -> ESTABLISHED), smoothed
- * RTT (tcp_probe), retransmits and resets, per address family, in per-CPU maps. tp_btf
- * and raw_tp variants are compiled (sockets are keyed by pointer); userspace enables
- * one. */
+/* TCP: active-connect latency (inet_sock_set_state SYN_SENT -> ESTABLISHED), connection
+ * lifetime and payload bytes at CLOSE, smoothed RTT (tcp_probe), retransmits and resets,
+ * per address family, in per-CPU maps. tp_btf and raw_tp variants are compiled (sockets
+ * are keyed by pointer); userspace enables one. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -18,12 +18,19 @@ char LICENSE[] SEC("license") = "GPL";
 #define HP_TCP_SYN_SENT 2
 #define HP_TCP_CLOSE 7
 
-/* struct sock * -> when it entered SYN_SENT. */
+/* Per socket, from SYN_SENT (active) or ESTABLISHED (passive) until CLOSE. */
+struct hp_tcp_sock {
+	__u64 syn_sent_ns;    /* 0: not an active connect in progress */
+	__u64 established_ns; /* 0: not (yet) established */
+};
+
+/* struct sock * -> hp_tcp_sock. An entry lives as long as its connection: sized for
+ * that many concurrently tracked sockets; a full map is counted, not silent. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, 32768);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, struct hp_tcp_sock);
 } hp_tcp_start SEC(".maps");
 
 struct {
@@ -49,48 +56,105 @@ static __always_inline struct hp_tcp_hist *hist_of(const struct sock *sk)
 	return bpf_map_lookup_elem(&hp_tcp_hist, &idx);
 }
 
+/* A global function, verified once on its own: inlined, every log2 step is a branch and
+ * the four histograms of one close multiply the paths past the verifier's limit. */
+__noinline __u32 hp_tcp_slot(__u64 v)
+{
+	return hp_log2_slot(v, HP_TCP_SLOTS);
+}
+
 static __always_inline void add(__u64 *slots, __u64 v)
 {
-	__u32 slot = hp_log2_slot(v, HP_TCP_SLOTS);
+	__u32 slot = hp_tcp_slot(v);
 
 	if (slot < HP_TCP_SLOTS)
 		slots[slot] += 1;
 }
 
+static __always_inline void count_stat(__u32 stat)
+{
+	__u64 *v = bpf_map_lookup_elem(&hp_tcp_stats, &stat);
+
+	if (v)
+		*v += 1;
+}
+
+/* The connection closes: its lifetime since ESTABLISHED and its payload bytes. Sent:
+ * bytes_sent counts every transmission, bytes_retrans the retransmitted ones, so the
+ * difference counts each payload byte once (SYN and FIN carry none). Received:
+ * bytes_received follows rcv_nxt, which the FIN advances by one; tcp_fin() sets
+ * SOCK_DONE when it consumed one, and nothing clears it before this transition. */
+static __always_inline void closed(const struct sock *sk, __u64 lifetime_ns)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u64 sent, retrans, received;
+	struct hp_tcp_hist *h = hist_of(sk);
+
+	if (!h)
+		return;
+	sent = BPF_CORE_READ(tp, bytes_sent);
+	retrans = BPF_CORE_READ(tp, bytes_retrans);
+	sent = sent > retrans ? sent - retrans : 0;
+	received = BPF_CORE_READ(tp, bytes_received);
+	if (received && (BPF_CORE_READ(sk, __sk_common.skc_flags) &
+			 (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE))))
+		received -= 1;
+	add(h->duration, lifetime_ns);
+	h->duration_sum_ns += lifetime_ns;
+	add(h->sent, sent);
+	h->sent_sum += sent;
+	add(h->received, received);
+	h->received_sum += received;
+}
+
 static __always_inline void set_state(const struct sock *sk, int oldstate, int newstate)
 {
-	__u64 key = (__u64)sk, now, *ts;
+	__u64 key = (__u64)sk, now;
+	struct hp_tcp_sock *e, fresh = {};
 	struct hp_tcp_hist *h;
 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return;
+	now = bpf_ktime_get_ns();
 	if (newstate == HP_TCP_SYN_SENT) {
-		now = bpf_ktime_get_ns();
-		if (bpf_map_update_elem(&hp_tcp_start, &key, &now, BPF_ANY) != 0) {
-			__u32 stat = HP_TCP_STAT_START_FAILED;
-			__u64 *v = bpf_map_lookup_elem(&hp_tcp_stats, &stat);
-
-			if (v)
-				*v += 1;
-		}
+		fresh.syn_sent_ns = now;
+		if (bpf_map_update_elem(&hp_tcp_start, &key, &fresh, BPF_ANY) != 0)
+			count_stat(HP_TCP_STAT_START_FAILED);
 		return;
 	}
-	if (oldstate != HP_TCP_SYN_SENT)
-		return;
-	ts = bpf_map_lookup_elem(&hp_tcp_start, &key);
-	if (!ts)
-		return;
-	now = bpf_ktime_get_ns() - *ts;
-	bpf_map_delete_elem(&hp_tcp_start, &key);
-	h = hist_of(sk);
-	if (!h)
-		return;
+	e = bpf_map_lookup_elem(&hp_tcp_start, &key);
 	if (newstate == HP_TCP_ESTABLISHED) {
-		add(h->connect, now);
-		h->connect_sum_ns += now;
-	} else if (newstate == HP_TCP_CLOSE) {
-		h->connect_failed += 1;
+		/* Active (from SYN_SENT) or passive (a child socket from SYN_RECV). */
+		if (!e) {
+			fresh.established_ns = now;
+			if (bpf_map_update_elem(&hp_tcp_start, &key, &fresh, BPF_ANY) != 0)
+				count_stat(HP_TCP_STAT_START_FAILED);
+			return;
+		}
+		if (oldstate == HP_TCP_SYN_SENT && e->syn_sent_ns) {
+			__u64 d = now - e->syn_sent_ns;
+
+			h = hist_of(sk);
+			if (h) {
+				add(h->connect, d);
+				h->connect_sum_ns += d;
+			}
+		}
+		e->syn_sent_ns = 0;
+		e->established_ns = now;
+		return;
 	}
+	if (newstate != HP_TCP_CLOSE)
+		return;
+	if (oldstate == HP_TCP_SYN_SENT && e && e->syn_sent_ns) {
+		h = hist_of(sk);
+		if (h)
+			h->connect_failed += 1;
+	} else if (e && e->established_ns) {
+		closed(sk, now - e->established_ns);
+	}
+	if (e)
+		bpf_map_delete_elem(&hp_tcp_start, &key);
 }
 
 static __always_inline void probe(struct sock *sk)

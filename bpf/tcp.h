@@ -14,10 +14,17 @@ struct hp_tcp_hist {
 	__u64 resets_sent;     /* tcp_send_reset */
 	__u64 resets_received; /* tcp_receive_reset */
 	__u64 connect_failed;  /* SYN_SENT -> CLOSE */
+	/* At CLOSE, for connections whose ESTABLISHED transition was seen: */
+	__u64 duration[HP_TCP_SLOTS]; /* lifetime, ESTABLISHED -> CLOSE, ns */
+	__u64 sent[HP_TCP_SLOTS];     /* payload bytes sent, each byte once */
+	__u64 received[HP_TCP_SLOTS]; /* payload bytes received (the FIN not counted) */
+	__u64 duration_sum_ns;
+	__u64 sent_sum;
+	__u64 received_sum;
 };
 
 enum hp_tcp_stat {
-	HP_TCP_STAT_START_FAILED, /* the connect map refused a socket */
+	HP_TCP_STAT_START_FAILED, /* the per-socket map refused a socket (full) */
 	HP_TCP_STAT_MAX,
 };
 

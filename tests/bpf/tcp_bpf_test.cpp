@@ -1,13 +1,16 @@
-// Privileged: TCP connect latency, RTT, resets and retransmits on real loopback
-// connections (host-wide counters: they move by at least what the test did).
+// Privileged: TCP connect latency, RTT, resets, retransmits, connection lifetime and bytes
+// on real loopback connections (host-wide counters: they move by at least what the test
+// did).
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -121,8 +124,120 @@ TEST_P(TcpModes, ConnectsRttAndResetsOnLoopback) {
     EXPECT_GE(a->connect_failed - b->connect_failed, static_cast<uint64_t>(kRefused));
     EXPECT_EQ(after.kernel_stats[HP_TCP_STAT_START_FAILED], 0u);
     auto fams = tcp_metric_families(after);
-    ASSERT_EQ(fams.size(), 5u);
+    ASSERT_EQ(fams.size(), 8u);
     EXPECT_EQ(fams[0].name, "hostprof_tcp_connect_latency_seconds");
+}
+
+// Reads exactly n bytes; false on EOF or error.
+bool read_exactly(int fd, size_t n) {
+    std::vector<char> buf(65536);
+    while (n > 0) {
+        ssize_t got = ::read(fd, buf.data(), std::min(n, buf.size()));
+        if (got <= 0)
+            return false;
+        n -= static_cast<size_t>(got);
+    }
+    return true;
+}
+
+uint64_t slot_delta(const LatencyHistogram& after, const LatencyHistogram& before, size_t i) {
+    return after.slots.at(i) - before.slots.at(i);
+}
+
+uint64_t count_from(const LatencyHistogram& h, size_t first) {
+    uint64_t n = 0;
+    for (size_t i = first; i < h.slots.size(); ++i)
+        n += h.slots[i];
+    return n;
+}
+
+// kLifetimes connections over IPv6 loopback, each held open >= 20 ms, the client sending
+// 4095 payload bytes and the server 16383, then closed gracefully from the client side.
+// Both ends close once each: 2 observations per connection, in the ipv6 histograms. The
+// sizes sit at the top of their log2 slots (11: [2048, 4096), 13: [8192, 16384)), so a
+// SYN or FIN counted as a byte would push them into the next slot.
+TEST_P(TcpModes, LifetimeAndPayloadBytesAtClose) {
+    HOSTPROF_REQUIRE_ROOT();
+    constexpr int kLifetimes = 20;
+    constexpr size_t kClientBytes = 4095, kServerBytes = 16383;
+    constexpr size_t kHeld = 20'000'000; // ns
+    TcpOptions o;
+    o.mode = GetParam();
+    auto started = TcpCollector::start(o);
+    ASSERT_TRUE(started) << started.error().message();
+    TcpCollector& c = *started.value();
+
+    UniqueFd listener(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in6 a{};
+    a.sin6_family = AF_INET6;
+    a.sin6_addr = in6addr_loopback;
+    ASSERT_TRUE(listener);
+    ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    ASSERT_EQ(::listen(listener.get(), 64), 0);
+    socklen_t len = sizeof(a);
+    ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+
+    TcpSnapshot before = c.snapshot();
+    std::vector<char> payload(kServerBytes, 'p');
+    for (int i = 0; i < kLifetimes; ++i) {
+        UniqueFd client(::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        ASSERT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0)
+            << std::strerror(errno);
+        UniqueFd server(::accept(listener.get(), nullptr, nullptr));
+        ASSERT_TRUE(server);
+        ASSERT_EQ(::write(client.get(), payload.data(), kClientBytes),
+                  static_cast<ssize_t>(kClientBytes));
+        ASSERT_TRUE(read_exactly(server.get(), kClientBytes));
+        ASSERT_EQ(::write(server.get(), payload.data(), kServerBytes),
+                  static_cast<ssize_t>(kServerBytes));
+        ASSERT_TRUE(read_exactly(client.get(), kServerBytes));
+        std::this_thread::sleep_for(std::chrono::nanoseconds(kHeld));
+        client.reset(); // FIN_WAIT1
+        char b;
+        ASSERT_EQ(::read(server.get(), &b, 1), 0); // the client's FIN: CLOSE_WAIT
+        server.reset();                            // LAST_ACK, CLOSE at the final ACK
+    }
+    // The last ACKs are processed in softirq context: wait for the closes to land.
+    TcpSnapshot after;
+    for (int tries = 0; tries < 100; ++tries) {
+        after = c.snapshot();
+        if (after.find("ipv6")->duration.count() - before.find("ipv6")->duration.count() >=
+            2u * kLifetimes)
+            break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const TcpFamilyStats* x = after.find("ipv6");
+    const TcpFamilyStats* y = before.find("ipv6");
+    ASSERT_TRUE(x && y);
+    const uint64_t closes = x->duration.count() - y->duration.count();
+    std::printf(
+        "ipv6: closes +%llu, sent +%llu bytes, received +%llu bytes; sent slot 11 "
+        "+%llu, slot 13 +%llu; received slot 11 +%llu, slot 13 +%llu\n",
+        static_cast<unsigned long long>(closes),
+        static_cast<unsigned long long>(x->sent_bytes.sum - y->sent_bytes.sum),
+        static_cast<unsigned long long>(x->received_bytes.sum - y->received_bytes.sum),
+        static_cast<unsigned long long>(slot_delta(x->sent_bytes, y->sent_bytes, 11)),
+        static_cast<unsigned long long>(slot_delta(x->sent_bytes, y->sent_bytes, 13)),
+        static_cast<unsigned long long>(slot_delta(x->received_bytes, y->received_bytes, 11)),
+        static_cast<unsigned long long>(slot_delta(x->received_bytes, y->received_bytes, 13)));
+    EXPECT_GE(closes, 2u * kLifetimes);
+    EXPECT_EQ(x->sent_bytes.count() - y->sent_bytes.count(), closes);
+    EXPECT_EQ(x->received_bytes.count() - y->received_bytes.count(), closes);
+    // Each side's sent bytes are the other side's received bytes.
+    EXPECT_GE(slot_delta(x->sent_bytes, y->sent_bytes, 11), static_cast<uint64_t>(kLifetimes));
+    EXPECT_GE(slot_delta(x->sent_bytes, y->sent_bytes, 13), static_cast<uint64_t>(kLifetimes));
+    EXPECT_GE(slot_delta(x->received_bytes, y->received_bytes, 11),
+              static_cast<uint64_t>(kLifetimes));
+    EXPECT_GE(slot_delta(x->received_bytes, y->received_bytes, 13),
+              static_cast<uint64_t>(kLifetimes));
+    const uint64_t payload_sum = kLifetimes * (kClientBytes + kServerBytes);
+    EXPECT_GE(x->sent_bytes.sum - y->sent_bytes.sum, payload_sum);
+    EXPECT_GE(x->received_bytes.sum - y->received_bytes.sum, payload_sum);
+    // Every connection was held >= 20 ms: both of its closes are in slots from
+    // floor(log2(20 ms)) = 24 up.
+    EXPECT_GE(count_from(x->duration, 24) - count_from(y->duration, 24), 2u * kLifetimes);
+    EXPECT_GE(x->duration.sum - y->duration.sum, 2u * kLifetimes * kHeld);
+    EXPECT_EQ(after.kernel_stats[HP_TCP_STAT_START_FAILED], 0u);
 }
 
 // nftables drops ~1 in 20 data segments arriving for the test port (numgen random, in
