@@ -154,7 +154,7 @@ TEST(Churn, PidReuseNeverMixesExecutablesAndMemoryLevelsOff) {
         reused += uses > 1 ? 1 : 0;
     }
     std::printf("churn: %zu process starts, %zu PIDs used more than once\n", starts, reused);
-    EXPECT_GT(starts, 2000u);
+    EXPECT_GT(starts, 1000u); // about 2000 on the 2-CPU test VM; fewer on a busy host
     EXPECT_GT(reused, 100u) << "PIDs should have been reused";
 
     // Bounded process table; RSS levels off: the later profiles (as many processes, the
