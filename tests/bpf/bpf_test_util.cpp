@@ -110,16 +110,24 @@ AgentProcess::AgentProcess(std::vector<std::string> extra) {
     ::close(err_pipe[1]);
     err_ = err_pipe[0];
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (log_.find("ready in") == std::string::npos &&
-           std::chrono::steady_clock::now() < deadline) {
-        pollfd pfd{err_, POLLIN, 0};
-        if (::poll(&pfd, 1, 200) > 0) {
-            char buf[4096];
-            ssize_t n = ::read(err_, buf, sizeof(buf));
-            if (n <= 0)
-                break;
-            log_.append(buf, static_cast<size_t>(n));
+    while (!ready() && !eof_ && std::chrono::steady_clock::now() < deadline)
+        read_log(200);
+    read_log(0); // an agent that exited early: its last words
+}
+
+void AgentProcess::read_log(int timeout_ms) {
+    if (err_ < 0)
+        return;
+    pollfd pfd{err_, POLLIN, 0};
+    while (::poll(&pfd, 1, timeout_ms) > 0) {
+        char buf[4096];
+        ssize_t n = ::read(err_, buf, sizeof(buf));
+        if (n <= 0) {
+            eof_ = n == 0; // the agent exited
+            break;
         }
+        log_.append(buf, static_cast<size_t>(n));
+        timeout_ms = 0;
     }
 }
 

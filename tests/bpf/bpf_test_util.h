@@ -43,7 +43,11 @@ class AgentProcess {
     AgentProcess(const AgentProcess&) = delete;
     AgentProcess& operator=(const AgentProcess&) = delete;
     bool ready() const { return log_.find("ready in") != std::string::npos; }
-    const std::string& log() const { return log_; }
+    // Everything the agent logged so far (reads what arrived since the last call).
+    const std::string& log() {
+        read_log(0);
+        return log_;
+    }
     int port() const { return port_; }
     pid_t pid() const { return pid_; }
     std::string url(const std::string& path) const {
@@ -51,9 +55,11 @@ class AgentProcess {
     }
 
   private:
+    void read_log(int timeout_ms);
     pid_t pid_ = -1;
     int err_ = -1;
     int port_ = 0;
+    bool eof_ = false;
     std::string log_;
 };
 

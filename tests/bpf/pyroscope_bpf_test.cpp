@@ -45,68 +45,18 @@ struct Child {
     }
 };
 
-// `hostprof run` as a child on a loopback port, ready when its log says so.
-class Agent {
+// `hostprof run` as a child on a loopback port at 99 Hz, ready when its log says so.
+class Agent : public hostprof::bpftest::AgentProcess {
   public:
-    explicit Agent(std::vector<std::string> extra) {
-        port_ = 40000 + (::getpid() % 20000);
-        int err_pipe[2];
-        if (::pipe2(err_pipe, O_CLOEXEC) != 0)
-            return;
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::dup2(err_pipe[1], STDERR_FILENO);
-            std::vector<std::string> args = {HOSTPROF_BINARY, "run",
-                                             "--listen",      "127.0.0.1:" + std::to_string(port_),
-                                             "--frequency",   "99"};
-            args.insert(args.end(), extra.begin(), extra.end());
-            std::vector<char*> argv;
-            for (auto& a : args)
-                argv.push_back(a.data());
-            argv.push_back(nullptr);
-            ::execv(argv[0], argv.data());
-            ::_exit(127);
-        }
-        ::close(err_pipe[1]);
-        err_ = err_pipe[0];
-        const auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (!ready() && std::chrono::steady_clock::now() < deadline)
-            read_log(200);
-    }
-    ~Agent() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (err_ >= 0)
-            ::close(err_);
-    }
-    bool ready() const { return log_.find("ready in") != std::string::npos; }
-    const std::string& log() {
-        read_log(0);
-        return log_;
-    }
-    std::string metrics() const {
-        return run_command("curl -s --max-time 10 http://127.0.0.1:" + std::to_string(port_) +
-                           "/metrics");
-    }
+    explicit Agent(std::vector<std::string> extra)
+        : AgentProcess(with_frequency(std::move(extra))) {}
+    std::string metrics() const { return run_command("curl -s --max-time 10 " + url("/metrics")); }
 
   private:
-    void read_log(int timeout_ms) {
-        pollfd pfd{err_, POLLIN, 0};
-        while (::poll(&pfd, 1, timeout_ms) > 0) {
-            char buf[4096];
-            ssize_t n = ::read(err_, buf, sizeof(buf));
-            if (n <= 0)
-                break;
-            log_.append(buf, static_cast<size_t>(n));
-            timeout_ms = 0;
-        }
+    static std::vector<std::string> with_frequency(std::vector<std::string> extra) {
+        extra.insert(extra.begin(), {"--frequency", "99"});
+        return extra;
     }
-    pid_t pid_ = -1;
-    int err_ = -1;
-    int port_ = 0;
-    std::string log_;
 };
 
 // The value of the first sample line starting with `series` (name and labels as written).
