@@ -251,6 +251,35 @@ std::vector<Setting> make_settings() {
                          out += (out.empty() ? "" : ",") + p;
                      return out;
                  }});
+    s.push_back({"tcp_ports", "LIST",
+                 "TCP ports with series of their own (at most 16, e.g. 80,443,5432): a "
+                 "connection counts under its local port when listed (a service this host "
+                 "serves), else under its remote port when listed (a service it calls), else "
+                 "under port=\"other\". Addresses are never labels.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     std::vector<uint16_t> out;
+                     for (const std::string& p : split_list(v)) {
+                         unsigned n = 0;
+                         auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), n);
+                         if (p.empty() || ec != std::errc() || end != p.data() + p.size() ||
+                             n == 0 || n > 65535)
+                             return bad("tcp_ports", v, "'" + p + "' is not a port (1-65535)");
+                         if (std::find(out.begin(), out.end(), n) != out.end())
+                             return bad("tcp_ports", v, "port " + p + " listed twice");
+                         out.push_back(static_cast<uint16_t>(n));
+                     }
+                     if (out.size() > 16)
+                         return bad("tcp_ports", v, "more than 16 ports");
+                     c.tcp_ports = out;
+                     return {};
+                 },
+                 [](const Config& c) {
+                     std::string out;
+                     for (uint16_t p : c.tcp_ports)
+                         out += (out.empty() ? "" : ",") + std::to_string(p);
+                     return out;
+                 }});
     s.push_back({"block_slow_threshold", "DURATION",
                  "Block I/O requests at least this slow (service time) are kept as outliers "
                  "with their device and submitting process (0: none).",

@@ -32,6 +32,7 @@ struct Config {
     std::map<std::string, uint64_t> syscall_outlier_thresholds; // per syscall name
     std::vector<std::string> syscall_cgroups;                   // cgroup path patterns
     uint64_t block_slow_threshold_ns = 100'000'000;
+    std::vector<uint16_t> tcp_ports; // TCP series of their own (≤ 16); others: "other"
     int outlier_store_size = 1024;
     std::vector<uint32_t> pids; // profile only these processes (empty: all)
     uint64_t duration_ns = 0;   // run: stop after this long (0: until SIGINT/SIGTERM)

@@ -84,6 +84,7 @@ LatencyOptions latency_options(const Config& config, const compat::AttachPlan& p
     lo.syscall_outlier_overrides = config.syscall_outlier_thresholds;
     lo.syscall_cgroups = config.syscall_cgroups;
     lo.block_slow_ns = config.block_slow_threshold_ns;
+    lo.tcp_ports = config.tcp_ports;
     return lo;
 }
 

@@ -123,7 +123,7 @@ LatencyCollectors::LatencyCollectors(const LatencyOptions& options, OutlierStore
         }
     }
     if (auto mode = mode_for(options, Collector::Tcp); mode != compat::AttachMode::None) {
-        auto c = TcpCollector::start({.mode = mode});
+        auto c = TcpCollector::start({.mode = mode, .ports = options.tcp_ports});
         if (c) {
             tcp_ = std::move(c.value());
             note(Collector::Tcp, {}, &tcp_->attached());

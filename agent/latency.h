@@ -44,6 +44,7 @@ struct LatencyOptions {
     std::vector<std::string> syscall_cgroups;
     std::string cgroup_root = "/sys/fs/cgroup";
     uint64_t block_slow_ns = 100'000'000;
+    std::vector<uint16_t> tcp_ports; // ports with TCP series of their own
     std::string sys_root = "/sys";
 };
 

@@ -1,6 +1,7 @@
 #include "agent/syscall_collector.h"
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cerrno>
 #include <cstring>
@@ -68,6 +69,25 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
         s->rodata->cfg_nr_exit = *nr;
     if (auto nr = syscall_number("exit_group"))
         s->rodata->cfg_nr_exit_group = *nr;
+    // The syscall in flight lives in task-local storage where tracing programs can use it
+    // (Linux 5.11+: a pointer walk per syscall instead of a hash lookup); elsewhere in an
+    // LRU hash by tid. The map not used shrinks to a harmless one-entry hash.
+    const bpf_prog_type probe_type = options.mode == compat::AttachMode::Tracepoint
+                                         ? BPF_PROG_TYPE_TRACEPOINT
+                                         : BPF_PROG_TYPE_RAW_TRACEPOINT;
+    const bool task_storage =
+        !options.force_hash_in_flight &&
+        libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, nullptr) == 1 &&
+        libbpf_probe_bpf_helper(probe_type, BPF_FUNC_task_storage_get, nullptr) == 1 &&
+        libbpf_probe_bpf_helper(probe_type, BPF_FUNC_get_current_task_btf, nullptr) == 1;
+    s->rodata->cfg_task_storage = task_storage;
+    if (task_storage) {
+        bpf_map__set_max_entries(s->maps.hp_sys_start, 1);
+    } else {
+        bpf_map__set_type(s->maps.hp_sys_task, BPF_MAP_TYPE_HASH);
+        bpf_map__set_max_entries(s->maps.hp_sys_task, 1);
+    }
+    c->in_flight_ = task_storage ? "task storage" : "lru hash";
     for (uint32_t nr = 0; nr < HP_SYS_MAX_NR; ++nr)
         s->rodata->cfg_outlier_ns[nr] = options.outlier_threshold_ns;
     for (const auto& [name, ns] : options.outlier_threshold_overrides) {

@@ -39,6 +39,9 @@ struct SyscallOptions {
     // Keep per-cgroup histograms possible even with an empty list (set_cgroups later).
     bool per_cgroup = false;
     uint32_t tgid = 0; // only this process (0: every process)
+    // Keep the syscall in flight in the LRU hash even where task storage works (tests of
+    // the fallback that older kernels use).
+    bool force_hash_in_flight = false;
 };
 
 // One syscall's observations (cgroup_id 0: host-wide).
@@ -87,6 +90,8 @@ class SyscallCollector {
     // dead. Call from one thread at a time.
     Status set_cgroups(const std::vector<uint64_t>& cgroup_ids);
     const std::vector<std::string>& attached() const { return attached_; }
+    // Where the syscall in flight is kept: "task storage" or "lru hash".
+    const std::string& in_flight_storage() const { return in_flight_; }
     // Every loaded program, for run-time statistics (descriptors stay owned here).
     std::vector<ProgramFd> programs() const;
 
@@ -103,6 +108,7 @@ class SyscallCollector {
     std::vector<std::string> attached_;
     std::vector<uint64_t> cgroups_; // the allowlist in the kernel map
     bool per_cgroup_ = false;
+    std::string in_flight_;
 };
 
 // errno as a label value: "EAGAIN"; kernel-internal restart codes by their kernel names;

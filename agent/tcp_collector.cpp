@@ -7,6 +7,30 @@
 
 namespace hostprof {
 
+namespace {
+
+void add_slots(LatencyHistogram& to, const LatencyHistogram& from) {
+    if (to.slots.size() < from.slots.size())
+        to.slots.resize(from.slots.size(), 0);
+    for (size_t i = 0; i < from.slots.size(); ++i)
+        to.slots[i] += from.slots[i];
+    to.sum += from.sum;
+}
+
+} // namespace
+
+void TcpFamilyStats::add(const TcpFamilyStats& o) {
+    add_slots(connect, o.connect);
+    add_slots(srtt, o.srtt);
+    add_slots(duration, o.duration);
+    add_slots(sent_bytes, o.sent_bytes);
+    add_slots(received_bytes, o.received_bytes);
+    retransmits += o.retransmits;
+    resets_sent += o.resets_sent;
+    resets_received += o.resets_received;
+    connect_failed += o.connect_failed;
+}
+
 const TcpFamilyStats* TcpSnapshot::find(std::string_view family) const {
     for (const TcpFamilyStats& f : families)
         if (f.family == family)
@@ -14,15 +38,32 @@ const TcpFamilyStats* TcpSnapshot::find(std::string_view family) const {
     return nullptr;
 }
 
+const TcpFamilyStats* TcpSnapshot::find(std::string_view family, std::string_view port) const {
+    for (const TcpFamilyStats& f : series)
+        if (f.family == family && f.port == port)
+            return &f;
+    return nullptr;
+}
+
 Result<std::unique_ptr<TcpCollector>> TcpCollector::start(const TcpOptions& options) {
     if (options.mode != compat::AttachMode::TpBtf && options.mode != compat::AttachMode::RawTp)
         return Error{EINVAL, "tcp: needs tp_btf or raw_tp (sockets are keyed by pointer)"};
+    if (options.ports.size() > HP_TCP_MAX_PORTS)
+        return Error{EINVAL, "tcp: at most " + std::to_string(HP_TCP_MAX_PORTS) + " ports"};
     std::unique_ptr<TcpCollector> c(new TcpCollector());
+    c->ports_.push_back("other");
+    for (uint16_t p : options.ports) {
+        if (p == 0)
+            return Error{EINVAL, "tcp: port 0 cannot be listed"};
+        c->ports_.push_back(std::to_string(p));
+    }
     auto skel = Skeleton<tcp_bpf>::open();
     if (!skel)
         return skel.error();
     c->skel_ = std::move(skel.value());
     tcp_bpf* s = c->skel_.get();
+    for (size_t i = 0; i < options.ports.size(); ++i)
+        s->rodata->cfg_ports[i] = options.ports[i];
     const bool btf = options.mode == compat::AttachMode::TpBtf;
     struct Hook {
         bpf_program* btf;
@@ -58,36 +99,44 @@ TcpCollector::~TcpCollector() {
 TcpSnapshot TcpCollector::snapshot() const {
     TcpSnapshot out;
     std::vector<hp_tcp_hist> per_cpu(latency::possible_cpus());
-    for (uint32_t idx = 0; idx < 2; ++idx) {
-        TcpFamilyStats f;
-        f.family = idx == 0 ? "ipv4" : "ipv6";
-        f.connect.slots.assign(HP_TCP_SLOTS, 0);
-        f.srtt.slots.assign(HP_TCP_SLOTS, 0);
-        f.duration.slots.assign(HP_TCP_SLOTS, 0);
-        f.sent_bytes.slots.assign(HP_TCP_SLOTS, 0);
-        f.received_bytes.slots.assign(HP_TCP_SLOTS, 0);
-        if (bpf_map__lookup_elem(skel_->maps.hp_tcp_hist, &idx, sizeof(idx), per_cpu.data(),
-                                 per_cpu.size() * sizeof(hp_tcp_hist), 0) == 0) {
-            for (const hp_tcp_hist& h : per_cpu) {
-                for (size_t i = 0; i < HP_TCP_SLOTS; ++i) {
-                    f.connect.slots[i] += h.connect[i];
-                    f.srtt.slots[i] += h.srtt[i];
-                    f.duration.slots[i] += h.duration[i];
-                    f.sent_bytes.slots[i] += h.sent[i];
-                    f.received_bytes.slots[i] += h.received[i];
+    for (uint32_t fam = 0; fam < 2; ++fam) {
+        TcpFamilyStats total;
+        total.family = fam == 0 ? "ipv4" : "ipv6";
+        for (uint32_t slot = 0; slot < ports_.size(); ++slot) {
+            TcpFamilyStats f;
+            f.family = total.family;
+            f.port = ports_[slot];
+            f.connect.slots.assign(HP_TCP_SLOTS, 0);
+            f.srtt.slots.assign(HP_TCP_SLOTS, 0);
+            f.duration.slots.assign(HP_TCP_SLOTS, 0);
+            f.sent_bytes.slots.assign(HP_TCP_SLOTS, 0);
+            f.received_bytes.slots.assign(HP_TCP_SLOTS, 0);
+            uint32_t idx = fam * HP_TCP_PORT_SLOTS + slot;
+            if (bpf_map__lookup_elem(skel_->maps.hp_tcp_hist, &idx, sizeof(idx), per_cpu.data(),
+                                     per_cpu.size() * sizeof(hp_tcp_hist), 0) == 0) {
+                for (const hp_tcp_hist& h : per_cpu) {
+                    for (size_t i = 0; i < HP_TCP_SLOTS; ++i) {
+                        f.connect.slots[i] += h.connect[i];
+                        f.srtt.slots[i] += h.srtt[i];
+                        f.duration.slots[i] += h.duration[i];
+                        f.sent_bytes.slots[i] += h.sent[i];
+                        f.received_bytes.slots[i] += h.received[i];
+                    }
+                    f.duration.sum += h.duration_sum_ns;
+                    f.sent_bytes.sum += h.sent_sum;
+                    f.received_bytes.sum += h.received_sum;
+                    f.connect.sum += h.connect_sum_ns;
+                    f.srtt.sum += h.srtt_sum_ns;
+                    f.retransmits += h.retransmits;
+                    f.resets_sent += h.resets_sent;
+                    f.resets_received += h.resets_received;
+                    f.connect_failed += h.connect_failed;
                 }
-                f.duration.sum += h.duration_sum_ns;
-                f.sent_bytes.sum += h.sent_sum;
-                f.received_bytes.sum += h.received_sum;
-                f.connect.sum += h.connect_sum_ns;
-                f.srtt.sum += h.srtt_sum_ns;
-                f.retransmits += h.retransmits;
-                f.resets_sent += h.resets_sent;
-                f.resets_received += h.resets_received;
-                f.connect_failed += h.connect_failed;
             }
+            total.add(f);
+            out.series.push_back(std::move(f));
         }
-        out.families.push_back(std::move(f));
+        out.families.push_back(std::move(total));
     }
     out.kernel_stats.assign(HP_TCP_STAT_MAX, 0);
     latency::sum_percpu_counters(skel_->maps.hp_tcp_stats, out.kernel_stats);
@@ -132,9 +181,11 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
         m.counter.value = static_cast<double>(v);
         return m;
     };
-    for (const TcpFamilyStats& f : s.families) {
+    for (const TcpFamilyStats& f : s.series) {
+        const std::vector<prometheus::ClientMetric::Label> labels = {{"family", f.family},
+                                                                     {"port", f.port}};
         prometheus::ClientMetric m;
-        m.label = {{"family", f.family}};
+        m.label = labels;
         m.histogram = to_prometheus_histogram(f.connect, 1e-9);
         connect.metric.push_back(m);
         m.histogram = to_prometheus_histogram(f.srtt, 1e-9);
@@ -145,12 +196,12 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
         sent.metric.push_back(m);
         m.histogram = to_prometheus_histogram(f.received_bytes, 1.0);
         received.metric.push_back(m);
-        retx.metric.push_back(counter({{"family", f.family}}, f.retransmits));
+        retx.metric.push_back(counter(labels, f.retransmits));
         resets.metric.push_back(
-            counter({{"direction", "received"}, {"family", f.family}}, f.resets_received));
+            counter({{"direction", "received"}, labels[0], labels[1]}, f.resets_received));
         resets.metric.push_back(
-            counter({{"direction", "sent"}, {"family", f.family}}, f.resets_sent));
-        failed.metric.push_back(counter({{"family", f.family}}, f.connect_failed));
+            counter({{"direction", "sent"}, labels[0], labels[1]}, f.resets_sent));
+        failed.metric.push_back(counter(labels, f.connect_failed));
     }
     std::vector<prometheus::MetricFamily> out;
     out.push_back(std::move(connect));

@@ -394,8 +394,9 @@ done
 # libbpf-tools biolatency (both trace block_rq_insert/issue/complete). Requests counted by
 # the kernel itself (/proc/diskstats of the file system's device).
 log "2c. block I/O: fio 4k random direct reads for ${W_SYS}s, BPF ns per request"
-FIO_FILE=$WORK/fio.dat
-BLK_DEV=$(basename "$(findmnt -no SOURCE --target "$WORK" 2>/dev/null)" 2>/dev/null)
+# On the disk that holds the checkout (WORK may be a tmpfs, which has no block device).
+FIO_FILE=$BUILD/fio.dat
+BLK_DEV=$(basename "$(findmnt -no SOURCE --target "$BUILD" 2>/dev/null)" 2>/dev/null)
 reads_done() { awk -v d="$BLK_DEV" '$3 == d { print $4 }' /proc/diskstats; }
 if have fio && [[ -n $(reads_done) ]]; then
     fio --name=prep --filename="$FIO_FILE" --size=64M --rw=write --bs=1M --direct=1 >/dev/null 2>&1
@@ -537,7 +538,31 @@ for bin in "$B"/*_bench; do
 done
 shopt -u nullglob
 
-# ---------------------------------------------------------------- BENCHMARKS.md
+# gb BINARY BENCHMARK FIELD: the median FIELD (cpu_time, real_time, items_per_second) of
+# one Google Benchmark of this run, empty when it did not run.
+gb() {
+    local f=$WORK/$1.json
+    [[ -s $f ]] || return 0
+    jq -r --arg n "$2" --arg k "$3" '.benchmarks[] | select(.aggregate_name == "median")
+        | select((.run_name // .name) | startswith($n)) | .[$k] // empty' "$f" | head -1
+}
+gb_ms() { # the median CPU time in ms, whatever unit the benchmark reports in
+    local f=$WORK/$1.json
+    [[ -s $f ]] || return 0
+    jq -r --arg n "$2" '.benchmarks[] | select(.aggregate_name == "median")
+        | select((.run_name // .name) | startswith($n))
+        | .cpu_time * ({"ns": 1e-6, "us": 1e-3, "ms": 1, "s": 1e3}[.time_unit])' "$f" | head -1
+}
+at_least() { [[ -z $1 ]] && { echo "n/a"; return; }; awk -v v="$1" -v t="$2" 'BEGIN { print (v >= t) ? "met" : "**not met**" }'; }
+pprof_ms=$(gb_ms exporters_bench BM_PprofEncodeGzip_60s99Hz2Cpu)
+metrics_ms=$(gb_ms exporters_bench BM_MetricsText004_10k)
+om_ms=$(gb_ms exporters_bench BM_MetricsOpenMetrics_10k)
+sym_warm=$(gb symbolizer_bench BM_HostprofWarmSymbols items_per_second)
+sym_dwarf=$(gb symbolizer_bench BM_HostprofWarmDwarfInlines items_per_second)
+sym_index_ms=$(gb_ms symbolizer_bench BM_HostprofSymtabIndex)
+a2l=$(gb symbolizer_bench BM_Addr2line items_per_second)
+eua2l=$(gb symbolizer_bench BM_EuAddr2line items_per_second)
+
 log "writing $OUT"
 ELAPSED=$(($(date +%s) - T_START))
 NA="not available in this build"
@@ -634,6 +659,11 @@ wall-second × 100. Nothing here is a test assertion.
 | RSS ≤ 64 MiB after $((FOOT_S / 60)) min of 100 processes/s | VmHWM $(fmt 1 "$rss_mib") MiB | $(target "$rss_mib" 64) |
 | BPF map memory ≤ 32 MiB | $(fmt 1 "$map_mib") MiB | $(target "$map_mib" 32) |
 | startup to first sample ≤ 1 s | $(fmt 0 "$first_ms") ms (bpftrace: $(fmt 0 "$(m r3.bpftrace.first_ext)") ms) | $(target "$first_ms" 1000) |
+| pprof encode + gzip of a 60 s 99 Hz 2-CPU host profile ≤ 20 ms CPU | $(fmt 1 "$pprof_ms") ms | $(target "$pprof_ms" 20) |
+| \`/metrics\` render of 10,000 series ≤ 10 ms CPU (0.0.4 text; OpenMetrics in brackets) | $(fmt 1 "$metrics_ms") ms ($(fmt 1 "$om_ms") ms) | $(target "$metrics_ms" 10) |
+| symbolizer warm ≥ 2 M frames/s on one core (\`addr2line\`, \`eu-addr2line\` in brackets) | $(fmt 2 "$(calc "${sym_warm:-0} / 1e6")") M/s ($(fmt 3 "$(calc "${a2l:-0} / 1e6")"), $(fmt 3 "$(calc "${eua2l:-0} / 1e6")") M/s) | $(at_least "$sym_warm" 2000000) |
+| symbolizer DWARF file:line + inlines ≥ 50,000 addresses/s | $(fmt 0 "$sym_dwarf") /s | $(at_least "$sym_dwarf" 50000) |
+| cold \`.symtab\` index of a libc-sized object ≤ 10 ms | $(fmt 2 "$sym_index_ms") ms | $(target "$sym_index_ms" 10) |
 
 ## 1. CPU profiling cost at 99 Hz on all $(nproc) CPUs
 

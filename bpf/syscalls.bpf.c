@@ -21,6 +21,8 @@ const volatile __u32 cfg_filter_tgid = 0;   /* 0: every process */
 const volatile __s64 cfg_nr_exit = -1;	    /* exit and exit_group never return: not timed */
 const volatile __s64 cfg_nr_exit_group = -1;
 const volatile __u64 cfg_wakeup_bytes = 64 * 1024;
+/* Task-local storage for the syscall in flight (Linux 5.11+); false: the LRU hash. */
+const volatile bool cfg_task_storage = true;
 /* Outlier threshold per syscall number; 0: never an outlier. */
 const volatile __u64 cfg_outlier_ns[HP_SYS_MAX_NR] = {};
 
@@ -29,8 +31,18 @@ struct hp_sys_start {
 	__u64 nr;
 };
 
-/* tid -> the syscall in flight. LRU: threads that die inside a syscall are evicted.
- * Entries are reused in place, so a syscall costs no map allocation. */
+/* The syscall in flight, per thread. Task-local storage is the fast path: it lives in the
+ * task and dies with it, and a lookup is a pointer walk rather than a hash. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct hp_sys_start);
+} hp_sys_task SEC(".maps");
+
+/* Fallback for kernels without task storage in tracing programs: tid -> the syscall in
+ * flight. LRU: threads that die inside a syscall are evicted. Entries are reused in
+ * place, so a syscall costs no map allocation. Not created when hp_sys_task is used. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
@@ -106,26 +118,38 @@ static __always_inline void observe(struct hp_sys_hist *h, __u64 delta)
 	h->sum_ns += delta;
 }
 
+/* This thread's in-flight slot; with `create`, made on first use. */
+static __always_inline struct hp_sys_start *start_slot(__u32 tid, bool create)
+{
+	struct hp_sys_start init = {};
+
+	if (cfg_task_storage)
+		return bpf_task_storage_get(&hp_sys_task, bpf_get_current_task_btf(), 0,
+					    create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	struct hp_sys_start *s = bpf_map_lookup_elem(&hp_sys_start, &tid);
+
+	if (s || !create)
+		return s;
+	bpf_map_update_elem(&hp_sys_start, &tid, &init, BPF_ANY);
+	return bpf_map_lookup_elem(&hp_sys_start, &tid);
+}
+
 static __always_inline int on_enter(long nr)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct hp_sys_start *s, init;
+	struct hp_sys_start *s;
 
 	if (cfg_filter_tgid && (id >> 32) != cfg_filter_tgid)
 		return 0;
 	if (nr == cfg_nr_exit || nr == cfg_nr_exit_group)
 		return 0;
-	s = bpf_map_lookup_elem(&hp_sys_start, &tid);
-	if (s) {
-		s->nr = nr;
-		s->ts = bpf_ktime_get_ns();
+	s = start_slot((__u32)id, true);
+	if (!s) {
+		count(HP_SYS_STAT_START_FAILED);
 		return 0;
 	}
-	init.nr = nr;
-	init.ts = bpf_ktime_get_ns();
-	if (bpf_map_update_elem(&hp_sys_start, &tid, &init, BPF_ANY) != 0)
-		count(HP_SYS_STAT_START_FAILED);
+	s->nr = nr;
+	s->ts = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -242,7 +266,7 @@ static __always_inline int on_exit(void *ctx, long ret)
 
 	if (cfg_filter_tgid && (id >> 32) != cfg_filter_tgid)
 		return 0;
-	s = bpf_map_lookup_elem(&hp_sys_start, &tid);
+	s = start_slot(tid, false);
 	if (!s || s->ts == 0) {
 		count(HP_SYS_STAT_MISSED_START);
 		return 0;
@@ -265,7 +289,9 @@ static __always_inline int on_exit(void *ctx, long ret)
 		cgroup_id = bpf_get_current_cgroup_id();
 		observe_cgroup(cgroup_id, nr, delta);
 	}
-	threshold = cfg_outlier_ns[nr];
+	/* nr < HP_SYS_MAX_NR (a power of two) was checked above, but the compiler may spill
+	 * it and the verifier then forgets the bound: the mask restates it. */
+	threshold = cfg_outlier_ns[nr & (HP_SYS_MAX_NR - 1)];
 	if (threshold && delta >= threshold) {
 		if (!cfg_per_cgroup)
 			cgroup_id = bpf_get_current_cgroup_id();

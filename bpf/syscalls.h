@@ -3,7 +3,8 @@
 #ifndef HOSTPROF_BPF_SYSCALLS_H
 #define HOSTPROF_BPF_SYSCALLS_H
 
-#define HP_SYS_MAX_NR 512     /* syscall numbers 0..511 are counted; others: HP_SYS_STAT_BAD_NR */
+#define HP_SYS_MAX_NR \
+	512 /* a power of two; syscall numbers 0..511 are counted; others: HP_SYS_STAT_BAD_NR */
 #define HP_SYS_SLOTS 36	      /* log2(ns) slots: slot i is [2^i, 2^(i+1)) ns; the last is open */
 #define HP_SYS_MAX_CGROUPS 64 /* per-cgroup histograms: allowlist size */
 #define HP_SYS_MAX_FRAMES 127

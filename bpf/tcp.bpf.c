@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /* TCP: active-connect latency (inet_sock_set_state SYN_SENT -> ESTABLISHED), connection
  * lifetime and payload bytes at CLOSE, smoothed RTT (tcp_probe), retransmits and resets,
- * per address family, in per-CPU maps. tp_btf and raw_tp variants are compiled (sockets
- * are keyed by pointer); userspace enables one. */
+ * per address family and configured port, in per-CPU maps. tp_btf and raw_tp variants are compiled
+ * (sockets are keyed by pointer); userspace enables one. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 #include "lib/hp_log2.h"
 #include "tcp.h"
@@ -18,10 +19,17 @@ char LICENSE[] SEC("license") = "GPL";
 #define HP_TCP_SYN_SENT 2
 #define HP_TCP_CLOSE 7
 
+/* The `tcp_ports` setting: ports with series of their own (0 ends the list). */
+const volatile __u16 cfg_ports[HP_TCP_MAX_PORTS] = {};
+
 /* Per socket, from SYN_SENT (active) or ESTABLISHED (passive) until CLOSE. */
 struct hp_tcp_sock {
 	__u64 syn_sent_ns;    /* 0: not an active connect in progress */
 	__u64 established_ns; /* 0: not (yet) established */
+	/* Port slot, fixed at SYN_SENT and ESTABLISHED: at CLOSE the kernel has already
+	 * released the local port of most sockets (inet_num reads 0). */
+	__u32 slot;
+	__u32 pad;
 };
 
 /* struct sock * -> hp_tcp_sock. An entry lives as long as its connection: sized for
@@ -35,7 +43,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 2 * HP_TCP_PORT_SLOTS);
 	__type(key, __u32);
 	__type(value, struct hp_tcp_hist);
 } hp_tcp_hist SEC(".maps");
@@ -47,13 +55,46 @@ struct {
 	__type(value, __u64);
 } hp_tcp_stats SEC(".maps");
 
+/* Port slot of a port in host byte order: 0 when it is not configured. */
+static __always_inline __u32 port_slot(__u16 port)
+{
+	for (__u32 i = 0; i < HP_TCP_MAX_PORTS; i++) {
+		if (cfg_ports[i] == 0)
+			break;
+		if (cfg_ports[i] == port)
+			return i + 1;
+	}
+	return 0;
+}
+
+static __always_inline struct hp_tcp_hist *hist_at(bool ipv6, __u32 slot)
+{
+	__u32 idx = (ipv6 ? HP_TCP_PORT_SLOTS : 0) + slot;
+
+	return bpf_map_lookup_elem(&hp_tcp_hist, &idx);
+}
+
+static __always_inline bool is_ipv6(const struct sock *sk)
+{
+	return sk && BPF_CORE_READ(sk, __sk_common.skc_family) == HP_AF_INET6;
+}
+
+/* The local port when configured, else the remote port when configured, else "other". */
+static __always_inline __u32 slot_of(const struct sock *sk)
+{
+	__u32 slot;
+
+	if (!sk || cfg_ports[0] == 0)
+		return 0;
+	slot = port_slot(BPF_CORE_READ(sk, __sk_common.skc_num));
+	if (slot == 0)
+		slot = port_slot(bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport)));
+	return slot;
+}
+
 static __always_inline struct hp_tcp_hist *hist_of(const struct sock *sk)
 {
-	__u32 idx = 0;
-
-	if (sk && BPF_CORE_READ(sk, __sk_common.skc_family) == HP_AF_INET6)
-		idx = 1;
-	return bpf_map_lookup_elem(&hp_tcp_hist, &idx);
+	return hist_at(is_ipv6(sk), slot_of(sk));
 }
 
 /* A global function, verified once on its own: inlined, every log2 step is a branch and
@@ -84,11 +125,11 @@ static __always_inline void count_stat(__u32 stat)
  * difference counts each payload byte once (SYN and FIN carry none). Received:
  * bytes_received follows rcv_nxt, which the FIN advances by one; tcp_fin() sets
  * SOCK_DONE when it consumed one, and nothing clears it before this transition. */
-static __always_inline void closed(const struct sock *sk, __u64 lifetime_ns)
+static __always_inline void closed(const struct sock *sk, __u64 lifetime_ns, __u32 slot)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	__u64 sent, retrans, received;
-	struct hp_tcp_hist *h = hist_of(sk);
+	struct hp_tcp_hist *h = hist_at(is_ipv6(sk), slot);
 
 	if (!h)
 		return;
@@ -118,6 +159,7 @@ static __always_inline void set_state(const struct sock *sk, int oldstate, int n
 	now = bpf_ktime_get_ns();
 	if (newstate == HP_TCP_SYN_SENT) {
 		fresh.syn_sent_ns = now;
+		fresh.slot = slot_of(sk);
 		if (bpf_map_update_elem(&hp_tcp_start, &key, &fresh, BPF_ANY) != 0)
 			count_stat(HP_TCP_STAT_START_FAILED);
 		return;
@@ -127,6 +169,7 @@ static __always_inline void set_state(const struct sock *sk, int oldstate, int n
 		/* Active (from SYN_SENT) or passive (a child socket from SYN_RECV). */
 		if (!e) {
 			fresh.established_ns = now;
+			fresh.slot = slot_of(sk);
 			if (bpf_map_update_elem(&hp_tcp_start, &key, &fresh, BPF_ANY) != 0)
 				count_stat(HP_TCP_STAT_START_FAILED);
 			return;
@@ -142,16 +185,17 @@ static __always_inline void set_state(const struct sock *sk, int oldstate, int n
 		}
 		e->syn_sent_ns = 0;
 		e->established_ns = now;
+		e->slot = slot_of(sk);
 		return;
 	}
 	if (newstate != HP_TCP_CLOSE)
 		return;
 	if (oldstate == HP_TCP_SYN_SENT && e && e->syn_sent_ns) {
-		h = hist_of(sk);
+		h = hist_at(is_ipv6(sk), e->slot);
 		if (h)
 			h->connect_failed += 1;
 	} else if (e && e->established_ns) {
-		closed(sk, now - e->established_ns);
+		closed(sk, now - e->established_ns, e->slot);
 	}
 	if (e)
 		bpf_map_delete_elem(&hp_tcp_start, &key);

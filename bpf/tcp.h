@@ -4,7 +4,15 @@
 
 #define HP_TCP_SLOTS 36 /* log2(ns) slots: slot i is [2^i, 2^(i+1)) ns; the last is open */
 
-/* Value of the per-CPU array hp_tcp_hist: index 0 IPv4, 1 IPv6. */
+/* Ports with series of their own (the `tcp_ports` setting); every other connection is
+ * counted under port slot 0 ("other"). */
+#define HP_TCP_MAX_PORTS 16
+#define HP_TCP_PORT_SLOTS (HP_TCP_MAX_PORTS + 1)
+
+/* Value of the per-CPU array hp_tcp_hist, indexed family * HP_TCP_PORT_SLOTS + port slot
+ * (family 0 IPv4, 1 IPv6; port slot 0 "other", slot i+1 the i-th configured port). A
+ * connection's port is its local port when that is configured (a service this host
+ * serves), else its remote port when that is (a service this host calls). */
 struct hp_tcp_hist {
 	__u64 connect[HP_TCP_SLOTS]; /* active connect: SYN_SENT -> ESTABLISHED, ns */
 	__u64 srtt[HP_TCP_SLOTS];    /* smoothed RTT at each tcp_probe, ns */

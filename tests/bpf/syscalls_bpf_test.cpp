@@ -154,6 +154,8 @@ TEST_P(SyscallModes, HistogramsErrorsAndOutlierStacks) {
     o.outlier_threshold_ns = 30'000'000;
     o.outlier_threshold_overrides = {{"read", 40'000'000}, {"nanosleep", 5'000'000}};
     o.cgroup_ids = {cg.id()};
+    // raw_tp also covers the fallback for kernels without task storage in tracing programs.
+    o.force_hash_in_flight = GetParam() == compat::AttachMode::RawTp;
     std::mutex mu;
     std::vector<Outlier> outliers;
     auto started = SyscallCollector::start(o, [&](const SyscallOutlierView& v) {
@@ -169,6 +171,7 @@ TEST_P(SyscallModes, HistogramsErrorsAndOutlierStacks) {
     ASSERT_TRUE(started) << started.error().message();
     SyscallCollector& c = *started.value();
     ASSERT_EQ(c.attached().size(), 2u);
+    EXPECT_EQ(c.in_flight_storage(), o.force_hash_in_flight ? "lru hash" : "task storage");
     SyscallSnapshot before = c.snapshot();
 
     int out_fd = -1;

@@ -305,6 +305,84 @@ TEST_P(TcpModes, RetransmitsCoverWhatNftablesDropped) {
     EXPECT_GE(retx, dropped);
 }
 
+// Two listeners: one on a configured port, one not. Connections to the first count under
+// port="<port>" (as the client's remote port and as the server's local port: both ends
+// are on this host), the others under "other"; an unused configured port stays empty.
+TEST_P(TcpModes, ConfiguredPortsGetSeriesOfTheirOwn) {
+    HOSTPROF_REQUIRE_ROOT();
+    uint16_t port = 0, other_port = 0;
+    UniqueFd listener = listen_loopback(port);
+    UniqueFd other = listen_loopback(other_port);
+    ASSERT_TRUE(listener && other);
+
+    TcpOptions o;
+    o.mode = GetParam();
+    o.ports = {port, 1}; // 1: listed, never used
+    auto started = TcpCollector::start(o);
+    ASSERT_TRUE(started) << started.error().message();
+    TcpCollector& c = *started.value();
+    TcpSnapshot before = c.snapshot();
+
+    constexpr int kListed = 7, kOther = 3;
+    auto exchange = [](int listen_fd, uint16_t to) {
+        int fd = connect_to(to);
+        ASSERT_GE(fd, 0) << std::strerror(errno);
+        int peer = ::accept(listen_fd, nullptr, nullptr);
+        ASSERT_GE(peer, 0);
+        char buf[100] = {};
+        ASSERT_EQ(::write(fd, buf, sizeof(buf)), static_cast<ssize_t>(sizeof(buf)));
+        ASSERT_EQ(::read(peer, buf, sizeof(buf)), static_cast<ssize_t>(sizeof(buf)));
+        ::close(fd);
+        ::close(peer);
+    };
+    for (int i = 0; i < kListed; ++i)
+        exchange(listener.get(), port);
+    for (int i = 0; i < kOther; ++i)
+        exchange(other.get(), other_port);
+    TcpSnapshot after = c.snapshot();
+
+    const TcpFamilyStats* pa = after.find("ipv4", std::to_string(port));
+    const TcpFamilyStats* pb = before.find("ipv4", std::to_string(port));
+    const TcpFamilyStats* oa = after.find("ipv4", "other");
+    const TcpFamilyStats* ob = before.find("ipv4", "other");
+    const TcpFamilyStats* unused = after.find("ipv4", "1");
+    ASSERT_TRUE(pa && pb && oa && ob && unused && after.find("ipv6", "other"));
+    const uint64_t connects = pa->connect.count() - pb->connect.count();
+    const uint64_t closes = pa->duration.count() - pb->duration.count();
+    std::printf("port %u: connects +%llu, closed +%llu; other: connects +%llu, closed +%llu\n",
+                port, static_cast<unsigned long long>(connects),
+                static_cast<unsigned long long>(closes),
+                static_cast<unsigned long long>(oa->connect.count() - ob->connect.count()),
+                static_cast<unsigned long long>(oa->duration.count() - ob->duration.count()));
+    // Only this test talks to `port`: exact. Client and server ends both close there.
+    EXPECT_EQ(connects, static_cast<uint64_t>(kListed));
+    EXPECT_EQ(closes, static_cast<uint64_t>(2 * kListed));
+    EXPECT_EQ(pa->sent_bytes.sum - pb->sent_bytes.sum, static_cast<uint64_t>(100 * kListed));
+    EXPECT_GE(oa->connect.count() - ob->connect.count(), static_cast<uint64_t>(kOther));
+    EXPECT_EQ(unused->connect.count() + unused->duration.count(), 0u);
+    // The per-family totals are the sums over the ports.
+    EXPECT_EQ(after.find("ipv4")->connect.count(),
+              pa->connect.count() + oa->connect.count() + unused->connect.count());
+    for (const auto& f : tcp_metric_families(after))
+        for (const auto& m : f.metric) {
+            bool has_port = false;
+            for (const auto& l : m.label)
+                has_port |= l.name == "port";
+            EXPECT_TRUE(has_port) << f.name;
+        }
+}
+
+TEST(TcpPorts, TooManyOrZeroPortsAreRefused) {
+    HOSTPROF_REQUIRE_ROOT();
+    TcpOptions o;
+    o.ports.assign(HP_TCP_MAX_PORTS + 1, 0);
+    for (size_t i = 0; i < o.ports.size(); ++i)
+        o.ports[i] = static_cast<uint16_t>(1000 + i);
+    EXPECT_FALSE(TcpCollector::start(o));
+    o.ports = {80, 0};
+    EXPECT_FALSE(TcpCollector::start(o));
+}
+
 INSTANTIATE_TEST_SUITE_P(Modes, TcpModes,
                          ::testing::Values(compat::AttachMode::TpBtf, compat::AttachMode::RawTp),
                          [](const auto& info) {
