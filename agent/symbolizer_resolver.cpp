@@ -21,6 +21,10 @@ class SymbolizerResolver final : public FrameResolver {
     }
     void process_seen(uint32_t pid) override { sym_.process_seen(pid); }
     void process_exited(uint32_t pid) override { sym_.process_exited(pid); }
+    bool symbolizer_stats(sym::SymbolizerStats& out) const override {
+        out = sym_.stats_nowait(); // the symbolizer's lock, not the resolver's
+        return true;
+    }
 
   private:
     static sym::SymbolizerOptions options(size_t cache_bytes) {
