@@ -752,13 +752,16 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_nam
                             std::vector<SymbolizedFrame>& out) const {
     auto it = std::upper_bound(cu_ranges_.begin(), cu_ranges_.end(), vaddr,
                                [](uint64_t a, const CuRange& r) { return a < r.low; });
+    // Several units may claim the address: the linker points the debug information of a
+    // discarded COMDAT copy (a template instantiated in many units) at the copy it kept,
+    // and their line tables differ. The first unit in .debug_info wins, as in binutils,
+    // elfutils and LLVM, which read units in order.
     const CuRange* range = nullptr;
-    for (int steps = 0; it != cu_ranges_.begin() && steps < 16; ++steps) {
+    for (int steps = 0; it != cu_ranges_.begin() && steps < 64; ++steps) {
         const CuRange& r = *--it;
-        if (vaddr >= r.low && vaddr < r.high) {
+        if (vaddr >= r.low && vaddr < r.high &&
+            (range == nullptr || r.die_offset < range->die_offset))
             range = &r;
-            break;
-        }
     }
     if (range == nullptr)
         return false;
