@@ -52,6 +52,7 @@ class SymbolizerResolver final : public FrameResolver {
 sym::SymbolizerOptions symbolizer_options(const Config& config) {
     sym::SymbolizerOptions o;
     o.cache_bytes = config.symbol_cache_bytes;
+    o.max_perf_map_bytes = config.perf_map_max_bytes;
     o.debuginfod.urls = config.debuginfod_urls;
     o.debuginfod.cache_dir = config.debuginfod_cache_dir;
     o.debuginfod.timeout_ms = config.debuginfod_timeout_ns / 1'000'000;

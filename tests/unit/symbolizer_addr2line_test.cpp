@@ -396,6 +396,39 @@ TEST(SymbolizerFakeProc, InjectedProcTreeWithPerfMapAndFiles) {
     std::filesystem::remove_all(root);
 }
 
+TEST(SymbolizerFakeProc, PerfMapLargerThanTheCapIsRefusedAndCounted) {
+    auto root = std::filesystem::temp_directory_path() /
+                ("hostprof-fakeproc-cap-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(root);
+    const std::string data = std::string(HOSTPROF_TEST_DATA) + "/symbolizer/";
+    std::filesystem::create_directories(root / "4243" / "root" / "tmp");
+    std::filesystem::copy_file(data + "perf-garbage.map",
+                               root / "4243" / "root" / "tmp" / "perf-4243.map");
+    {
+        std::ofstream m(root / "4243" / "maps");
+        m << "7f0000001000-7f0000004000 rwxp 00000000 00:00 0 \n";
+    }
+    const uint64_t size = std::filesystem::file_size(root / "4243/root/tmp/perf-4243.map");
+    for (uint64_t cap : {size, size - 1}) {
+        SymbolizerOptions o;
+        o.proc_root = root.string();
+        o.max_perf_map_bytes = cap;
+        Symbolizer s(o);
+        FrameResult r = s.user(4243, 0x7f0000001010);
+        const uint64_t too_large = s.stats().open_failures[static_cast<int>(OpenRefusal::TooLarge)];
+        if (cap == size) { // exactly at the cap: read
+            ASSERT_FALSE(r.frames.empty()) << cap;
+            EXPECT_EQ(r.frames[0].function, "LazyCompile:~add /app/index.js:3");
+            EXPECT_EQ(too_large, 0u);
+        } else { // one byte over: refused, counted, the JIT frame has no mapping
+            EXPECT_TRUE(r.frames.empty());
+            EXPECT_EQ(r.miss, MissReason::NoMapping);
+            EXPECT_EQ(too_large, 1u);
+        }
+    }
+    std::filesystem::remove_all(root);
+}
+
 TEST(SymbolizerCache, LruBoundEvictsAndReloads) {
     SymbolizerOptions o;
     o.cache_bytes = 1; // every new object evicts the previous one
