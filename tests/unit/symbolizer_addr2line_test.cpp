@@ -204,6 +204,35 @@ TEST(SymbolizerAddr2line, ThousandAddressesOfAMultiMegabyteBinary) {
     EXPECT_LE(a.lines_binutils_wrong, 5) << a.diffs;
 }
 
+// Every byte of .text of a small fixture (tests/data/symbolizer/dwarf.elf, g++ -O2 -g):
+// inlined callees, a lambda inlined into a template, an anonymous-namespace function.
+TEST(SymbolizerAddr2line, EveryAddressOfASmallCxxFixture) {
+    const std::string file = std::string(HOSTPROF_TEST_DATA) + "/symbolizer/dwarf.elf";
+    Text t = text_section(file);
+    ASSERT_GT(t.size, 0x100u);
+    std::vector<uint64_t> addrs;
+    std::vector<FrameResult> ours;
+    Symbolizer s(SymbolizerOptions{});
+    for (uint64_t a = t.start; a < t.start + t.size; ++a) {
+        addrs.push_back(a);
+        ours.push_back(s.elf(file, a));
+    }
+    Agreement a = compare_with_addr2line(file, addrs, ours);
+    EXPECT_EQ(a.names_equal, static_cast<int>(addrs.size())) << a.diffs;
+    EXPECT_EQ(a.lines_equal, a.lines_compared) << a.diffs;
+    EXPECT_GT(a.lines_compared, 100);
+    // The lambda's operator() is defined inside run() and inlined into apply<>: twice()
+    // inlined into it is found under it (dwarf.cpp lines 10 <- 19 <- 15), whatever the
+    // names (binutils names the innermost frame after the ELF symbol, see README).
+    bool lambda_chain = false;
+    for (const FrameResult& r : ours)
+        if (r.frames.size() == 3 && r.frames[0].line == 10 && r.frames[1].line == 19 &&
+            r.frames[2].line == 15 && r.frames[0].inlined && r.frames[1].inlined &&
+            !r.frames[2].inlined && r.frames[2].function.starts_with("int apply<"))
+            lambda_chain = true;
+    EXPECT_TRUE(lambda_chain);
+}
+
 std::string testprogs_dir() {
     return std::filesystem::path(self_exe()).parent_path().string();
 }
