@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "common/unique_fd.h"
+#include "symbolizer/symbolizer.h"
 
 namespace hostprof {
 namespace {
@@ -35,6 +36,83 @@ void add_value(MetricFamily& f, double v, std::vector<ClientMetric::Label> label
     else
         m.gauge.value = v;
     f.metric.push_back(std::move(m));
+}
+
+double num(uint64_t v) {
+    return static_cast<double>(v);
+}
+
+// The symbolizer's counters (symbolizer/symbolizer.h SymbolizerStats). Every label value
+// comes from a fixed enum: kind (2), reason (8 miss reasons, 5 refusals).
+void add_symbolizer_families(const sym::SymbolizerStats& s, std::vector<MetricFamily>& out) {
+    auto gauge = [&](const char* name, const char* help, double v) {
+        auto f = family(name, help, MetricType::Gauge);
+        add_value(f, v);
+        out.push_back(std::move(f));
+    };
+    auto counter = [&](const char* name, const char* help, uint64_t v) {
+        auto f = family(name, help, MetricType::Counter);
+        add_value(f, num(v));
+        out.push_back(std::move(f));
+    };
+    gauge("hostprof_symbol_cache_bytes", "Estimated bytes held by cached ELF objects.",
+          num(s.cache_bytes));
+    gauge("hostprof_symbol_cache_limit_bytes", "Bound on the symbol cache (symbol_cache_size).",
+          num(s.cache_limit_bytes));
+    gauge("hostprof_symbol_cache_objects", "ELF objects in the symbol cache.",
+          num(s.cache_objects));
+    counter("hostprof_symbol_cache_hits_total", "ELF object lookups served from the cache.",
+            s.cache_hits);
+    counter("hostprof_symbol_cache_misses_total", "ELF objects read from disk.", s.cache_misses);
+    counter("hostprof_symbol_cache_evictions_total",
+            "ELF objects evicted by the symbol cache's bound.", s.cache_evictions);
+    gauge("hostprof_symbolizer_processes", "Processes whose mappings the symbolizer holds.",
+          num(s.processes));
+
+    auto frames =
+        family("hostprof_frames_total", "Frames symbolized, by kind.", MetricType::Counter);
+    add_value(frames, num(s.kernel_frames), {{"kind", "kernel"}});
+    add_value(frames, num(s.user_frames), {{"kind", "user"}});
+    out.push_back(std::move(frames));
+    auto misses = family("hostprof_frames_unsymbolized_total",
+                         "Frames left without a function name, by reason.", MetricType::Counter);
+    for (int r = 1; r < sym::kMissReasonCount; ++r)
+        add_value(misses, num(s.unsymbolized[r]),
+                  {{"reason", sym::miss_reason_name(static_cast<sym::MissReason>(r))}});
+    out.push_back(std::move(misses));
+
+    counter("hostprof_perf_map_malformed_lines_total",
+            "Lines of /tmp/perf-PID.map files skipped as malformed.", s.perf_map_malformed_lines);
+    counter("hostprof_symbolizer_files_opened_total",
+            "Files opened inside processes' roots (binaries, debug files, perf maps).",
+            s.files_opened);
+    auto refusals = family("hostprof_symbolizer_file_refusals_total",
+                           "Files not opened for a process, by reason (docs/security.md).",
+                           MetricType::Counter);
+    for (sym::OpenRefusal r :
+         {sym::OpenRefusal::Symlink, sym::OpenRefusal::Escape, sym::OpenRefusal::NotRegular,
+          sym::OpenRefusal::TooLarge, sym::OpenRefusal::Error})
+        add_value(refusals, num(s.open_failures[static_cast<int>(r)]),
+                  {{"reason", sym::open_refusal_name(r)}});
+    out.push_back(std::move(refusals));
+    auto minidebug = family("hostprof_symbolizer_minidebuginfo_total",
+                            "Objects whose .gnu_debugdata (MiniDebugInfo) was read, by result.",
+                            MetricType::Counter);
+    add_value(minidebug, num(s.minidebuginfo_loaded), {{"result", "loaded"}});
+    add_value(minidebug, num(s.minidebuginfo_errors), {{"result", "error"}});
+    out.push_back(std::move(minidebug));
+
+    gauge("hostprof_debuginfod_enabled", "Whether debuginfod lookups are on (--debuginfod-urls).",
+          s.debuginfod_enabled ? 1 : 0);
+    counter("hostprof_debuginfod_lookups_total", "Build-ids asked of debuginfod servers.",
+            s.debuginfod_lookups);
+    counter("hostprof_debuginfod_hits_total", "Debug files obtained from debuginfod.",
+            s.debuginfod_hits);
+    counter("hostprof_debuginfod_failures_total",
+            "debuginfod lookups not found, timed out, refused or unusable.", s.debuginfod_failures);
+    counter("hostprof_debuginfod_queue_drops_total",
+            "Build-ids not looked up because the debuginfod queue was full.",
+            s.debuginfod_queue_drops);
 }
 
 } // namespace
@@ -149,6 +227,10 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
                             "Process-table entries evicted by its bound.", MetricType::Counter);
         add_value(evict, static_cast<double>(s.processes.evictions));
         out.push_back(std::move(evict));
+
+        sym::SymbolizerStats ss;
+        if (pipeline_->symbolizer_stats(ss))
+            add_symbolizer_families(ss, out);
     }
 
     {

@@ -559,6 +559,22 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return show_size(c.symbol_cache_bytes); }});
+    s.push_back(
+        {"perf_map_max_size", "BYTES",
+         "Largest /tmp/perf-PID.map (JIT symbols) the symbolizer reads; a larger one is "
+         "refused and counted (hostprof_symbolizer_file_refusals_total{reason=\"too_large\"}): "
+         "64KiB to 1GiB.",
+         false,
+         [](Config& c, const std::string& v) -> Status {
+             auto n = parse_size_bytes(v);
+             if (!n)
+                 return bad("perf_map_max_size", v, n.error().message());
+             if (*n < (64u << 10) || *n > (1ULL << 30))
+                 return bad("perf_map_max_size", v, "must be between 64KiB and 1GiB");
+             c.perf_map_max_bytes = *n;
+             return {};
+         },
+         [](const Config& c) { return show_size(c.perf_map_max_bytes); }});
     s.push_back({"watchdog_timeout", "DURATION",
                  "The consumer loop not polling the ring buffers for longer than this is logged "
                  "and counted as a stall (1s..10m).",

@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "symbolizer/symbolizer.h"
+
 namespace hostprof {
 
 Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options,
@@ -117,7 +119,13 @@ Profile Pipeline::symbolize(const ProfileWindow& window, const BuildOptions& opt
     Profile out;
     std::thread worker([&] { out = build_profile(window, *resolver_, options); });
     worker.join();
+    sym::SymbolizerStats refresh; // the snapshot /metrics falls back to when busy
+    (void)resolver_->symbolizer_stats(refresh);
     return out;
+}
+
+bool Pipeline::symbolizer_stats(sym::SymbolizerStats& out) const {
+    return resolver_ && resolver_->symbolizer_stats(out);
 }
 
 PipelineStats Pipeline::stats() const {

@@ -72,6 +72,9 @@ class Pipeline {
     Profile symbolize(const ProfileWindow& window, const BuildOptions& options);
 
     PipelineStats stats() const;
+    // The resolver's symbolizer counters (FrameResolver::symbolizer_stats); does not wait
+    // for a symbolization in progress.
+    bool symbolizer_stats(sym::SymbolizerStats& out) const;
     const std::vector<std::string>& attached() const { return collector_->attached(); }
     std::vector<ProgramFd> programs() const { return collector_->programs(); }
     int frequency_hz() const { return frequency_hz_; }

@@ -10,6 +10,9 @@
 #include "common/profile.h"
 
 namespace hostprof {
+namespace sym {
+struct SymbolizerStats;
+}
 
 struct ResolvedFrame {
     std::vector<Line> lines; // innermost first; empty when the address is unknown
@@ -27,6 +30,10 @@ class FrameResolver {
     // (mappings, build-ids) now, so its frames still resolve after it exits.
     virtual void process_seen(uint32_t /*pid*/) {}
     virtual void process_exited(uint32_t /*pid*/) {}
+    // The symbolizer's counters (cache, misses by reason, file refusals, debuginfod), for
+    // /metrics; false when the resolver has none. Unlike the calls above, safe to call
+    // while another thread resolves frames.
+    virtual bool symbolizer_stats(sym::SymbolizerStats& /*out*/) const { return false; }
 };
 
 struct BuildOptions {

@@ -21,6 +21,10 @@ class SymbolizerResolver final : public FrameResolver {
     }
     void process_seen(uint32_t pid) override { sym_.process_seen(pid); }
     void process_exited(uint32_t pid) override { sym_.process_exited(pid); }
+    bool symbolizer_stats(sym::SymbolizerStats& out) const override {
+        out = sym_.stats_nowait(); // the symbolizer's lock, not the resolver's
+        return true;
+    }
 
   private:
     static sym::SymbolizerOptions options(size_t cache_bytes) {
@@ -48,6 +52,7 @@ class SymbolizerResolver final : public FrameResolver {
 sym::SymbolizerOptions symbolizer_options(const Config& config) {
     sym::SymbolizerOptions o;
     o.cache_bytes = config.symbol_cache_bytes;
+    o.max_perf_map_bytes = config.perf_map_max_bytes;
     o.debuginfod.urls = config.debuginfod_urls;
     o.debuginfod.cache_dir = config.debuginfod_cache_dir;
     o.debuginfod.timeout_ms = config.debuginfod_timeout_ns / 1'000'000;

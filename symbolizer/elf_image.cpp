@@ -105,6 +105,30 @@ const char* die_name(Dwarf_Die* die, bool& mangled) {
     return nullptr;
 }
 
+// Languages whose DW_AT_name is the linkage name (binutils' list for DWARF <= 5 in 2.40).
+bool unmangled_language(int lang) {
+    switch (lang) {
+    case DW_LANG_C89:
+    case DW_LANG_C:
+    case DW_LANG_C99:
+    case DW_LANG_C11:
+    case DW_LANG_Cobol74:
+    case DW_LANG_Cobol85:
+    case DW_LANG_Fortran77:
+    case DW_LANG_Pascal83:
+    case DW_LANG_PLI:
+    case DW_LANG_UPC:
+    case DW_LANG_Mips_Assembler:
+    case 0x8765: // DW_LANG_Upc (Unified Parallel C, vendor code)
+    case 0x8e57: // DW_LANG_HP_Basic91
+    case 0x8e59: // DW_LANG_HP_IMacro
+    case 0x8e5a: // DW_LANG_HP_Assembler
+        return true;
+    default:
+        return false;
+    }
+}
+
 } // namespace
 
 Result<std::string> read_build_id(Elf* elf) {
@@ -386,14 +410,11 @@ Status ElfImage::read_symbol_table(Elf* e, Elf_Scn* scn) {
         if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
             s.st_value == 0 || s.st_name == 0 || s.st_name >= strsize)
             continue;
-        int bind = GELF_ST_BIND(s.st_info);
-        uint32_t rank = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
-        if (s.st_size == 0)
-            rank += 4;
         const char* n = strs + s.st_name;
         if (names.size() > UINT32_MAX - 4096)
             break;
-        syms.push_back(Symbol{s.st_value, s.st_size, static_cast<uint32_t>(names.size()), rank});
+        syms.push_back(Symbol{s.st_value, s.st_size, static_cast<uint32_t>(names.size()),
+                              static_cast<uint32_t>(syms.size())});
         names.append(n);
         names.push_back('\0');
     }
@@ -401,13 +422,18 @@ Status ElfImage::read_symbol_table(Elf* e, Elf_Scn* scn) {
 }
 
 void ElfImage::sort_symbols() {
-    std::sort(symbols_.begin(), symbols_.end(), [](const Symbol& a, const Symbol& b) {
-        return a.address != b.address ? a.address < b.address : a.rank < b.rank;
-    });
-    symbols_.erase(
-        std::unique(symbols_.begin(), symbols_.end(),
-                    [](const Symbol& a, const Symbol& b) { return a.address == b.address; }),
-        symbols_.end());
+    // Aliases (several names at one address) stay, in table order: which one names an
+    // address depends on the address (find_symbol). Exact duplicates (.dynsym and
+    // .gnu_debugdata both listing a function) go.
+    std::stable_sort(symbols_.begin(), symbols_.end(),
+                     [](const Symbol& a, const Symbol& b) { return a.address < b.address; });
+    symbols_.erase(std::unique(symbols_.begin(), symbols_.end(),
+                               [this](const Symbol& a, const Symbol& b) {
+                                   return a.address == b.address && a.size == b.size &&
+                                          std::strcmp(names_.c_str() + a.name,
+                                                      names_.c_str() + b.name) == 0;
+                               }),
+                   symbols_.end());
     symbols_.shrink_to_fit();
     names_.shrink_to_fit();
 }
@@ -421,7 +447,7 @@ void ElfImage::account_bytes() {
         bytes_ += 64 * 1024 + cu_ranges_.size() * 512;
     }
     for (const auto& [off, f] : cu_functions_)
-        bytes_ += f.ranges.size() * (sizeof(FuncRange) + sizeof(uint64_t)) + 64;
+        bytes_ += cu_functions_bytes(f);
     for (const auto& [off, name] : demangled_)
         bytes_ += name.capacity() + 48;
 }
@@ -576,54 +602,110 @@ std::optional<uint64_t> ElfImage::file_offset_to_vaddr(uint64_t offset) const {
     return offset - best->offset + best->vaddr;
 }
 
+size_t ElfImage::cu_functions_bytes(const CuFunctions& f) {
+    return f.funcs.capacity() * sizeof(FuncDie) +
+           f.ranges.capacity() * (sizeof(FuncRange) + sizeof(uint64_t)) + 96;
+}
+
 const ElfImage::CuFunctions& ElfImage::cu_functions(Dwarf_Die* cudie, uint64_t cu_offset) const {
     auto found = cu_functions_.find(cu_offset);
     if (found != cu_functions_.end())
         return found->second;
     CuFunctions& out = cu_functions_[cu_offset];
-    // Iterative walk (no recursion on untrusted depth): (die, function depth).
-    std::vector<std::pair<Dwarf_Die, uint32_t>> stack;
+    // Function DIEs with children seen on the walk, whether or not they have code: the
+    // nesting of those that do. A candidate enters out.funcs when it has code or when a
+    // function with code is nested in it.
+    struct Candidate {
+        uint64_t die_offset;
+        int32_t parent; // candidate index
+        bool inlined;
+        int32_t func = -1; // index in out.funcs once there
+    };
+    std::vector<Candidate> candidates;
+    auto materialize = [&](int32_t c) {
+        // The chain of enclosing candidates not yet in out.funcs, outermost first.
+        std::vector<int32_t> chain;
+        for (int32_t i = c; i >= 0 && candidates[static_cast<size_t>(i)].func < 0;
+             i = candidates[static_cast<size_t>(i)].parent)
+            chain.push_back(i);
+        for (auto it = chain.rbegin(); it != chain.rend(); ++it) {
+            Candidate& k = candidates[static_cast<size_t>(*it)];
+            const int32_t parent =
+                k.parent >= 0 ? candidates[static_cast<size_t>(k.parent)].func : -1;
+            k.func = static_cast<int32_t>(out.funcs.size());
+            out.funcs.push_back(FuncDie{k.die_offset, parent, k.inlined});
+        }
+        return c >= 0 ? candidates[static_cast<size_t>(c)].func : -1;
+    };
+    // Iterative walk (no recursion on untrusted depth): (die, enclosing candidate).
+    std::vector<std::pair<Dwarf_Die, int32_t>> stack;
     Dwarf_Die child;
     if (dwarf_child(cudie, &child) == 0)
-        stack.push_back({child, 0});
-    while (!stack.empty() && out.ranges.size() < (1u << 24)) {
-        auto [die, depth] = stack.back();
+        stack.push_back({child, -1});
+    constexpr size_t kMaxRanges = 1u << 24;
+    while (!stack.empty() && out.ranges.size() < kMaxRanges && candidates.size() < kMaxRanges) {
+        auto [die, enclosing] = stack.back();
         stack.pop_back();
         Dwarf_Die sibling;
         if (dwarf_siblingof(&die, &sibling) == 0)
-            stack.push_back({sibling, depth});
-        int tag = dwarf_tag(&die);
-        uint32_t child_depth = depth;
-        bool descend = false;
+            stack.push_back({sibling, enclosing});
+        const int tag = dwarf_tag(&die);
+        int32_t inner = enclosing;
+        bool descend = dwarf_haschildren(&die) > 0;
         switch (tag) {
         case DW_TAG_subprogram:
-        case DW_TAG_inlined_subroutine: {
+        case DW_TAG_inlined_subroutine:
+        case DW_TAG_entry_point: {
+            const bool inlined = tag == DW_TAG_inlined_subroutine;
+            const uint64_t off = dwarf_dieoffset(&die);
+            int32_t func = -1;
             Dwarf_Addr base = 0, low = 0, high = 0;
-            ptrdiff_t off = 0;
-            bool any = false;
-            while ((off = dwarf_ranges(&die, off, &base, &low, &high)) > 0) {
-                if (high > low) {
-                    out.ranges.push_back(FuncRange{low, high, dwarf_dieoffset(&die), depth,
-                                                   tag == DW_TAG_inlined_subroutine});
-                    any = true;
+            ptrdiff_t roff = 0;
+            while ((roff = dwarf_ranges(&die, roff, &base, &low, &high)) > 0) {
+                if (high <= low)
+                    continue;
+                if (func < 0) {
+                    if (descend) {
+                        candidates.push_back(Candidate{off, enclosing, inlined});
+                        inner = static_cast<int32_t>(candidates.size() - 1);
+                        func = materialize(inner);
+                    } else {
+                        func = static_cast<int32_t>(out.funcs.size());
+                        out.funcs.push_back(FuncDie{off, materialize(enclosing), inlined});
+                    }
                 }
+                // Adjacent pieces of one function count as one range, as in binutils.
+                if (!out.ranges.empty() && out.ranges.back().func == static_cast<uint32_t>(func) &&
+                    out.ranges.back().high == low)
+                    out.ranges.back().high = high;
+                else
+                    out.ranges.push_back(FuncRange{low, high, static_cast<uint32_t>(func)});
             }
-            descend = any;
-            child_depth = depth + 1;
+            if (func < 0 && descend) {
+                candidates.push_back(Candidate{off, enclosing, inlined});
+                inner = static_cast<int32_t>(candidates.size() - 1);
+            }
             break;
         }
-        case DW_TAG_lexical_block:
-        case DW_TAG_namespace:
-        case DW_TAG_class_type:
-        case DW_TAG_structure_type:
-        case DW_TAG_union_type:
-            descend = true;
+        // Children that never hold a function.
+        case DW_TAG_formal_parameter:
+        case DW_TAG_variable:
+        case DW_TAG_call_site:
+        case DW_TAG_GNU_call_site:
+        case DW_TAG_enumeration_type:
+        case DW_TAG_subroutine_type:
+        case DW_TAG_array_type:
+        case DW_TAG_template_type_parameter:
+        case DW_TAG_template_value_parameter:
+        case DW_TAG_GNU_template_parameter_pack:
+        case DW_TAG_GNU_formal_parameter_pack:
+            descend = false;
             break;
         default:
             break;
         }
         if (descend && stack.size() < 4096 && dwarf_child(&die, &child) == 0)
-            stack.push_back({child, child_depth});
+            stack.push_back({child, inner});
     }
     std::sort(out.ranges.begin(), out.ranges.end(),
               [](const FuncRange& a, const FuncRange& b) { return a.low < b.low; });
@@ -631,41 +713,55 @@ const ElfImage::CuFunctions& ElfImage::cu_functions(Dwarf_Die* cudie, uint64_t c
     uint64_t m = 0;
     for (size_t i = 0; i < out.ranges.size(); ++i)
         out.max_high[i] = m = std::max(m, out.ranges[i].high);
-    bytes_ += out.ranges.size() * (sizeof(FuncRange) + sizeof(uint64_t)) + 64;
+    out.funcs.shrink_to_fit();
+    out.ranges.shrink_to_fit();
+    bytes_ += cu_functions_bytes(out);
     return out;
 }
 
 const ElfImage::Symbol* ElfImage::find_symbol(uint64_t vaddr) const {
-    auto it = std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
-                               [](uint64_t a, const Symbol& s) { return a < s.address; });
-    if (it == symbols_.begin())
+    // As binutils (addr2line, objdump) chooses: the symbols starting closest below the
+    // address, whether or not they reach it; among aliases starting there, the one whose
+    // extent holds the address, the smallest such, the first in table order on a tie; when
+    // none holds it, the largest. A size of 0 counts as 1.
+    auto end = std::upper_bound(symbols_.begin(), symbols_.end(), vaddr,
+                                [](uint64_t a, const Symbol& s) { return a < s.address; });
+    if (end == symbols_.begin())
         return nullptr;
-    const Symbol* nearest = &*std::prev(it);
-    // A few steps back: a sized symbol may enclose a later, nested one.
-    for (int steps = 0; it != symbols_.begin() && steps < 4; ++steps) {
-        const Symbol& s = *--it;
-        if (vaddr - s.address < s.size)
-            return &s;
+    auto first = std::prev(end);
+    const uint64_t start = first->address;
+    while (first != symbols_.begin() && std::prev(first)->address == start)
+        --first;
+    const uint64_t offset = vaddr - start;
+    auto extent = [](const Symbol& s) { return s.size == 0 ? uint64_t{1} : s.size; };
+    const Symbol* best = &*first;
+    for (auto it = std::next(first); it != end; ++it) {
+        const bool best_holds = offset < extent(*best);
+        const bool holds = offset < extent(*it);
+        if (!best_holds ? extent(*it) > extent(*best) : holds && extent(*it) < extent(*best))
+            best = &*it;
     }
-    // Past the end of the nearest symbol (alignment padding) but before the next one: the
-    // nearest symbol, as binutils and perf attribute it. Beyond the last symbol: unknown.
-    if (nearest == &symbols_.back() && nearest->size != 0 &&
-        vaddr - nearest->address >= nearest->size)
+    // Past the end of the last symbol of the object: unknown (binutils would stretch the
+    // last symbol of the section to any address after it).
+    if (end == symbols_.end() && best->size != 0 && offset >= best->size)
         return nullptr;
-    return nearest;
+    return best;
 }
 
-bool ElfImage::dwarf_frames(uint64_t vaddr, bool demangle_names, bool inlines,
+bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_names, bool inlines,
                             std::vector<SymbolizedFrame>& out) const {
     auto it = std::upper_bound(cu_ranges_.begin(), cu_ranges_.end(), vaddr,
                                [](uint64_t a, const CuRange& r) { return a < r.low; });
+    // Several units may claim the address: the linker points the debug information of a
+    // discarded COMDAT copy (a template instantiated in many units) at the copy it kept,
+    // and their line tables differ. The first unit in .debug_info wins, as in binutils,
+    // elfutils and LLVM, which read units in order.
     const CuRange* range = nullptr;
-    for (int steps = 0; it != cu_ranges_.begin() && steps < 16; ++steps) {
+    for (int steps = 0; it != cu_ranges_.begin() && steps < 64; ++steps) {
         const CuRange& r = *--it;
-        if (vaddr >= r.low && vaddr < r.high) {
+        if (vaddr >= r.low && vaddr < r.high &&
+            (range == nullptr || r.die_offset < range->die_offset))
             range = &r;
-            break;
-        }
     }
     if (range == nullptr)
         return false;
@@ -688,57 +784,61 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, bool demangle_names, bool inlines,
             return std::string();
         return mangled && demangle_names ? demangle(n) : std::string(n);
     };
-    // The functions (subprogram, inlined subroutines) whose ranges hold vaddr, innermost
-    // first, from this CU's index (libdw's dwarf_getscopes misses some inlined instances).
+    // The function holding vaddr, as binutils picks it: the smallest range holding the
+    // address (an inlined callee lies inside its caller's range), on a tie the later DIE.
     const CuFunctions& index = cu_functions(&cudie, range->die_offset);
-    std::vector<const FuncRange*> holding;
+    int32_t best = -1;
     {
+        uint64_t best_len = UINT64_MAX;
         auto fit = std::upper_bound(index.ranges.begin(), index.ranges.end(), vaddr,
                                     [](uint64_t a, const FuncRange& r) { return a < r.low; });
         for (size_t i = static_cast<size_t>(fit - index.ranges.begin()); i > 0; --i) {
             if (index.max_high[i - 1] <= vaddr)
                 break;
             const FuncRange& r = index.ranges[i - 1];
-            if (vaddr < r.high)
-                holding.push_back(&r);
+            if (vaddr >= r.high)
+                continue;
+            const uint64_t len = r.high - r.low;
+            if (best < 0 || len < best_len ||
+                (len == best_len && index.funcs[r.func].die_offset >
+                                        index.funcs[static_cast<size_t>(best)].die_offset)) {
+                best = static_cast<int32_t>(r.func);
+                best_len = len;
+            }
         }
-        std::stable_sort(
-            holding.begin(), holding.end(),
-            [](const FuncRange* a, const FuncRange* b) { return a->depth > b->depth; });
     }
-    std::vector<Dwarf_Die> dies;
-    for (const FuncRange* r : holding) {
+    // Innermost first: the function, then while it is inlined, the function it sits in.
+    std::vector<Dwarf_Die> funcs;
+    for (int32_t f = best, steps = 0; f >= 0 && steps < 4096; ++steps) {
+        const FuncDie& fd = index.funcs[static_cast<size_t>(f)];
         Dwarf_Die d;
-        if (dwarf_offdie(dwarf_, r->die_offset, &d) == nullptr)
-            continue;
-        if (!dies.empty() && r->depth == holding[0]->depth && &*r != holding[0])
-            continue; // two siblings at the same depth: keep the first
-        dies.push_back(d);
-        if (!r->inlined)
+        if (dwarf_offdie(dwarf_, fd.die_offset, &d) == nullptr)
             break;
+        funcs.push_back(d);
+        f = fd.inlined ? fd.parent : -1;
     }
-    Dwarf_Die* scopes = nullptr;
-    std::vector<Dwarf_Die*> funcs;
-    for (auto& d : dies)
-        funcs.push_back(&d);
     if (funcs.empty()) {
         out.push_back(std::move(leaf));
         return true;
     }
-    // The innermost function's name when DWARF has its linkage name (or the CU is C, whose
-    // names are linkage names); otherwise the ELF symbol's, as binutils does.
-    {
+    // A function's name: its linkage name when DWARF has one, or DW_AT_name in a language
+    // without mangling; otherwise the ELF symbol's, else DW_AT_name (binutils' choice for
+    // the innermost function; for the outermost, the symbol is that function's too).
+    const bool plain_names = unmangled_language(dwarf_srclang(&cudie));
+    auto best_name = [&](Dwarf_Die* die) {
         bool mangled = false;
-        const char* n = die_name(funcs[0], mangled);
-        int lang = dwarf_srclang(&cudie);
-        bool c_lang =
-            lang == DW_LANG_C89 || lang == DW_LANG_C || lang == DW_LANG_C99 || lang == DW_LANG_C11;
-        if (n != nullptr && (mangled || c_lang))
-            leaf.function = mangled && demangle_names ? demangle(n) : std::string(n);
-    }
+        const char* n = die_name(die, mangled);
+        if (n != nullptr && (mangled || plain_names))
+            return mangled && demangle_names ? demangle(n) : std::string(n);
+        if (sym != nullptr)
+            return symbol_name(*sym, demangle_names);
+        return n != nullptr ? std::string(n) : std::string();
+    };
+    leaf.function = best_name(&funcs[0]);
     if (!inlines) {
         // One frame: the outermost function (the real one) at the line of the address.
-        leaf.function = name_of(funcs.back());
+        if (funcs.size() > 1)
+            leaf.function = best_name(&funcs.back());
         out.push_back(std::move(leaf));
         return true;
     }
@@ -750,20 +850,19 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, bool demangle_names, bool inlines,
     out.push_back(std::move(leaf));
     for (size_t i = 1; i < funcs.size(); ++i) {
         SymbolizedFrame f;
-        f.function = name_of(funcs[i]);
+        f.function = i + 1 < funcs.size() ? name_of(&funcs[i]) : best_name(&funcs[i]);
         f.inlined = i + 1 < funcs.size();
         Dwarf_Attribute attr;
         Dwarf_Word word = 0;
-        if (dwarf_attr(funcs[i - 1], DW_AT_call_line, &attr) != nullptr &&
+        if (dwarf_attr(&funcs[i - 1], DW_AT_call_line, &attr) != nullptr &&
             dwarf_formudata(&attr, &word) == 0)
             f.line = static_cast<int>(word);
-        if (files != nullptr && dwarf_attr(funcs[i - 1], DW_AT_call_file, &attr) != nullptr &&
+        if (files != nullptr && dwarf_attr(&funcs[i - 1], DW_AT_call_file, &attr) != nullptr &&
             dwarf_formudata(&attr, &word) == 0 && word < nfiles)
-            if (const char* s = dwarf_filesrc(files, word, nullptr, nullptr))
-                f.file = s;
+            if (const char* src = dwarf_filesrc(files, word, nullptr, nullptr))
+                f.file = src;
         out.push_back(std::move(f));
     }
-    (void)scopes;
     return true;
 }
 
@@ -785,7 +884,7 @@ ElfLookup ElfImage::symbolize(uint64_t vaddr, bool demangle_names, bool inlines,
                               std::vector<SymbolizedFrame>& out) const {
     const size_t first = out.size();
     const Symbol* sym = find_symbol(vaddr);
-    if (dwarf_ != nullptr && dwarf_frames(vaddr, demangle_names, inlines, out)) {
+    if (dwarf_ != nullptr && dwarf_frames(vaddr, sym, demangle_names, inlines, out)) {
         if (out[first].function.empty() && sym != nullptr)
             out[first].function = symbol_name(*sym, demangle_names);
         if (!out[first].function.empty() || !out[first].file.empty())

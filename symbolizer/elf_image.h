@@ -105,8 +105,8 @@ class ElfImage {
     struct Symbol {
         uint64_t address;
         uint64_t size;
-        uint32_t name; // offset into names_
-        uint32_t rank; // tie-break among aliases: lower wins
+        uint32_t name;  // offset into names_
+        uint32_t order; // position in the symbol table(s): aliases keep table order
     };
     struct CuRange {
         uint64_t low, high;
@@ -121,7 +121,7 @@ class ElfImage {
     void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
                     SafeOpener& opener, const ElfOrigin& origin);
     void index_dwarf();
-    bool dwarf_frames(uint64_t vaddr, bool demangle, bool inlines,
+    bool dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle, bool inlines,
                       std::vector<SymbolizedFrame>& out) const;
 
     std::vector<Segment> segments_;
@@ -136,19 +136,27 @@ class ElfImage {
     std::optional<ElfFile> dwarf_file_; // the file libdw reads (this one or the debug file)
     Dwarf* dwarf_ = nullptr;
     std::vector<CuRange> cu_ranges_;
-    // Per compile unit, built on first use: the pc ranges of every subprogram and inlined
-    // subroutine, sorted by low, with the running maximum of high for nested lookups.
-    struct FuncRange {
-        uint64_t low, high;
+    // Per compile unit, built on first use: every subprogram, inlined subroutine and entry
+    // point with code, wherever it is nested (binutils records them all, including
+    // functions of local classes and lambdas inside abstract instances), with the nearest
+    // enclosing function (the caller of an inlined subroutine); and their pc ranges sorted
+    // by low, with the running maximum of high for the backward scan.
+    struct FuncDie {
         uint64_t die_offset;
-        uint32_t depth;
+        int32_t parent; // index of the enclosing function DIE, -1 none
         bool inlined;
     };
+    struct FuncRange {
+        uint64_t low, high;
+        uint32_t func; // index into CuFunctions::funcs
+    };
     struct CuFunctions {
+        std::vector<FuncDie> funcs;
         std::vector<FuncRange> ranges;
         std::vector<uint64_t> max_high;
     };
     const CuFunctions& cu_functions(Dwarf_Die* cudie, uint64_t cu_offset) const;
+    static size_t cu_functions_bytes(const CuFunctions& f);
     mutable std::unordered_map<uint64_t, CuFunctions> cu_functions_;
     // Demangled symbol names, by offset in names_, filled on first use.
     mutable std::unordered_map<uint32_t, std::string> demangled_;

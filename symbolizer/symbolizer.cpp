@@ -243,6 +243,7 @@ void Symbolizer::reload_kallsyms() {
 FrameResult Symbolizer::kernel(uint64_t address) {
     std::lock_guard lock(mu_);
     stats_.frames++;
+    stats_.kernel_frames++;
     FrameResult r;
     r.module = "[kernel.kallsyms]";
     r.elf_address = address;
@@ -481,6 +482,7 @@ void Symbolizer::process_exited(uint32_t pid) {
 FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
     std::lock_guard lock(mu_);
     stats_.frames++;
+    stats_.user_frames++;
     FrameResult r;
     Process& proc = capture_locked(pid);
     auto it = std::upper_bound(proc.mappings.begin(), proc.mappings.end(), address,
@@ -589,9 +591,9 @@ FrameResult Symbolizer::elf(const std::string& path, uint64_t elf_address) {
     return r;
 }
 
-SymbolizerStats Symbolizer::stats() const {
-    std::lock_guard lock(mu_);
+SymbolizerStats Symbolizer::stats_locked() const {
     SymbolizerStats s = stats_;
+    s.cache_limit_bytes = options_.cache_bytes;
     s.cache_objects = cache_.size();
     s.processes = processes_.size();
     s.debuginfod_enabled = debuginfod_ != nullptr;
@@ -601,6 +603,27 @@ SymbolizerStats Symbolizer::stats() const {
     for (int i = 0; i < kOpenRefusalCount; ++i)
         s.open_failures[i] = oc.by_reason[i];
     return s;
+}
+
+SymbolizerStats Symbolizer::stats() const {
+    std::lock_guard lock(mu_);
+    SymbolizerStats s = stats_locked();
+    std::lock_guard snap(snapshot_mu_);
+    snapshot_ = s;
+    return s;
+}
+
+SymbolizerStats Symbolizer::stats_nowait() const {
+    std::unique_lock lock(mu_, std::try_to_lock);
+    if (lock.owns_lock()) {
+        SymbolizerStats s = stats_locked();
+        lock.unlock();
+        std::lock_guard snap(snapshot_mu_);
+        snapshot_ = s;
+        return s;
+    }
+    std::lock_guard snap(snapshot_mu_);
+    return snapshot_;
 }
 
 } // namespace hostprof::sym

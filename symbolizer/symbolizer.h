@@ -75,12 +75,15 @@ struct SymbolizerOptions {
 };
 
 struct SymbolizerStats {
-    size_t cache_bytes = 0;    // bytes held by cached ELF objects
-    size_t cache_objects = 0;  // ELF objects cached
-    uint64_t cache_hits = 0;   // object lookups served from the cache
-    uint64_t cache_misses = 0; // objects read from disk
+    size_t cache_bytes = 0;       // bytes held by cached ELF objects
+    size_t cache_limit_bytes = 0; // SymbolizerOptions::cache_bytes
+    size_t cache_objects = 0;     // ELF objects cached
+    uint64_t cache_hits = 0;      // object lookups served from the cache
+    uint64_t cache_misses = 0;    // objects read from disk
     uint64_t cache_evictions = 0;
-    uint64_t frames = 0;                          // frames asked for (kernel + user)
+    uint64_t frames = 0;                          // frames asked for (kernel + user + elf)
+    uint64_t kernel_frames = 0;                   // of which kernel()
+    uint64_t user_frames = 0;                     // of which user()
     uint64_t unsymbolized[kMissReasonCount] = {}; // by MissReason (index 0 unused)
     uint64_t perf_map_malformed_lines = 0;
     uint64_t minidebuginfo_loaded = 0; // objects whose .gnu_debugdata gave symbols
@@ -118,6 +121,9 @@ class Symbolizer {
     FrameResult elf(const std::string& path, uint64_t elf_address);
 
     SymbolizerStats stats() const;
+    // The same without waiting for a lookup in progress (a load may hold the lock for a
+    // while): the last counts taken when the lock is busy (/metrics scrapes).
+    SymbolizerStats stats_nowait() const;
     // Why debuginfod is off although URLs were configured ("" when on or not configured).
     const std::string& debuginfod_error() const { return debuginfod_error_; }
     // Waits until no debuginfod lookup is queued or running (tests, `hostprof symbolize`).
@@ -144,6 +150,7 @@ class Symbolizer {
     bool attach_debug_file_locked(const std::string& key, const std::shared_ptr<ElfImage>& img,
                                   const std::string& path);
     void debuginfod_loop();
+    SymbolizerStats stats_locked() const;
 
     SymbolizerOptions options_;
     ElfLoadOptions load_options_;
@@ -157,6 +164,8 @@ class Symbolizer {
     std::unique_ptr<Kallsyms> kallsyms_;
     int64_t kallsyms_loaded_ns_ = 0;
     SymbolizerStats stats_;
+    mutable std::mutex snapshot_mu_; // after mu_ when both are held
+    mutable SymbolizerStats snapshot_;
 
     std::unique_ptr<DebuginfodClient> debuginfod_;
     std::string debuginfod_error_;

@@ -7,8 +7,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <future>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +26,19 @@ using Agent = hostprof::bpftest::AgentProcess;
 
 std::string curl(const std::string& args) {
     return run_command("curl -s --max-time 60 " + args + " 2>&1");
+}
+
+// The value of the sample line starting with `series` (name and labels as written).
+std::optional<double> metric(const std::string& text, const std::string& series) {
+    size_t at = 0;
+    while ((at = text.find(series + " ", at)) != std::string::npos) {
+        if (at == 0 || text[at - 1] == '\n') {
+            const size_t from = at + series.size() + 1;
+            return std::stod(text.substr(from, text.find('\n', from) - from));
+        }
+        at += series.size();
+    }
+    return std::nullopt;
 }
 
 TEST(Http, HealthReadyAndMetricsPassPromtool) {
@@ -50,6 +65,66 @@ TEST(Http, HealthReadyAndMetricsPassPromtool) {
                                  a.url("/metrics"));
     EXPECT_NE(om.find("application/openmetrics-text"), std::string::npos) << om.substr(0, 500);
     EXPECT_NE(om.find("# EOF"), std::string::npos);
+}
+
+// The symbolizer's counters (issue #4/#9): after profiling a test program, the cache holds
+// its objects, lookups hit the cache, user frames were symbolized; every family is there
+// with all its (bounded) label values, and promtool accepts the page.
+TEST(Http, SymbolizerCountersAfterProfilingATestProgram) {
+    HOSTPROF_REQUIRE_ROOT();
+    Agent a({"--frequency", "99"});
+    ASSERT_TRUE(a.ready()) << a.log();
+    const pid_t prog = ::fork();
+    if (prog == 0) {
+        const std::string path = std::string(HOSTPROF_TESTPROGS_DIR) + "/cpu_ratio";
+        ::execl(path.c_str(), path.c_str(), "10", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ASSERT_GT(prog, 0);
+    const std::string file = "/tmp/hostprof-symstats-" + std::to_string(::getpid()) + ".pb.gz";
+    for (int i = 0; i < 2; ++i) // the second profile finds the objects cached
+        EXPECT_EQ(curl("-o " + file + " -w '%{http_code}' '" +
+                       a.url("/debug/pprof/profile?seconds=2&pid=" + std::to_string(prog)) + "'"),
+                  "200");
+    ::kill(prog, SIGKILL);
+    ::waitpid(prog, nullptr, 0);
+    std::remove(file.c_str());
+
+    const std::string m = curl(a.url("/metrics"));
+    EXPECT_GT(metric(m, "hostprof_symbol_cache_bytes").value_or(0), 0) << m;
+    EXPECT_EQ(metric(m, "hostprof_symbol_cache_limit_bytes").value_or(0), 256.0 * (1 << 20));
+    EXPECT_GE(metric(m, "hostprof_symbol_cache_objects").value_or(0), 1);
+    EXPECT_GE(metric(m, "hostprof_symbol_cache_misses_total").value_or(0), 1);
+    EXPECT_GT(metric(m, "hostprof_symbol_cache_hits_total").value_or(0), 0);
+    EXPECT_TRUE(metric(m, "hostprof_symbol_cache_evictions_total").has_value());
+    EXPECT_GE(metric(m, "hostprof_symbolizer_processes").value_or(0), 1);
+    EXPECT_GT(metric(m, "hostprof_frames_total{kind=\"user\"}").value_or(0), 0);
+    EXPECT_TRUE(metric(m, "hostprof_frames_total{kind=\"kernel\"}").has_value());
+    for (const char* reason : {"no_mapping", "stripped", "no_symbol", "unreadable", "not_elf",
+                               "no_kallsyms", "evicted", "refused"})
+        EXPECT_TRUE(
+            metric(m, std::string("hostprof_frames_unsymbolized_total{reason=\"") + reason + "\"}")
+                .has_value())
+            << reason;
+    EXPECT_GE(metric(m, "hostprof_symbolizer_files_opened_total").value_or(0), 1);
+    for (const char* reason : {"symlink", "escape", "not_regular", "too_large", "error"})
+        EXPECT_TRUE(metric(m, std::string("hostprof_symbolizer_file_refusals_total{reason=\"") +
+                                  reason + "\"}")
+                        .has_value())
+            << reason;
+    EXPECT_TRUE(metric(m, "hostprof_perf_map_malformed_lines_total").has_value());
+    EXPECT_TRUE(metric(m, "hostprof_symbolizer_minidebuginfo_total{result=\"loaded\"}"));
+    EXPECT_EQ(metric(m, "hostprof_debuginfod_enabled").value_or(-1), 0);
+    for (const char* name :
+         {"hostprof_debuginfod_lookups_total", "hostprof_debuginfod_hits_total",
+          "hostprof_debuginfod_failures_total", "hostprof_debuginfod_queue_drops_total"})
+        EXPECT_EQ(metric(m, name).value_or(-1), 0) << name;
+
+    const std::string page = "/tmp/hostprof-symstats-" + std::to_string(::getpid()) + ".txt";
+    run_command("curl -s " + a.url("/metrics") + " > " + page);
+    std::string check = run_command("promtool check metrics < " + page + " 2>&1; echo rc=$?");
+    EXPECT_NE(check.find("rc=0"), std::string::npos) << check;
+    std::remove(page.c_str());
 }
 
 TEST(Http, PprofEndpointIsGoCompatible) {

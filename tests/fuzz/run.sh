@@ -16,7 +16,7 @@ trap 'rm -rf "$work"' EXIT
 sym=tests/data/symbolizer
 fz=tests/data/fuzz
 for t in "${all[@]}"; do mkdir -p "$work/$t"; done
-cp "$sym"/malformed/* "$sym"/base.elf "$sym"/minidebuginfo.elf "$work/elf/"
+cp "$sym"/malformed/* "$sym"/base.elf "$sym"/minidebuginfo.elf "$sym"/dwarf.elf "$work/elf/"
 cp "$sym"/malformed/* "$sym"/base.elf "$work/build_id/"
 cp /proc/self/maps "$work/maps/self"
 cp "$sym"/perf-garbage.map "$work/perf_map/"

@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "agent/config.h"
+#include "agent/symbolizer_resolver.h"
 
 using namespace hostprof;
 
@@ -147,6 +148,15 @@ TEST(ConfigValidation, SymbolCacheSizeIsCapped) {
     ASSERT_FALSE(big);
     EXPECT_NE(big.error().message().find("between 16MiB and 4GiB"), std::string::npos);
     EXPECT_FALSE(apply_setting(c, "symbol_cache_size", "1MiB"));
+    EXPECT_EQ(c.perf_map_max_bytes, 64u << 20);
+    ASSERT_TRUE(apply_setting(c, "perf_map_max_size", "8MiB"));
+    EXPECT_EQ(c.perf_map_max_bytes, 8u << 20);
+    EXPECT_EQ(symbolizer_options(c).max_perf_map_bytes, 8u << 20);
+    EXPECT_EQ(symbolizer_options(c).cache_bytes, c.symbol_cache_bytes);
+    Status huge = apply_setting(c, "perf_map_max_size", "2GiB");
+    ASSERT_FALSE(huge);
+    EXPECT_NE(huge.error().message().find("perf_map_max_size"), std::string::npos);
+    EXPECT_FALSE(apply_setting(c, "perf_map_max_size", "1KiB"));
     auto y = parse("symbol_cache_size: 64MiB\nring_buffer_size: 4MiB\n");
     ASSERT_TRUE(y) << y.error().message();
     EXPECT_EQ(y->symbol_cache_bytes, 64u << 20);
