@@ -38,9 +38,10 @@ TcpSnapshot sample() {
         f.duration = one_in_slot(0, 0, 0);
         f.sent_bytes = one_in_slot(0, 0, 0);
         f.received_bytes = one_in_slot(0, 0, 0);
-        s.families.push_back(f);
+        f.port = "other";
+        s.series.push_back(f);
     }
-    TcpFamilyStats& v6 = s.families[1];
+    TcpFamilyStats& v6 = s.series[1];
     // Three connections of ~1.5 s ([2^30, 2^31) ns), 4095 bytes sent each (slot 11) and
     // 16383 received (slot 13).
     v6.duration = one_in_slot(30, 3, 4'500'000'000);
@@ -51,6 +52,7 @@ TcpSnapshot sample() {
     v6.resets_received = 5;
     v6.connect_failed = 1;
     s.kernel_stats.assign(HP_TCP_STAT_MAX, 0);
+    s.families = s.series; // one port each: the totals are the series
     return s;
 }
 
@@ -70,10 +72,13 @@ TEST(TcpMetrics, EveryFamilyHasOneSeriesPerAddressFamily) {
         // resets: a series per family and direction.
         EXPECT_EQ(f->metric.size(), std::string(n) == "hostprof_tcp_resets_total" ? 4u : 2u) << n;
         for (const auto& m : f->metric) {
-            bool has_family = false;
-            for (const auto& l : m.label)
+            bool has_family = false, has_port = false;
+            for (const auto& l : m.label) {
                 has_family |= l.name == "family" && (l.value == "ipv4" || l.value == "ipv6");
+                has_port |= l.name == "port" && l.value == "other";
+            }
             EXPECT_TRUE(has_family) << n;
+            EXPECT_TRUE(has_port) << n;
         }
     }
 }
@@ -126,8 +131,12 @@ TEST(TcpMetrics, CountersCarryTheSnapshotValues) {
     double sent = 0, received = 0;
     for (const auto& m : resets->metric) {
         std::string dir, fam;
-        for (const auto& l : m.label)
-            (l.name == "direction" ? dir : fam) = l.value;
+        for (const auto& l : m.label) {
+            if (l.name == "direction")
+                dir = l.value;
+            else if (l.name == "family")
+                fam = l.value;
+        }
         if (fam != "ipv6")
             continue;
         (dir == "sent" ? sent : received) += m.counter.value;
