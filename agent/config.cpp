@@ -406,7 +406,7 @@ std::vector<Setting> make_settings() {
     s.push_back(
         {"drop_capabilities", "BOOL",
          "After attaching, drop every capability but CAP_SYS_PTRACE, "
-         "CAP_DAC_READ_SEARCH and CAP_SYSLOG (true/false).",
+         "CAP_DAC_READ_SEARCH, CAP_SYSLOG and CAP_CHECKPOINT_RESTORE (true/false).",
          false,
          [](Config& c, const std::string& v) -> Status {
              auto b = parse_bool(v);

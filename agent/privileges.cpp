@@ -30,6 +30,7 @@ constexpr Named kNames[] = {
     {CAP_DAC_READ_SEARCH, "CAP_DAC_READ_SEARCH"},
     {CAP_SYS_PTRACE, "CAP_SYS_PTRACE"},
     {CAP_SYSLOG, "CAP_SYSLOG"},
+    {CAP_CHECKPOINT_RESTORE, "CAP_CHECKPOINT_RESTORE"},
     {CAP_SYS_ADMIN, "CAP_SYS_ADMIN"},
     {CAP_SYS_RESOURCE, "CAP_SYS_RESOURCE"},
     {CAP_PERFMON, "CAP_PERFMON"},
@@ -45,7 +46,8 @@ uint64_t parse_hex(const std::string& s) {
 } // namespace
 
 uint64_t runtime_capability_mask() {
-    return bit(CAP_SYS_PTRACE) | bit(CAP_DAC_READ_SEARCH) | bit(CAP_SYSLOG);
+    return bit(CAP_SYS_PTRACE) | bit(CAP_DAC_READ_SEARCH) | bit(CAP_SYSLOG) |
+           bit(CAP_CHECKPOINT_RESTORE);
 }
 
 CapabilitySets parse_capabilities(const std::string& text) {

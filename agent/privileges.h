@@ -7,7 +7,9 @@
 // Kept at run time: CAP_SYS_PTRACE (read /proc/PID/maps and /proc/PID/root of any
 // process), CAP_DAC_READ_SEARCH (open binaries, debug files and perf maps of other
 // users) and CAP_SYSLOG (real addresses in /proc/kallsyms, which the symbolizer re-reads
-// when modules or BPF programs appear; without it every kernel frame is 0). Maps are read and
+// when modules or BPF programs appear; without it every kernel frame is 0), and, when granted,
+// CAP_CHECKPOINT_RESTORE (open /proc/PID/map_files/*: binaries deleted or replaced since the
+// process mapped them; without it their frames are unsymbolized). Maps are read and
 // programs detached through descriptors already held, which needs no capability.
 #pragma once
 
@@ -32,7 +34,8 @@ std::string capability_names(uint64_t mask);
 // Error naming the first missing capability needed to load and attach.
 Status check_load_capabilities(const CapabilitySets& caps);
 
-// Keeps only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH and CAP_SYSLOG in the effective and permitted sets
+// Keeps only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_SYSLOG and CAP_CHECKPOINT_RESTORE (those
+// of them it has) in the effective and permitted sets
 // of the calling thread (call before any other thread exists) and sets no_new_privs.
 Status drop_to_runtime_capabilities();
 uint64_t runtime_capability_mask();

@@ -127,6 +127,40 @@ TEST(Http, SymbolizerCountersAfterProfilingATestProgram) {
     std::remove(page.c_str());
 }
 
+// A binary deleted after its process mapped it (a package upgrade, a rebuilt service):
+// the daemon, with its capabilities dropped, reaches it through /proc/PID/map_files.
+TEST(Http, DeletedBinaryStillSymbolizes) {
+    HOSTPROF_REQUIRE_ROOT();
+    Agent a({"--frequency", "99"});
+    ASSERT_TRUE(a.ready()) << a.log();
+    const std::string dir = "/var/tmp/hostprof-deleted-" + std::to_string(::getpid());
+    const std::string copy = dir + "/cpu_ratio";
+    ASSERT_EQ(run_command("mkdir -p " + dir + " && cp " + HOSTPROF_TESTPROGS_DIR + "/cpu_ratio " +
+                          copy + " && echo ok"),
+              "ok\n");
+    const pid_t prog = ::fork();
+    if (prog == 0) {
+        ::execl(copy.c_str(), copy.c_str(), "10", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ASSERT_GT(prog, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200)); // exec'd and mapped
+    run_command("rm -rf " + dir);
+    const std::string maps = run_command("grep cpu_ratio /proc/" + std::to_string(prog) + "/maps");
+    const std::string file = "/tmp/hostprof-deleted-" + std::to_string(::getpid()) + ".pb.gz";
+    EXPECT_EQ(curl("-o " + file + " -w '%{http_code}' '" +
+                   a.url("/debug/pprof/profile?seconds=2&pid=" + std::to_string(prog)) + "'"),
+              "200");
+    ::kill(prog, SIGKILL);
+    ::waitpid(prog, nullptr, 0);
+    std::string top =
+        run_command("HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -top " + file + " 2>&1");
+    std::remove(file.c_str());
+    EXPECT_NE(maps.find("(deleted)"), std::string::npos) << maps;
+    EXPECT_NE(top.find("hot_three_quarters"), std::string::npos) << top.substr(0, 1500);
+    EXPECT_NE(top.find("hot_one_quarter"), std::string::npos) << top.substr(0, 1500);
+}
+
 TEST(Http, PprofEndpointIsGoCompatible) {
     HOSTPROF_REQUIRE_ROOT();
     Agent a({"--frequency", "99"});

@@ -77,7 +77,7 @@ TEST(DeployDocs, CapabilityTableIsTheExpectedMinimalSet) {
     // manifests together.
     EXPECT_EQ(documented_capabilities(),
               (std::set<std::string>{"BPF", "PERFMON", "SYS_RESOURCE", "SYS_PTRACE",
-                                     "DAC_READ_SEARCH", "SYSLOG"}));
+                                     "DAC_READ_SEARCH", "SYSLOG", "CHECKPOINT_RESTORE"}));
 }
 
 TEST(DeployKubernetes, DaemonSetIsHostPidWithTheDocumentedCapabilities) {
