@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "agent/daemon.h"
@@ -44,6 +45,11 @@ int run_record(Config config, const RecordOptions& o) {
     }
     if (o.pid)
         config.pids = {*o.pid}; // filter in the kernel too
+    // A cgroup path that is a directory is filtered in the kernel too (a prefix that is
+    // not one, e.g. "/system.slice/ngin", only here).
+    if (!o.cgroup.empty() && o.cgroup[0] == '/' &&
+        std::filesystem::is_directory(cgroup2_root() + o.cgroup))
+        config.cgroup = o.cgroup;
     config.collectors = {o.off_cpu ? compat::Collector::OffCpu : compat::Collector::Cpu};
     if (config.duration_ns == 0)
         config.duration_ns = 10'000'000'000ULL;

@@ -327,6 +327,20 @@ std::vector<Setting> make_settings() {
                          out += (out.empty() ? "" : ",") + std::to_string(p);
                      return out;
                  }});
+    s.push_back({"cgroup_filter", "PATH",
+                 "Profile only processes in this cgroup v2 path or below it, e.g. "
+                 "/system.slice/nginx.service or a pod's slice; filtered in the kernel, "
+                 "descendants created later included (empty: every process).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (!v.empty() &&
+                         (v[0] != '/' || v.find("/../") != std::string::npos || v.ends_with("/..")))
+                         return bad("cgroup_filter", v,
+                                    "must be an absolute cgroup path like /a/b");
+                     c.cgroup = v == "/" ? "" : v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.cgroup; }});
     s.push_back({"duration", "DURATION", "Stop after this long (0: run until SIGINT/SIGTERM).",
                  false,
                  [](Config& c, const std::string& v) -> Status {
@@ -680,6 +694,25 @@ Status check_host_limits(const Config& config, const std::string& proc_sys_kerne
                             " Hz, which the kernel lowers by itself when perf interrupts take "
                             "too long); use a lower --frequency or raise the sysctl"};
     return {};
+}
+
+std::string cgroup2_root(const std::string& mounts_text) {
+    std::istringstream in(mounts_text);
+    std::string line;
+    while (std::getline(in, line)) {
+        std::istringstream f(line);
+        std::string dev, dir, type;
+        if (f >> dev >> dir >> type && type == "cgroup2")
+            return dir;
+    }
+    return "/sys/fs/cgroup";
+}
+
+std::string cgroup2_root() {
+    std::ifstream in("/proc/mounts");
+    std::stringstream text;
+    text << in.rdbuf();
+    return cgroup2_root(text.str());
 }
 
 Result<Config> parse_config_yaml(const std::string& text, const std::string& origin, Config base) {

@@ -35,6 +35,8 @@ struct Config {
     std::vector<uint16_t> tcp_ports; // TCP series of their own (≤ 16); others: "other"
     int outlier_store_size = 1024;
     std::vector<uint32_t> pids; // profile only these processes (empty: all)
+    std::string cgroup;         // profile only this cgroup v2 path and below ("": all)
+    std::string cgroup_root;    // where cgroup v2 is mounted, "": cgroup2_root() (not a setting)
     uint64_t duration_ns = 0;   // run: stop after this long (0: until SIGINT/SIGTERM)
     bool strict = false;        // any collector failing to start is fatal
     uint64_t profile_window_ns = 15'000'000'000ULL; // continuous window (/flamegraph, metrics)
@@ -93,5 +95,11 @@ Status check_host_limits(const Config& config,
 
 // The configuration reference (Markdown), generated from settings().
 std::string config_reference_markdown();
+
+// Where the cgroup v2 hierarchy is mounted, from a /proc/mounts text: /sys/fs/cgroup on
+// unified hosts, /sys/fs/cgroup/unified on hybrid ones (v1 controllers beside v2);
+// "/sys/fs/cgroup" when none is listed.
+std::string cgroup2_root(const std::string& mounts_text);
+std::string cgroup2_root();
 
 } // namespace hostprof

@@ -85,6 +85,7 @@ LatencyOptions latency_options(const Config& config, const compat::AttachPlan& p
     lo.syscall_cgroups = config.syscall_cgroups;
     lo.block_slow_ns = config.block_slow_threshold_ns;
     lo.tcp_ports = config.tcp_ports;
+    lo.cgroup_root = config.cgroup_root.empty() ? cgroup2_root() : config.cgroup_root;
     return lo;
 }
 
@@ -124,6 +125,9 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
         wants(config, compat::Collector::OffCpu) && plan.collector_ready(compat::Collector::OffCpu);
     po.collector.off_cpu_min_ns = config.off_cpu_threshold_ns;
     po.collector.pids = config.pids;
+    if (!config.cgroup.empty())
+        po.collector.cgroup_dir =
+            (config.cgroup_root.empty() ? cgroup2_root() : config.cgroup_root) + config.cgroup;
     po.collector.ring_bytes = static_cast<uint32_t>(config.ring_buffer_bytes);
     po.collector.proc_mode = mode_of(plan, "sched/sched_process_exec", compat::Collector::Cpu);
     if (po.collector.proc_mode == compat::AttachMode::None)

@@ -1,6 +1,7 @@
 #include "agent/profile_collector.h"
 
 #include <bpf/bpf.h>
+#include <fcntl.h>
 #include <linux/perf_event.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <sstream>
 
 #include "agent/latency_bpf_util.h"
+#include "common/unique_fd.h"
 #include "profile.skel.h"
 
 namespace hostprof {
@@ -51,6 +53,7 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
     if (bpf_map__set_max_entries(s->maps.hp_prof_events, options.ring_bytes) != 0)
         return errno_error("ring buffer size " + std::to_string(options.ring_bytes));
     s->rodata->cfg_filter_pids = !options.pids.empty();
+    s->rodata->cfg_filter_cgroups = !options.cgroup_dir.empty();
     s->rodata->cfg_offcpu_min_ns = options.off_cpu_min_ns;
     auto* p = s->progs.hp_cpu_sample;
     bpf_program__set_autoload(p, options.on_cpu);
@@ -69,6 +72,18 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
         if (bpf_map__update_elem(s->maps.hp_prof_pids, &pid, sizeof(pid), &one, sizeof(one),
                                  BPF_ANY) != 0)
             return errno_error("add pid " + std::to_string(pid) + " to the filter");
+    }
+
+    if (!options.cgroup_dir.empty()) {
+        UniqueFd dir(::open(options.cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!dir)
+            return errno_error("cgroup filter: open " + options.cgroup_dir);
+        uint32_t zero = 0;
+        int fd = dir.get();
+        if (bpf_map__update_elem(s->maps.hp_prof_cgroup_tree, &zero, sizeof(zero), &fd, sizeof(fd),
+                                 BPF_ANY) != 0)
+            return errno_error("cgroup filter: " + options.cgroup_dir +
+                               " is not a cgroup v2 directory");
     }
 
     // Tracepoint hooks first, so exec/exit notices flow before the first sample.

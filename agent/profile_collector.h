@@ -25,7 +25,8 @@ struct ProfileOptions {
     bool on_cpu = true;
     bool off_cpu = true;
     uint64_t off_cpu_min_ns = 1'000'000;
-    std::vector<uint32_t> pids;                               // empty: every process
+    std::vector<uint32_t> pids; // empty: every process
+    std::string cgroup_dir;     // a cgroup v2 directory: only tasks in it or below ("": all)
     compat::AttachMode proc_mode = compat::AttachMode::TpBtf; // exec/exit hooks
     compat::AttachMode off_cpu_mode = compat::AttachMode::TpBtf;
     uint32_t ring_bytes = 2u << 20; // power of two, multiple of the page size

@@ -55,12 +55,14 @@ struct {
 	__type(value, __u8);
 } hp_prof_pids SEC(".maps");
 
+/* The `cgroup` setting: only tasks in this cgroup v2 directory or below it (descendants
+ * created later included) are profiled. Index 0 holds the directory's descriptor. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u64);
-	__type(value, __u8);
-} hp_prof_cgroups SEC(".maps");
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} hp_prof_cgroup_tree SEC(".maps");
 
 static __always_inline void count(__u32 stat)
 {
@@ -74,7 +76,7 @@ static __always_inline bool wanted(__u32 pid, __u64 cgroup_id)
 {
 	if (cfg_filter_pids && !bpf_map_lookup_elem(&hp_prof_pids, &pid))
 		return false;
-	if (cfg_filter_cgroups && !bpf_map_lookup_elem(&hp_prof_cgroups, &cgroup_id))
+	if (cfg_filter_cgroups && bpf_current_task_under_cgroup(&hp_prof_cgroup_tree, 0) != 1)
 		return false;
 	return true;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <cstdio>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "agent/config.h"
 #include "bpf_test_util.h"
 
 using hostprof::bpftest::run_command;
@@ -159,6 +161,60 @@ TEST(Http, DeletedBinaryStillSymbolizes) {
     EXPECT_NE(maps.find("(deleted)"), std::string::npos) << maps;
     EXPECT_NE(top.find("hot_three_quarters"), std::string::npos) << top.substr(0, 1500);
     EXPECT_NE(top.find("hot_one_quarter"), std::string::npos) << top.substr(0, 1500);
+}
+
+// `--cgroup-filter`: only tasks in that cgroup v2 directory or below are sampled, decided in the
+// kernel (the "filtered" count rises): a process in a child cgroup created before the
+// agent is profiled, one outside is not.
+TEST(Http, CgroupFilterInTheKernelKeepsTheSubtree) {
+    HOSTPROF_REQUIRE_ROOT();
+    const std::string root = hostprof::cgroup2_root();
+    const std::string rel = "/hostprof-cgfilter-" + std::to_string(::getpid());
+    ASSERT_EQ(run_command("mkdir -p " + root + rel + "/inner && echo ok"), "ok\n");
+    struct Cleanup {
+        std::string dir;
+        ~Cleanup() { run_command("rmdir " + dir + "/inner " + dir + " 2>/dev/null"); }
+    } cleanup{root + rel};
+    auto spawn = [&](const std::string& cgroup) {
+        pid_t pid = ::fork();
+        if (pid == 0) {
+            if (!cgroup.empty()) {
+                std::ofstream procs(cgroup + "/cgroup.procs");
+                procs << ::getpid() << std::endl;
+                if (!procs)
+                    ::_exit(126);
+            }
+            const std::string path = std::string(HOSTPROF_TESTPROGS_DIR) + "/cpu_ratio";
+            ::execl(path.c_str(), path.c_str(), "10", static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        return pid;
+    };
+    Agent a({"--frequency", "99", "--collectors", "cpu", "--cgroup-filter", rel});
+    ASSERT_TRUE(a.ready()) << a.log();
+    const pid_t inside = spawn(root + rel + "/inner");
+    const pid_t outside = spawn("");
+    ASSERT_GT(inside, 0);
+    ASSERT_GT(outside, 0);
+    auto top = [&](pid_t pid) {
+        const std::string file = "/tmp/hostprof-cgf-" + std::to_string(pid) + ".pb.gz";
+        curl("-o " + file + " '" +
+             a.url("/debug/pprof/profile?seconds=2&pid=" + std::to_string(pid)) + "'");
+        std::string out = run_command("HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof "
+                                      "-top " +
+                                      file + " 2>&1");
+        std::remove(file.c_str());
+        return out;
+    };
+    const std::string in_top = top(inside), out_top = top(outside);
+    const std::string m = curl(a.url("/metrics"));
+    for (pid_t p : {inside, outside}) {
+        ::kill(p, SIGKILL);
+        ::waitpid(p, nullptr, 0);
+    }
+    EXPECT_NE(in_top.find("hot_three_quarters"), std::string::npos) << in_top.substr(0, 1500);
+    EXPECT_EQ(out_top.find("hot_three_quarters"), std::string::npos) << out_top.substr(0, 1500);
+    EXPECT_GT(metric(m, "hostprof_profile_events_total{kind=\"filtered\"}").value_or(0), 50) << m;
 }
 
 TEST(Http, PprofEndpointIsGoCompatible) {

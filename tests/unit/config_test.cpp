@@ -186,3 +186,19 @@ TEST(ConfigValidation, FrequencyAgainstPerfEventMaxSampleRate) {
 }
 
 } // namespace
+
+TEST(Config, Cgroup2RootOnUnifiedAndHybridHosts) {
+    EXPECT_EQ(hostprof::cgroup2_root("sysfs /sys sysfs rw 0 0\n"
+                                     "cgroup2 /sys/fs/cgroup cgroup2 rw,nosuid 0 0\n"),
+              "/sys/fs/cgroup");
+    EXPECT_EQ(hostprof::cgroup2_root("tmpfs /sys/fs/cgroup tmpfs rw 0 0\n"
+                                     "cgroup /sys/fs/cgroup/cpu cgroup rw,cpu 0 0\n"
+                                     "cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n"),
+              "/sys/fs/cgroup/unified");
+    EXPECT_EQ(hostprof::cgroup2_root("proc /proc proc rw 0 0\n"), "/sys/fs/cgroup");
+    hostprof::Config c;
+    EXPECT_TRUE(hostprof::apply_setting(c, "cgroup_filter", "/system.slice/nginx.service"));
+    EXPECT_EQ(c.cgroup, "/system.slice/nginx.service");
+    EXPECT_FALSE(hostprof::apply_setting(c, "cgroup_filter", "system.slice"));
+    EXPECT_FALSE(hostprof::apply_setting(c, "cgroup_filter", "/a/../../etc"));
+}
