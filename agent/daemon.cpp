@@ -165,6 +165,11 @@ int run_agent(const Config& config) {
             spdlog::info("mounted tracefs at {}", config.tracefs_path);
     }
 
+    // A stalled consumer (the profile ring loop, the latency ring thread, the symbolizer)
+    // is logged and counted. Created first: it outlives every consumer.
+    auto watchdog =
+        std::make_shared<Watchdog>(std::chrono::nanoseconds(config.watchdog_timeout_ns));
+    Watchdog::Consumer& ring_watch = watchdog->watch("profile_ring");
     AgentState state;
     state.limits.max_seconds = config.max_profile_seconds;
     state.limits.default_seconds = std::min(30, config.max_profile_seconds);
@@ -216,6 +221,17 @@ int run_agent(const Config& config) {
     state.outliers = &outliers;
     LatencyOptions lo = latency_options(config, plan);
     std::shared_ptr<LatencyCollectors> latency;
+    // On every way out, early error returns included: the latency consumer thread feeds
+    // the pipeline and the outlier store, so it stops before they go (the scrape list
+    // holds it too). Without this, a failed HTTP start crashed on the way out.
+    struct StopLatencyFirst {
+        AgentState& state;
+        std::shared_ptr<LatencyCollectors>& latency;
+        ~StopLatencyFirst() {
+            state.collectables.clear();
+            latency.reset();
+        }
+    } stop_latency_first{state, latency};
     for (auto col : config.collectors)
         if (col != compat::Collector::Cpu && col != compat::Collector::OffCpu &&
             !lo.collectors.contains(col))
@@ -254,9 +270,6 @@ int run_agent(const Config& config) {
     state.collectables.push_back(metrics);
     if (latency && !latency->empty())
         state.collectables.push_back(latency);
-    // A stalled consumer loop (heartbeat after every poll) is logged and counted.
-    auto watchdog =
-        std::make_shared<Watchdog>(std::chrono::nanoseconds(config.watchdog_timeout_ns));
     state.collectables.push_back(watchdog);
 
     HttpOptions ho;
@@ -284,8 +297,10 @@ int run_agent(const Config& config) {
             spdlog::info("capabilities now: {}",
                          capability_names(current_capabilities().effective));
     }
+    if (pipeline)
+        pipeline->set_watchdog(&watchdog->watch("symbolizer", /*starts_idle=*/true));
     if (latency)
-        latency->start_consumer();
+        latency->start_consumer(&watchdog->watch("latency_ring"));
     // Pyroscope push (optional): after the capability drop, before the HTTP workers read
     // state.collectables.
     auto pyroscope = start_pyroscope_push(config, pipeline.get());
@@ -311,10 +326,10 @@ int run_agent(const Config& config) {
     if (pipeline)
         continuous = pipeline->subscribe(HP_PROF_ON_CPU, {});
     bool first_logged = false;
-    watchdog->heartbeat();
+    ring_watch.beat();
     watchdog->start_monitor(std::chrono::milliseconds(500));
     while (g_stop_signal.load() == 0 && clock::now() < deadline) {
-        watchdog->heartbeat();
+        ring_watch.beat();
         if (pipeline) {
             int n = pipeline->poll(100);
             if (n < 0 && n != -EINTR) {
@@ -348,6 +363,7 @@ int run_agent(const Config& config) {
             state.last_on_cpu = std::move(w);
         }
     }
+    ring_watch.idle(); // stopping on purpose: not a stall
     if (int sig = g_stop_signal.load(); sig != 0)
         spdlog::info("received {}, detaching", sig == SIGINT ? "SIGINT" : "SIGTERM");
 

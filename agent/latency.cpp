@@ -163,9 +163,10 @@ LatencyCollectors::~LatencyCollectors() {
     // Members go in reverse order: the collectors detach after the consumer stopped.
 }
 
-void LatencyCollectors::start_consumer() {
+void LatencyCollectors::start_consumer(Watchdog::Consumer* watch) {
     if (consumer_.joinable() || (!syscalls_ && !block_))
         return;
+    watch_ = watch;
     // The daemon's thread takes SIGINT/SIGTERM (its poll returns EINTR at once).
     sigset_t block_set, old;
     sigemptyset(&block_set);
@@ -193,6 +194,8 @@ void LatencyCollectors::consume_loop() {
     // The kernel side batches wakeups until its ring holds enough bytes: a timed drain
     // every 200 ms bounds how long an outlier waits.
     while (!stop_.load()) {
+        if (watch_ != nullptr)
+            watch_->beat();
         epoll_event evs[2];
         ::epoll_wait(ep.get(), evs, 2, 200);
         int n = 0;
@@ -202,6 +205,8 @@ void LatencyCollectors::consume_loop() {
             n += std::max(0, block_->poll(0));
         consumed_ += static_cast<uint64_t>(n);
     }
+    if (watch_ != nullptr)
+        watch_->idle(); // stopped on purpose: not a stall
 }
 
 void LatencyCollectors::on_syscall(const SyscallOutlierView& v) {

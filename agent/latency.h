@@ -27,6 +27,7 @@
 #include "agent/runqueue_collector.h"
 #include "agent/syscall_collector.h"
 #include "agent/tcp_collector.h"
+#include "agent/watchdog.h"
 #include "common/bpf_handles.h"
 #include "kernel-compat/planner.h"
 
@@ -73,8 +74,8 @@ class LatencyCollectors : public prometheus::Collectable {
     LatencyCollectors& operator=(const LatencyCollectors&) = delete;
 
     // Starts the thread that drains the outlier rings (after capabilities are dropped:
-    // threads inherit the creator's).
-    void start_consumer();
+    // threads inherit the creator's). It beats `watch` (if given) every round.
+    void start_consumer(Watchdog::Consumer* watch = nullptr);
     // Re-reads the syscall cgroup allowlist and disk names (the daemon calls it every
     // profile window).
     void refresh();
@@ -105,6 +106,7 @@ class LatencyCollectors : public prometheus::Collectable {
     mutable std::mutex collect_mu_; // one scrape at a time reads the maps
     std::atomic<bool> stop_{false};
     std::atomic<uint64_t> consumed_{0};
+    Watchdog::Consumer* watch_ = nullptr;
     std::thread consumer_;
 };
 

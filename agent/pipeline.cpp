@@ -1,10 +1,37 @@
 #include "agent/pipeline.h"
 
+#include <malloc.h>
+
 #include <thread>
 
 #include "symbolizer/symbolizer.h"
 
 namespace hostprof {
+namespace {
+
+// Reports each frame resolved to the watchdog: a symbolization stuck on one object (a
+// slow file, a pathological DWARF) stops the beats.
+class BeatingResolver final : public FrameResolver {
+  public:
+    BeatingResolver(FrameResolver& inner, Watchdog::Consumer& watch)
+        : inner_(inner), watch_(watch) {}
+    ResolvedFrame kernel(uint64_t address) override {
+        watch_.beat();
+        return inner_.kernel(address);
+    }
+    ResolvedFrame user(uint32_t pid, uint64_t address) override {
+        watch_.beat();
+        return inner_.user(pid, address);
+    }
+    void process_seen(uint32_t pid) override { inner_.process_seen(pid); }
+    void process_exited(uint32_t pid) override { inner_.process_exited(pid); }
+
+  private:
+    FrameResolver& inner_;
+    Watchdog::Consumer& watch_;
+};
+
+} // namespace
 
 Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options,
                                                   std::unique_ptr<FrameResolver> resolver) {
@@ -117,8 +144,24 @@ Profile Pipeline::symbolize(const ProfileWindow& window, const BuildOptions& opt
     // On a thread of its own: HTTP worker threads have small stacks, and libdw's DWARF
     // walk needs tens of KiB of stack per frame (it overflowed civetweb's workers).
     Profile out;
-    std::thread worker([&] { out = build_profile(window, *resolver_, options); });
+    std::thread worker([&] {
+        if (symbolizer_watch_ == nullptr) {
+            out = build_profile(window, *resolver_, options);
+            return;
+        }
+        symbolizer_watch_->busy();
+        BeatingResolver beating(*resolver_, *symbolizer_watch_);
+        out = build_profile(window, beating, options);
+        symbolizer_watch_->idle();
+    });
     worker.join();
+    // Memory held only to speed up lookups (libdw line tables, touched pages of mapped
+    // debug data) goes back after every profile, and malloc returns the freed pages of
+    // every arena (the worker threads above each get one): without this the agent's RSS
+    // grew past 150 MiB under process churn (the symbol cache bound did not see libdw's
+    // line tables).
+    resolver_->release_memory();
+    ::malloc_trim(0);
     sym::SymbolizerStats refresh; // the snapshot /metrics falls back to when busy
     (void)resolver_->symbolizer_stats(refresh);
     return out;

@@ -24,6 +24,7 @@
 #include "agent/process_table.h"
 #include "agent/profile_builder.h"
 #include "agent/profile_collector.h"
+#include "agent/watchdog.h"
 
 namespace hostprof {
 
@@ -70,6 +71,9 @@ class Pipeline {
 
     // Symbolizes a window (serialized: the resolver is not thread-safe).
     Profile symbolize(const ProfileWindow& window, const BuildOptions& options);
+    // The watchdog consumer symbolize() reports to (busy while it runs, a beat per frame
+    // resolved); set before concurrent use.
+    void set_watchdog(Watchdog::Consumer* consumer) { symbolizer_watch_ = consumer; }
 
     PipelineStats stats() const;
     // The resolver's symbolizer counters (FrameResolver::symbolizer_stats); does not wait
@@ -97,6 +101,7 @@ class Pipeline {
     uint64_t ktrunc_ = 0, utrunc_ = 0;
 
     std::mutex resolver_mu_;
+    Watchdog::Consumer* symbolizer_watch_ = nullptr;
     // Exited processes whose resolver state is released later: (pid, exit time).
     void release_exited(bool all);
     std::deque<std::pair<uint32_t, int64_t>> exited_;

@@ -34,6 +34,9 @@ class FrameResolver {
     // /metrics; false when the resolver has none. Unlike the calls above, safe to call
     // while another thread resolves frames.
     virtual bool symbolizer_stats(sym::SymbolizerStats& /*out*/) const { return false; }
+    // A batch of lookups (one profile) is done: memory kept only to speed up lookups may
+    // go back.
+    virtual void release_memory() {}
 };
 
 struct BuildOptions {

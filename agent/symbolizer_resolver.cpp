@@ -25,6 +25,7 @@ class SymbolizerResolver final : public FrameResolver {
         out = sym_.stats_nowait(); // the symbolizer's lock, not the resolver's
         return true;
     }
+    void release_memory() override { sym_.release_memory(); }
 
   private:
     static sym::SymbolizerOptions options(size_t cache_bytes) {

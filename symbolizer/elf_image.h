@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/elf_handle.h"
@@ -91,8 +92,16 @@ class ElfImage {
     // Symbols taken from .gnu_debugdata (MiniDebugInfo), and why it was unusable if it was.
     size_t minidebuginfo_symbols() const { return minidebuginfo_symbols_; }
     const std::string& minidebuginfo_error() const { return minidebuginfo_error_; }
-    // Estimated heap bytes held (symbol table, names, DWARF index and libdw's state).
+    // Estimated heap bytes held (symbol table, names, DWARF index and libdw's state,
+    // line tables included).
     size_t bytes() const { return bytes_; }
+    // Gives back what lookups accumulated: libdw's per-unit state (line tables,
+    // abbreviations; freed by ending and restarting the Dwarf handle, the index of this
+    // class holds offsets and stays valid) and the pages of the mapped debug data that
+    // parsing touched (dropped from this process's page tables; the next lookup faults
+    // them in again from the page cache). Not thread-safe. Returns the heap bytes freed
+    // (estimated).
+    size_t release_memory();
 
     struct Segment {
         uint64_t vaddr, memsz, offset, filesz;
@@ -121,6 +130,7 @@ class ElfImage {
     void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
                     SafeOpener& opener, const ElfOrigin& origin);
     void index_dwarf();
+    void drop_mapped_pages() const;
     bool dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle, bool inlines,
                       std::vector<SymbolizedFrame>& out) const;
 
@@ -163,6 +173,10 @@ class ElfImage {
     const std::string& symbol_name(const Symbol& s, bool demangle) const;
     mutable std::string scratch_;
     mutable size_t bytes_ = 0;
+    // Units whose line table libdw holds since the Dwarf handle was (re)started, and the
+    // bytes charged for them (libdw keeps ~50 bytes per row until dwarf_end).
+    mutable std::unordered_set<uint64_t> lines_read_;
+    mutable size_t lines_bytes_ = 0;
 };
 
 // The build-id note of an open ELF (hex), or "" when none; Error when a note is malformed.

@@ -48,11 +48,17 @@ struct MapEntry {
     uint32_t dev_minor = 0;
     uint64_t inode = 0;
     bool readable = false, writable = false, executable = false, shared = false;
-    std::string path;     // "" for anonymous; "[vdso]", "[heap]", "memfd:x", "/usr/lib/..."
+    std::string path;     // "" for anonymous; "[vdso]", "[heap]", "/memfd:x", "/usr/lib/..."
     bool deleted = false; // the path ended in " (deleted)" (removed from the path)
 
-    bool is_file() const { return inode != 0 && !path.empty() && path[0] == '/'; }
-    bool is_memfd() const { return path.rfind("memfd:", 0) == 0; }
+    // A memfd: the kernel prints "/memfd:NAME (deleted)" (the name memfd_create got,
+    // under a "/memfd:" prefix; always deleted since it was never linked). A real file
+    // named /memfd:x that exists is not one; "memfd:x" without the slash is accepted too.
+    bool is_memfd() const {
+        return (deleted && path.rfind("/memfd:", 0) == 0) || path.rfind("memfd:", 0) == 0;
+    }
+    // Backed by a file with a path (memfds excluded: their path names no file).
+    bool is_file() const { return inode != 0 && !path.empty() && path[0] == '/' && !is_memfd(); }
     bool is_anonymous() const { return path.empty() || path.rfind("[anon", 0) == 0; }
 };
 

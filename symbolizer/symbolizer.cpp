@@ -479,6 +479,17 @@ void Symbolizer::process_exited(uint32_t pid) {
     processes_.erase(pid);
 }
 
+size_t Symbolizer::release_memory() {
+    std::lock_guard lock(mu_);
+    size_t freed = 0;
+    for (auto& [key, e] : cache_) {
+        freed += e->image->release_memory();
+        stats_.cache_bytes = stats_.cache_bytes - e->bytes + e->image->bytes();
+        e->bytes = e->image->bytes();
+    }
+    return freed;
+}
+
 FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
     std::lock_guard lock(mu_);
     stats_.frames++;

@@ -116,6 +116,10 @@ class Symbolizer {
     void process_seen(uint32_t pid);
     FrameResult user(uint32_t pid, uint64_t address);
     void process_exited(uint32_t pid);
+    // Between batches of lookups (after a profile is built): gives back what the lookups
+    // accumulated in the cached objects (ElfImage::release_memory). Returns heap bytes
+    // freed (estimated).
+    size_t release_memory();
 
     // Symbolizes an ELF virtual address of a file (for `hostprof symbolize --elf`).
     FrameResult elf(const std::string& path, uint64_t elf_address);

@@ -117,11 +117,16 @@ TEST(FuzzCorpus, MapsLines) {
     std::stringstream b;
     b << in.rdbuf();
     auto p = sym::parse_maps(b.str());
-    ASSERT_EQ(p.entries.size(), 10u);
+    ASSERT_EQ(p.entries.size(), 11u);
     EXPECT_EQ(p.entries[1].path, "/usr/bin/app");
     EXPECT_TRUE(p.entries[1].deleted);
+    EXPECT_FALSE(p.entries[1].is_memfd());
     EXPECT_EQ(p.entries[2].path, "/memfd:jit-code");
+    EXPECT_TRUE(p.entries[2].is_memfd()); // as the kernel prints it
+    EXPECT_FALSE(p.entries[2].is_file());
     EXPECT_TRUE(p.entries[3].is_memfd());
+    EXPECT_EQ(p.entries[10].path, "/memfd:V8 code space");
+    EXPECT_TRUE(p.entries[10].is_memfd());
     EXPECT_EQ(p.entries[4].path, "/opt/My App/lib/lib with spaces.so");
     EXPECT_FALSE(p.entries[4].deleted);
     EXPECT_EQ(p.entries[5].path, "/opt/odd/name (deleted)"); // only one suffix is removed

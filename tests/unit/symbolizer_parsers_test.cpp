@@ -1,6 +1,7 @@
 // Parsers of kallsyms, /proc/PID/maps and perf maps, on fixtures and inline text.
 #include <gtest/gtest.h>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -8,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <string>
 
 #include "symbolizer/demangle.h"
 #include "symbolizer/parsers.h"
@@ -56,6 +58,50 @@ TEST(SymbolizerKallsyms, RealProcKallsymsParsesWithoutErrors) {
     std::ifstream in("/proc/kallsyms");
     Kallsyms k = Kallsyms::parse(in);
     EXPECT_EQ(k.malformed(), 0u);
+}
+
+// A real memfd mapped into this process, as /proc/self/maps shows it: the kernel names it
+// "/memfd:NAME (deleted)", which must be recognized as a memfd and not as a file path.
+TEST(SymbolizerMaps, RecognizesARealMemfdMapping) {
+    const std::string name = "hostprof test jit " + std::to_string(::getpid());
+    int fd = ::memfd_create(name.c_str(), MFD_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    const long page = ::sysconf(_SC_PAGESIZE);
+    ASSERT_EQ(::ftruncate(fd, page), 0);
+    void* addr = ::mmap(nullptr, static_cast<size_t>(page), PROT_READ, MAP_SHARED, fd, 0);
+    ASSERT_NE(addr, MAP_FAILED);
+    std::ifstream in("/proc/self/maps");
+    std::stringstream text;
+    text << in.rdbuf();
+    ::munmap(addr, static_cast<size_t>(page));
+    ::close(fd);
+
+    MapsParse p = parse_maps(text.str());
+    EXPECT_EQ(p.malformed, 0u);
+    const MapEntry* found = nullptr;
+    for (const MapEntry& e : p.entries)
+        if (e.start == reinterpret_cast<uint64_t>(addr))
+            found = &e;
+    ASSERT_NE(found, nullptr) << text.str();
+    EXPECT_EQ(found->path, "/memfd:" + name);
+    EXPECT_TRUE(found->deleted);
+    EXPECT_TRUE(found->shared);
+    EXPECT_NE(found->inode, 0u);
+    EXPECT_TRUE(found->is_memfd());
+    EXPECT_FALSE(found->is_file());
+    EXPECT_FALSE(found->is_anonymous());
+    // Every other mapping of this process is no memfd (the test binary, libc, [heap]...).
+    for (const MapEntry& e : p.entries) {
+        if (&e != found) {
+            EXPECT_FALSE(e.is_memfd()) << e.path;
+        }
+    }
+
+    // A file that merely has such a name, present on disk (not deleted), is a file.
+    MapsParse f = parse_maps("7f0000000000-7f0000001000 r-xp 00000000 08:01 77 /memfd:x\n");
+    ASSERT_EQ(f.entries.size(), 1u);
+    EXPECT_FALSE(f.entries[0].is_memfd());
+    EXPECT_TRUE(f.entries[0].is_file());
 }
 
 TEST(SymbolizerMaps, HandlesDeletedSpacesMemfdVdsoAnon) {
