@@ -191,6 +191,13 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
                              "Ring-buffer records rejected by the decoders.", MetricType::Counter);
         add_value(decode, static_cast<double>(s.collector.decode_errors), {{"ring", "profile"}});
         out.push_back(std::move(decode));
+        auto window_drops =
+            family("hostprof_profile_stacks_dropped_total",
+                   "Stack records the agent dropped after consuming them (consumer side): "
+                   "the profile window already held its maximum of distinct stacks.",
+                   MetricType::Counter);
+        add_value(window_drops, static_cast<double>(s.window_stack_drops));
+        out.push_back(std::move(window_drops));
 
         auto samples = family("hostprof_profile_events_total",
                               "Profiling events seen in the kernel, by kind.", MetricType::Counter);

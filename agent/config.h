@@ -55,8 +55,10 @@ struct Config {
     std::vector<std::string> debuginfod_urls; // empty: debuginfod off
     std::string debuginfod_cache_dir = "/var/cache/hostprof/debuginfod";
     uint64_t debuginfod_timeout_ns = 30'000'000'000ULL;
-    uint64_t ring_buffer_bytes = 2u << 20;            // profile ring buffer (power of two)
-    uint64_t symbol_cache_bytes = 256u << 20;         // symbolizer's ELF/DWARF cache
+    uint64_t ring_buffer_bytes = 2u << 20; // profile ring buffer (power of two)
+    // Symbolizer's ELF/DWARF cache. 32 MiB keeps the agent within its 64 MiB RSS budget
+    // (code, libraries and rings take ~20 MiB, kallsyms ~6 MiB).
+    uint64_t symbol_cache_bytes = 32u << 20;
     uint64_t perf_map_max_bytes = 64u << 20;          // larger /tmp/perf-PID.map are refused
     uint64_t watchdog_timeout_ns = 10'000'000'000ULL; // consumer loop stall threshold
 };

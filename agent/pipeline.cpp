@@ -1,6 +1,11 @@
 #include "agent/pipeline.h"
 
 #include <malloc.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
 
 #include <thread>
 
@@ -42,6 +47,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options
     p->frequency_hz_ = options.collector.frequency_hz;
     p->exited_grace_ns_ = options.exited_grace_ns;
     p->exited_max_ = options.exited_max;
+    p->proc_root_ = options.proc_root;
     Pipeline* self = p.get();
     auto c = ProfileCollector::start(
         options.collector, [self](const StackRecordView& r) { self->on_stack(r); },
@@ -54,8 +60,33 @@ Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options
 
 int Pipeline::poll(int timeout_ms) {
     int n = collector_->poll(timeout_ms);
+    if (const int64_t now = unix_now_ns(); now - last_sweep_ns_ >= 10'000'000'000LL) {
+        last_sweep_ns_ = now;
+        sweep_vanished();
+    }
     release_exited(false);
     return n;
+}
+
+void Pipeline::sweep_vanished() {
+    std::vector<std::pair<uint32_t, uint64_t>> announced;
+    {
+        std::lock_guard lock(mu_);
+        announced.assign(seen_.begin(), seen_.end());
+    }
+    std::vector<std::pair<uint32_t, uint64_t>> gone;
+    for (const auto& key : announced) {
+        const std::string dir = proc_root_ + "/" + std::to_string(key.first);
+        if (::access(dir.c_str(), F_OK) != 0 && errno == ENOENT)
+            gone.push_back(key);
+    }
+    if (gone.empty())
+        return;
+    std::lock_guard lock(mu_);
+    const int64_t now = unix_now_ns();
+    for (const auto& key : gone)
+        if (seen_.erase(key) > 0)
+            exited_.emplace_back(key.first, now);
 }
 
 void Pipeline::release_exited(bool all) {
@@ -134,6 +165,7 @@ ProfileWindow Pipeline::collect(SubscriptionId id) {
     if (it == subscriptions_.end())
         return {};
     ProfileWindow w = it->second.take();
+    window_drops_ += it->second.dropped_stacks();
     subscriptions_.erase(it);
     processes_->sweep_exited(); // windows keep their own copies of process metadata
     return w;
@@ -183,6 +215,9 @@ PipelineStats Pipeline::stats() const {
     s.subscriptions = subscriptions_.size();
     s.kernel_stacks_truncated = ktrunc_;
     s.user_stacks_truncated = utrunc_;
+    s.window_stack_drops = window_drops_;
+    for (const auto& [id, agg] : subscriptions_)
+        s.window_stack_drops += agg.dropped_stacks();
     return s;
 }
 

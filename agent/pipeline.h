@@ -34,9 +34,11 @@ struct PipelineOptions {
     size_t process_table_size = 16384;
     ServiceRule service_rule = ServiceRule::Auto;
     // An exited process's mappings stay with the resolver this long, so windows that
-    // sampled it still symbolize it, but never more than `exited_max` processes.
+    // sampled it still symbolize it, but never more than `exited_max` processes (each
+    // holds its executable mappings, a few KiB: 4096 of them under an exec storm were
+    // ~20 MiB of the agent's 64 MiB budget).
     uint64_t exited_grace_ns = 60'000'000'000ULL;
-    size_t exited_max = 4096;
+    size_t exited_max = 1024;
 };
 
 struct PipelineStats {
@@ -49,6 +51,9 @@ struct PipelineStats {
     uint64_t subscriptions = 0;           // active
     uint64_t kernel_stacks_truncated = 0; // filled all 127 frames: maybe cut short
     uint64_t user_stacks_truncated = 0;
+    // Consumer-side loss: records dropped because a window already held its maximum of
+    // distinct stacks (ProfileAggregator's bound), over all subscriptions ever.
+    uint64_t window_stack_drops = 0;
 };
 
 class Pipeline {
@@ -99,11 +104,18 @@ class Pipeline {
     std::set<std::pair<uint32_t, uint64_t>> seen_; // processes announced to the resolver
     uint64_t on_cpu_ = 0, off_cpu_ = 0, latency_ = 0, proc_ = 0;
     uint64_t ktrunc_ = 0, utrunc_ = 0;
+    uint64_t window_drops_ = 0; // of collected subscriptions
 
     std::mutex resolver_mu_;
     Watchdog::Consumer* symbolizer_watch_ = nullptr;
     // Exited processes whose resolver state is released later: (pid, exit time).
     void release_exited(bool all);
+    // Processes announced to the resolver whose exit record never arrived (lost when the
+    // ring overflowed) but which are gone from /proc: released like exited ones. Without
+    // this, an exec storm with ring drops left the resolver's per-process state growing.
+    void sweep_vanished();
+    std::string proc_root_;
+    int64_t last_sweep_ns_ = 0;
     std::deque<std::pair<uint32_t, int64_t>> exited_;
     uint64_t exited_grace_ns_ = 0;
     size_t exited_max_ = 0;

@@ -454,7 +454,7 @@ void ElfImage::account_bytes() {
         bytes_ += cu_functions_bytes(f);
     for (const auto& [off, name] : demangled_)
         bytes_ += name.capacity() + 48;
-    bytes_ += lines_bytes_;
+    bytes_ += lines_bytes_ + inflated_bytes_;
 }
 
 // Bytes libdw holds per line-table row once a unit's table was read (its Dwarf_Line rows,
@@ -531,9 +531,22 @@ bool ElfImage::has_debug_info(Elf* e) {
 }
 
 bool ElfImage::try_dwarf(ElfFile f, const std::string& name) {
+    // Compressed debug sections (SHF_COMPRESSED, as Debian's debug files have them) are
+    // inflated onto the heap by dwarf_begin_elf and stay there while the handle lives:
+    // charged to this object, so the cache bound sees them.
+    size_t inflated = 0;
+    for (Elf_Scn* scn = elf_nextscn(f.elf(), nullptr); scn != nullptr;
+         scn = elf_nextscn(f.elf(), scn)) {
+        GElf_Shdr sh;
+        GElf_Chdr ch;
+        if (gelf_getshdr(scn, &sh) != nullptr && (sh.sh_flags & SHF_COMPRESSED) != 0 &&
+            gelf_getchdr(scn, &ch) != nullptr)
+            inflated += static_cast<size_t>(std::min<uint64_t>(ch.ch_size, 1ull << 32));
+    }
     Dwarf* dw = dwarf_begin_elf(f.elf(), DWARF_C_READ, nullptr);
     if (dw == nullptr)
         return false;
+    inflated_bytes_ = inflated;
     dwarf_file_.emplace(std::move(f));
     dwarf_ = dw;
     debug_file_ = name;

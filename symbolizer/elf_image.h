@@ -177,6 +177,7 @@ class ElfImage {
     // bytes charged for them (libdw keeps ~50 bytes per row until dwarf_end).
     mutable std::unordered_set<uint64_t> lines_read_;
     mutable size_t lines_bytes_ = 0;
+    size_t inflated_bytes_ = 0; // compressed debug sections libelf inflated for libdw
 };
 
 // The build-id note of an open ELF (hex), or "" when none; Error when a note is malformed.
