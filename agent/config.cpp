@@ -590,8 +590,9 @@ std::vector<Setting> make_settings() {
          },
          [](const Config& c) { return show_size(c.perf_map_max_bytes); }});
     s.push_back({"watchdog_timeout", "DURATION",
-                 "The consumer loop not polling the ring buffers for longer than this is logged "
-                 "and counted as a stall (1s..10m).",
+                 "A consumer (profile ring loop, latency ring thread, symbolizer building a "
+                 "profile) without progress for longer than this is logged and counted as a "
+                 "stall (1s..10m).",
                  false,
                  [](Config& c, const std::string& v) -> Status {
                      auto d = parse_duration_ns(v);

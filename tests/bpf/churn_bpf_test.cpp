@@ -143,6 +143,10 @@ TEST(Churn, PidReuseNeverMixesExecutablesAndMemoryLevelsOff) {
         code = profile.get();
         rss.push_back(metric(run_command("curl -s --max-time 5 " + base + "/metrics"),
                              "process_resident_memory_bytes"));
+        std::printf("churn: round %d: %s\n", round,
+                    run_command("grep -E 'RssAnon|RssFile' /proc/" + std::to_string(agent) +
+                                "/status | tr -s ' \\n' ' '")
+                        .c_str());
     }
     stop = true;
     s1.join();
