@@ -56,9 +56,11 @@ struct Config {
     std::string debuginfod_cache_dir = "/var/cache/hostprof/debuginfod";
     uint64_t debuginfod_timeout_ns = 30'000'000'000ULL;
     uint64_t ring_buffer_bytes = 2u << 20; // profile ring buffer (power of two)
-    // Symbolizer's ELF/DWARF cache. 32 MiB keeps the agent within its 64 MiB RSS budget
-    // (code, libraries and rings take ~20 MiB, kallsyms ~6 MiB).
-    uint64_t symbol_cache_bytes = 32u << 20;
+    // Symbolizer's ELF/DWARF cache. 16 MiB keeps the agent within its 64 MiB RSS budget:
+    // code, libraries and rings take ~20 MiB, kallsyms ~6 MiB, per-process state and
+    // outliers ~5 MiB, and a symbolization pass holds libdw line tables transiently. At
+    // 32 MiB an exec storm reached 63-76 MiB (cache full at ~22-32 MiB).
+    uint64_t symbol_cache_bytes = 16u << 20;
     uint64_t perf_map_max_bytes = 64u << 20;          // larger /tmp/perf-PID.map are refused
     uint64_t watchdog_timeout_ns = 10'000'000'000ULL; // consumer loop stall threshold
 };

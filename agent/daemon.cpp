@@ -1,5 +1,6 @@
 #include "agent/daemon.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
@@ -346,6 +347,11 @@ int run_agent(const Config& config) {
         if (clock::now() - window_start < window)
             continue;
         window_start = clock::now();
+        // Freed memory goes back to the kernel once per window: profile requests, their
+        // rendering and symbolization free in bursts on several threads' arenas, and
+        // glibc keeps what is not at the top of an arena (measured under churn: arenas
+        // holding 35 MB with 4.5 MB in use).
+        ::malloc_trim(0);
         if (latency)
             latency->refresh();
         if (pipeline) {

@@ -94,7 +94,7 @@ TEST(Http, SymbolizerCountersAfterProfilingATestProgram) {
 
     const std::string m = curl(a.url("/metrics"));
     EXPECT_GT(metric(m, "hostprof_symbol_cache_bytes").value_or(0), 0) << m;
-    EXPECT_EQ(metric(m, "hostprof_symbol_cache_limit_bytes").value_or(0), 32.0 * (1 << 20));
+    EXPECT_EQ(metric(m, "hostprof_symbol_cache_limit_bytes").value_or(0), 16.0 * (1 << 20));
     EXPECT_GE(metric(m, "hostprof_symbol_cache_objects").value_or(0), 1);
     EXPECT_GE(metric(m, "hostprof_symbol_cache_misses_total").value_or(0), 1);
     EXPECT_GT(metric(m, "hostprof_symbol_cache_hits_total").value_or(0), 0);
