@@ -834,27 +834,48 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_nam
     // and their line tables differ. The first unit in .debug_info wins, as in binutils,
     // elfutils and LLVM, which read units in order.
     const CuRange* range = nullptr;
+    std::vector<const CuRange*> others; // further claimants, for the line only
     for (int steps = 0; it != cu_ranges_.begin() && steps < 64; ++steps) {
         const CuRange& r = *--it;
-        if (vaddr >= r.low && vaddr < r.high &&
-            (range == nullptr || r.die_offset < range->die_offset))
-            range = &r;
+        if (vaddr < r.low || vaddr >= r.high)
+            continue;
+        const CuRange* other = &r;
+        if (range == nullptr || r.die_offset < range->die_offset)
+            std::swap(range, other);
+        if (other != nullptr && others.size() < 8)
+            others.push_back(other);
     }
     if (range == nullptr)
         return false;
     Dwarf_Die cudie;
     if (dwarf_offdie(dwarf_, range->die_offset, &cudie) == nullptr)
         return false;
-    SymbolizedFrame leaf;
-    Dwarf_Line* line = dwarf_getsrc_die(&cudie, vaddr);
-    if (lines_read_.insert(range->die_offset).second) {
-        // libdw now holds this unit's line table until the handle restarts: charge it.
-        Dwarf_Lines* table = nullptr;
-        size_t rows = 0;
-        if (dwarf_getsrclines(&cudie, &table, &rows) == 0) {
-            lines_bytes_ += rows * kLineRowBytes;
-            bytes_ += rows * kLineRowBytes;
+    // The unit's line for vaddr; libdw then holds the unit's line table until the handle
+    // restarts (release_memory): charged to this object.
+    auto line_in = [&](Dwarf_Die* die, uint64_t die_offset) {
+        Dwarf_Line* l = dwarf_getsrc_die(die, vaddr);
+        if (lines_read_.insert(die_offset).second) {
+            Dwarf_Lines* table = nullptr;
+            size_t rows = 0;
+            if (dwarf_getsrclines(die, &table, &rows) == 0) {
+                lines_bytes_ += rows * kLineRowBytes;
+                bytes_ += rows * kLineRowBytes;
+            }
         }
+        return l;
+    };
+    SymbolizedFrame leaf;
+    Dwarf_Line* line = line_in(&cudie, range->die_offset);
+    // The first unit's line table may not cover the address (a static initializer's
+    // .constprop clone seen in our own test binary): another unit claiming it may, as
+    // eu-addr2line finds through .debug_aranges. Names still come from the first unit.
+    std::sort(others.begin(), others.end(),
+              [](const CuRange* a, const CuRange* b) { return a->die_offset < b->die_offset; });
+    for (size_t i = 0; line == nullptr && i < others.size(); ++i) {
+        Dwarf_Die other;
+        if (others[i]->die_offset != range->die_offset &&
+            dwarf_offdie(dwarf_, others[i]->die_offset, &other) != nullptr)
+            line = line_in(&other, others[i]->die_offset);
     }
     if (line != nullptr) {
         const char* src = dwarf_linesrc(line, nullptr, nullptr);

@@ -141,8 +141,11 @@ TEST(Churn, PidReuseNeverMixesExecutablesAndMemoryLevelsOff) {
             entries.push_back(metric(run_command("curl -s --max-time 5 " + base + "/metrics"),
                                      "hostprof_process_table_entries"));
         code = profile.get();
-        rss.push_back(metric(run_command("curl -s --max-time 5 " + base + "/metrics"),
-                             "process_resident_memory_bytes"));
+        const std::string m = run_command("curl -s --max-time 5 " + base + "/metrics");
+        rss.push_back(metric(m, "process_resident_memory_bytes"));
+        std::printf("churn: round %d: symbolizer processes %.0f, symbol cache %.1f MiB\n", round,
+                    metric(m, "hostprof_symbolizer_processes"),
+                    metric(m, "hostprof_symbol_cache_bytes") / 1048576);
         std::printf("churn: round %d: %s\n", round,
                     run_command("grep -E 'RssAnon|RssFile' /proc/" + std::to_string(agent) +
                                 "/status | tr -s ' \\n' ' '")
