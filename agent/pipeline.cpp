@@ -59,13 +59,27 @@ void Pipeline::on_stack(const StackRecordView& r) {
         utrunc_ += (r.flags & HP_PROF_USTACK_FULL) ? 1 : 0;
         for (auto& [id, agg] : subscriptions_)
             agg.add(r, *processes_);
-        if (seen_.size() > 65536)
-            seen_.clear(); // bounded; re-announcing is harmless
-        announce = seen_.emplace(r.pid, r.start_time_ns).second;
+        // Kernel threads (no user stack) need no mappings. find() before insert: the
+        // common case (already seen) allocates nothing.
+        const std::pair<uint32_t, uint64_t> proc{r.pid, r.start_time_ns};
+        if (!r.user_frames.empty() && !seen_.contains(proc)) {
+            if (seen_.size() > 65536)
+                seen_.clear(); // bounded; re-announcing is harmless
+            announce = seen_.insert(proc).second;
+        }
     }
-    if (announce && resolver_) {
-        std::lock_guard lock(resolver_mu_);
-        resolver_->process_seen(r.pid);
+    // The BPF program asks for a second read a few ms after a process's first sample.
+    const bool refresh = !announce && (r.flags & HP_PROF_RECAPTURE) && !r.user_frames.empty();
+    if ((announce || refresh) && resolver_) {
+        bool ok = false;
+        {
+            std::lock_guard lock(resolver_mu_);
+            ok = announce ? resolver_->process_seen(r.pid) : resolver_->process_refresh(r.pid);
+        }
+        if (refresh)
+            return;
+        std::lock_guard lock(mu_);
+        ++(ok ? captured_ : missed_);
     }
 }
 
@@ -140,6 +154,8 @@ PipelineStats Pipeline::stats() const {
     s.subscriptions = subscriptions_.size();
     s.kernel_stacks_truncated = ktrunc_;
     s.user_stacks_truncated = utrunc_;
+    s.processes_captured = captured_;
+    s.processes_exited_before_capture = missed_;
     return s;
 }
 

@@ -48,6 +48,8 @@ struct PipelineStats {
     uint64_t subscriptions = 0;           // active
     uint64_t kernel_stacks_truncated = 0; // filled all 127 frames: maybe cut short
     uint64_t user_stacks_truncated = 0;
+    uint64_t processes_captured = 0;              // mappings read for the symbolizer
+    uint64_t processes_exited_before_capture = 0; // gone before they could be read
 };
 
 class Pipeline {
@@ -95,6 +97,7 @@ class Pipeline {
     std::set<std::pair<uint32_t, uint64_t>> seen_; // processes announced to the resolver
     uint64_t on_cpu_ = 0, off_cpu_ = 0, latency_ = 0, proc_ = 0;
     uint64_t ktrunc_ = 0, utrunc_ = 0;
+    uint64_t captured_ = 0, missed_ = 0; // process_seen() results
 
     std::mutex resolver_mu_;
     // Exited processes whose resolver state is released later: (pid, exit time).
