@@ -219,13 +219,14 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
         add_value(trunc, static_cast<double>(s.user_stacks_truncated), {{"stack", "user"}});
         out.push_back(std::move(trunc));
 
-        auto wakeups = family("hostprof_ringbuf_wakeups_total",
-                              "Records shipped with a forced consumer wakeup, by reason (fill: "
-                              "the ring passed its wakeup fill level; new_process: the first "
-                              "sample of a process, read from /proc at once).",
-                              MetricType::Counter);
+        auto wakeups =
+            family("hostprof_ringbuf_wakeups_total",
+                   "Records shipped with a forced consumer wakeup, by reason (fill: "
+                   "the ring passed its wakeup fill level; new_process: the first "
+                   "sample of a process and its second one 5 ms later, for reading /proc at once).",
+                   MetricType::Counter);
         const double forced = static_cast<double>(k[HP_PROF_STAT_WAKEUPS]);
-        const double fresh = static_cast<double>(k[HP_PROF_STAT_NEW_PROCESSES]);
+        const double fresh = static_cast<double>(k[HP_PROF_STAT_PROCESS_WAKEUPS]);
         add_value(wakeups, forced > fresh ? forced - fresh : 0,
                   {{"ring", "profile"}, {"reason", "fill"}});
         add_value(wakeups, fresh, {{"ring", "profile"}, {"reason", "new_process"}});

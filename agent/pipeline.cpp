@@ -52,24 +52,28 @@ void Pipeline::release_exited(bool all) {
 
 void Pipeline::on_stack(const StackRecordView& r) {
     bool announce = false;
+    bool wanted = false;
     {
         std::lock_guard lock(mu_);
         ++(r.kind == HP_PROF_ON_CPU ? on_cpu_ : r.kind == HP_PROF_OFF_CPU ? off_cpu_ : latency_);
         ktrunc_ += (r.flags & HP_PROF_KSTACK_FULL) ? 1 : 0;
         utrunc_ += (r.flags & HP_PROF_USTACK_FULL) ? 1 : 0;
+        // Only processes some subscriber wants are captured for the symbolizer: a capture
+        // is the costly part, and the consumer must be free for the next new process.
         for (auto& [id, agg] : subscriptions_)
-            agg.add(r, *processes_);
+            wanted = agg.add(r, *processes_) || wanted;
         // Kernel threads (no user stack) need no mappings. find() before insert: the
         // common case (already seen) allocates nothing.
         const std::pair<uint32_t, uint64_t> proc{r.pid, r.start_time_ns};
-        if (!r.user_frames.empty() && !seen_.contains(proc)) {
+        if (wanted && !r.user_frames.empty() && !seen_.contains(proc)) {
             if (seen_.size() > 65536)
                 seen_.clear(); // bounded; re-announcing is harmless
             announce = seen_.insert(proc).second;
         }
     }
     // The BPF program asks for a second read a few ms after a process's first sample.
-    const bool refresh = !announce && (r.flags & HP_PROF_RECAPTURE) && !r.user_frames.empty();
+    const bool refresh =
+        wanted && !announce && (r.flags & HP_PROF_RECAPTURE) && !r.user_frames.empty();
     if ((announce || refresh) && resolver_) {
         bool ok = false;
         {

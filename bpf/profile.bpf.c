@@ -123,13 +123,14 @@ static __always_inline __u64 new_process_wakeup(struct hp_prof_stack *e)
 		if (!__sync_bool_compare_and_swap(first, *first, 0))
 			return 0; /* another CPU took it */
 		e->flags |= HP_PROF_RECAPTURE;
+		count(HP_PROF_STAT_PROCESS_WAKEUPS);
 		count(HP_PROF_STAT_WAKEUPS);
 		return BPF_RB_FORCE_WAKEUP;
 	}
 	if (now == 0 || bpf_map_update_elem(&hp_prof_known, &key, &now, BPF_NOEXIST) != 0)
 		return 0; /* another CPU just did: it wakes the consumer */
 	e->flags |= HP_PROF_NEW_PROCESS;
-	count(HP_PROF_STAT_NEW_PROCESSES);
+	count(HP_PROF_STAT_PROCESS_WAKEUPS);
 	count(HP_PROF_STAT_WAKEUPS);
 	return BPF_RB_FORCE_WAKEUP;
 }

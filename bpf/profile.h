@@ -47,7 +47,7 @@ enum hp_prof_stat {
 	HP_PROF_STAT_OFF_CPU_START_LOST, /* switch-in without a recorded switch-out */
 	HP_PROF_STAT_PROC_EVENTS,	 /* exec/exit records shipped */
 	HP_PROF_STAT_WAKEUPS,		 /* records shipped with BPF_RB_FORCE_WAKEUP */
-	HP_PROF_STAT_NEW_PROCESSES,	 /* records flagged HP_PROF_NEW_PROCESS */
+	HP_PROF_STAT_PROCESS_WAKEUPS,	 /* of those: HP_PROF_NEW_PROCESS or _RECAPTURE */
 	HP_PROF_STAT_MAX,
 };
 
