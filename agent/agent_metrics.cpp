@@ -226,6 +226,29 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
         add_value(trunc, static_cast<double>(s.user_stacks_truncated), {{"stack", "user"}});
         out.push_back(std::move(trunc));
 
+        auto wakeups =
+            family("hostprof_ringbuf_wakeups_total",
+                   "Records shipped with a forced consumer wakeup, by reason (fill: "
+                   "the ring passed its wakeup fill level; new_process: the first "
+                   "sample of a process and its second one 5 ms later, for reading /proc at once).",
+                   MetricType::Counter);
+        const double forced = static_cast<double>(k[HP_PROF_STAT_WAKEUPS]);
+        const double fresh = static_cast<double>(k[HP_PROF_STAT_PROCESS_WAKEUPS]);
+        add_value(wakeups, forced > fresh ? forced - fresh : 0,
+                  {{"ring", "profile"}, {"reason", "fill"}});
+        add_value(wakeups, fresh, {{"ring", "profile"}, {"reason", "new_process"}});
+        out.push_back(std::move(wakeups));
+        auto captures =
+            family("hostprof_process_captures_total",
+                   "Sampled processes whose memory mappings the symbolizer tried to read, by "
+                   "result (exited: the process was gone before they were read, so its user "
+                   "frames stay unsymbolized).",
+                   MetricType::Counter);
+        add_value(captures, static_cast<double>(s.processes_captured), {{"result", "captured"}});
+        add_value(captures, static_cast<double>(s.processes_exited_before_capture),
+                  {{"result", "exited"}});
+        out.push_back(std::move(captures));
+
         auto procs = family("hostprof_process_table_entries", "Processes whose metadata is cached.",
                             MetricType::Gauge);
         add_value(procs, static_cast<double>(s.processes.size));

@@ -47,9 +47,9 @@ ProfileAggregator::ProfileAggregator(hp_prof_kind kind, ProfileFilter filter, bo
     window_.start_unix_ns = unix_now_ns();
 }
 
-void ProfileAggregator::add(const StackRecordView& r, ProcessTable& meta) {
+bool ProfileAggregator::add(const StackRecordView& r, ProcessTable& meta) {
     if (r.kind != kind_)
-        return;
+        return false;
     ++window_.records;
     std::pair<uint32_t, uint64_t> proc{r.pid, r.start_time_ns};
     auto adm = admitted_.find(proc);
@@ -62,7 +62,7 @@ void ProfileAggregator::add(const StackRecordView& r, ProcessTable& meta) {
     }
     if (!adm->second) {
         ++window_.filtered;
-        return;
+        return false;
     }
 
     scratch_.pid = r.pid;
@@ -75,12 +75,13 @@ void ProfileAggregator::add(const StackRecordView& r, ProcessTable& meta) {
     if (it == window_.stacks.end()) {
         if (window_.stacks.size() >= max_stacks_) {
             ++dropped_;
-            return;
+            return true;
         }
         it = window_.stacks.emplace(scratch_, StackValue{}).first;
     }
     ++it->second.count;
     it->second.weight_ns += r.weight_ns;
+    return true;
 }
 
 ProfileWindow ProfileAggregator::take() {

@@ -63,7 +63,8 @@ class ProfileAggregator {
                       size_t max_stacks = 200'000);
 
     // meta: the process table (read on the first sample of a process in the window).
-    void add(const StackRecordView& r, ProcessTable& meta);
+    // True when the record is of this aggregator's kind and its process passes the filter.
+    bool add(const StackRecordView& r, ProcessTable& meta);
 
     // Returns the window so far and starts a new one.
     ProfileWindow take();

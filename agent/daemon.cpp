@@ -32,6 +32,9 @@ namespace {
 
 std::atomic<int> g_stop_signal{0};
 
+// How often the consumer loop drains the profile ring when nothing woke it (ms).
+constexpr int kDrainIntervalMs = 500;
+
 void on_stop_signal(int sig) {
     g_stop_signal.store(sig);
 }
@@ -328,11 +331,15 @@ int run_agent(const Config& config) {
         continuous = pipeline->subscribe(HP_PROF_ON_CPU, {});
     bool first_logged = false;
     ring_watch.beat();
-    watchdog->start_monitor(std::chrono::milliseconds(500));
+    // Once a second: the shortest stall timeout allowed is 1 s.
+    watchdog->start_monitor(std::chrono::milliseconds(1000));
     while (g_stop_signal.load() == 0 && clock::now() < deadline) {
         ring_watch.beat();
         if (pipeline) {
-            int n = pipeline->poll(100);
+            // Timed drain: the BPF side wakes us only past a fill level or for a new
+            // process (docs/profiling.md, "Wakeups"), so this timeout sets how stale the
+            // continuous window and HTTP profiles may be, and it is most of our wakeups.
+            int n = pipeline->poll(kDrainIntervalMs);
             if (n < 0 && n != -EINTR) {
                 spdlog::error("ring buffer poll failed: {}", std::strerror(-n));
                 break;
@@ -342,7 +349,7 @@ int run_agent(const Config& config) {
                 spdlog::info("first sample {} ms after start", ms_since(t0));
             }
         } else {
-            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            std::this_thread::sleep_for(std::chrono::milliseconds(kDrainIntervalMs));
         }
         if (clock::now() - window_start < window)
             continue;

@@ -28,8 +28,13 @@ class BeatingResolver final : public FrameResolver {
         watch_.beat();
         return inner_.user(pid, address);
     }
-    void process_seen(uint32_t pid) override { inner_.process_seen(pid); }
+    bool process_seen(uint32_t pid) override { return inner_.process_seen(pid); }
+    bool process_refresh(uint32_t pid) override { return inner_.process_refresh(pid); }
     void process_exited(uint32_t pid) override { inner_.process_exited(pid); }
+    bool symbolizer_stats(sym::SymbolizerStats& out) const override {
+        return inner_.symbolizer_stats(out);
+    }
+    void release_memory() override { inner_.release_memory(); }
 
   private:
     FrameResolver& inner_;
@@ -110,20 +115,38 @@ void Pipeline::release_exited(bool all) {
 
 void Pipeline::on_stack(const StackRecordView& r) {
     bool announce = false;
+    bool wanted = false;
     {
         std::lock_guard lock(mu_);
         ++(r.kind == HP_PROF_ON_CPU ? on_cpu_ : r.kind == HP_PROF_OFF_CPU ? off_cpu_ : latency_);
         ktrunc_ += (r.flags & HP_PROF_KSTACK_FULL) ? 1 : 0;
         utrunc_ += (r.flags & HP_PROF_USTACK_FULL) ? 1 : 0;
+        // Only processes some subscriber wants are captured for the symbolizer: a capture
+        // is the costly part, and the consumer must be free for the next new process.
         for (auto& [id, agg] : subscriptions_)
-            agg.add(r, *processes_);
-        if (seen_.size() > 65536)
-            seen_.clear(); // bounded; re-announcing is harmless
-        announce = seen_.emplace(r.pid, r.start_time_ns).second;
+            wanted = agg.add(r, *processes_) || wanted;
+        // Kernel threads (no user stack) need no mappings. find() before insert: the
+        // common case (already seen) allocates nothing.
+        const std::pair<uint32_t, uint64_t> proc{r.pid, r.start_time_ns};
+        if (wanted && !r.user_frames.empty() && !seen_.contains(proc)) {
+            if (seen_.size() > 65536)
+                seen_.clear(); // bounded; re-announcing is harmless
+            announce = seen_.insert(proc).second;
+        }
     }
-    if (announce && resolver_) {
-        std::lock_guard lock(resolver_mu_);
-        resolver_->process_seen(r.pid);
+    // The BPF program asks for a second read a few ms after a process's first sample.
+    const bool refresh =
+        wanted && !announce && (r.flags & HP_PROF_RECAPTURE) && !r.user_frames.empty();
+    if ((announce || refresh) && resolver_) {
+        bool ok = false;
+        {
+            std::lock_guard lock(resolver_mu_);
+            ok = announce ? resolver_->process_seen(r.pid) : resolver_->process_refresh(r.pid);
+        }
+        if (refresh)
+            return;
+        std::lock_guard lock(mu_);
+        ++(ok ? captured_ : missed_);
     }
 }
 
@@ -218,6 +241,8 @@ PipelineStats Pipeline::stats() const {
     s.window_stack_drops = window_drops_;
     for (const auto& [id, agg] : subscriptions_)
         s.window_stack_drops += agg.dropped_stacks();
+    s.processes_captured = captured_;
+    s.processes_exited_before_capture = missed_;
     return s;
 }
 

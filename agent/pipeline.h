@@ -54,6 +54,8 @@ struct PipelineStats {
     // Consumer-side loss: records dropped because a window already held its maximum of
     // distinct stacks (ProfileAggregator's bound), over all subscriptions ever.
     uint64_t window_stack_drops = 0;
+    uint64_t processes_captured = 0;              // mappings read for the symbolizer
+    uint64_t processes_exited_before_capture = 0; // gone before they could be read
 };
 
 class Pipeline {
@@ -105,6 +107,7 @@ class Pipeline {
     uint64_t on_cpu_ = 0, off_cpu_ = 0, latency_ = 0, proc_ = 0;
     uint64_t ktrunc_ = 0, utrunc_ = 0;
     uint64_t window_drops_ = 0; // of collected subscriptions
+    uint64_t captured_ = 0, missed_ = 0; // process_seen() results
 
     std::mutex resolver_mu_;
     Watchdog::Consumer* symbolizer_watch_ = nullptr;

@@ -27,8 +27,11 @@ class FrameResolver {
     // `address` is already adjusted for return addresses (caller frames: pc - 1).
     virtual ResolvedFrame user(uint32_t pid, uint64_t address) = 0;
     // A process was sampled for the first time: capture what symbolizing it needs
-    // (mappings, build-ids) now, so its frames still resolve after it exits.
-    virtual void process_seen(uint32_t /*pid*/) {}
+    // (mappings, build-ids) now, so its frames still resolve after it exits. False when
+    // it was too late (the process exited before its mappings were read).
+    virtual bool process_seen(uint32_t /*pid*/) { return true; }
+    // Its mappings again, a few ms after the first sample (shared libraries mapped since).
+    virtual bool process_refresh(uint32_t /*pid*/) { return true; }
     virtual void process_exited(uint32_t /*pid*/) {}
     // The symbolizer's counters (cache, misses by reason, file refusals, debuginfod), for
     // /metrics; false when the resolver has none. Unlike the calls above, safe to call

@@ -19,7 +19,8 @@ class SymbolizerResolver final : public FrameResolver {
     ResolvedFrame user(uint32_t pid, uint64_t address) override {
         return convert(sym_.user(pid, address));
     }
-    void process_seen(uint32_t pid) override { sym_.process_seen(pid); }
+    bool process_seen(uint32_t pid) override { return sym_.process_seen(pid); }
+    bool process_refresh(uint32_t pid) override { return sym_.process_refresh(pid); }
     void process_exited(uint32_t pid) override { sym_.process_exited(pid); }
     bool symbolizer_stats(sym::SymbolizerStats& out) const override {
         out = sym_.stats_nowait(); // the symbolizer's lock, not the resolver's

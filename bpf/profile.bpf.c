@@ -48,6 +48,16 @@ struct {
 	__type(value, struct hp_prof_stack);
 } hp_prof_blocked SEC(".maps");
 
+/* (pid, start time) of the processes whose first sample already went out with a forced
+ * wakeup. LRU: an evicted process costs one more wakeup, nothing else. Entries go at
+ * exec (new mappings) and exit. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct hp_prof_proc_key);
+	__type(value, __u64);
+} hp_prof_known SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
@@ -81,11 +91,48 @@ static __always_inline bool wanted(__u32 pid, __u64 cgroup_id)
 	return true;
 }
 
+/* Wakeups are batched: the consumer is woken only past cfg_wakeup_bytes of unread data
+ * (and otherwise drains on its own timer), never once per record. */
 static __always_inline __u64 wakeup_flag(void)
 {
-	return bpf_ringbuf_query(&hp_prof_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes
-		   ? BPF_RB_FORCE_WAKEUP
-		   : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_query(&hp_prof_events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes) {
+		count(HP_PROF_STAT_WAKEUPS);
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
+/* The exception: the first sample of a process userspace has not captured yet wakes it
+ * at once, so that a process living a few milliseconds is still in /proc when its
+ * mappings are read. Kernel threads (no user stack) need no capture. */
+static __always_inline __u64 new_process_wakeup(struct hp_prof_stack *e)
+{
+	struct hp_prof_proc_key key = {};
+	__u64 now = e->hdr.timestamp_ns;
+	__u64 *first;
+
+	if (e->ustack_len == 0)
+		return 0;
+	key.pid = e->hdr.pid;
+	key.start_time_ns = e->start_time_ns;
+	first = bpf_map_lookup_elem(&hp_prof_known, &key);
+	if (first) {
+		/* One more wakeup a few ms later: the libraries are mapped by then. */
+		if (*first == 0 || now < *first + HP_PROF_RECAPTURE_NS)
+			return 0;
+		if (!__sync_bool_compare_and_swap(first, *first, 0))
+			return 0; /* another CPU took it */
+		e->flags |= HP_PROF_RECAPTURE;
+		count(HP_PROF_STAT_PROCESS_WAKEUPS);
+		count(HP_PROF_STAT_WAKEUPS);
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	if (now == 0 || bpf_map_update_elem(&hp_prof_known, &key, &now, BPF_NOEXIST) != 0)
+		return 0; /* another CPU just did: it wakes the consumer */
+	e->flags |= HP_PROF_NEW_PROCESS;
+	count(HP_PROF_STAT_PROCESS_WAKEUPS);
+	count(HP_PROF_STAT_WAKEUPS);
+	return BPF_RB_FORCE_WAKEUP;
 }
 
 /* Fills header, comm, cgroup and both stacks of the current task into e. */
@@ -137,10 +184,11 @@ static __always_inline long ship(struct hp_prof_stack *e)
 {
 	__u64 size = __builtin_offsetof(struct hp_prof_stack, frames) +
 		     ((__u64)e->kstack_len + e->ustack_len) * sizeof(__u64);
+	__u64 flag = new_process_wakeup(e);
 
 	if (size > sizeof(*e))
 		size = sizeof(*e);
-	return bpf_ringbuf_output(&hp_prof_events, e, size, wakeup_flag());
+	return bpf_ringbuf_output(&hp_prof_events, e, size, flag ? flag : wakeup_flag());
 }
 
 SEC("perf_event")
@@ -269,6 +317,14 @@ static __always_inline int on_proc(__u32 kind)
 	else
 		r->start_time_ns = BPF_CORE_READ(p, start_time);
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
+	{
+		/* New mappings (exec) or none (exit): the next sample is a first one again. */
+		struct hp_prof_proc_key key = {};
+
+		key.pid = r->hdr.pid;
+		key.start_time_ns = r->start_time_ns;
+		bpf_map_delete_elem(&hp_prof_known, &key);
+	}
 	bpf_ringbuf_submit(r, wakeup_flag());
 	count(HP_PROF_STAT_PROC_EVENTS);
 	return 0;

@@ -23,7 +23,17 @@ enum hp_prof_flags {
 	HP_PROF_USTACK_FULL = 1 << 1, /* user stack filled all frames: maybe truncated */
 	HP_PROF_KSTACK_ERR = 1 << 2,  /* bpf_get_stack failed for the kernel stack */
 	HP_PROF_USTACK_ERR = 1 << 3,  /* bpf_get_stack failed for the user stack */
+	/* The first sample with a user stack of a process (pid, start time) since it started
+	 * or exec'd: shipped with a forced wakeup, so userspace reads /proc/PID/maps while the
+	 * process still lives (everything else is batched). */
+	HP_PROF_NEW_PROCESS = 1 << 4,
+	/* The first sample of that process HP_PROF_RECAPTURE_NS or more after its first one:
+	 * also a forced wakeup, for a second read of its mappings (the first sample often
+	 * comes while the dynamic loader is still mapping the shared libraries). */
+	HP_PROF_RECAPTURE = 1 << 5,
 };
+
+#define HP_PROF_RECAPTURE_NS 5000000ULL /* 5 ms */
 
 /* Counters in the per-CPU array `hp_prof_stats`, summed by userspace. */
 enum hp_prof_stat {
@@ -36,7 +46,17 @@ enum hp_prof_stat {
 	HP_PROF_STAT_OFF_CPU_EVENTS,	 /* blocked intervals >= threshold shipped */
 	HP_PROF_STAT_OFF_CPU_START_LOST, /* switch-in without a recorded switch-out */
 	HP_PROF_STAT_PROC_EVENTS,	 /* exec/exit records shipped */
+	HP_PROF_STAT_WAKEUPS,		 /* records shipped with BPF_RB_FORCE_WAKEUP */
+	HP_PROF_STAT_PROCESS_WAKEUPS,	 /* of those: HP_PROF_NEW_PROCESS or _RECAPTURE */
 	HP_PROF_STAT_MAX,
+};
+
+/* Key of `hp_prof_known` (value: __u64, the time of its first sample, 0 once recaptured):
+ * the processes whose first sample was already shipped. */
+struct hp_prof_proc_key {
+	__u32 pid;
+	__u32 pad; /* zero */
+	__u64 start_time_ns;
 };
 
 /* A header common to every record on the ring. */

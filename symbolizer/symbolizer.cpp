@@ -108,6 +108,7 @@ struct Symbolizer::Process {
     std::vector<ProcessMapping> mappings; // executable mappings, sorted by start
     std::unique_ptr<PerfMap> perf_map;
     int64_t perf_map_read_ns = 0;
+    bool maps_read = false; // PROC/PID/maps was readable when captured
 };
 
 Symbolizer::Symbolizer(SymbolizerOptions options)
@@ -403,6 +404,7 @@ Symbolizer::Process& Symbolizer::capture_locked(uint32_t pid) {
     std::string text;
     if (!read_file(base + "/maps", text))
         return proc;
+    proc.maps_read = true;
     MapsParse maps = parse_maps(text);
     // The process's root, held while its files are opened (not kept: one fd per process
     // would not scale to the process table).
@@ -469,9 +471,19 @@ Symbolizer::Process& Symbolizer::capture_locked(uint32_t pid) {
     return proc;
 }
 
-void Symbolizer::process_seen(uint32_t pid) {
+bool Symbolizer::process_seen(uint32_t pid) {
     std::lock_guard lock(mu_);
-    capture_locked(pid);
+    return capture_locked(pid).maps_read;
+}
+
+bool Symbolizer::process_refresh(uint32_t pid) {
+    std::lock_guard lock(mu_);
+    std::unique_ptr<Process> old = std::move(processes_[pid]);
+    if (capture_locked(pid).maps_read)
+        return true;
+    if (old)
+        processes_[pid] = std::move(old); // gone meanwhile: keep the earlier capture
+    return false;
 }
 
 void Symbolizer::process_exited(uint32_t pid) {

@@ -113,7 +113,12 @@ class Symbolizer {
     void reload_kallsyms();
 
     // Captures mappings, opens and indexes the process's ELF objects and perf map now.
-    void process_seen(uint32_t pid);
+    // False when its mappings could not be read (the process exited before the capture,
+    // now or at an earlier call).
+    bool process_seen(uint32_t pid);
+    // Reads the mappings again (libraries mapped since process_seen); keeps the earlier
+    // capture when the process is gone. False when it was gone.
+    bool process_refresh(uint32_t pid);
     FrameResult user(uint32_t pid, uint64_t address);
     void process_exited(uint32_t pid);
     // Between batches of lookups (after a profile is built): gives back what the lookups
