@@ -1,6 +1,7 @@
 #include "agent/pipeline.h"
 
 #include <malloc.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,7 +13,15 @@
 #include "symbolizer/symbolizer.h"
 
 namespace hostprof {
+
 namespace {
+
+// CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns() timestamps.
+uint64_t monotonic_now_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // Reports each frame resolved to the watchdog: a symbolization stuck on one object (a
 // slow file, a pathological DWARF) stops the beats.
@@ -77,7 +86,8 @@ void Pipeline::sweep_vanished() {
     std::vector<std::pair<uint32_t, uint64_t>> announced;
     {
         std::lock_guard lock(mu_);
-        announced.assign(seen_.begin(), seen_.end());
+        for (const auto& [key, captured_at] : seen_)
+            announced.push_back(key);
     }
     std::vector<std::pair<uint32_t, uint64_t>> gone;
     for (const auto& key : announced) {
@@ -123,15 +133,18 @@ void Pipeline::on_stack(const StackRecordView& r) {
         utrunc_ += (r.flags & HP_PROF_USTACK_FULL) ? 1 : 0;
         // Only processes some subscriber wants are captured for the symbolizer: a capture
         // is the costly part, and the consumer must be free for the next new process.
+        // Syscall outliers are always wanted: the outlier store keeps their stacks and
+        // symbolizes them when asked, with or without a profile subscriber.
         for (auto& [id, agg] : subscriptions_)
             wanted = agg.add(r, *processes_) || wanted;
+        wanted = wanted || r.kind == HP_PROF_SYSCALL_LATENCY;
         // Kernel threads (no user stack) need no mappings. find() before insert: the
         // common case (already seen) allocates nothing.
         const std::pair<uint32_t, uint64_t> proc{r.pid, r.start_time_ns};
         if (wanted && !r.user_frames.empty() && !seen_.contains(proc)) {
             if (seen_.size() > 65536)
                 seen_.clear(); // bounded; re-announcing is harmless
-            announce = seen_.insert(proc).second;
+            announce = seen_.emplace(proc, monotonic_now_ns()).second;
         }
     }
     // The BPF program asks for a second read a few ms after a process's first sample.
@@ -156,10 +169,19 @@ void Pipeline::on_proc(const ProcRecord& r) {
         ++proc_;
         if (r.kind == HP_PROF_EXEC) {
             processes_->on_exec(r.pid);
-            // New mappings: announce the process again. A pid that exited earlier and is
-            // reused here must not be released later under its new owner.
-            seen_.erase(seen_.lower_bound({r.pid, 0}), seen_.lower_bound({r.pid + 1, 0}));
+            // A pid that exited earlier and is reused here must not be released later
+            // under its new owner.
             std::erase_if(exited_, [&](const auto& e) { return e.first == r.pid; });
+            // New mappings: announce the process again, unless its capture began after
+            // the exec. The profile ring is drained less often than the latency ring, so
+            // an outlier can capture the new image before this record arrives; dropping
+            // that capture would leave a short-lived process unsymbolized.
+            const auto first = seen_.lower_bound({r.pid, 0});
+            const auto last = seen_.lower_bound({r.pid + 1, 0});
+            for (auto it = first; it != last; ++it)
+                if (it->second > r.timestamp_ns)
+                    return; // captured after the exec: already the new image
+            seen_.erase(first, last);
         } else {
             processes_->on_exit(r.pid);
             seen_.erase({r.pid, r.start_time_ns});

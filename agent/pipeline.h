@@ -103,10 +103,13 @@ class Pipeline {
     mutable std::mutex mu_; // subscriptions_, processes_, counters, seen_
     std::map<SubscriptionId, ProfileAggregator> subscriptions_;
     SubscriptionId next_id_ = 1;
-    std::set<std::pair<uint32_t, uint64_t>> seen_; // processes announced to the resolver
+    // Processes announced to the resolver -> CLOCK_MONOTONIC time their capture began
+    // (the clock of BPF timestamps), so a late exec record can tell whether the capture
+    // already read the new image.
+    std::map<std::pair<uint32_t, uint64_t>, uint64_t> seen_;
     uint64_t on_cpu_ = 0, off_cpu_ = 0, latency_ = 0, proc_ = 0;
     uint64_t ktrunc_ = 0, utrunc_ = 0;
-    uint64_t window_drops_ = 0; // of collected subscriptions
+    uint64_t window_drops_ = 0;          // of collected subscriptions
     uint64_t captured_ = 0, missed_ = 0; // process_seen() results
 
     std::mutex resolver_mu_;
