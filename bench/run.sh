@@ -103,8 +103,10 @@ if [[ $DO_BUILD == 1 ]]; then
     cached=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null)
     [[ -n $cached && $cached != "$SRC" ]] && rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"
     # -Wno-restrict: GCC 12 at -O3 reports a false -Wrestrict in std::string operator+.
+    # -g: the symbolizer bench reads its own binary's DWARF (debug sections are not
+    # loaded at run time, the code is the same as without -g).
     if cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DHOSTPROF_BUILD_TESTS=OFF \
-        -DHOSTPROF_BUILD_BENCH=ON -DCMAKE_CXX_FLAGS=-Wno-restrict >"$WORK/build.log" 2>&1 &&
+        -DHOSTPROF_BUILD_BENCH=ON "-DCMAKE_CXX_FLAGS=-Wno-restrict -g" >"$WORK/build.log" 2>&1 &&
         cmake --build "$BUILD" -j"$(nproc)" >>"$WORK/build.log" 2>&1; then
         echo "$want" >"$BUILD/.built-commit"
     else
@@ -559,6 +561,7 @@ metrics_ms=$(gb_ms exporters_bench BM_MetricsText004_10k)
 om_ms=$(gb_ms exporters_bench BM_MetricsOpenMetrics_10k)
 sym_warm=$(gb symbolizer_bench BM_HostprofWarmSymbols items_per_second)
 sym_dwarf=$(gb symbolizer_bench BM_HostprofWarmDwarfInlines items_per_second)
+sym_dwarf_cold=$(gb symbolizer_bench BM_HostprofColdDwarfInlines items_per_second)
 sym_index_ms=$(gb_ms symbolizer_bench BM_HostprofSymtabIndex)
 a2l=$(gb symbolizer_bench BM_Addr2line items_per_second)
 eua2l=$(gb symbolizer_bench BM_EuAddr2line items_per_second)
@@ -662,7 +665,7 @@ wall-second × 100. Nothing here is a test assertion.
 | pprof encode + gzip of a 60 s 99 Hz 2-CPU host profile ≤ 20 ms CPU | $(fmt 1 "$pprof_ms") ms | $(target "$pprof_ms" 20) |
 | \`/metrics\` render of 10,000 series ≤ 10 ms CPU (0.0.4 text; OpenMetrics in brackets) | $(fmt 1 "$metrics_ms") ms ($(fmt 1 "$om_ms") ms) | $(target "$metrics_ms" 10) |
 | symbolizer warm ≥ 2 M frames/s on one core (\`addr2line\`, \`eu-addr2line\` in brackets) | $(fmt 2 "$(calc "${sym_warm:-0} / 1e6")") M/s ($(fmt 3 "$(calc "${a2l:-0} / 1e6")"), $(fmt 3 "$(calc "${eua2l:-0} / 1e6")") M/s) | $(at_least "$sym_warm" 2000000) |
-| symbolizer DWARF file:line + inlines ≥ 50,000 addresses/s | $(fmt 0 "$sym_dwarf") /s | $(at_least "$sym_dwarf" 50000) |
+| symbolizer DWARF file:line + inlines ≥ 50,000 addresses/s (objects loaded; from a cold start, object loading included, in brackets) | $(fmt 0 "$sym_dwarf") /s ($(fmt 0 "$sym_dwarf_cold") /s) | $(at_least "$sym_dwarf" 50000) |
 | cold \`.symtab\` index of a libc-sized object ≤ 10 ms | $(fmt 2 "$sym_index_ms") ms | $(target "$sym_index_ms" 10) |
 
 ## 1. CPU profiling cost at 99 Hz on all $(nproc) CPUs

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -74,8 +75,18 @@ void warm(benchmark::State& state, bool dwarf) {
     Symbolizer s(o);
     const uint32_t pid = static_cast<uint32_t>(::getpid());
     s.process_seen(pid);
-    for (uint64_t p : a.process) // warm every CU index the list touches
-        benchmark::DoNotOptimize(s.user(pid, p));
+    size_t with_line = 0;
+    for (uint64_t p : a.process) { // warm every CU index the list touches
+        auto r = s.user(pid, p);
+        with_line += std::any_of(r.frames.begin(), r.frames.end(),
+                                 [](const auto& f) { return f.line != 0; });
+    }
+    // A build without DWARF would measure symbol lookups under the DWARF name.
+    if (dwarf && with_line * 2 < a.process.size()) {
+        state.SkipWithError("fewer than half of the addresses have file:line: no DWARF?");
+        return;
+    }
+    state.counters["with_line"] = static_cast<double>(with_line);
     for (auto _ : state)
         for (uint64_t p : a.process)
             benchmark::DoNotOptimize(s.user(pid, p));

@@ -62,35 +62,67 @@ static __always_inline void count(__u32 stat)
 		*v += 1;
 }
 
-static __always_inline void started(struct request *rq, bool insert)
+/* At insert (a new request: an entry left by a recycled request is replaced) and at
+ * issue when no insert was seen: one update, with the submitting pid and comm. */
+static __always_inline void create(__u64 key, __u64 now, bool insert)
 {
-	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
-	struct hp_blk_start *s = bpf_map_lookup_elem(&hp_blk_start, &key), init = {};
+	struct hp_blk_start init = {};
 
-	if (!s) {
-		if (!insert)
-			init.issue_ts = now;
-		else
-			init.insert_ts = now;
-		init.pid = bpf_get_current_pid_tgid() >> 32;
-		bpf_get_current_comm(init.comm, sizeof(init.comm));
-		if (bpf_map_update_elem(&hp_blk_start, &key, &init, BPF_ANY) != 0)
-			count(HP_BLK_STAT_START_FAILED);
-		return;
-	}
-	if (insert) { /* a stale entry of a recycled request: start over */
-		s->insert_ts = now;
-		s->issue_ts = 0;
-	} else {
-		s->issue_ts = now;
-	}
+	if (insert)
+		init.insert_ts = now;
+	else
+		init.issue_ts = now;
+	init.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(init.comm, sizeof(init.comm));
+	if (bpf_map_update_elem(&hp_blk_start, &key, &init, BPF_ANY) != 0)
+		count(HP_BLK_STAT_START_FAILED);
 }
 
-static __always_inline __u32 op_of(struct request *rq)
+static __always_inline void issued(struct request *rq)
 {
-	__u32 op = BPF_CORE_READ(rq, cmd_flags) & 0xff; /* REQ_OP_MASK */
+	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
+	struct hp_blk_start *s = bpf_map_lookup_elem(&hp_blk_start, &key);
+
+	if (s)
+		s->issue_ts = now;
+	else
+		create(key, now, false); /* issued directly, without an insert */
+}
+
+/* What the completion needs from the request. tp_btf programs read it with plain loads
+ * (BTF pointers); raw_tp programs need a probe read per field. */
+struct rq_info {
+	__u64 sector;
+	__u32 major, minor, op, bytes;
+};
+
+static __always_inline __u32 op_of(__u32 cmd_flags)
+{
+	__u32 op = cmd_flags & 0xff; /* REQ_OP_MASK */
 
 	return op <= HP_BLK_OP_DISCARD ? op : HP_BLK_OP_OTHER;
+}
+
+static __always_inline void rq_info_btf(struct request *rq, struct rq_info *i)
+{
+	struct gendisk *disk = rq->q->disk;
+
+	i->major = disk->major;
+	i->minor = disk->first_minor;
+	i->op = op_of(rq->cmd_flags);
+	i->bytes = rq->__data_len;
+	i->sector = rq->__sector;
+}
+
+static __always_inline void rq_info_core(struct request *rq, struct rq_info *i)
+{
+	struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+
+	i->major = BPF_CORE_READ(disk, major);
+	i->minor = BPF_CORE_READ(disk, first_minor);
+	i->op = op_of(BPF_CORE_READ(rq, cmd_flags));
+	i->bytes = BPF_CORE_READ(rq, __data_len);
+	i->sector = BPF_CORE_READ(rq, __sector);
 }
 
 static __always_inline void add(__u64 *slots, __u64 v)
@@ -101,13 +133,13 @@ static __always_inline void add(__u64 *slots, __u64 v)
 		slots[slot] += 1;
 }
 
-static __always_inline void completed(struct request *rq, int error)
+static __always_inline void completed(struct request *rq, int error, bool btf)
 {
 	__u64 key = (__u64)rq, now = bpf_ktime_get_ns(), service, queue = 0;
 	struct hp_blk_start *s = bpf_map_lookup_elem(&hp_blk_start, &key);
 	struct hp_blk_key k = {};
 	struct hp_blk_stats *st;
-	struct gendisk *disk;
+	struct rq_info info = {};
 	__u32 bytes;
 
 	if (!s || s->issue_ts == 0) {
@@ -119,11 +151,14 @@ static __always_inline void completed(struct request *rq, int error)
 	service = now - s->issue_ts;
 	if (s->insert_ts && s->issue_ts > s->insert_ts)
 		queue = s->issue_ts - s->insert_ts;
-	disk = BPF_CORE_READ(rq, q, disk);
-	k.major = BPF_CORE_READ(disk, major);
-	k.minor = BPF_CORE_READ(disk, first_minor);
-	k.op = op_of(rq);
-	bytes = BPF_CORE_READ(rq, __data_len);
+	if (btf)
+		rq_info_btf(rq, &info);
+	else
+		rq_info_core(rq, &info);
+	k.major = info.major;
+	k.minor = info.minor;
+	k.op = info.op;
+	bytes = info.bytes;
 
 	st = bpf_map_lookup_elem(&hp_blk_stats, &k);
 	if (!st) {
@@ -153,7 +188,7 @@ static __always_inline void completed(struct request *rq, int error)
 			e->timestamp_ns = now;
 			e->service_ns = service;
 			e->queue_ns = queue;
-			e->sector = BPF_CORE_READ(rq, __sector);
+			e->sector = info.sector;
 			e->major = k.major;
 			e->minor = k.minor;
 			e->op = k.op;
@@ -171,41 +206,41 @@ static __always_inline void completed(struct request *rq, int error)
 SEC("tp_btf/block_rq_insert")
 int BPF_PROG(hp_blkins_btf, struct request *rq)
 {
-	started(rq, true);
+	create((__u64)rq, bpf_ktime_get_ns(), true);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_insert")
 int BPF_PROG(hp_blkins_raw, struct request *rq)
 {
-	started(rq, true);
+	create((__u64)rq, bpf_ktime_get_ns(), true);
 	return 0;
 }
 
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(hp_blkissue_btf, struct request *rq)
 {
-	started(rq, false);
+	issued(rq);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_issue")
 int BPF_PROG(hp_blkissue_raw, struct request *rq)
 {
-	started(rq, false);
+	issued(rq);
 	return 0;
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(hp_blkdone_btf, struct request *rq, int error, unsigned int nr_bytes)
 {
-	completed(rq, error);
+	completed(rq, error, true);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_complete")
 int BPF_PROG(hp_blkdone_raw, struct request *rq, int error, unsigned int nr_bytes)
 {
-	completed(rq, error);
+	completed(rq, error, false);
 	return 0;
 }
