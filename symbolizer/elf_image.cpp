@@ -368,10 +368,13 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         }
     }
     img->sort_symbols();
-    if (!options.dwarf && img->dwarf_ != nullptr) {
-        dwarf_end(img->dwarf_);
+    if (!options.dwarf && (img->dwarf_ != nullptr || img->dwarf_pending_)) {
+        if (img->dwarf_ != nullptr)
+            dwarf_end(img->dwarf_);
         img->dwarf_ = nullptr;
+        img->dwarf_pending_ = false;
         img->dwarf_file_.reset();
+        img->debug_file_.clear();
     }
     (void)has_debug_info;
     img->account_bytes();
@@ -530,28 +533,43 @@ bool ElfImage::has_debug_info(Elf* e) {
     return false;
 }
 
+// Found at load, opened on first use: dwarf_begin_elf inflates every compressed debug
+// section (Debian's libc debug file: 4 MB on disk, ~20 MB inflated, ~50 ms of zlib), and
+// a process capture loads every object the process maps, most of whose frames never need
+// file:line. Symbol lookups use .symtab only.
 bool ElfImage::try_dwarf(ElfFile f, const std::string& name) {
+    dwarf_file_.emplace(std::move(f));
+    debug_file_ = name;
+    dwarf_pending_ = true;
+    return true;
+}
+
+bool ElfImage::open_pending_dwarf() {
+    dwarf_pending_ = false;
+    if (!dwarf_file_)
+        return false;
     // Compressed debug sections (SHF_COMPRESSED, as Debian's debug files have them) are
     // inflated onto the heap by dwarf_begin_elf and stay there while the handle lives:
     // charged to this object, so the cache bound sees them.
     size_t inflated = 0;
-    for (Elf_Scn* scn = elf_nextscn(f.elf(), nullptr); scn != nullptr;
-         scn = elf_nextscn(f.elf(), scn)) {
+    Elf* e = dwarf_file_->elf();
+    for (Elf_Scn* scn = elf_nextscn(e, nullptr); scn != nullptr; scn = elf_nextscn(e, scn)) {
         GElf_Shdr sh;
         GElf_Chdr ch;
         if (gelf_getshdr(scn, &sh) != nullptr && (sh.sh_flags & SHF_COMPRESSED) != 0 &&
             gelf_getchdr(scn, &ch) != nullptr)
             inflated += static_cast<size_t>(std::min<uint64_t>(ch.ch_size, 1ull << 32));
     }
-    Dwarf* dw = dwarf_begin_elf(f.elf(), DWARF_C_READ, nullptr);
-    if (dw == nullptr)
+    Dwarf* dw = dwarf_begin_elf(e, DWARF_C_READ, nullptr);
+    if (dw == nullptr) {
+        debug_file_.clear();
         return false;
+    }
     inflated_bytes_ = inflated;
-    dwarf_file_.emplace(std::move(f));
     dwarf_ = dw;
-    debug_file_ = name;
     index_dwarf();
     drop_mapped_pages(); // the index walk touched every unit header
+    account_bytes();
     return true;
 }
 
@@ -584,7 +602,8 @@ bool ElfImage::attach_debug_file(ElfFile f, const std::string& name, bool want_d
             break;
         }
     }
-    if (want_dwarf && dwarf_ == nullptr && has_debug_info(f.elf()) && try_dwarf(std::move(f), name))
+    if (want_dwarf && dwarf_ == nullptr && !dwarf_pending_ && has_debug_info(f.elf()) &&
+        try_dwarf(std::move(f), name))
         changed = true;
     if (changed)
         account_bytes();
@@ -992,6 +1011,9 @@ ElfLookup ElfImage::symbolize(uint64_t vaddr, bool demangle_names, bool inlines,
                               std::vector<SymbolizedFrame>& out) const {
     const size_t first = out.size();
     const Symbol* sym = find_symbol(vaddr);
+    // Lazily built state, like the per-unit indexes below (images are never const objects).
+    if (dwarf_pending_)
+        (void)const_cast<ElfImage*>(this)->open_pending_dwarf();
     if (dwarf_ != nullptr && dwarf_frames(vaddr, sym, demangle_names, inlines, out)) {
         if (out[first].function.empty() && sym != nullptr)
             out[first].function = symbol_name(*sym, demangle_names);

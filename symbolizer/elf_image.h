@@ -78,7 +78,8 @@ class ElfImage {
     const std::string& debuglink() const { return debuglink_; }
     const std::string& debug_file() const { return debug_file_; } // where DWARF came from
     bool has_symbols() const { return !symbols_.empty(); }
-    bool has_dwarf() const { return dwarf_ != nullptr; }
+    // DWARF found (opened on the first lookup that needs it).
+    bool has_dwarf() const { return dwarf_ != nullptr || dwarf_pending_; }
     size_t symbol_count() const { return symbols_.size(); }
     // A separate debug file found later (debuginfod): its .symtab replaces .dynsym-only
     // symbols, its DWARF is used when the object has none. The build-ids must match.
@@ -86,7 +87,7 @@ class ElfImage {
     bool attach_debug_file(ElfFile f, const std::string& name, bool want_dwarf);
     // Whether a separate debug file would add anything.
     bool wants_debug_file(bool want_dwarf) const {
-        return !full_symtab_ || (want_dwarf && !dwarf_);
+        return !full_symtab_ || (want_dwarf && !has_dwarf());
     }
 
     // Symbols taken from .gnu_debugdata (MiniDebugInfo), and why it was unusable if it was.
@@ -126,7 +127,8 @@ class ElfImage {
     void sort_symbols();
     void account_bytes();
     static bool has_debug_info(Elf* e);
-    bool try_dwarf(ElfFile f, const std::string& name);
+    bool try_dwarf(ElfFile f, const std::string& name); // keeps f for open_pending_dwarf
+    bool open_pending_dwarf();
     void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
                     SafeOpener& opener, const ElfOrigin& origin);
     void index_dwarf();
@@ -145,6 +147,7 @@ class ElfImage {
     std::string minidebuginfo_error_;
     std::optional<ElfFile> dwarf_file_; // the file libdw reads (this one or the debug file)
     Dwarf* dwarf_ = nullptr;
+    bool dwarf_pending_ = false; // dwarf_file_ has DWARF, not opened yet
     std::vector<CuRange> cu_ranges_;
     // Per compile unit, built on first use: every subprogram, inlined subroutine and entry
     // point with code, wherever it is nested (binutils records them all, including
