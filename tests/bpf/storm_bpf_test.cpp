@@ -9,7 +9,7 @@
 //     windows, evicted outliers), as separate families;
 //   - the BPF-side loss rises during the storm, and within 30 s after it no loss counter
 //     rises faster than before the storm (two scrapes 5 s apart; zero on a quiet host);
-//   - the agent stays bounded: RSS <= 96 MiB (budget 64 MiB, see below), CPU <= 50% of
+//   - the agent stays within its memory budget, RSS <= 64 MiB, and CPU <= 50% of
 //     one CPU over the storm (a guard against runaway, not a benchmark);
 //   - /metrics answers every second throughout.
 #include <signal.h>
@@ -177,10 +177,10 @@ TEST(Storm, LossCountedDuringAndStopsAfterWithinBudget) {
     EXPECT_EQ(failed_scrapes, 0) << "/metrics stopped answering during the storm";
     EXPECT_GT(bpf_loss(during), bpf_loss(before))
         << "the storm overflowed no ring: the test does not test loss accounting";
-    // The budget is 64 MiB; on the shared 2-CPU VM (the agent profiles everything else
-    // running there too) the maximum measured 62.7-76.3 MiB over runs, so the assertion
-    // is a guard against runaway growth, not yet the budget.
-    EXPECT_LE(rss_max, 96.0) << "RSS far beyond the 64 MiB budget";
+    // The budget is 64 MiB. Measured 62.7-76.3 MiB while every capture opened the DWARF
+    // of each mapped object (inflating libc6-dbg's compressed sections); 44.4 MiB since
+    // DWARF opens on first use.
+    EXPECT_LE(rss_max, 64.0) << "RSS beyond the 64 MiB budget";
     EXPECT_LE(cpu_share, 0.5) << "agent CPU beyond half a CPU: runaway consumer?";
 
     // After the storm: within 30 s, two scrapes 5 s apart show no loss counter rising
