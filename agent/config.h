@@ -57,7 +57,7 @@ struct Config {
     uint64_t debuginfod_timeout_ns = 30'000'000'000ULL;
     uint64_t ring_buffer_bytes = 2u << 20; // profile ring buffer (power of two)
     // Symbolizer's ELF/DWARF cache. 16 MiB keeps the agent within its 64 MiB RSS budget:
-    // code, libraries and rings take ~20 MiB, kallsyms ~6 MiB, per-process state and
+    // code, libraries and rings take ~20 MiB, kallsyms ~5 MiB, per-process state and
     // outliers ~5 MiB, and a symbolization pass holds libdw line tables transiently. At
     // 32 MiB an exec storm reached 63-76 MiB (cache full at ~22-32 MiB).
     uint64_t symbol_cache_bytes = 16u << 20;

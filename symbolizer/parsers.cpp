@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <unordered_map>
 
 namespace hostprof::sym {
 namespace {
@@ -80,65 +81,95 @@ Kallsyms Kallsyms::parse(std::istream& in) {
     std::string line;
     bool too_long = false;
     bool any_nonzero = false;
+    std::unordered_map<std::string, uint16_t> module_index;
+    std::string all_names; // names as parsed; compacted after sorting
     while (read_line(in, line, too_long)) {
         std::string_view s = line;
         if (trim(s).empty())
             continue;
         std::string_view addr = next_field(s), type = next_field(s), name = next_field(s);
         uint64_t a = 0;
-        if (too_long || !parse_hex(addr, a) || type.size() != 1 || name.empty()) {
+        if (too_long || !parse_hex(addr, a) || type.size() != 1 || name.empty() ||
+            name.size() > UINT16_MAX) {
             ++k.malformed_;
             continue;
         }
         std::string_view rest = trim(s);
-        std::string module;
+        uint16_t module = 0;
         if (!rest.empty()) {
             if (rest.size() < 2 || rest.front() != '[' || rest.back() != ']') {
                 ++k.malformed_;
                 continue;
             }
-            module = std::string(rest.substr(1, rest.size() - 2));
+            std::string m(rest.substr(1, rest.size() - 2));
+            auto [it, fresh] = module_index.try_emplace(m, 0);
+            if (fresh) {
+                if (k.modules_.size() > UINT16_MAX) {
+                    module_index.erase(it);
+                    ++k.malformed_;
+                    continue;
+                }
+                it->second = static_cast<uint16_t>(k.modules_.size());
+                k.modules_.push_back(std::move(m));
+            }
+            module = it->second;
         }
         char t = type[0];
         if (t != 't' && t != 'T' && t != 'w' && t != 'W')
             continue;
+        if (all_names.size() + name.size() > UINT32_MAX) {
+            ++k.malformed_;
+            continue;
+        }
         if (a != 0)
             any_nonzero = true;
-        k.symbols_.push_back(KernelSymbol{a, std::string(name), std::move(module)});
+        k.symbols_.push_back(Entry{a, static_cast<uint32_t>(all_names.size()),
+                                   static_cast<uint16_t>(name.size()), module});
+        all_names.append(name);
     }
     if (!any_nonzero) {
         k.symbols_.clear();
+        k.symbols_.shrink_to_fit();
         return k;
     }
-    std::stable_sort(
-        k.symbols_.begin(), k.symbols_.end(),
-        [](const KernelSymbol& x, const KernelSymbol& y) { return x.address < y.address; });
+    std::stable_sort(k.symbols_.begin(), k.symbols_.end(),
+                     [](const Entry& x, const Entry& y) { return x.address < y.address; });
     // Aliases at one address: keep the first listed (kallsyms lists the primary name first).
-    k.symbols_.erase(std::unique(k.symbols_.begin(), k.symbols_.end(),
-                                 [](const KernelSymbol& x, const KernelSymbol& y) {
-                                     return x.address == y.address;
-                                 }),
-                     k.symbols_.end());
+    k.symbols_.erase(
+        std::unique(k.symbols_.begin(), k.symbols_.end(),
+                    [](const Entry& x, const Entry& y) { return x.address == y.address; }),
+        k.symbols_.end());
     k.symbols_.shrink_to_fit();
+    // Only the names kept, in address order.
+    size_t total = 0;
+    for (const Entry& e : k.symbols_)
+        total += e.name_length;
+    k.names_.reserve(total);
+    for (Entry& e : k.symbols_) {
+        const uint32_t at = static_cast<uint32_t>(k.names_.size());
+        k.names_.append(all_names, e.name_offset, e.name_length);
+        e.name_offset = at;
+    }
     return k;
 }
 
-const KernelSymbol* Kallsyms::lookup(uint64_t address) const {
+std::optional<KernelSymbol> Kallsyms::lookup(uint64_t address) const {
     auto it = std::upper_bound(symbols_.begin(), symbols_.end(), address,
-                               [](uint64_t a, const KernelSymbol& s) { return a < s.address; });
+                               [](uint64_t a, const Entry& s) { return a < s.address; });
     if (it == symbols_.begin())
-        return nullptr;
-    const KernelSymbol& s = *std::prev(it);
+        return std::nullopt;
+    const Entry& s = *std::prev(it);
     // The last symbol has no known end: accept at most 1 MiB past it.
     if (it == symbols_.end() && address - s.address > (1u << 20))
-        return nullptr;
-    return &s;
+        return std::nullopt;
+    return KernelSymbol{s.address, std::string_view(names_).substr(s.name_offset, s.name_length),
+                        modules_[s.module]};
 }
 
 size_t Kallsyms::bytes() const {
-    size_t b = symbols_.capacity() * sizeof(KernelSymbol);
-    for (const auto& s : symbols_)
-        b += s.name.capacity() + s.module.capacity();
+    size_t b = symbols_.capacity() * sizeof(Entry) + names_.capacity();
+    for (const auto& m : modules_)
+        b += sizeof(m) + m.capacity();
     return b;
 }
 

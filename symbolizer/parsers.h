@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <istream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,10 +14,12 @@ namespace hostprof::sym {
 
 // ---- /proc/kallsyms ------------------------------------------------------------------------
 
+// A symbol as lookup() returns it: views into the Kallsyms it came from, valid while that
+// object lives.
 struct KernelSymbol {
     uint64_t address = 0;
-    std::string name;   // as printed, e.g. "do_sys_openat2", "bpf_prog_6deef7357e7b4530_hp_cpu"
-    std::string module; // "" for the core kernel, else the name inside "[...]" ("bpf" for BPF)
+    std::string_view name; // as printed, e.g. "do_sys_openat2", "bpf_prog_6deef7357e7b4530_hp_cpu"
+    std::string_view module; // "" for the core kernel, else the name inside "[...]" ("bpf" for BPF)
 };
 
 class Kallsyms {
@@ -26,15 +29,25 @@ class Kallsyms {
     static Kallsyms parse(std::istream& in);
 
     // The symbol covering `address`: the last one at or below it, when `address` is below
-    // the end of the kernel text it belongs to (next symbol). nullptr when unknown.
-    const KernelSymbol* lookup(uint64_t address) const;
+    // the end of the kernel text it belongs to (next symbol). nullopt when unknown.
+    std::optional<KernelSymbol> lookup(uint64_t address) const;
 
     size_t size() const { return symbols_.size(); }
     size_t malformed() const { return malformed_; }
     size_t bytes() const;
 
   private:
-    std::vector<KernelSymbol> symbols_; // sorted by address
+    // 16 bytes per symbol, names in one buffer: a kernel has ~120,000 text symbols, and
+    // this index lives as long as the agent (a struct with two std::string was ~10 MiB).
+    struct Entry {
+        uint64_t address;
+        uint32_t name_offset; // into names_
+        uint16_t name_length;
+        uint16_t module; // index into modules_; 0: the core kernel
+    };
+    std::vector<Entry> symbols_; // sorted by address
+    std::string names_;
+    std::vector<std::string> modules_{""};
     size_t malformed_ = 0;
 };
 

@@ -250,19 +250,19 @@ FrameResult Symbolizer::kernel(uint64_t address) {
     r.elf_address = address;
     if (!kallsyms_)
         load_kallsyms_locked();
-    const KernelSymbol* s = kallsyms_->lookup(address);
-    if (s == nullptr && now_ns() - kallsyms_loaded_ns_ > 10'000'000'000) {
+    std::optional<KernelSymbol> s = kallsyms_->lookup(address);
+    if (!s && now_ns() - kallsyms_loaded_ns_ > 10'000'000'000) {
         load_kallsyms_locked(); // a module or BPF program may have appeared since
         s = kallsyms_->lookup(address);
     }
-    if (s == nullptr) {
+    if (!s) {
         r.miss = kallsyms_->size() == 0 ? MissReason::NoKallsyms : MissReason::NoMapping;
         count_miss(r.miss);
         return r;
     }
     if (!s->module.empty())
-        r.module = "[" + s->module + "]";
-    r.frames.push_back(SymbolizedFrame{s->name, "", 0, false});
+        r.module = "[" + std::string(s->module) + "]";
+    r.frames.push_back(SymbolizedFrame{std::string(s->name), "", 0, false});
     return r;
 }
 

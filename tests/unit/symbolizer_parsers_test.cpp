@@ -24,34 +24,34 @@ TEST(SymbolizerKallsyms, ParsesModulesBpfAndSkipsGarbage) {
     ASSERT_TRUE(in.good());
     Kallsyms k = Kallsyms::parse(in);
     EXPECT_EQ(k.malformed(), 2u);
-    const KernelSymbol* s = k.lookup(0xffffffff81001050);
-    ASSERT_NE(s, nullptr);
+    std::optional<KernelSymbol> s = k.lookup(0xffffffff81001050);
+    ASSERT_TRUE(s.has_value());
     EXPECT_EQ(s->name, "do_one_initcall");
     EXPECT_EQ(s->module, "");
     s = k.lookup(0xffffffff81000010);
-    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(s.has_value());
     EXPECT_EQ(s->name, "_stext"); // first alias listed wins
     // Data symbols are not functions: an address after some_data is still helper_local.
     s = k.lookup(0xffffffff81002100);
-    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(s.has_value());
     EXPECT_EQ(s->name, "helper_local");
     s = k.lookup(0xffffffffc0a01010);
-    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(s.has_value());
     EXPECT_EQ(s->name, "bpf_prog_6deef7357e7b4530_hp_cpu");
     EXPECT_EQ(s->module, "bpf");
     s = k.lookup(0xffffffffc0b00004);
-    ASSERT_NE(s, nullptr);
+    ASSERT_TRUE(s.has_value());
     EXPECT_EQ(s->name, "xfs_iget");
     EXPECT_EQ(s->module, "xfs");
-    EXPECT_EQ(k.lookup(0xffffffff80000000), nullptr);
-    EXPECT_EQ(k.lookup(0xffffffffc0b00000 + (4u << 20)), nullptr);
+    EXPECT_FALSE(k.lookup(0xffffffff80000000).has_value());
+    EXPECT_FALSE(k.lookup(0xffffffffc0b00000 + (4u << 20)).has_value());
 }
 
 TEST(SymbolizerKallsyms, AllZeroAddressesGiveAnEmptyIndex) {
     std::istringstream in("0000000000000000 T _text\n0000000000000000 t foo [mod]\n");
     Kallsyms k = Kallsyms::parse(in);
     EXPECT_EQ(k.size(), 0u);
-    EXPECT_EQ(k.lookup(0x1000), nullptr);
+    EXPECT_FALSE(k.lookup(0x1000).has_value());
 }
 
 TEST(SymbolizerKallsyms, RealProcKallsymsParsesWithoutErrors) {
