@@ -252,7 +252,7 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
     Elf_Scn* symtab = nullptr;
     Elf_Scn* dynsym = nullptr;
     Elf_Scn* debugdata = nullptr;
-    bool has_debug_info = false;
+    bool own_debug_info = false; // .debug_info in this file
     for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
         GElf_Shdr sh;
         if (gelf_getshdr(scn, &sh) == nullptr)
@@ -269,7 +269,7 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         if (name == nullptr)
             continue;
         if (std::strcmp(name, ".debug_info") == 0 && sh.sh_type != SHT_NOBITS && sh.sh_size > 0)
-            has_debug_info = true;
+            own_debug_info = true;
         if (std::strcmp(name, ".gnu_debugdata") == 0 && sh.sh_type == SHT_PROGBITS &&
             sh.sh_size > 0)
             debugdata = scn;
@@ -298,7 +298,7 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         SafeOpener* opener = origin.opener;
         if (opener == nullptr)
             opener = &own.emplace();
-        img->open_dwarf(file, path, options, *opener, origin);
+        img->open_dwarf(file, own_debug_info, path, options, *opener, origin);
     }
     if (img->symbols_.empty() && img->dwarf_file_ && img->dwarf_file_->elf() != elf) {
         // A separate debug file usually carries the full .symtab.
@@ -368,15 +368,11 @@ Result<std::shared_ptr<ElfImage>> ElfImage::load(UniqueFd fd, const std::string&
         }
     }
     img->sort_symbols();
-    if (!options.dwarf && (img->dwarf_ != nullptr || img->dwarf_pending_)) {
-        if (img->dwarf_ != nullptr)
-            dwarf_end(img->dwarf_);
-        img->dwarf_ = nullptr;
+    if (!options.dwarf && img->dwarf_pending_) { // found for its .symtab only
         img->dwarf_pending_ = false;
         img->dwarf_file_.reset();
         img->debug_file_.clear();
     }
-    (void)has_debug_info;
     img->account_bytes();
     return img;
 }
@@ -610,9 +606,10 @@ bool ElfImage::attach_debug_file(ElfFile f, const std::string& name, bool want_d
     return changed;
 }
 
-void ElfImage::open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
-                          SafeOpener& opener, const ElfOrigin& origin) {
-    if (has_debug_info(self.elf())) {
+void ElfImage::open_dwarf(ElfFile& self, bool own_debug_info, const std::string& path,
+                          const ElfLoadOptions& options, SafeOpener& opener,
+                          const ElfOrigin& origin) {
+    if (own_debug_info) {
         auto again = ElfFile::adopt(UniqueFd(::fcntl(self.fd(), F_DUPFD_CLOEXEC, 0)), path);
         if (again && try_dwarf(std::move(again).value(), path))
             return;

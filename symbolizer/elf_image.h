@@ -129,8 +129,8 @@ class ElfImage {
     static bool has_debug_info(Elf* e);
     bool try_dwarf(ElfFile f, const std::string& name); // keeps f for open_pending_dwarf
     bool open_pending_dwarf();
-    void open_dwarf(ElfFile& self, const std::string& path, const ElfLoadOptions& options,
-                    SafeOpener& opener, const ElfOrigin& origin);
+    void open_dwarf(ElfFile& self, bool own_debug_info, const std::string& path,
+                    const ElfLoadOptions& options, SafeOpener& opener, const ElfOrigin& origin);
     void index_dwarf();
     void drop_mapped_pages() const;
     bool dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle, bool inlines,
