@@ -19,6 +19,7 @@ const volatile bool cfg_filter_cgroups = false;
 const volatile bool cfg_skip_idle = true;
 const volatile __u64 cfg_offcpu_min_ns = 1000000;   /* 1 ms */
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024; /* wake the consumer past this fill */
+const volatile bool cfg_task_btf = false;	    /* bpf_get_current_task_btf usable here */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -113,6 +114,11 @@ static __always_inline __u64 new_process_wakeup(struct hp_prof_stack *e)
 
 	if (e->ustack_len == 0)
 		return 0;
+	/* A process older than this was either captured already or is not going to vanish
+	 * before the next timed drain: no map lookup. start_time is boot-based and now
+	 * monotonic (never ahead of boottime), so the difference never overstates the age. */
+	if (now > e->start_time_ns && now - e->start_time_ns > HP_PROF_YOUNG_NS)
+		return 0;
 	key.pid = e->hdr.pid;
 	key.start_time_ns = e->start_time_ns;
 	first = bpf_map_lookup_elem(&hp_prof_known, &key);
@@ -135,9 +141,20 @@ static __always_inline __u64 new_process_wakeup(struct hp_prof_stack *e)
 	return BPF_RB_FORCE_WAKEUP;
 }
 
-/* Fills header, comm, cgroup and both stacks of the current task into e. */
+/* The current process's identity: pid + this = (pid, start time). Direct BTF loads where
+ * the program may use bpf_get_current_task_btf (Linux 5.11+): two probe-read helpers
+ * fewer per sample. */
+static __always_inline __u64 leader_start_time(void)
+{
+	if (cfg_task_btf)
+		return bpf_get_current_task_btf()->group_leader->start_boottime;
+	return hp_leader_start_time();
+}
+
+/* Fills header, comm, cgroup and both stacks of the current task into e. in_user: the
+ * sample interrupted user mode, so there is no kernel stack to ask for. */
 static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 kind, __u64 id,
-				    __u64 cgroup_id, __u64 now)
+				    __u64 cgroup_id, __u64 now, bool in_user)
 {
 	long k, u;
 	__u32 nk;
@@ -148,12 +165,12 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 	e->hdr.cpu = bpf_get_smp_processor_id();
 	e->hdr.timestamp_ns = now;
 	e->cgroup_id = cgroup_id;
-	e->start_time_ns = hp_leader_start_time();
+	e->start_time_ns = leader_start_time();
 	e->weight_ns = 0;
 	e->flags = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
-	k = bpf_get_stack(ctx, e->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0);
+	k = in_user ? 0 : bpf_get_stack(ctx, e->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0);
 	if (k < 0) {
 		e->flags |= HP_PROF_KSTACK_ERR;
 		count(HP_PROF_STAT_KSTACK_ERRORS);
@@ -191,6 +208,21 @@ static __always_inline long ship(struct hp_prof_stack *e)
 	return bpf_ringbuf_output(&hp_prof_events, e, size, flag ? flag : wakeup_flag());
 }
 
+/* The sample interrupted user mode (x86: CPL 3 in cs; arm64: EL0 in pstate). */
+static __always_inline bool interrupted_user(struct bpf_perf_event_data *ctx)
+{
+#if defined(__TARGET_ARCH_x86)
+	/* A context load must be 8 bytes wide: cs is the low half of its slot. */
+	__u64 cs = *(__u64 *)((void *)&ctx->regs + __builtin_offsetof(struct pt_regs, cs));
+
+	return (cs & 3) == 3;
+#elif defined(__TARGET_ARCH_arm64)
+	return (ctx->regs.pstate & 0xf) == 0;
+#else
+	return false;
+#endif
+}
+
 SEC("perf_event")
 int hp_cpu_sample(struct bpf_perf_event_data *ctx)
 {
@@ -212,7 +244,7 @@ int hp_cpu_sample(struct bpf_perf_event_data *ctx)
 	e = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
 	if (!e)
 		return 0;
-	capture(ctx, e, HP_PROF_ON_CPU, id, cgroup_id, bpf_ktime_get_ns());
+	capture(ctx, e, HP_PROF_ON_CPU, id, cgroup_id, bpf_ktime_get_ns(), interrupted_user(ctx));
 	if (ship(e) != 0)
 		count(HP_PROF_STAT_RINGBUF_DROPS);
 	return 0;
@@ -246,7 +278,7 @@ static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid)
 				e = bpf_map_lookup_elem(&hp_prof_blocked, &tid);
 			}
 			if (e)
-				capture(ctx, e, HP_PROF_OFF_CPU, id, cgroup_id, now);
+				capture(ctx, e, HP_PROF_OFF_CPU, id, cgroup_id, now, false);
 		}
 	}
 

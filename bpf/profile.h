@@ -34,6 +34,9 @@ enum hp_prof_flags {
 };
 
 #define HP_PROF_RECAPTURE_NS 5000000ULL /* 5 ms */
+/* Processes at least this old get no forced wakeup (and cost no map lookup): the timed
+ * drain reads them while they live. */
+#define HP_PROF_YOUNG_NS 1000000000ULL /* 1 s */
 
 /* Counters in the per-CPU array `hp_prof_stats`, summed by userspace. */
 enum hp_prof_stat {
