@@ -275,6 +275,13 @@ std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot&
                    MetricType::Counter,
                    {slow}});
     out.push_back(std::move(lost));
+    prometheus::ClientMetric taken;
+    taken.counter.value = stat(HP_BLK_STAT_SLOT_TAKEN);
+    out.push_back({"hostprof_block_inflight_collisions_total",
+                   "Requests whose in-flight slot another request held (tracked in the "
+                   "overflow hash map instead; nothing lost)",
+                   MetricType::Counter,
+                   {taken}});
     return out;
 }
 

@@ -25,7 +25,24 @@ struct hp_blk_start {
 	char comm[HP_BLK_COMM_LEN];
 };
 
-/* struct request * -> its timestamps. */
+/* Requests in flight, direct-mapped: the request pointer picks a slot, which the request
+ * owns from insert (or issue) to completion. An array slot costs a multiply and a
+ * compare-and-swap, where a hash map entry costs a bucket lock and a free-list pop at
+ * insert and the same again at completion (measured: see docs/latency.md). */
+#define HP_BLK_INFLIGHT_BITS 12
+struct hp_blk_slot {
+	__u64 rq; /* owner (struct request *), 0: free */
+	struct hp_blk_start s;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << HP_BLK_INFLIGHT_BITS);
+	__type(key, __u32);
+	__type(value, struct hp_blk_slot);
+} hp_blk_inflight SEC(".maps");
+
+/* struct request * -> its timestamps, for a request whose slot another request holds. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
@@ -62,26 +79,65 @@ static __always_inline void count(__u32 stat)
 		*v += 1;
 }
 
-/* At insert (a new request: an entry left by a recycled request is replaced) and at
- * issue when no insert was seen: one update, with the submitting pid and comm. */
+/* A request still holding its slot after this long lost its completion (none is that
+ * slow): the slot is taken over. */
+#define HP_BLK_STALE_NS (60ULL * 1000000000ULL)
+
+static __always_inline struct hp_blk_slot *slot_of(__u64 rq)
+{
+	/* Fibonacci hashing: request structs sit at a fixed stride, the top bits of the
+	 * product spread them over the slots. */
+	__u32 idx = (__u32)((rq * 0x9E3779B97F4A7C15ULL) >> (64 - HP_BLK_INFLIGHT_BITS));
+
+	return bpf_map_lookup_elem(&hp_blk_inflight, &idx);
+}
+
+/* This request's in-flight record: its slot when it owns it, else the hash map. */
+static __always_inline struct hp_blk_start *find(struct hp_blk_slot *slot, __u64 key)
+{
+	if (slot && slot->rq == key)
+		return &slot->s;
+	return bpf_map_lookup_elem(&hp_blk_start, &key);
+}
+
+static __always_inline void fill(struct hp_blk_start *s, __u64 now, bool insert)
+{
+	s->insert_ts = insert ? now : 0;
+	s->issue_ts = insert ? 0 : now;
+	s->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(s->comm, sizeof(s->comm));
+}
+
+/* At insert (a new request: a record left by a recycled request is replaced) and at
+ * issue when no insert was seen: the slot when it is free, ours already, or stale;
+ * otherwise one hash map update. Both record the submitting pid and comm. */
 static __always_inline void create(__u64 key, __u64 now, bool insert)
 {
+	struct hp_blk_slot *slot = slot_of(key);
 	struct hp_blk_start init = {};
 
-	if (insert)
-		init.insert_ts = now;
-	else
-		init.issue_ts = now;
-	init.pid = bpf_get_current_pid_tgid() >> 32;
-	bpf_get_current_comm(init.comm, sizeof(init.comm));
+	if (slot) {
+		__u64 owner = slot->rq;
+		__u64 since = slot->s.insert_ts ? slot->s.insert_ts : slot->s.issue_ts;
+
+		if (owner == key ||
+		    (owner == 0 && __sync_val_compare_and_swap(&slot->rq, 0, key) == 0) ||
+		    (owner != 0 && now > since + HP_BLK_STALE_NS &&
+		     __sync_val_compare_and_swap(&slot->rq, owner, key) == owner)) {
+			fill(&slot->s, now, insert);
+			return;
+		}
+		count(HP_BLK_STAT_SLOT_TAKEN);
+	}
+	fill(&init, now, insert);
 	if (bpf_map_update_elem(&hp_blk_start, &key, &init, BPF_ANY) != 0)
 		count(HP_BLK_STAT_START_FAILED);
 }
 
-static __always_inline void issued(struct request *rq)
+static __always_inline void issued(__u64 key)
 {
-	__u64 key = (__u64)rq, now = bpf_ktime_get_ns();
-	struct hp_blk_start *s = bpf_map_lookup_elem(&hp_blk_start, &key);
+	__u64 now = bpf_ktime_get_ns();
+	struct hp_blk_start *s = find(slot_of(key), key);
 
 	if (s)
 		s->issue_ts = now;
@@ -133,10 +189,21 @@ static __always_inline void add(__u64 *slots, __u64 v)
 		slots[slot] += 1;
 }
 
-static __always_inline void completed(struct request *rq, int error, bool btf)
+/* The request completed: its slot is free again (or its hash entry goes). */
+static __always_inline void release(struct hp_blk_slot *slot, bool owned, __u64 key)
 {
-	__u64 key = (__u64)rq, now = bpf_ktime_get_ns(), service, queue = 0;
-	struct hp_blk_start *s = bpf_map_lookup_elem(&hp_blk_start, &key);
+	if (owned)
+		__sync_val_compare_and_swap(&slot->rq, key, 0);
+	else
+		bpf_map_delete_elem(&hp_blk_start, &key);
+}
+
+static __always_inline void completed(struct request *rq, __u64 key, int error, bool btf)
+{
+	__u64 now = bpf_ktime_get_ns(), service, queue = 0;
+	struct hp_blk_slot *slot = slot_of(key);
+	bool owned = slot && slot->rq == key;
+	struct hp_blk_start *s = owned ? &slot->s : bpf_map_lookup_elem(&hp_blk_start, &key);
 	struct hp_blk_key k = {};
 	struct hp_blk_stats *st;
 	struct rq_info info = {};
@@ -144,8 +211,7 @@ static __always_inline void completed(struct request *rq, int error, bool btf)
 
 	if (!s || s->issue_ts == 0) {
 		count(HP_BLK_STAT_MISSED_ISSUE);
-		if (s)
-			bpf_map_delete_elem(&hp_blk_start, &key);
+		release(slot, owned, key);
 		return;
 	}
 	service = now - s->issue_ts;
@@ -200,13 +266,24 @@ static __always_inline void completed(struct request *rq, int error, bool btf)
 			count(HP_BLK_STAT_OUTLIERS);
 		}
 	}
-	bpf_map_delete_elem(&hp_blk_start, &key);
+	release(slot, owned, key);
+}
+
+/* The request's address as a number, the in-flight key. tp_btf hands a trusted pointer,
+ * on which the verifier allows no arithmetic: one probe read of its stack copy makes it
+ * a plain value. raw_tp arguments are plain values already. */
+static __always_inline __u64 btf_key(struct request *rq)
+{
+	__u64 v = 0;
+
+	bpf_probe_read_kernel(&v, sizeof(v), &rq);
+	return v;
 }
 
 SEC("tp_btf/block_rq_insert")
 int BPF_PROG(hp_blkins_btf, struct request *rq)
 {
-	create((__u64)rq, bpf_ktime_get_ns(), true);
+	create(btf_key(rq), bpf_ktime_get_ns(), true);
 	return 0;
 }
 
@@ -220,27 +297,27 @@ int BPF_PROG(hp_blkins_raw, struct request *rq)
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(hp_blkissue_btf, struct request *rq)
 {
-	issued(rq);
+	issued(btf_key(rq));
 	return 0;
 }
 
 SEC("raw_tp/block_rq_issue")
 int BPF_PROG(hp_blkissue_raw, struct request *rq)
 {
-	issued(rq);
+	issued((__u64)rq);
 	return 0;
 }
 
 SEC("tp_btf/block_rq_complete")
 int BPF_PROG(hp_blkdone_btf, struct request *rq, int error, unsigned int nr_bytes)
 {
-	completed(rq, error, true);
+	completed(rq, btf_key(rq), error, true);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_complete")
 int BPF_PROG(hp_blkdone_raw, struct request *rq, int error, unsigned int nr_bytes)
 {
-	completed(rq, error, false);
+	completed(rq, (__u64)rq, error, false);
 	return 0;
 }

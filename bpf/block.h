@@ -39,6 +39,7 @@ enum hp_blk_stat {
 	HP_BLK_STAT_STATS_FULL,	   /* hp_blk_stats is full: a completion went uncounted */
 	HP_BLK_STAT_OUTLIERS,	   /* slow-I/O records shipped */
 	HP_BLK_STAT_RINGBUF_DROPS, /* slow-I/O record lost: ring full */
+	HP_BLK_STAT_SLOT_TAKEN,	   /* in-flight slot held by another request: hash map used */
 	HP_BLK_STAT_MAX,
 };
 
