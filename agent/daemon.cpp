@@ -34,6 +34,11 @@ std::atomic<int> g_stop_signal{0};
 
 // How often the consumer loop drains the profile ring when nothing woke it (ms).
 constexpr int kDrainIntervalMs = 500;
+// Until the first sample arrives (at most kFirstDrainForMs after start), a shorter one:
+// samples of processes older than 1 s do not wake the consumer (docs/profiling.md), so
+// on a host of long-lived processes the first drain would otherwise wait a full period.
+constexpr int kFirstDrainMs = 20;
+constexpr auto kFirstDrainFor = std::chrono::seconds(2);
 
 void on_stop_signal(int sig) {
     g_stop_signal.store(sig);
@@ -339,7 +344,8 @@ int run_agent(const Config& config) {
             // Timed drain: the BPF side wakes us only past a fill level or for a new
             // process (docs/profiling.md, "Wakeups"), so this timeout sets how stale the
             // continuous window and HTTP profiles may be, and it is most of our wakeups.
-            int n = pipeline->poll(kDrainIntervalMs);
+            const bool starting = !first_logged && clock::now() - t0 < kFirstDrainFor;
+            int n = pipeline->poll(starting ? kFirstDrainMs : kDrainIntervalMs);
             if (n < 0 && n != -EINTR) {
                 spdlog::error("ring buffer poll failed: {}", std::strerror(-n));
                 break;
