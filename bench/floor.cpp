@@ -1,5 +1,6 @@
-// Loads the empty tp_btf programs of floor.bpf.c on sys_enter/sys_exit, prints "ready",
-// and holds them attached until SIGINT/SIGTERM: the physical floor of syscall tracing.
+// Loads the empty tp_btf programs of floor.bpf.c on sys_enter/sys_exit (or, with the
+// argument "clock", the pair that reads the clock once per hook), prints "ready", and
+// holds them attached until SIGINT/SIGTERM: the physical floor of syscall tracing.
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,14 +10,25 @@
 
 #include "floor.skel.h"
 
-int main() {
+int main(int argc, char** argv) {
+    const bool clock = argc > 1 && std::strcmp(argv[1], "clock") == 0;
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigprocmask(SIG_BLOCK, &set, nullptr);
 
-    floor_bpf* skel = floor_bpf__open_and_load();
+    floor_bpf* skel = floor_bpf__open();
+    if (skel) {
+        bpf_program__set_autoload(skel->progs.hpb_floor_enter, !clock);
+        bpf_program__set_autoload(skel->progs.hpb_floor_exit, !clock);
+        bpf_program__set_autoload(skel->progs.hpb_clock_enter, clock);
+        bpf_program__set_autoload(skel->progs.hpb_clock_exit, clock);
+        if (floor_bpf__load(skel) != 0) {
+            floor_bpf__destroy(skel);
+            skel = nullptr;
+        }
+    }
     if (!skel) {
         std::fprintf(stderr, "floor: load failed: %s\n", std::strerror(errno));
         return 1;

@@ -225,6 +225,7 @@ tool_cmd() {
     syscount) echo "syscount -L" ;;
     bpftrace-sys) echo "bpftrace -e 'tracepoint:raw_syscalls:sys_enter { @s[tid] = nsecs; } tracepoint:raw_syscalls:sys_exit /@s[tid]/ { @h[args->id] = hist(nsecs - @s[tid]); delete(@s[tid]); }'" ;;
     floor) echo "$B/bench_floor" ;;
+    floor-clock) echo "$B/bench_floor clock" ;;
     esac
 }
 tool_ready_pattern() {
@@ -233,13 +234,13 @@ tool_ready_pattern() {
     bpftrace*) echo "Attaching" ;;
     syscount) echo "Tracing syscalls" ;;
     biolatency) echo "Tracing block device" ;;
-    floor) echo "^ready" ;;
+    floor*) echo "^ready" ;;
     perf) echo "" ;;
     esac
 }
 tool_available() {
     case $1 in
-    none | hostprof | hostprof-all | floor) return 0 ;;
+    none | hostprof | hostprof-all | floor | floor-clock) return 0 ;;
     hostprof-sys) has_collector syscalls ;;
     hostprof-blk) has_collector block ;;
     biolatency) have biolatency ;;
@@ -381,7 +382,7 @@ done
 # ---------------------------------------------------------------- 2b. syscall-heavy victim
 log "2b. syscall-heavy victim: getppid loop for ${W_SYS}s"
 for ((r = 0; r < REPS; r++)); do
-    for t in $(rotate "$r" none hostprof-sys hostprof-all syscount bpftrace-sys floor); do
+    for t in $(rotate "$r" none hostprof-sys hostprof-all syscount bpftrace-sys floor floor-clock); do
         start_tool "$t" || { put "r2b.$t.failed" 1; continue; }
         out=$("$B/bench_syscall_loop" "$W_SYS")
         stop_tool
@@ -722,6 +723,8 @@ Every tool traces every syscall of the system; the loop makes ~$(fmt 0 "$( [[ -n
 $(has_collector syscalls && echo "hostprof runs everything on (\`--collectors $HP_ALL\`)." || echo "**hostprof's syscall collector: $NA** — the hostprof row measures what is there (\`--collectors $HP_ALL\`); it becomes the syscall comparison once \`syscalls\` is accepted by \`--collectors\`.")
 
 - floor: empty \`tp_btf\` programs on \`sys_enter\` and \`sys_exit\` (bench/floor.bpf.c)
+- floor + clock: the same programs reading \`bpf_ktime_get_ns()\` once each, the least a
+  latency histogram can do (a start and an end time); not a target, a reference
 - \`syscount -L\` (libbpf-tools $(dpkg-query -W -f='${Version}' libbpf-tools 2>/dev/null)): per-syscall counts and total latency
 - bpftrace: \`tracepoint:raw_syscalls:sys_enter { @s[tid] = nsecs; } tracepoint:raw_syscalls:sys_exit /@s[tid]/ { @h[args->id] = hist(nsecs - @s[tid]); delete(@s[tid]); }\`
 
@@ -729,6 +732,7 @@ $(has_collector syscalls && echo "hostprof runs everything on (\`--collectors $H
 |---|---:|---:|---:|---:|
 $(row2b none "no agent")
 $(row2b floor "empty tp_btf floor")
+$(row2b floor-clock "floor + one clock read per hook")
 $(row2b hostprof-sys "hostprof syscall histograms (\`--collectors syscalls\`)")
 $(row2b hostprof-all "hostprof everything on ($HP_ALL)")
 $(row2b syscount "syscount -L")
