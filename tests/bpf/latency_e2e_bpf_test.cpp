@@ -203,14 +203,18 @@ TEST(LatencyE2E, PrometheusScrapesTheAgentAndAnswersHistogramQuantile) {
     run_command(testprog("syscall_latency") + " 400 0 0");
     std::this_thread::sleep_for(2500ms); // two more scrapes after the last call
 
-    const std::string q = "histogram_quantile(0.5, sum by (le) (increase("
+    // The histogram is host-wide, and Prometheus itself makes nanosleep calls: Go's sysmon
+    // thread sleeps 20 us to 10 ms between checks, shorter while the server is busy (seen:
+    // a p50 of 0.2 ms on a loaded machine). It never sleeps longer than 10 ms, so the 99th
+    // percentile is ours while our 400 calls are over 1% of the window's nanosleeps.
+    const std::string q = "histogram_quantile(0.99, sum by (le) (increase("
                           "hostprof_syscall_latency_seconds_bucket{syscall=\"nanosleep\"}[30s])))";
-    auto p50 = scalar(query(q));
-    ASSERT_TRUE(p50.has_value()) << query(q).dump();
-    std::printf("Prometheus: %s = %.4f s\n", q.c_str(), *p50);
+    auto p99 = scalar(query(q));
+    ASSERT_TRUE(p99.has_value()) << query(q).dump();
+    std::printf("Prometheus: %s = %.4f s\n", q.c_str(), *p99);
     // Linear interpolation inside the log2 bucket that holds 10 ms: [2^23, 2^24] ns.
-    EXPECT_GE(*p50, 0.008388608);
-    EXPECT_LE(*p50, 0.016777216);
+    EXPECT_GE(*p99, 0.008388608);
+    EXPECT_LE(*p99, 0.016777216);
     run_command("rm -rf " + dir);
 }
 
