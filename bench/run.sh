@@ -666,7 +666,7 @@ wall-second × 100. Nothing here is a test assertion.
 | pprof encode + gzip of a 60 s 99 Hz 2-CPU host profile ≤ 20 ms CPU | $(fmt 1 "$pprof_ms") ms | $(target "$pprof_ms" 20) |
 | \`/metrics\` render of 10,000 series ≤ 10 ms CPU (0.0.4 text; OpenMetrics in brackets) | $(fmt 1 "$metrics_ms") ms ($(fmt 1 "$om_ms") ms) | $(target "$metrics_ms" 10) |
 | symbolizer warm ≥ 2 M frames/s on one core (symbols; file:line in the next row) | $(fmt 2 "$(calc "${sym_warm:-0} / 1e6")") M/s | $(at_least "$sym_warm" 2000000) |
-| symbolizer DWARF file:line + inlines ≥ 50,000 addresses/s (objects loaded; in brackets: from a cold start, then `addr2line -f -C -i` and `eu-addr2line -f -C -i` on the same list, process start included) | $(fmt 0 "$sym_dwarf") /s ($(fmt 0 "$sym_dwarf_cold"), $(fmt 0 "$a2l"), $(fmt 0 "$eua2l") /s) | $(at_least "$sym_dwarf" 50000) |
+| symbolizer DWARF file:line + inlines ≥ 50,000 addresses/s (objects loaded; in brackets: from a cold start, then \`addr2line -f -C -i\` and \`eu-addr2line -f -C -i\` on the same list, process start included) | $(fmt 0 "$sym_dwarf") /s ($(fmt 0 "$sym_dwarf_cold"), $(fmt 0 "$a2l"), $(fmt 0 "$eua2l") /s) | $(at_least "$sym_dwarf" 50000) |
 | cold \`.symtab\` index of a libc-sized object ≤ 10 ms | $(fmt 2 "$sym_index_ms") ms | $(target "$sym_index_ms" 10) |
 
 ## 1. CPU profiling cost at 99 Hz on all $(nproc) CPUs
