@@ -211,7 +211,8 @@ static __always_inline void completed(struct request *rq, __u64 key, int error, 
 
 	if (!s || s->issue_ts == 0) {
 		count(HP_BLK_STAT_MISSED_ISSUE);
-		release(slot, owned, key);
+		if (s)
+			release(slot, owned, key);
 		return;
 	}
 	service = now - s->issue_ts;
