@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <tuple>
 
 #include "agent/latency_bpf_util.h"
@@ -83,6 +84,8 @@ Result<std::unique_ptr<BlockCollector>> BlockCollector::start(const BlockOptions
     c->skel_ = std::move(skel.value());
     block_bpf* s = c->skel_.get();
     s->rodata->cfg_slow_ns = options.slow_threshold_ns;
+    s->rodata->cfg_task_btf = libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT,
+                                                      BPF_FUNC_get_current_task_btf, nullptr) == 1;
     const bool btf = options.mode == compat::AttachMode::TpBtf;
     for (auto [b, r] : {std::pair{s->progs.hp_blkins_btf, s->progs.hp_blkins_raw},
                         std::pair{s->progs.hp_blkissue_btf, s->progs.hp_blkissue_raw},
@@ -156,12 +159,36 @@ LatencyHistogram slots_of(const __u64* s) {
     return h;
 }
 
+void add_stats(hp_blk_stats& sum, const hp_blk_stats& v) {
+    for (size_t i = 0; i < HP_BLK_SLOTS; ++i) {
+        sum.service[i] += v.service[i];
+        sum.queue[i] += v.queue[i];
+        sum.size[i] += v.size[i];
+    }
+    sum.service_sum_ns += v.service_sum_ns;
+    sum.queue_sum_ns += v.queue_sum_ns;
+    sum.bytes += v.bytes;
+    sum.requests += v.requests;
+}
+
 } // namespace
 
 BlockSnapshot BlockCollector::snapshot() const {
     BlockSnapshot out;
-    auto names = block_device_names(sys_root_);
-    std::vector<hp_blk_stats> per_cpu(latency::possible_cpus());
+    const size_t ncpu = latency::possible_cpus();
+    // (disk, op) -> its stats over every CPU, from both maps: each CPU keeps a (disk, op)
+    // in its own copy of an array slot, or in the hash where that slot was taken.
+    std::map<std::tuple<uint32_t, uint32_t, uint32_t>, hp_blk_stats> sums;
+    std::vector<hp_blk_dev_slot> slots(ncpu);
+    for (uint32_t i = 0; i < HP_BLK_DEV_SLOTS; ++i) {
+        if (bpf_map__lookup_elem(skel_->maps.hp_blk_dev_stats, &i, sizeof(i), slots.data(),
+                                 slots.size() * sizeof(hp_blk_dev_slot), 0) != 0)
+            continue;
+        for (const hp_blk_dev_slot& v : slots)
+            if (v.used)
+                add_stats(sums[{v.key.major, v.key.minor, v.key.op}], v.stats);
+    }
+    std::vector<hp_blk_stats> per_cpu(ncpu);
     hp_blk_key key{}, next{};
     const void* prev = nullptr;
     while (bpf_map__get_next_key(skel_->maps.hp_blk_stats, prev, &next, sizeof(next)) == 0) {
@@ -170,25 +197,20 @@ BlockSnapshot BlockCollector::snapshot() const {
         if (bpf_map__lookup_elem(skel_->maps.hp_blk_stats, &key, sizeof(key), per_cpu.data(),
                                  per_cpu.size() * sizeof(hp_blk_stats), 0) != 0)
             continue;
-        hp_blk_stats sum{};
-        for (const hp_blk_stats& v : per_cpu) {
-            for (size_t i = 0; i < HP_BLK_SLOTS; ++i) {
-                sum.service[i] += v.service[i];
-                sum.queue[i] += v.queue[i];
-                sum.size[i] += v.size[i];
-            }
-            sum.service_sum_ns += v.service_sum_ns;
-            sum.queue_sum_ns += v.queue_sum_ns;
-            sum.bytes += v.bytes;
-            sum.requests += v.requests;
-        }
+        hp_blk_stats& sum = sums[{key.major, key.minor, key.op}];
+        for (const hp_blk_stats& v : per_cpu)
+            add_stats(sum, v);
+    }
+    auto names = block_device_names(sys_root_);
+    for (const auto& [k, sum] : sums) {
+        const auto [major, minor, op] = k;
         BlockStats b;
-        b.major = key.major;
-        b.minor = key.minor;
-        auto it = names.find({key.major, key.minor});
-        b.device = it != names.end() ? it->second
-                                     : std::to_string(key.major) + ":" + std::to_string(key.minor);
-        b.op = std::string(block_op_name(key.op));
+        b.major = major;
+        b.minor = minor;
+        auto it = names.find({major, minor});
+        b.device =
+            it != names.end() ? it->second : std::to_string(major) + ":" + std::to_string(minor);
+        b.op = std::string(block_op_name(op));
         b.service = slots_of(sum.service);
         b.service.sum = sum.service_sum_ns;
         b.queue = slots_of(sum.queue);
@@ -282,6 +304,13 @@ std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot&
                    "overflow hash map instead; nothing lost)",
                    MetricType::Counter,
                    {taken}});
+    prometheus::ClientMetric dev_taken;
+    dev_taken.counter.value = stat(HP_BLK_STAT_DEV_SLOT_TAKEN);
+    out.push_back({"hostprof_block_stats_collisions_total",
+                   "Completions whose (device, op) found its per-CPU stats slot held by "
+                   "another (counted in the overflow hash map instead; nothing lost)",
+                   MetricType::Counter,
+                   {dev_taken}});
     return out;
 }
 

@@ -15,7 +15,8 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-const volatile __u64 cfg_slow_ns = 0; /* 0: no slow-I/O records */
+const volatile __u64 cfg_slow_ns = 0;	  /* 0: no slow-I/O records */
+const volatile bool cfg_task_btf = false; /* bpf_get_current_task_btf usable (5.11+) */
 
 struct hp_blk_start {
 	__u64 insert_ts;
@@ -50,9 +51,19 @@ struct {
 	__type(value, struct hp_blk_start);
 } hp_blk_start SEC(".maps");
 
+/* Stats per (disk, op): a direct-mapped per-CPU array slot (a multiply and a compare),
+ * and a per-CPU hash for a (disk, op) whose slot another holds on that CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, HP_BLK_DEV_SLOTS);
+	__type(key, __u32);
+	__type(value, struct hp_blk_dev_slot);
+} hp_blk_dev_stats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct hp_blk_key);
 	__type(value, struct hp_blk_stats);
 } hp_blk_stats SEC(".maps");
@@ -104,6 +115,14 @@ static __always_inline void fill(struct hp_blk_start *s, __u64 now, bool insert)
 {
 	s->insert_ts = insert ? now : 0;
 	s->issue_ts = insert ? 0 : now;
+	if (cfg_task_btf) {
+		/* Plain loads from the task: no helper calls, no string copy. */
+		struct task_struct *t = bpf_get_current_task_btf();
+
+		s->pid = t->tgid;
+		__builtin_memcpy(s->comm, t->comm, sizeof(s->comm));
+		return;
+	}
 	s->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(s->comm, sizeof(s->comm));
 }
@@ -198,6 +217,38 @@ static __always_inline void release(struct hp_blk_slot *slot, bool owned, __u64 
 		bpf_map_delete_elem(&hp_blk_start, &key);
 }
 
+static __always_inline __u32 dev_slot_of(__u32 major, __u32 minor, __u32 op)
+{
+	__u32 h = (major * 0x9E3779B1u) ^ (minor * 0x85EBCA77u) ^ (op * 0xC2B2AE3Du);
+
+	return (h >> 26) & (HP_BLK_DEV_SLOTS - 1);
+}
+
+/* This CPU's stats of (disk, op): its array slot (claimed on first use; only this CPU
+ * touches its copy), else the hash map. */
+static __always_inline struct hp_blk_stats *stats_of(struct hp_blk_key *k)
+{
+	__u32 idx = dev_slot_of(k->major, k->minor, k->op);
+	struct hp_blk_dev_slot *slot = bpf_map_lookup_elem(&hp_blk_dev_stats, &idx);
+	struct hp_blk_stats *st;
+
+	if (slot) {
+		if (!slot->used) {
+			slot->key = *k;
+			slot->used = 1;
+		}
+		if (slot->key.major == k->major && slot->key.minor == k->minor &&
+		    slot->key.op == k->op)
+			return &slot->stats;
+		count(HP_BLK_STAT_DEV_SLOT_TAKEN);
+	}
+	st = bpf_map_lookup_elem(&hp_blk_stats, k);
+	if (st)
+		return st;
+	bpf_map_update_elem(&hp_blk_stats, k, &zero_stats, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&hp_blk_stats, k);
+}
+
 static __always_inline void completed(struct request *rq, __u64 key, int error, bool btf)
 {
 	__u64 now = bpf_ktime_get_ns(), service, queue = 0;
@@ -227,11 +278,7 @@ static __always_inline void completed(struct request *rq, __u64 key, int error, 
 	k.op = info.op;
 	bytes = info.bytes;
 
-	st = bpf_map_lookup_elem(&hp_blk_stats, &k);
-	if (!st) {
-		bpf_map_update_elem(&hp_blk_stats, &k, &zero_stats, BPF_NOEXIST);
-		st = bpf_map_lookup_elem(&hp_blk_stats, &k);
-	}
+	st = stats_of(&k);
 	if (st) {
 		add(st->service, service);
 		st->service_sum_ns += service;
@@ -271,14 +318,15 @@ static __always_inline void completed(struct request *rq, __u64 key, int error, 
 }
 
 /* The request's address as a number, the in-flight key. tp_btf hands a trusted pointer,
- * on which the verifier allows no arithmetic: one probe read of its stack copy makes it
- * a plain value. raw_tp arguments are plain values already. */
+ * on which the verifier allows no multiply (the slot hash), but the difference of two
+ * pointers is a plain number for a privileged program: the request's distance from a
+ * variable of ours, which stays put while the program is loaded, is as unique as its
+ * address (and never 0). raw_tp arguments are plain values already. */
+__u64 hp_blk_anchor = 0;
+
 static __always_inline __u64 btf_key(struct request *rq)
 {
-	__u64 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), &rq);
-	return v;
+	return (__u64)rq - (__u64)&hp_blk_anchor;
 }
 
 SEC("tp_btf/block_rq_insert")

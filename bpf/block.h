@@ -14,7 +14,7 @@ enum hp_blk_op {
 	HP_BLK_OP_OTHER = 255, /* every other op (zone commands, write zeroes, ...) */
 };
 
-/* Key of hp_blk_stats (per-CPU hash): the whole disk (gendisk major:first_minor), op. */
+/* Key of the per-disk stats: the whole disk (gendisk major:first_minor), op. */
 struct hp_blk_key {
 	__u32 major;
 	__u32 minor;
@@ -32,14 +32,25 @@ struct hp_blk_stats {
 	__u64 requests; /* completed */
 };
 
+/* A slot of hp_blk_dev_stats (per-CPU array, direct-mapped by a hash of the key): the
+ * (disk, op) whose stats it holds on this CPU, when used. A (disk, op) whose slot another
+ * holds on a CPU goes to the per-CPU hash hp_blk_stats there. Userspace adds both up. */
+#define HP_BLK_DEV_SLOTS 64
+struct hp_blk_dev_slot {
+	struct hp_blk_key key;
+	__u64 used; /* 0: free */
+	struct hp_blk_stats stats;
+};
+
 /* Counters in the per-CPU array hp_blk_counters, summed by userspace. */
 enum hp_blk_stat {
-	HP_BLK_STAT_MISSED_ISSUE,  /* complete without a recorded issue */
-	HP_BLK_STAT_START_FAILED,  /* the in-flight map refused a request */
-	HP_BLK_STAT_STATS_FULL,	   /* hp_blk_stats is full: a completion went uncounted */
-	HP_BLK_STAT_OUTLIERS,	   /* slow-I/O records shipped */
-	HP_BLK_STAT_RINGBUF_DROPS, /* slow-I/O record lost: ring full */
-	HP_BLK_STAT_SLOT_TAKEN,	   /* in-flight slot held by another request: hash map used */
+	HP_BLK_STAT_MISSED_ISSUE,   /* complete without a recorded issue */
+	HP_BLK_STAT_START_FAILED,   /* the in-flight map refused a request */
+	HP_BLK_STAT_STATS_FULL,	    /* hp_blk_stats is full: a completion went uncounted */
+	HP_BLK_STAT_OUTLIERS,	    /* slow-I/O records shipped */
+	HP_BLK_STAT_RINGBUF_DROPS,  /* slow-I/O record lost: ring full */
+	HP_BLK_STAT_SLOT_TAKEN,	    /* in-flight slot held by another request: hash map used */
+	HP_BLK_STAT_DEV_SLOT_TAKEN, /* stats slot held by another (disk, op): hash map used */
 	HP_BLK_STAT_MAX,
 };
 
