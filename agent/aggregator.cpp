@@ -10,7 +10,7 @@ int64_t unix_now_ns() {
         .count();
 }
 
-size_t StackKeyHash::operator()(const StackKey& k) const noexcept {
+size_t StackKeyHash::operator()(const StackKey& k) const {
     // FNV-1a over the fields: fast, and good enough for return addresses.
     uint64_t h = 1469598103934665603ULL;
     auto mix = [&h](uint64_t v) {
@@ -52,15 +52,18 @@ bool ProfileAggregator::add(const StackRecordView& r, ProcessTable& meta) {
         return false;
     ++window_.records;
     std::pair<uint32_t, uint64_t> proc{r.pid, r.start_time_ns};
-    auto adm = admitted_.find(proc);
-    if (adm == admitted_.end()) {
-        const ProcessInfo& info = meta.get(r.pid, r.start_time_ns, r.comm);
-        bool ok = filter_.matches(info);
-        adm = admitted_.emplace(proc, ok).first;
-        if (ok)
-            window_.processes.emplace(proc, info);
+    if (!last_admitted_ || last_admitted_->first != proc) {
+        auto adm = admitted_.find(proc);
+        if (adm == admitted_.end()) {
+            const ProcessInfo& info = meta.get(r.pid, r.start_time_ns, r.comm);
+            bool ok = filter_.matches(info);
+            adm = admitted_.emplace(proc, ok).first;
+            if (ok)
+                window_.processes.emplace(proc, info);
+        }
+        last_admitted_.emplace(proc, adm->second);
     }
-    if (!adm->second) {
+    if (!last_admitted_->second) {
         ++window_.filtered;
         return false;
     }
@@ -91,6 +94,7 @@ ProfileWindow ProfileAggregator::take() {
     window_.kind = kind_;
     window_.start_unix_ns = out.end_unix_ns;
     admitted_.clear();
+    last_admitted_.reset();
     return out;
 }
 

@@ -26,8 +26,11 @@ struct StackKey {
     bool operator==(const StackKey&) const = default;
 };
 
+// Not noexcept on purpose: libstdc++ then stores each key's hash in its node, so a lookup
+// compares stored hashes instead of rehashing every key of the bucket it walks (which
+// it does for a "fast", noexcept hasher), and frames are compared only on a hash match.
 struct StackKeyHash {
-    size_t operator()(const StackKey& k) const noexcept;
+    size_t operator()(const StackKey& k) const;
 };
 
 struct StackValue {
@@ -78,6 +81,9 @@ class ProfileAggregator {
     ProfileWindow window_;
     // (pid, start time) -> matches the filter?
     std::map<std::pair<uint32_t, uint64_t>, bool> admitted_;
+    // The last process looked up in admitted_ and its answer: consecutive samples are
+    // often of one process.
+    std::optional<std::pair<std::pair<uint32_t, uint64_t>, bool>> last_admitted_;
     uint64_t dropped_ = 0;
     StackKey scratch_;
 };
