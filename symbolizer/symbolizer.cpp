@@ -433,12 +433,19 @@ Symbolizer::Process& Symbolizer::capture_locked(uint32_t pid) {
             uint64_t len = pm.map.end - pm.map.start;
             pm.load_miss = MissReason::Unreadable;
             UniqueFd mem = open_ro(base + "/mem");
+            std::string buf;
             if (mem && len <= kMaxVdsoBytes) {
-                std::string buf(len, '\0');
+                buf.assign(len, '\0');
                 ssize_t n = ::pread(mem.get(), buf.data(), len, static_cast<off_t>(pm.map.start));
+                if (n != static_cast<ssize_t>(len))
+                    buf.clear();
+            }
+            if (!buf.empty() && buf == vdso_bytes_ && image_for(vdso_key_)) {
+                pm.key = vdso_key_; // the same vDSO as the last process's
+                pm.load_miss = MissReason::None;
+            } else if (!buf.empty()) {
                 UniqueFd mfd(::memfd_create("hostprof-vdso", MFD_CLOEXEC));
-                if (n == static_cast<ssize_t>(len) && mfd &&
-                    ::write(mfd.get(), buf.data(), len) == static_cast<ssize_t>(len)) {
+                if (mfd && ::write(mfd.get(), buf.data(), len) == static_cast<ssize_t>(len)) {
                     stats_.cache_misses++;
                     auto loaded = ElfImage::load(std::move(mfd), "[vdso]", load_options_);
                     if (loaded) {
@@ -447,6 +454,8 @@ Symbolizer::Process& Symbolizer::capture_locked(uint32_t pid) {
                         if (!image_for(pm.key))
                             insert_image(pm.key, img);
                         pm.load_miss = MissReason::None;
+                        vdso_bytes_ = std::move(buf);
+                        vdso_key_ = pm.key;
                     } else {
                         pm.load_miss = MissReason::NotElf;
                     }

@@ -169,6 +169,10 @@ class Symbolizer {
     std::list<std::string> lru_;
     std::unordered_map<std::string, std::unique_ptr<CacheEntry>> cache_;
     std::unordered_map<std::string, std::string> file_keys_; // dev:ino:size:mtime -> key
+    // The last vDSO image read from a process and its cache key: every process of one boot
+    // maps the same vDSO, so a capture compares bytes instead of loading it again.
+    std::string vdso_bytes_;
+    std::string vdso_key_;
     std::unordered_map<uint32_t, std::unique_ptr<Process>> processes_;
     std::unique_ptr<Kallsyms> kallsyms_;
     int64_t kallsyms_loaded_ns_ = 0;

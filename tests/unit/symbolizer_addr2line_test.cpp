@@ -3,6 +3,7 @@
 // C++ with templates, lambdas and inlining), and a PIE in a live process.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -331,6 +332,44 @@ TEST(SymbolizerLive, PieInALiveProcessMatchesAddr2lineAndSurvivesExit) {
         EXPECT_EQ(r.frames[0].function, live[i].frames[0].function);
         EXPECT_EQ(r.elf_address, live[i].elf_address);
     }
+}
+
+// Every process maps the same vDSO: a capture reads its bytes and, when they are the
+// last vDSO's, reuses that image rather than loading it again; its functions still
+// symbolize in each process.
+TEST(SymbolizerLive, VdsoIsLoadedOnceAndSymbolizesInEveryProcess) {
+    const uint64_t base = ::getauxval(AT_SYSINFO_EHDR);
+    ASSERT_NE(base, 0u) << "no vDSO";
+    const uint32_t self = static_cast<uint32_t>(::getpid());
+    Symbolizer s(SymbolizerOptions{});
+    ASSERT_TRUE(s.process_seen(self));
+    uint64_t offset = 0;
+    std::string name;
+    for (uint64_t off = 0; off < 8192 && name.empty(); off += 4) {
+        FrameResult r = s.user(self, base + off);
+        if (!r.frames.empty() && !r.frames.back().function.empty() && r.module == "[vdso]") {
+            offset = off;
+            name = r.frames.back().function;
+        }
+    }
+    ASSERT_FALSE(name.empty()) << "no vDSO function found";
+    const uint64_t misses = s.stats().cache_misses;
+
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    const bool seen = s.process_seen(static_cast<uint32_t>(child));
+    FrameResult r = s.user(static_cast<uint32_t>(child), base + offset);
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    ASSERT_TRUE(seen);
+    ASSERT_FALSE(r.frames.empty()) << miss_reason_name(r.miss);
+    EXPECT_EQ(r.module, "[vdso]");
+    EXPECT_EQ(r.frames.back().function, name);
+    EXPECT_EQ(s.stats().cache_misses, misses) << "the child's vDSO was loaded again";
 }
 
 // The same for a PIE in a live process: this test binary as it runs, 1,000 process
