@@ -57,6 +57,8 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
     s->rodata->cfg_offcpu_min_ns = options.off_cpu_min_ns;
     s->rodata->cfg_task_btf = libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT,
                                                       BPF_FUNC_get_current_task_btf, nullptr) == 1;
+    s->rodata->cfg_task_stack =
+        libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_get_task_stack, nullptr) == 1;
     auto* p = s->progs.hp_cpu_sample;
     bpf_program__set_autoload(p, options.on_cpu);
     choose_variant(s->progs.hp_exec_btf, s->progs.hp_exec_raw, s->progs.hp_exec_tp, true,

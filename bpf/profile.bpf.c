@@ -20,6 +20,7 @@ const volatile bool cfg_skip_idle = true;
 const volatile __u64 cfg_offcpu_min_ns = 1000000;   /* 1 ms */
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024; /* wake the consumer past this fill */
 const volatile bool cfg_task_btf = false;	    /* bpf_get_current_task_btf usable here */
+const volatile bool cfg_task_stack = false;	    /* bpf_get_task_stack usable here (5.9+) */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -250,10 +251,49 @@ int hp_cpu_sample(struct bpf_perf_event_data *ctx)
 	return 0;
 }
 
+/* The blocked thread's record goes out with its kernel stack, read now from the sleeping
+ * task (it has not run since it blocked, so the stack is the one it blocked with), in
+ * front of the user stack taken when it blocked. Assembled in the per-CPU scratch. */
+static __always_inline long ship_with_task_stack(struct hp_prof_stack *e, struct task_struct *t)
+{
+	__u32 zero = 0;
+	struct hp_prof_stack *out = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
+	__u32 nu = e->ustack_len, nk;
+	long k;
+
+	if (!out)
+		return -1;
+	__builtin_memcpy(out, e, __builtin_offsetof(struct hp_prof_stack, frames));
+	k = bpf_get_task_stack(t, out->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0);
+	if (k < 0) {
+		out->flags |= HP_PROF_KSTACK_ERR;
+		count(HP_PROF_STAT_KSTACK_ERRORS);
+		k = 0;
+	}
+	nk = (__u32)k / sizeof(__u64);
+	if (nk >= HP_PROF_MAX_FRAMES) {
+		nk = HP_PROF_MAX_FRAMES;
+		out->flags |= HP_PROF_KSTACK_FULL;
+	}
+	if (nu > HP_PROF_MAX_FRAMES)
+		nu = HP_PROF_MAX_FRAMES;
+	if (nu > 0 && bpf_probe_read_kernel(&out->frames[nk & (HP_PROF_MAX_FRAMES - 1)],
+					    (nu & (2 * HP_PROF_MAX_FRAMES - 1)) * sizeof(__u64),
+					    e->frames) != 0)
+		nu = 0;
+	out->kstack_len = nk;
+	out->ustack_len = nu;
+	return ship(out);
+}
+
 /* Runs in the context of prev (the current task). prev_state != 0: prev blocks, so
  * remember its stack and the time; a preempted task (state 0) is runnable, and its wait
- * is run-queue latency, not off-CPU time. Then, if next had blocked, ship its interval. */
-static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid)
+ * is run-queue latency, not off-CPU time. Then, if next had blocked, ship its interval.
+ * next_task (tp_btf, where bpf_get_task_stack exists): the kernel stack is read at wakeup,
+ * and only for an interval over the threshold, instead of at every block (the kernel walk
+ * was over half of this program's cost). */
+static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid,
+				     struct task_struct *next_task)
 {
 	__u64 now = bpf_ktime_get_ns();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -278,7 +318,8 @@ static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid)
 				e = bpf_map_lookup_elem(&hp_prof_blocked, &tid);
 			}
 			if (e)
-				capture(ctx, e, HP_PROF_OFF_CPU, id, cgroup_id, now, false);
+				capture(ctx, e, HP_PROF_OFF_CPU, id, cgroup_id, now,
+					next_task != NULL);
 		}
 	}
 
@@ -288,8 +329,11 @@ static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid)
 	if (!e || e->hdr.timestamp_ns == 0)
 		return 0;
 	if (now > e->hdr.timestamp_ns && now - e->hdr.timestamp_ns >= cfg_offcpu_min_ns) {
+		long err;
+
 		e->weight_ns = now - e->hdr.timestamp_ns;
-		if (ship(e) != 0)
+		err = next_task ? ship_with_task_stack(e, next_task) : ship(e);
+		if (err != 0)
 			count(HP_PROF_STAT_RINGBUF_DROPS);
 		else
 			count(HP_PROF_STAT_OFF_CPU_EVENTS);
@@ -308,19 +352,19 @@ static __always_inline long task_state(struct task_struct *t)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(hp_offcpu_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	return on_switch(ctx, task_state(prev), next->pid);
+	return on_switch(ctx, task_state(prev), next->pid, cfg_task_stack ? next : NULL);
 }
 
 SEC("raw_tp/sched_switch")
 int BPF_PROG(hp_offcpu_raw, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	return on_switch(ctx, task_state(prev), BPF_CORE_READ(next, pid));
+	return on_switch(ctx, task_state(prev), BPF_CORE_READ(next, pid), NULL);
 }
 
 SEC("tracepoint/sched/sched_switch")
 int hp_offcpu_tp(struct trace_event_raw_sched_switch *ctx)
 {
-	return on_switch(ctx, ctx->prev_state, ctx->next_pid);
+	return on_switch(ctx, ctx->prev_state, ctx->next_pid, NULL);
 }
 
 /* exec and exit run in the context of the process itself. */

@@ -129,6 +129,13 @@ TEST(OffCpuProfile, HundredMillisecondSleepsInTheirFunction) {
     double per_call = ms["sleepy_function"] / calls["sleepy_function"];
     EXPECT_GT(per_call, 95.0);
     EXPECT_LT(per_call, 130.0);
+    // The kernel side of the block sits on top of the user stack: the sleep syscall's
+    // path, and none of our own BPF program's frames.
+    EXPECT_TRUE(calls.contains("do_nanosleep") || calls.contains("hrtimer_nanosleep") ||
+                calls.contains("__x64_sys_clock_nanosleep"))
+        << log;
+    for (const auto& [fn, n] : calls)
+        EXPECT_EQ(fn.find("hp_offcpu"), std::string::npos) << fn;
     std::remove(file.c_str());
 }
 
