@@ -275,11 +275,15 @@ static __always_inline long ship_with_task_stack(struct hp_prof_stack *e, struct
 		nk = HP_PROF_MAX_FRAMES;
 		out->flags |= HP_PROF_KSTACK_FULL;
 	}
+	/* Bounds the verifier can follow: both counts at most HP_PROF_MAX_FRAMES (127, not
+	 * a power of two: a mask would cut real values), so the copy ends inside frames[]. */
+	nk &= 0xff;
+	if (nk > HP_PROF_MAX_FRAMES)
+		nk = HP_PROF_MAX_FRAMES;
+	nu &= 0xff;
 	if (nu > HP_PROF_MAX_FRAMES)
 		nu = HP_PROF_MAX_FRAMES;
-	if (nu > 0 && bpf_probe_read_kernel(&out->frames[nk & (HP_PROF_MAX_FRAMES - 1)],
-					    (nu & (2 * HP_PROF_MAX_FRAMES - 1)) * sizeof(__u64),
-					    e->frames) != 0)
+	if (nu > 0 && bpf_probe_read_kernel(&out->frames[nk], nu * sizeof(__u64), e->frames) != 0)
 		nu = 0;
 	out->kstack_len = nk;
 	out->ustack_len = nu;

@@ -136,6 +136,8 @@ TEST(OffCpuProfile, HundredMillisecondSleepsInTheirFunction) {
         << log;
     for (const auto& [fn, n] : calls)
         EXPECT_EQ(fn.find("hp_offcpu"), std::string::npos) << fn;
+    // ... and under it the whole user chain, kept behind the kernel frames.
+    EXPECT_GE(calls["main"], calls["sleepy_function"]) << log;
     std::remove(file.c_str());
 }
 
