@@ -152,12 +152,30 @@ static __always_inline __u64 leader_start_time(void)
 	return hp_leader_start_time();
 }
 
+/* The kernel frames a stack helper returned (k: bytes or an error), with e's flags. */
+static __always_inline __u32 kernel_frames(struct hp_prof_stack *e, long k)
+{
+	__u32 nk;
+
+	if (k < 0) {
+		e->flags |= HP_PROF_KSTACK_ERR;
+		count(HP_PROF_STAT_KSTACK_ERRORS);
+		k = 0;
+	}
+	nk = (__u32)k / sizeof(__u64);
+	if (nk >= HP_PROF_MAX_FRAMES) {
+		nk = HP_PROF_MAX_FRAMES;
+		e->flags |= HP_PROF_KSTACK_FULL;
+	}
+	return nk;
+}
+
 /* Fills header, comm, cgroup and both stacks of the current task into e. in_user: the
  * sample interrupted user mode, so there is no kernel stack to ask for. */
 static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 kind, __u64 id,
 				    __u64 cgroup_id, __u64 now, bool in_user)
 {
-	long k, u;
+	long u;
 	__u32 nk;
 
 	e->hdr.kind = kind;
@@ -171,17 +189,8 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 	e->flags = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
-	k = in_user ? 0 : bpf_get_stack(ctx, e->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0);
-	if (k < 0) {
-		e->flags |= HP_PROF_KSTACK_ERR;
-		count(HP_PROF_STAT_KSTACK_ERRORS);
-		k = 0;
-	}
-	nk = (__u32)k / sizeof(__u64);
-	if (nk >= HP_PROF_MAX_FRAMES) {
-		nk = HP_PROF_MAX_FRAMES;
-		e->flags |= HP_PROF_KSTACK_FULL;
-	}
+	nk = kernel_frames(
+	    e, in_user ? 0 : bpf_get_stack(ctx, e->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0));
 	u = bpf_get_stack(ctx, &e->frames[nk], HP_PROF_MAX_FRAMES * sizeof(__u64),
 			  BPF_F_USER_STACK);
 	if (u < 0) {
@@ -259,22 +268,12 @@ static __always_inline long ship_with_task_stack(struct hp_prof_stack *e, struct
 	__u32 zero = 0;
 	struct hp_prof_stack *out = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
 	__u32 nu = e->ustack_len, nk;
-	long k;
 
 	if (!out)
 		return -1;
 	__builtin_memcpy(out, e, __builtin_offsetof(struct hp_prof_stack, frames));
-	k = bpf_get_task_stack(t, out->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0);
-	if (k < 0) {
-		out->flags |= HP_PROF_KSTACK_ERR;
-		count(HP_PROF_STAT_KSTACK_ERRORS);
-		k = 0;
-	}
-	nk = (__u32)k / sizeof(__u64);
-	if (nk >= HP_PROF_MAX_FRAMES) {
-		nk = HP_PROF_MAX_FRAMES;
-		out->flags |= HP_PROF_KSTACK_FULL;
-	}
+	nk = kernel_frames(
+	    out, bpf_get_task_stack(t, out->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0));
 	/* Bounds the verifier can follow: both counts at most HP_PROF_MAX_FRAMES (127, not
 	 * a power of two: a mask would cut real values), so the copy ends inside frames[]. */
 	nk &= 0xff;
