@@ -98,6 +98,13 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
         s->rodata->cfg_outlier_ns[*nr] = ns;
     }
 
+    // tp_btf with task storage: the syscall in flight sits in a per-CPU slot and moves to
+    // task storage only when its thread is switched out (bpf/syscalls.bpf.c, hp_sys_cpu).
+    const bool cpu_slot = task_storage && options.mode == compat::AttachMode::TpBtf;
+    s->rodata->cfg_cpu_slot = cpu_slot;
+    bpf_program__set_autoload(s->progs.hp_sysswitch_btf, cpu_slot);
+    if (cpu_slot)
+        c->in_flight_ = "per-CPU slot + task storage";
     latency::choose_variant(s->progs.hp_sysenter_btf, s->progs.hp_sysenter_raw,
                             s->progs.hp_sysenter_tp, true, options.mode);
     latency::choose_variant(s->progs.hp_sysexit_btf, s->progs.hp_sysexit_raw,
@@ -122,6 +129,15 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
                                            options.mode, c->links_, c->attached_);
         !st)
         return st.error();
+    // Then the switch hook, before any enter can fill a CPU slot it must empty.
+    if (cpu_slot) {
+        auto link = take_link(bpf_program__attach(s->progs.hp_sysswitch_btf),
+                              "attach sched/sched_switch (tp_btf)");
+        if (!link)
+            return link.error();
+        c->links_.push_back(std::move(link.value()));
+        c->attached_.push_back("sched/sched_switch (tp_btf)");
+    }
     if (Status st = latency::attach_chosen(s->progs.hp_sysenter_btf, s->progs.hp_sysenter_raw,
                                            s->progs.hp_sysenter_tp, "raw_syscalls/sys_enter",
                                            options.mode, c->links_, c->attached_);

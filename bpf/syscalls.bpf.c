@@ -23,6 +23,9 @@ const volatile __s64 cfg_nr_exit_group = -1;
 const volatile __u64 cfg_wakeup_bytes = 64 * 1024;
 /* Task-local storage for the syscall in flight (Linux 5.11+); false: the LRU hash. */
 const volatile bool cfg_task_storage = true;
+/* The syscall in flight is written to a per-CPU slot, moved to task storage only when its
+ * thread is switched out (hp_sysswitch_btf attached): tp_btf with task storage only. */
+const volatile bool cfg_cpu_slot = false;
 /* Outlier threshold per syscall number; 0: never an outlier. */
 const volatile __u64 cfg_outlier_ns[HP_SYS_MAX_NR] = {};
 
@@ -99,6 +102,23 @@ struct {
 	__type(value, struct hp_sys_event);
 } hp_sys_scratch SEC(".maps");
 
+/* The syscall in flight on this CPU, of the task `task` (its address). Most syscalls
+ * return on the CPU they entered without a context switch: their enter and exit touch
+ * only this slot (an inlined array lookup) instead of getting the thread's task storage
+ * twice. A thread switched out inside a syscall has its entry moved to task storage by
+ * hp_sysswitch_btf, so the slot never holds a thread that is not running. */
+struct hp_sys_cpu_slot {
+	__u64 task; /* 0: empty */
+	struct hp_sys_start s;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hp_sys_cpu_slot);
+} hp_sys_cpu SEC(".maps");
+
 static const struct hp_sys_hist zero_hist;
 
 static __always_inline void count(__u32 stat)
@@ -146,6 +166,17 @@ static __always_inline int on_enter(long nr)
 		return 0;
 	if (nr == cfg_nr_exit || nr == cfg_nr_exit_group)
 		return 0;
+	if (cfg_cpu_slot) {
+		__u32 zero = 0;
+		struct hp_sys_cpu_slot *c = bpf_map_lookup_elem(&hp_sys_cpu, &zero);
+
+		if (c) {
+			c->task = bpf_get_current_task();
+			c->s.nr = nr;
+			c->s.ts = bpf_ktime_get_ns();
+			return 0;
+		}
+	}
 	s = start_slot(true);
 	if (!s) {
 		count(HP_SYS_STAT_START_FAILED);
@@ -267,7 +298,18 @@ static __always_inline int on_exit(void *ctx, long ret)
 
 	if (cfg_filter_tgid && (bpf_get_current_pid_tgid() >> 32) != cfg_filter_tgid)
 		return 0;
-	s = start_slot(false);
+	s = NULL;
+	if (cfg_cpu_slot) {
+		__u32 zero = 0;
+		struct hp_sys_cpu_slot *c = bpf_map_lookup_elem(&hp_sys_cpu, &zero);
+
+		if (c && c->task == bpf_get_current_task() && c->s.ts != 0) {
+			c->task = 0;
+			s = &c->s;
+		}
+	}
+	if (!s)
+		s = start_slot(false);
 	if (!s || s->ts == 0) {
 		count(HP_SYS_STAT_MISSED_START);
 		return 0;
@@ -335,4 +377,28 @@ SEC("tracepoint/raw_syscalls/sys_exit")
 int hp_sysexit_tp(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_exit(ctx, ctx->ret);
+}
+
+/* A thread switched out inside a syscall (it blocks, or is preempted): its entry leaves
+ * this CPU's slot for its task storage, where its exit finds it on whichever CPU it
+ * resumes. Runs in the context of prev. */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(hp_sysswitch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 zero = 0;
+	struct hp_sys_cpu_slot *c = bpf_map_lookup_elem(&hp_sys_cpu, &zero);
+	struct hp_sys_start *s;
+
+	if (!c || c->task == 0 || c->task != bpf_get_current_task())
+		return 0;
+	s = bpf_task_storage_get(&hp_sys_task, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (s) {
+		s->nr = c->s.nr;
+		s->ts = c->s.ts;
+	} else {
+		count(HP_SYS_STAT_START_FAILED);
+	}
+	c->task = 0;
+	return 0;
 }
