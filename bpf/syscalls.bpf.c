@@ -119,6 +119,13 @@ struct {
 	__type(value, struct hp_sys_cpu_slot);
 } hp_sys_cpu SEC(".maps");
 
+static __always_inline struct hp_sys_cpu_slot *cpu_slot(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&hp_sys_cpu, &zero);
+}
+
 static const struct hp_sys_hist zero_hist;
 
 static __always_inline void count(__u32 stat)
@@ -167,8 +174,7 @@ static __always_inline int on_enter(long nr)
 	if (nr == cfg_nr_exit || nr == cfg_nr_exit_group)
 		return 0;
 	if (cfg_cpu_slot) {
-		__u32 zero = 0;
-		struct hp_sys_cpu_slot *c = bpf_map_lookup_elem(&hp_sys_cpu, &zero);
+		struct hp_sys_cpu_slot *c = cpu_slot();
 
 		if (c) {
 			c->task = bpf_get_current_task();
@@ -300,8 +306,7 @@ static __always_inline int on_exit(void *ctx, long ret)
 		return 0;
 	s = NULL;
 	if (cfg_cpu_slot) {
-		__u32 zero = 0;
-		struct hp_sys_cpu_slot *c = bpf_map_lookup_elem(&hp_sys_cpu, &zero);
+		struct hp_sys_cpu_slot *c = cpu_slot();
 
 		if (c && c->task == bpf_get_current_task() && c->s.ts != 0) {
 			c->task = 0;
@@ -385,11 +390,11 @@ int hp_sysexit_tp(struct trace_event_raw_sys_exit *ctx)
 SEC("tp_btf/sched_switch")
 int BPF_PROG(hp_sysswitch_btf, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u32 zero = 0;
-	struct hp_sys_cpu_slot *c = bpf_map_lookup_elem(&hp_sys_cpu, &zero);
+	struct hp_sys_cpu_slot *c = cpu_slot();
 	struct hp_sys_start *s;
 
-	if (!c || c->task == 0 || c->task != bpf_get_current_task())
+	/* The slot is someone's only while that thread runs: current is prev here. */
+	if (!c || c->task != bpf_get_current_task())
 		return 0;
 	s = bpf_task_storage_get(&hp_sys_task, bpf_get_current_task_btf(), 0,
 				 BPF_LOCAL_STORAGE_GET_F_CREATE);
