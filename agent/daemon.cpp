@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -32,8 +33,14 @@ namespace {
 
 std::atomic<int> g_stop_signal{0};
 
-// How often the consumer loop drains the profile ring when nothing woke it (ms).
-constexpr int kDrainIntervalMs = 500;
+// The longest the profile consumer sleeps when nothing wakes it (ms). The kernel wakes it
+// past a fill level and for each new process, readers of profiles and metrics flush the
+// ring first (Pipeline::flush), and the window rollover drains it: this only bounds how
+// late exit records and the sweep of vanished processes are handled.
+constexpr int kMaxSleepMs = 10'000;
+// The loop's period when there is no profile ring (latency collectors only): how soon a
+// stop signal is seen (sleep_for resumes after a signal).
+constexpr int kTickMs = 500;
 // Until the first sample arrives (at most kFirstDrainForMs after start), a shorter one:
 // samples of processes older than 1 s do not wake the consumer (docs/profiling.md), so
 // on a host of long-lived processes the first drain would otherwise wait a full period.
@@ -342,13 +349,20 @@ int run_agent(const Config& config) {
     // test VM, a tenth of the agent's user-space cost at 99 Hz).
     watchdog->start_monitor(std::chrono::milliseconds(config.watchdog_timeout_ns / 4'000'000));
     while (g_stop_signal.load() == 0 && clock::now() < deadline) {
-        ring_watch.beat();
         if (pipeline) {
-            // Timed drain: the BPF side wakes us only past a fill level or for a new
-            // process (docs/profiling.md, "Wakeups"), so this timeout sets how stale the
-            // continuous window and HTTP profiles may be, and it is most of our wakeups.
-            const bool starting = !first_logged && clock::now() - t0 < kFirstDrainFor;
-            int n = pipeline->poll(starting ? kFirstDrainMs : kDrainIntervalMs);
+            // The BPF side wakes us only past a fill level or for a new process, and
+            // readers flush (docs/profiling.md, "Wakeups"): sleep until the window ends.
+            const auto now = clock::now();
+            const bool starting = !first_logged && now - t0 < kFirstDrainFor;
+            const auto until = std::min(window_start + window, deadline) - now;
+            const int sleep_ms =
+                starting ? kFirstDrainMs
+                         : static_cast<int>(std::clamp<int64_t>(
+                               std::chrono::ceil<std::chrono::milliseconds>(until).count(), 0,
+                               kMaxSleepMs));
+            ring_watch.idle(); // waiting is not a stall; the work after it is watched
+            int n = pipeline->poll(sleep_ms);
+            ring_watch.busy();
             if (n < 0 && n != -EINTR) {
                 spdlog::error("ring buffer poll failed: {}", std::strerror(-n));
                 break;
@@ -358,7 +372,8 @@ int run_agent(const Config& config) {
                 spdlog::info("first sample {} ms after start", ms_since(t0));
             }
         } else {
-            std::this_thread::sleep_for(std::chrono::milliseconds(kDrainIntervalMs));
+            ring_watch.beat();
+            std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
         }
         if (clock::now() - window_start < window)
             continue;

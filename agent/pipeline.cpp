@@ -1,6 +1,8 @@
 #include "agent/pipeline.h"
 
 #include <malloc.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +64,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options
     p->exited_grace_ns_ = options.exited_grace_ns;
     p->exited_max_ = options.exited_max;
     p->proc_root_ = options.proc_root;
+    p->flush_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!p->flush_fd_)
+        return errno_error("eventfd for profile flushes");
+    p->consumer_.store(std::this_thread::get_id());
     Pipeline* self = p.get();
     auto c = ProfileCollector::start(
         options.collector, [self](const StackRecordView& r) { self->on_stack(r); },
@@ -73,13 +79,53 @@ Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options
 }
 
 int Pipeline::poll(int timeout_ms) {
-    int n = collector_->poll(timeout_ms);
+    consumer_.store(std::this_thread::get_id(), std::memory_order_relaxed);
+    // Two sources: the ring (libbpf's epoll fd: readable once the kernel forced a wakeup)
+    // and flush() requests.
+    pollfd fds[2] = {{collector_->ring_fd(), POLLIN, 0}, {flush_fd_.get(), POLLIN, 0}};
+    if (::poll(fds, 2, timeout_ms) < 0)
+        return -errno;
+    if (fds[1].revents & POLLIN) {
+        uint64_t requests = 0;
+        (void)!::read(flush_fd_.get(), &requests, sizeof(requests));
+    }
+    int n = drain();
     if (const int64_t now = unix_now_ns(); now - last_sweep_ns_ >= 10'000'000'000LL) {
         last_sweep_ns_ = now;
         sweep_vanished();
     }
     release_exited(false);
     return n;
+}
+
+int Pipeline::drain() const {
+    uint64_t asked = 0;
+    {
+        std::lock_guard lock(flush_mu_);
+        asked = flush_asked_;
+    }
+    // Every request counted above was made before this drain began: it is served.
+    int n = collector_->consume();
+    {
+        std::lock_guard lock(flush_mu_);
+        if (asked <= flush_served_)
+            return n;
+        flush_served_ = asked;
+    }
+    flush_cv_.notify_all();
+    return n;
+}
+
+void Pipeline::flush(std::chrono::milliseconds wait) const {
+    if (consumer_.load(std::memory_order_relaxed) == std::this_thread::get_id()) {
+        (void)drain();
+        return;
+    }
+    std::unique_lock lock(flush_mu_);
+    const uint64_t ticket = ++flush_asked_;
+    const uint64_t one = 1;
+    (void)!::write(flush_fd_.get(), &one, sizeof(one));
+    flush_cv_.wait_for(lock, wait, [&] { return flush_served_ >= ticket; });
 }
 
 void Pipeline::sweep_vanished() {
@@ -205,6 +251,7 @@ Pipeline::SubscriptionId Pipeline::subscribe(hp_prof_kind kind, ProfileFilter fi
 }
 
 ProfileWindow Pipeline::collect(SubscriptionId id) {
+    flush();
     std::lock_guard lock(mu_);
     auto it = subscriptions_.find(id);
     if (it == subscriptions_.end())
@@ -249,6 +296,7 @@ bool Pipeline::symbolizer_stats(sym::SymbolizerStats& out) const {
 }
 
 PipelineStats Pipeline::stats() const {
+    flush();
     PipelineStats s;
     s.collector = collector_->counters();
     std::lock_guard lock(mu_);

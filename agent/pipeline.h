@@ -9,14 +9,19 @@
 //     --> the same aggregators, as HP_PROF_SYSCALL_LATENCY stacks weighted by latency
 //
 // One consumer thread calls poll(); any thread may subscribe, collect, symbolize and
-// add_record().
+// add_record(). The kernel wakes the consumer rarely (docs/profiling.md, "Wakeups"), so
+// collect() and stats() first ask it to drain what is waiting in the ring (flush()).
 #pragma once
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <utility>
 
 #include "agent/aggregator.h"
@@ -24,6 +29,7 @@
 #include "agent/profile_builder.h"
 #include "agent/profile_collector.h"
 #include "agent/watchdog.h"
+#include "common/unique_fd.h"
 
 namespace hostprof {
 
@@ -62,9 +68,16 @@ class Pipeline {
     static Result<std::unique_ptr<Pipeline>> start(const PipelineOptions& options,
                                                    std::unique_ptr<FrameResolver> resolver);
 
-    // Consumer side: waits up to timeout_ms, dispatches what arrived. Negative errno on
-    // failure (-EINTR when a signal interrupted the wait).
+    // Consumer side: waits up to timeout_ms for a kernel wakeup or a flush() request,
+    // then dispatches everything in the ring. Negative errno on failure (-EINTR when a
+    // signal interrupted the wait).
     int poll(int timeout_ms);
+    // Makes every record the kernel wrote before the call visible to collect() and
+    // stats(). On the consumer thread (the one that called start(), or the last to call
+    // poll()) it drains at once; another thread asks the consumer and waits for its next
+    // drain, at most `wait` (the ring has a single reader, and a stalled consumer must
+    // not hang an HTTP request).
+    void flush(std::chrono::milliseconds wait = std::chrono::seconds(1)) const;
 
     // A stack record from another collector (a slow syscall), for the subscribers of its
     // kind. Views are copied; the caller keeps ownership.
@@ -91,10 +104,19 @@ class Pipeline {
 
   private:
     Pipeline() = default;
+    int drain() const; // on the consumer thread
     void on_stack(const StackRecordView& r);
     void on_proc(const ProcRecord& r);
 
     std::unique_ptr<ProfileCollector> collector_;
+    // flush() from other threads: an eventfd in the consumer's poll set and two ticket
+    // counters; a request is served by the first drain that begins after it was made.
+    UniqueFd flush_fd_;
+    mutable std::mutex flush_mu_;
+    mutable std::condition_variable flush_cv_;
+    mutable uint64_t flush_asked_ = 0;
+    mutable uint64_t flush_served_ = 0;
+    std::atomic<std::thread::id> consumer_{};
     std::unique_ptr<FrameResolver> resolver_;
     std::unique_ptr<ProcessTable> processes_;
     int frequency_hz_ = 19;

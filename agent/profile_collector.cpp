@@ -194,8 +194,12 @@ int ProfileCollector::poll(int timeout_ms) {
         return n;
     // Wakeups are batched in the kernel (BPF_RB_NO_WAKEUP below a fill level), so drain
     // what arrived without a wakeup too.
-    int m = ring_buffer__consume(ring_.get());
+    int m = consume();
     return m < 0 ? m : n + m;
+}
+
+int ProfileCollector::consume() {
+    return ring_buffer__consume(ring_.get());
 }
 
 std::vector<ProgramFd> ProfileCollector::programs() const {

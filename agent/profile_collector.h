@@ -52,6 +52,8 @@ class ProfileCollector {
     // Waits up to timeout_ms for a wakeup, then drains the ring. Returns records
     // consumed, or a negative errno (-EINTR when a signal arrived).
     int poll(int timeout_ms);
+    // Drains the ring without waiting (the consumer thread only: the ring has one reader).
+    int consume();
     ProfileCounters counters() const;
     int ring_fd() const;
     std::vector<ProgramFd> programs() const;

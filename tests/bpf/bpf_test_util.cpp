@@ -1,5 +1,7 @@
 #include "bpf_test_util.h"
 
+#include <algorithm>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -96,9 +98,11 @@ AgentProcess::AgentProcess(std::vector<std::string> extra) {
     pid_ = ::fork();
     if (pid_ == 0) {
         ::dup2(err_pipe[1], STDERR_FILENO);
-        std::vector<std::string> args = {HOSTPROF_BINARY,    "run",
-                                         "--listen",         "127.0.0.1:" + std::to_string(port_),
-                                         "--profile-window", "2s"};
+        std::vector<std::string> args = {HOSTPROF_BINARY, "run", "--listen",
+                                         "127.0.0.1:" + std::to_string(port_)};
+        // Short windows by default, so the continuous window's rollover comes soon.
+        if (std::find(extra.begin(), extra.end(), "--profile-window") == extra.end())
+            args.insert(args.end(), {"--profile-window", "2s"});
         args.insert(args.end(), extra.begin(), extra.end());
         std::vector<char*> argv;
         for (auto& a : args)

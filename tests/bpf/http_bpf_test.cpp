@@ -163,6 +163,37 @@ TEST(Http, DeletedBinaryStillSymbolizes) {
     EXPECT_NE(top.find("hot_one_quarter"), std::string::npos) << top.substr(0, 1500);
 }
 
+// A process the agent has sampled for a while wakes nobody (the kernel wakes the agent
+// only past a fill level or for a new process): a profile of it must still hold every
+// second asked for, because the request drains the ring before collecting (flush). A
+// 3 s profile at 99 Hz of a process burning a CPU: about 297 samples. A long window, so
+// no rollover drains the ring during the request.
+TEST(Http, ProfileOfALongRunningProcessHasAllItsSamples) {
+    HOSTPROF_REQUIRE_ROOT();
+    Agent a({"--frequency", "99", "--profile-window", "60s"});
+    ASSERT_TRUE(a.ready()) << a.log();
+    const std::string prog_path = std::string(HOSTPROF_TESTPROGS_DIR) + "/cpu_ratio";
+    const pid_t prog = ::fork();
+    if (prog == 0) {
+        ::execl(prog_path.c_str(), prog_path.c_str(), "10", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ASSERT_GT(prog, 0);
+    std::this_thread::sleep_for(1500ms); // past its first-sample wakeups
+    const std::string file = "/tmp/hostprof-long-" + std::to_string(::getpid()) + ".pb.gz";
+    EXPECT_EQ(curl("-o " + file + " -w '%{http_code}' '" +
+                   a.url("/debug/pprof/profile?seconds=3&pid=" + std::to_string(prog)) + "'"),
+              "200");
+    ::kill(prog, SIGKILL);
+    ::waitpid(prog, nullptr, 0);
+    const std::string samples =
+        run_command("HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -raw " + file +
+                    " 2>&1 | awk '$2 ~ /^[0-9]+:$/ { n += $1 } END { print n + 0 }'");
+    std::remove(file.c_str());
+    EXPECT_GE(std::stoi(samples), 150) << "samples in a 3 s profile at 99 Hz: " << samples;
+    EXPECT_LE(std::stoi(samples), 320) << samples;
+}
+
 // `--cgroup-filter`: only tasks in that cgroup v2 directory or below are sampled, decided in the
 // kernel (the "filtered" count rises): a process in a child cgroup created before the
 // agent is profiled, one outside is not.
