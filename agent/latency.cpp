@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -158,6 +159,10 @@ LatencyCollectors::LatencyCollectors(const LatencyOptions& options, OutlierStore
 
 LatencyCollectors::~LatencyCollectors() {
     stop_.store(true);
+    if (stop_fd_) {
+        const uint64_t one = 1;
+        (void)!::write(stop_fd_.get(), &one, sizeof(one));
+    }
     if (consumer_.joinable())
         consumer_.join();
     // Members go in reverse order: the collectors detach after the consumer stopped.
@@ -167,6 +172,7 @@ void LatencyCollectors::start_consumer(Watchdog::Consumer* watch) {
     if (consumer_.joinable() || (!syscalls_ && !block_))
         return;
     watch_ = watch;
+    stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     // The daemon's thread takes SIGINT/SIGTERM (its poll returns EINTR at once).
     sigset_t block_set, old;
     sigemptyset(&block_set);
@@ -183,7 +189,8 @@ void LatencyCollectors::consume_loop() {
         spdlog::error("latency consumer: epoll_create1: {}", std::strerror(errno));
         return;
     }
-    for (int fd : {syscalls_ ? syscalls_->ring_fd() : -1, block_ ? block_->ring_fd() : -1}) {
+    for (int fd : {syscalls_ ? syscalls_->ring_fd() : -1, block_ ? block_->ring_fd() : -1,
+                   stop_fd_.get()}) {
         if (fd < 0)
             continue;
         epoll_event ev{};
@@ -191,13 +198,19 @@ void LatencyCollectors::consume_loop() {
         ev.data.fd = fd;
         ::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev);
     }
-    // The kernel side batches wakeups until its ring holds enough bytes: a timed drain
-    // every 200 ms bounds how long an outlier waits.
+    // Every outlier wakes this thread at once (its process may exit soon, and its
+    // mappings must be read while it lives), so there is no timed drain: the thread
+    // sleeps until a record or the stop request arrives, idle for the watchdog meanwhile.
+    // (It woke every 200 ms, and its own waits were outliers that woke it again: ~25
+    // wakeups/s under process churn, now the agent's own calls are never outliers.)
+    const int poll_ms = stop_fd_ ? -1 : 200;
     while (!stop_.load()) {
+        epoll_event evs[3];
         if (watch_ != nullptr)
-            watch_->beat();
-        epoll_event evs[2];
-        ::epoll_wait(ep.get(), evs, 2, 200);
+            watch_->idle();
+        ::epoll_wait(ep.get(), evs, 3, poll_ms);
+        if (watch_ != nullptr)
+            watch_->busy();
         int n = 0;
         if (syscalls_)
             n += std::max(0, syscalls_->poll(0));

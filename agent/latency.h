@@ -29,6 +29,7 @@
 #include "agent/tcp_collector.h"
 #include "agent/watchdog.h"
 #include "common/bpf_handles.h"
+#include "common/unique_fd.h"
 #include "kernel-compat/planner.h"
 
 namespace hostprof {
@@ -105,6 +106,7 @@ class LatencyCollectors : public prometheus::Collectable {
 
     mutable std::mutex collect_mu_; // one scrape at a time reads the maps
     std::atomic<bool> stop_{false};
+    UniqueFd stop_fd_; // eventfd: wakes the consumer to stop
     std::atomic<uint64_t> consumed_{0};
     Watchdog::Consumer* watch_ = nullptr;
     std::thread consumer_;

@@ -1,5 +1,6 @@
 #include "agent/syscall_collector.h"
 
+#include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -65,6 +66,7 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
     // and its mappings must be read while it lives. Their rate is bounded by the
     // threshold (>= 100 us per call and thread), unlike per-syscall events.
     s->rodata->cfg_wakeup_bytes = 0;
+    s->rodata->cfg_self_tgid = static_cast<uint32_t>(::getpid());
     if (auto nr = syscall_number("exit"))
         s->rodata->cfg_nr_exit = *nr;
     if (auto nr = syscall_number("exit_group"))

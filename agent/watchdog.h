@@ -7,11 +7,11 @@
 // hostprof_watchdog_seconds_since_progress{consumer}.
 //
 // Two kinds of consumer:
-//   - a loop (the latency ring thread) calls beat() every round (it wakes at least every
-//     few hundred ms even when idle), so silence means stuck;
-//   - a task (the symbolizer; the profile ring loop, idle while it waits for the kernel or
-//     a flush) calls busy() when work begins, beat() as it goes and idle() when done:
-//     between idle() and the next busy() it cannot stall.
+//   - a loop calls beat() every round (it wakes at least every few hundred ms even when
+//     idle), so silence means stuck;
+//   - a task (the symbolizer; the profile and latency ring consumers, idle while they
+//     wait for the kernel) calls busy() when work begins, beat() as it goes and idle()
+//     when done: between idle() and the next busy() it cannot stall.
 //
 // Time comes from an injectable clock, so the unit test drives it explicitly.
 #pragma once

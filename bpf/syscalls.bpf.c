@@ -18,6 +18,9 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by userspace between open and load. */
 const volatile bool cfg_per_cgroup = false; /* fill hp_sys_cg_hist for hp_sys_cgroups */
 const volatile __u32 cfg_filter_tgid = 0;   /* 0: every process */
+/* The agent itself: its slow calls (the consumers' waits) are counted in the histograms
+ * but never streamed as outliers, or each wait would wake the consumer for the next. */
+const volatile __u32 cfg_self_tgid = 0;
 const volatile __s64 cfg_nr_exit = -1;	    /* exit and exit_group never return: not timed */
 const volatile __s64 cfg_nr_exit_group = -1;
 const volatile __u64 cfg_wakeup_bytes = 64 * 1024;
@@ -341,9 +344,13 @@ static __always_inline int on_exit(void *ctx, long ret)
 	 * it and the verifier then forgets the bound: the mask restates it. */
 	threshold = cfg_outlier_ns[nr & (HP_SYS_MAX_NR - 1)];
 	if (threshold && delta >= threshold) {
+		__u64 id = bpf_get_current_pid_tgid();
+
+		if ((id >> 32) == cfg_self_tgid)
+			return 0;
 		if (!cfg_per_cgroup)
 			cgroup_id = bpf_get_current_cgroup_id();
-		ship_outlier(ctx, bpf_get_current_pid_tgid(), nr, ret, now, delta, cgroup_id);
+		ship_outlier(ctx, id, nr, ret, now, delta, cgroup_id);
 	}
 	return 0;
 }
