@@ -147,7 +147,12 @@ void Pipeline::sweep_vanished() {
     const int64_t now = unix_now_ns();
     for (const auto& key : gone)
         if (seen_.erase(key) > 0)
-            exited_.emplace_back(key.first, now);
+            push_exited(key.first, now);
+}
+
+void Pipeline::push_exited(uint32_t pid, int64_t when) {
+    exited_.emplace_back(pid, when);
+    ++exited_pids_[pid];
 }
 
 void Pipeline::release_exited(bool all) {
@@ -159,6 +164,9 @@ void Pipeline::release_exited(bool all) {
                (all || exited_.size() > exited_max_ ||
                 now - exited_.front().second >= static_cast<int64_t>(exited_grace_ns_))) {
             release.push_back(exited_.front().first);
+            if (auto it = exited_pids_.find(exited_.front().first);
+                it != exited_pids_.end() && --it->second == 0)
+                exited_pids_.erase(it);
             exited_.pop_front();
         }
     }
@@ -217,7 +225,9 @@ void Pipeline::on_proc(const ProcRecord& r) {
             processes_->on_exec(r.pid);
             // A pid that exited earlier and is reused here must not be released later
             // under its new owner.
-            std::erase_if(exited_, [&](const auto& e) { return e.first == r.pid; });
+            // (A scan of up to exited_max entries, so only when the pid is there.)
+            if (exited_pids_.erase(r.pid) > 0)
+                std::erase_if(exited_, [&](const auto& e) { return e.first == r.pid; });
             // New mappings: announce the process again, unless its capture began after
             // the exec. The profile ring is drained less often than the latency ring, so
             // an outlier can capture the new image before this record arrives; dropping
@@ -232,7 +242,7 @@ void Pipeline::on_proc(const ProcRecord& r) {
             processes_->on_exit(r.pid);
             seen_.erase({r.pid, r.start_time_ns});
             // Windows still open may hold its samples: its mappings go later.
-            exited_.emplace_back(r.pid, unix_now_ns());
+            push_exited(r.pid, unix_now_ns());
             return;
         }
     }

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 
 #include "agent/aggregator.h"
@@ -144,6 +145,8 @@ class Pipeline {
     std::string proc_root_;
     int64_t last_sweep_ns_ = 0;
     std::deque<std::pair<uint32_t, int64_t>> exited_;
+    std::unordered_map<uint32_t, uint32_t> exited_pids_; // pid -> its entries in exited_
+    void push_exited(uint32_t pid, int64_t when);        // with mu_ held
     uint64_t exited_grace_ns_ = 0;
     size_t exited_max_ = 0;
 };

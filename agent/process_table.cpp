@@ -153,6 +153,21 @@ std::optional<uint64_t> parse_stat_start_ticks(std::string_view stat) {
     return v;
 }
 
+std::string_view parse_stat_comm(std::string_view stat) {
+    const size_t open = stat.find('(');
+    const size_t close = stat.rfind(')');
+    if (open == std::string_view::npos || close == std::string_view::npos || close < open)
+        return {};
+    return stat.substr(open + 1, close - open - 1);
+}
+
+char parse_stat_state(std::string_view stat) {
+    const size_t close = stat.rfind(')');
+    if (close == std::string_view::npos || close + 2 >= stat.size() || stat[close + 1] != ' ')
+        return '\0';
+    return stat[close + 2];
+}
+
 std::optional<ServiceRule> service_rule_from_string(std::string_view s) {
     if (s == "auto")
         return ServiceRule::Auto;
@@ -190,19 +205,22 @@ ProcessInfo ProcessTable::read(uint32_t pid, uint64_t start_time_ns, std::string
         if (start_time_ns == 0)
             p.start_time_ns = procfs_start;
     }
-    p.comm = read_file(dir + "/comm", 64);
-    if (!p.comm.empty() && p.comm.back() == '\n')
-        p.comm.pop_back();
+    // The process's comm is in its stat line (no read of /proc/PID/comm); a process that
+    // exited before this read (a zombie: under churn most short-lived ones) has no exe
+    // and no cmdline left to read, only its cgroup.
+    p.comm = std::string(parse_stat_comm(stat));
     if (p.comm.empty())
         p.comm = std::string(comm);
-    char buf[4096];
-    ssize_t n = ::readlink((dir + "/exe").c_str(), buf, sizeof(buf) - 1);
-    if (n > 0)
-        p.exe.assign(buf, static_cast<size_t>(n));
-    p.cmdline = read_file(dir + "/cmdline", 4096);
-    std::replace(p.cmdline.begin(), p.cmdline.end(), '\0', ' ');
-    while (!p.cmdline.empty() && p.cmdline.back() == ' ')
-        p.cmdline.pop_back();
+    if (const char state = parse_stat_state(stat); state != 'Z' && state != 'X') {
+        char buf[4096];
+        ssize_t n = ::readlink((dir + "/exe").c_str(), buf, sizeof(buf) - 1);
+        if (n > 0)
+            p.exe.assign(buf, static_cast<size_t>(n));
+        p.cmdline = read_file(dir + "/cmdline", 4096);
+        std::replace(p.cmdline.begin(), p.cmdline.end(), '\0', ' ');
+        while (!p.cmdline.empty() && p.cmdline.back() == ' ')
+            p.cmdline.pop_back();
+    }
     p.cgroup = parse_cgroup_file(read_file(dir + "/cgroup", 8192));
     p.container = parse_container_info(p.cgroup);
 

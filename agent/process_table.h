@@ -30,6 +30,10 @@ bool same_start_time(uint64_t a_ns, uint64_t b_ns);
 // Field 22 of /proc/PID/stat (start time, clock ticks since boot); handles a comm
 // with spaces and parentheses.
 std::optional<uint64_t> parse_stat_start_ticks(std::string_view stat_text);
+// Field 2 (comm, without its parentheses) and field 3 (state: 'R', 'S', 'Z', ...) of
+// /proc/PID/stat; empty and '\0' when the text is not a stat line.
+std::string_view parse_stat_comm(std::string_view stat_text);
+char parse_stat_state(std::string_view stat_text);
 
 enum class ServiceRule { Auto, Exe, Comm, Cgroup };
 std::optional<ServiceRule> service_rule_from_string(std::string_view s);

@@ -402,7 +402,8 @@ Symbolizer::Process& Symbolizer::capture_locked(uint32_t pid) {
     Process& proc = *slot;
     const std::string base = options_.proc_root + "/" + std::to_string(pid);
     std::string text;
-    if (!read_file(base + "/maps", text))
+    // Empty maps: the process has exited (a zombie keeps its /proc entry, not its memory).
+    if (!read_file(base + "/maps", text) || text.empty())
         return proc;
     proc.maps_read = true;
     MapsParse maps = parse_maps(text);

@@ -60,6 +60,11 @@ TEST(ProcessTable, StatStartTimeSurvivesOddComm) {
     EXPECT_EQ(parse_stat_start_ticks("1 (a) b) S 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 77 1"), 77u);
     EXPECT_FALSE(parse_stat_start_ticks("1 (x) S 1 2"));
     EXPECT_FALSE(parse_stat_start_ticks("no parens"));
+    EXPECT_EQ(parse_stat_comm("1 (a) b) S 0 0"), "a) b");
+    EXPECT_EQ(parse_stat_state("1 (a) b) S 0 0"), 'S');
+    EXPECT_EQ(parse_stat_state("7 (true) Z 1 2"), 'Z');
+    EXPECT_EQ(parse_stat_comm("no parens"), "");
+    EXPECT_EQ(parse_stat_state("1 (x)"), '\0');
 }
 
 TEST(ProcessTable, ReadsFakeProcTree) {
