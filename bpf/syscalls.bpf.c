@@ -21,7 +21,7 @@ const volatile __u32 cfg_filter_tgid = 0;   /* 0: every process */
 /* The agent itself: its slow calls (the consumers' waits) are counted in the histograms
  * but never streamed as outliers, or each wait would wake the consumer for the next. */
 const volatile __u32 cfg_self_tgid = 0;
-const volatile __s64 cfg_nr_exit = -1;	    /* exit and exit_group never return: not timed */
+const volatile __s64 cfg_nr_exit = -1; /* exit and exit_group never return: not timed */
 const volatile __s64 cfg_nr_exit_group = -1;
 const volatile __u64 cfg_wakeup_bytes = 64 * 1024;
 /* Task-local storage for the syscall in flight (Linux 5.11+); false: the LRU hash. */
