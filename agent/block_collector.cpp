@@ -143,8 +143,12 @@ int BlockCollector::poll(int timeout_ms) {
     int n = ring_buffer__poll(ring_.get(), timeout_ms);
     if (n < 0)
         return n;
-    int m = ring_buffer__consume(ring_.get());
+    int m = consume();
     return m < 0 ? m : n + m;
+}
+
+int BlockCollector::consume() {
+    return ring_buffer__consume(ring_.get());
 }
 
 int BlockCollector::ring_fd() const {

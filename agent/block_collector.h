@@ -91,6 +91,8 @@ class BlockCollector {
     BlockCollector& operator=(const BlockCollector&) = delete;
 
     int poll(int timeout_ms);
+    // Drains the ring without waiting (for a consumer that waits on ring_fd() itself).
+    int consume();
     int ring_fd() const;
     BlockSnapshot snapshot() const; // cumulative since start; disk names re-read each time
     const std::vector<std::string>& attached() const { return attached_; }

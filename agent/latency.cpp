@@ -189,8 +189,8 @@ void LatencyCollectors::consume_loop() {
         spdlog::error("latency consumer: epoll_create1: {}", std::strerror(errno));
         return;
     }
-    for (int fd : {syscalls_ ? syscalls_->ring_fd() : -1, block_ ? block_->ring_fd() : -1,
-                   stop_fd_.get()}) {
+    for (int fd :
+         {syscalls_ ? syscalls_->ring_fd() : -1, block_ ? block_->ring_fd() : -1, stop_fd_.get()}) {
         if (fd < 0)
             continue;
         epoll_event ev{};
@@ -213,9 +213,9 @@ void LatencyCollectors::consume_loop() {
             watch_->busy();
         int n = 0;
         if (syscalls_)
-            n += std::max(0, syscalls_->poll(0));
+            n += std::max(0, syscalls_->consume());
         if (block_)
-            n += std::max(0, block_->poll(0));
+            n += std::max(0, block_->consume());
         consumed_ += static_cast<uint64_t>(n);
     }
     if (watch_ != nullptr)

@@ -213,8 +213,12 @@ int SyscallCollector::poll(int timeout_ms) {
     if (n < 0)
         return n;
     // Wakeups are batched in the kernel below a fill level: drain the rest too.
-    int m = ring_buffer__consume(ring_.get());
+    int m = consume();
     return m < 0 ? m : n + m;
+}
+
+int SyscallCollector::consume() {
+    return ring_buffer__consume(ring_.get());
 }
 
 int SyscallCollector::ring_fd() const {

@@ -80,6 +80,8 @@ class SyscallCollector {
     // Waits up to timeout_ms for outliers, then drains the ring. Returns records
     // consumed, or a negative errno (-EINTR when a signal arrived).
     int poll(int timeout_ms);
+    // Drains the ring without waiting (for a consumer that waits on ring_fd() itself).
+    int consume();
     int ring_fd() const;
     // Reads the kernel maps (cumulative since start). Safe to call from any one thread
     // while another polls.
