@@ -66,6 +66,14 @@ void add_symbolizer_families(const sym::SymbolizerStats& s, std::vector<MetricFa
     counter("hostprof_symbol_cache_misses_total", "ELF objects read from disk.", s.cache_misses);
     counter("hostprof_symbol_cache_evictions_total",
             "ELF objects evicted by the symbol cache's bound.", s.cache_evictions);
+    counter("hostprof_kallsyms_loads_total",
+            "Reads of /proc/kallsyms: the first kernel frame, then kernel addresses not "
+            "found at least 10 s after the last read (a module or BPF program loaded since).",
+            s.kallsyms_loads);
+    counter("hostprof_symbolizer_lookup_memory_releases_total",
+            "Times the DWARF lookup state (line tables, touched debug data) of one profile "
+            "build reached its bound and was released before the build ended.",
+            s.lookup_memory_releases);
     gauge("hostprof_symbolizer_processes", "Processes whose mappings the symbolizer holds.",
           num(s.processes));
 

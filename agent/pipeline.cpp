@@ -39,6 +39,14 @@ class BeatingResolver final : public FrameResolver {
         watch_.beat();
         return inner_.user(pid, address);
     }
+    std::vector<ResolvedFrame> user_batch(const std::vector<UserFrame>& frames,
+                                          const std::function<void()>& each) override {
+        return inner_.user_batch(frames, [&] {
+            watch_.beat();
+            if (each)
+                each();
+        });
+    }
     bool process_seen(uint32_t pid) override { return inner_.process_seen(pid); }
     bool process_refresh(uint32_t pid) override { return inner_.process_refresh(pid); }
     void process_exited(uint32_t pid) override { inner_.process_exited(pid); }

@@ -1,6 +1,7 @@
 #include "agent/profile_builder.h"
 
 #include <map>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -22,7 +23,37 @@ class Builder {
         auto key = std::make_tuple(pid, address, false);
         if (auto it = locs_.find(key); it != locs_.end())
             return it->second;
+        if (auto it = resolved_.find(key); it != resolved_.end()) {
+            ResolvedFrame f = std::move(it->second);
+            resolved_.erase(it);
+            return add_location(key, address, std::move(f));
+        }
         return add_location(key, address, r_.user(pid, leaf ? address : address - 1));
+    }
+
+    // Every user frame of the window in one batch, before the samples are built: the
+    // symbolizer orders the lookups by object and address. The first occurrence of an
+    // address decides its adjustment (leaf or return address), as in user_location.
+    void resolve_user_frames(const ProfileWindow& w, bool kernel_frames) {
+        std::vector<FrameResolver::UserFrame> frames;
+        std::vector<LocKey> keys;
+        std::set<LocKey> seen;
+        for (const auto& [key, value] : w.stacks) {
+            const size_t n = key.frames.size();
+            // The first user frame is the leaf when no kernel frame precedes it.
+            const bool kernel_leaf = kernel_frames && key.kernel_len > 0 && n > 0;
+            for (size_t i = key.kernel_len; i < n; ++i) {
+                const bool leaf = i == key.kernel_len && !kernel_leaf;
+                LocKey k{key.pid, key.frames[i], false};
+                if (!seen.insert(k).second)
+                    continue;
+                keys.push_back(k);
+                frames.push_back({key.pid, leaf ? key.frames[i] : key.frames[i] - 1});
+            }
+        }
+        std::vector<ResolvedFrame> out = r_.user_batch(frames, {});
+        for (size_t i = 0; i < keys.size() && i < out.size(); ++i)
+            resolved_.emplace(keys[i], std::move(out[i]));
     }
 
     uint32_t named_location(const std::string& name) {
@@ -60,7 +91,9 @@ class Builder {
 
     Profile& p_;
     FrameResolver& r_;
-    std::map<std::tuple<uint32_t, uint64_t, bool>, uint32_t> locs_;
+    using LocKey = std::tuple<uint32_t, uint64_t, bool>;
+    std::map<LocKey, uint32_t> locs_;
+    std::map<LocKey, ResolvedFrame> resolved_; // by resolve_user_frames, not placed yet
     std::map<std::tuple<std::string, std::string, uint64_t, uint64_t>, int32_t> mappings_;
     std::unordered_map<std::string, uint32_t> named_;
 };
@@ -95,6 +128,7 @@ Profile build_profile(const ProfileWindow& w, FrameResolver& resolver, const Bui
     p.duration_nanos = w.end_unix_ns > w.start_unix_ns ? w.end_unix_ns - w.start_unix_ns : 0;
 
     Builder b(p, resolver);
+    b.resolve_user_frames(w, o.kernel_frames);
     for (const auto& [key, value] : w.stacks) {
         Sample s;
         const size_t n = key.frames.size();

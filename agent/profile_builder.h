@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,24 @@ class FrameResolver {
     virtual ResolvedFrame kernel(uint64_t address) = 0;
     // `address` is already adjusted for return addresses (caller frames: pc - 1).
     virtual ResolvedFrame user(uint32_t pid, uint64_t address) = 0;
+    // All the user frames of a profile at once, results in request order. The symbolizer
+    // orders the lookups by object and address (each DWARF unit read once, its memory
+    // bounded); this default resolves them one by one. `each` runs before every lookup.
+    struct UserFrame {
+        uint32_t pid;
+        uint64_t address; // adjusted, as for user()
+    };
+    virtual std::vector<ResolvedFrame> user_batch(const std::vector<UserFrame>& frames,
+                                                  const std::function<void()>& each) {
+        std::vector<ResolvedFrame> out;
+        out.reserve(frames.size());
+        for (const UserFrame& f : frames) {
+            if (each)
+                each();
+            out.push_back(user(f.pid, f.address));
+        }
+        return out;
+    }
     // A process was sampled for the first time: capture what symbolizing it needs
     // (mappings, build-ids) now, so its frames still resolve after it exits. False when
     // it was too late (the process exited before its mappings were read).

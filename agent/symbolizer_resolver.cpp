@@ -19,6 +19,18 @@ class SymbolizerResolver final : public FrameResolver {
     ResolvedFrame user(uint32_t pid, uint64_t address) override {
         return convert(sym_.user(pid, address));
     }
+    std::vector<ResolvedFrame> user_batch(const std::vector<UserFrame>& frames,
+                                          const std::function<void()>& each) override {
+        std::vector<sym::Symbolizer::UserAddress> in;
+        in.reserve(frames.size());
+        for (const UserFrame& f : frames)
+            in.push_back({f.pid, f.address});
+        std::vector<ResolvedFrame> out;
+        out.reserve(frames.size());
+        for (const sym::FrameResult& r : sym_.user_batch(in, each))
+            out.push_back(convert(r));
+        return out;
+    }
     bool process_seen(uint32_t pid) override { return sym_.process_seen(pid); }
     bool process_refresh(uint32_t pid) override { return sym_.process_refresh(pid); }
     void process_exited(uint32_t pid) override { sym_.process_exited(pid); }

@@ -103,6 +103,11 @@ class ElfImage {
     // them in again from the page cache). Not thread-safe. Returns the heap bytes freed
     // (estimated).
     size_t release_memory();
+    // What release_memory() would give back: libdw's line tables (estimated) plus the debug
+    // data the per-unit walks read through the file mapping (the pages they touched stay
+    // resident until dropped). A lookup in a large DWARF file adds megabytes: the
+    // Symbolizer bounds the sum over all objects (SymbolizerOptions::lookup_memory_bytes).
+    size_t transient_bytes() const { return lines_bytes_ + walked_bytes_; }
 
     struct Segment {
         uint64_t vaddr, memsz, offset, filesz;
@@ -180,7 +185,8 @@ class ElfImage {
     // bytes charged for them (libdw keeps ~50 bytes per row until dwarf_end).
     mutable std::unordered_set<uint64_t> lines_read_;
     mutable size_t lines_bytes_ = 0;
-    size_t inflated_bytes_ = 0; // compressed debug sections libelf inflated for libdw
+    mutable size_t walked_bytes_ = 0; // sizes of the units walked since the last release
+    size_t inflated_bytes_ = 0;       // compressed debug sections libelf inflated for libdw
 };
 
 // The build-id note of an open ELF (hex), or "" when none; Error when a note is malformed.

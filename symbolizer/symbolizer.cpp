@@ -231,6 +231,9 @@ void Symbolizer::count_miss(MissReason r) {
 // ---- kernel --------------------------------------------------------------------------------
 
 void Symbolizer::load_kallsyms_locked() {
+    // The old index goes first: two at once would be ~10 MB more at the peak.
+    kallsyms_.reset();
+    stats_.kallsyms_loads++;
     std::ifstream in(options_.kallsyms_path);
     kallsyms_ = std::make_unique<Kallsyms>(Kallsyms::parse(in));
     kallsyms_loaded_ns_ = now_ns();
@@ -503,13 +506,80 @@ void Symbolizer::process_exited(uint32_t pid) {
 
 size_t Symbolizer::release_memory() {
     std::lock_guard lock(mu_);
+    return release_memory_locked(false);
+}
+
+size_t Symbolizer::release_memory_locked(bool only_with_lookup_state) {
     size_t freed = 0;
     for (auto& [key, e] : cache_) {
+        if (only_with_lookup_state && e->image->transient_bytes() == 0)
+            continue;
         freed += e->image->release_memory();
         stats_.cache_bytes = stats_.cache_bytes - e->bytes + e->image->bytes();
         e->bytes = e->image->bytes();
     }
+    lookup_bytes_ = 0;
     return freed;
+}
+
+void Symbolizer::bound_lookup_memory_locked(const ElfImage& img, size_t transient_before) {
+    const size_t now = img.transient_bytes();
+    if (now <= transient_before)
+        return;
+    lookup_bytes_ += now - transient_before;
+    if (lookup_bytes_ <= options_.lookup_memory_bytes)
+        return;
+    // Objects evicted meanwhile took theirs with them: count what is really held first.
+    size_t held = 0;
+    for (const auto& [key, e] : cache_)
+        held += e->image->transient_bytes();
+    lookup_bytes_ = held;
+    if (held <= options_.lookup_memory_bytes)
+        return;
+    stats_.lookup_memory_releases++;
+    release_memory_locked(true);
+}
+
+Symbolizer::ProcessMapping* Symbolizer::find_mapping(Process& proc, uint64_t address) {
+    auto it = std::upper_bound(proc.mappings.begin(), proc.mappings.end(), address,
+                               [](uint64_t a, const ProcessMapping& m) { return a < m.map.start; });
+    if (it != proc.mappings.begin() && address < std::prev(it)->map.end)
+        return &*std::prev(it);
+    return nullptr;
+}
+
+std::vector<FrameResult> Symbolizer::user_batch(const std::vector<UserAddress>& frames,
+                                                const std::function<void()>& each) {
+    struct Order {
+        uint32_t object; // 0: no object (resolved without DWARF work)
+        uint64_t offset; // file offset in the object: follows its virtual addresses
+        size_t index;
+    };
+    std::vector<Order> order(frames.size());
+    {
+        std::lock_guard lock(mu_);
+        std::unordered_map<std::string, uint32_t> objects;
+        for (size_t i = 0; i < frames.size(); ++i) {
+            const uint64_t a = frames[i].address;
+            order[i] = Order{0, a, i};
+            const ProcessMapping* pm = find_mapping(capture_locked(frames[i].pid), a);
+            if (pm == nullptr || pm->key.empty())
+                continue;
+            auto [it, added] = objects.emplace(pm->key, static_cast<uint32_t>(objects.size() + 1));
+            order[i].object = it->second;
+            order[i].offset = a - pm->map.start + pm->map.offset;
+        }
+    }
+    std::sort(order.begin(), order.end(), [](const Order& x, const Order& y) {
+        return x.object != y.object ? x.object < y.object : x.offset < y.offset;
+    });
+    std::vector<FrameResult> out(frames.size());
+    for (const Order& o : order) {
+        if (each)
+            each();
+        out[o.index] = user(frames[o.index].pid, frames[o.index].address);
+    }
+    return out;
 }
 
 FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
@@ -518,11 +588,7 @@ FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
     stats_.user_frames++;
     FrameResult r;
     Process& proc = capture_locked(pid);
-    auto it = std::upper_bound(proc.mappings.begin(), proc.mappings.end(), address,
-                               [](uint64_t a, const ProcessMapping& m) { return a < m.map.start; });
-    ProcessMapping* pm = nullptr;
-    if (it != proc.mappings.begin() && address < std::prev(it)->map.end)
-        pm = &*std::prev(it);
+    ProcessMapping* pm = find_mapping(proc, address);
 
     if (pm == nullptr || pm->map.is_anonymous()) {
         // JIT code lives in anonymous executable memory: try the perf map.
@@ -583,6 +649,7 @@ FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
     }
     r.elf_address = *vaddr;
     const size_t before = img->bytes();
+    const size_t transient = img->transient_bytes();
     ElfLookup l = img->symbolize(*vaddr, options_.demangle, options_.inlines, r.frames);
     if (img->bytes() != before) {
         // Lazily built indexes (DWARF functions per CU, demangled names) grew the object.
@@ -592,6 +659,7 @@ FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
             evict_locked();
         }
     }
+    bound_lookup_memory_locked(*img, transient);
     if (l != ElfLookup::Found) {
         r.miss = l == ElfLookup::Stripped ? MissReason::Stripped : MissReason::NoSymbol;
         count_miss(r.miss);
@@ -616,7 +684,9 @@ FrameResult Symbolizer::elf(const std::string& path, uint64_t elf_address) {
         return r;
     }
     r.build_id = img->build_id();
+    const size_t transient = img->transient_bytes();
     ElfLookup l = img->symbolize(elf_address, options_.demangle, options_.inlines, r.frames);
+    bound_lookup_memory_locked(*img, transient);
     if (l != ElfLookup::Found) {
         r.miss = l == ElfLookup::Stripped ? MissReason::Stripped : MissReason::NoSymbol;
         count_miss(r.miss);

@@ -99,6 +99,8 @@ TEST(Http, SymbolizerCountersAfterProfilingATestProgram) {
     EXPECT_GE(metric(m, "hostprof_symbol_cache_misses_total").value_or(0), 1);
     EXPECT_GT(metric(m, "hostprof_symbol_cache_hits_total").value_or(0), 0);
     EXPECT_TRUE(metric(m, "hostprof_symbol_cache_evictions_total").has_value());
+    EXPECT_TRUE(metric(m, "hostprof_symbolizer_lookup_memory_releases_total").has_value());
+    EXPECT_TRUE(metric(m, "hostprof_kallsyms_loads_total").has_value());
     EXPECT_GE(metric(m, "hostprof_symbolizer_processes").value_or(0), 1);
     EXPECT_GT(metric(m, "hostprof_frames_total{kind=\"user\"}").value_or(0), 0);
     EXPECT_TRUE(metric(m, "hostprof_frames_total{kind=\"kernel\"}").has_value());

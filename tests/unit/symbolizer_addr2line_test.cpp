@@ -411,6 +411,55 @@ TEST(SymbolizerLive, ThousandAddressesOfThisRunningPieMatchAddr2line) {
     EXPECT_LE(a.lines_binutils_wrong, 5) << a.diffs;
 }
 
+// A profile's frames in one batch, under a lookup-memory bound far below what this binary's
+// line tables and units take (tens of MB for 1,000 addresses): the same frames as one by
+// one without a bound, in request order, with the bound enforced along the way.
+TEST(SymbolizerLive, BatchUnderALookupMemoryBoundGivesTheSameFrames) {
+    const std::string exe = self_exe();
+    Text t = text_section(exe);
+    ASSERT_GT(t.size, 1u << 20);
+    const uint32_t pid = static_cast<uint32_t>(::getpid());
+    SymbolizerOptions unbounded;
+    unbounded.lookup_memory_bytes = SIZE_MAX;
+    Symbolizer one(unbounded);
+    SymbolizerOptions bounded;
+    bounded.lookup_memory_bytes = 1u << 20;
+    Symbolizer batch(bounded);
+    const uint64_t here = reinterpret_cast<uint64_t>(&self_exe);
+    const uint64_t bias = here - one.user(pid, here).elf_address;
+    // Request order unlike address order: the batch sorts, the results must not move.
+    std::vector<Symbolizer::UserAddress> asked;
+    for (uint64_t i = 0; i < 1000; ++i)
+        asked.push_back({pid, t.start + bias + t.size * ((i * 617) % 1000) / 1000 + 5});
+    asked.push_back({pid, 8}); // no mapping: answered in place too
+    std::vector<FrameResult> expect;
+    for (const auto& a : asked)
+        expect.push_back(one.user(a.pid, a.address));
+    size_t beats = 0;
+    std::vector<FrameResult> got = batch.user_batch(asked, [&] { ++beats; });
+    ASSERT_EQ(got.size(), asked.size());
+    EXPECT_EQ(beats, asked.size());
+    size_t with_lines = 0;
+    for (size_t i = 0; i < asked.size(); ++i) {
+        EXPECT_EQ(got[i].elf_address, expect[i].elf_address) << i;
+        EXPECT_EQ(got[i].miss, expect[i].miss) << i;
+        ASSERT_EQ(got[i].frames.size(), expect[i].frames.size()) << i;
+        for (size_t j = 0; j < got[i].frames.size(); ++j) {
+            EXPECT_EQ(got[i].frames[j].function, expect[i].frames[j].function) << i;
+            EXPECT_EQ(got[i].frames[j].file, expect[i].frames[j].file) << i;
+            EXPECT_EQ(got[i].frames[j].line, expect[i].frames[j].line) << i;
+            EXPECT_EQ(got[i].frames[j].inlined, expect[i].frames[j].inlined) << i;
+        }
+        with_lines += !got[i].frames.empty() && got[i].frames[0].line > 0;
+    }
+    EXPECT_GT(with_lines, 500u);
+    const SymbolizerStats st = batch.stats();
+    EXPECT_GT(st.lookup_memory_releases, 0u) << "the bound was never reached";
+    EXPECT_EQ(one.stats().lookup_memory_releases, 0u);
+    std::printf("1,000 addresses under a 1 MiB lookup bound: %llu releases\n",
+                static_cast<unsigned long long>(st.lookup_memory_releases));
+}
+
 TEST(SymbolizerLive, ProcessThatExitsRightAfterBeingSeenStillSymbolizes) {
     const std::string prog = testprogs_dir() + "/sym_target";
     Target t = start_target(prog);
