@@ -49,9 +49,19 @@ int run_symbolize(const SymbolizeArgs& args) {
         if (!s.wait_debuginfod_idle(static_cast<int>(o.debuginfod.timeout_ms) * 4 + 1000))
             std::fprintf(stderr, "hostprof symbolize: debuginfod lookups still running\n");
     }
+    // A process's addresses go as one batch, as the agent's profiles do (ordered lookups,
+    // bounded lookup memory: symbolizer/README.md).
+    std::vector<sym::FrameResult> batch;
+    if (args.pid != 0) {
+        std::vector<sym::Symbolizer::UserAddress> in;
+        for (uint64_t addr : addrs)
+            in.push_back({args.pid, addr});
+        batch = s.user_batch(in);
+    }
     int rc = 0;
-    for (uint64_t addr : addrs) {
-        sym::FrameResult r = one(addr);
+    for (size_t i = 0; i < addrs.size(); ++i) {
+        const uint64_t addr = addrs[i];
+        sym::FrameResult r = i < batch.size() ? std::move(batch[i]) : one(addr);
         std::printf("0x%llx", static_cast<unsigned long long>(addr));
         if (!r.module.empty())
             std::printf(" %s", r.module.c_str());

@@ -853,8 +853,8 @@ const ElfImage::Symbol* ElfImage::find_symbol(uint64_t vaddr) const {
     return best;
 }
 
-bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_names, bool inlines,
-                            std::vector<SymbolizedFrame>& out) const {
+const ElfImage::CuRange* ElfImage::find_unit(uint64_t vaddr,
+                                             std::vector<const CuRange*>* others) const {
     auto it = std::upper_bound(cu_ranges_.begin(), cu_ranges_.end(), vaddr,
                                [](uint64_t a, const CuRange& r) { return a < r.low; });
     // Several units may claim the address: the linker points the debug information of a
@@ -862,7 +862,6 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_nam
     // and their line tables differ. The first unit in .debug_info wins, as in binutils,
     // elfutils and LLVM, which read units in order.
     const CuRange* range = nullptr;
-    std::vector<const CuRange*> others; // further claimants, for the line only
     for (int steps = 0; it != cu_ranges_.begin() && steps < 64; ++steps) {
         const CuRange& r = *--it;
         if (vaddr < r.low || vaddr >= r.high)
@@ -870,9 +869,21 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_nam
         const CuRange* other = &r;
         if (range == nullptr || r.die_offset < range->die_offset)
             std::swap(range, other);
-        if (other != nullptr && others.size() < 8)
-            others.push_back(other);
+        if (other != nullptr && others != nullptr && others->size() < 8)
+            others->push_back(other);
     }
+    return range;
+}
+
+uint64_t ElfImage::unit_of(uint64_t vaddr) const {
+    const CuRange* r = find_unit(vaddr, nullptr);
+    return r != nullptr ? r->die_offset : UINT64_MAX;
+}
+
+bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_names, bool inlines,
+                            std::vector<SymbolizedFrame>& out) const {
+    std::vector<const CuRange*> others; // further claimants, for the line only
+    const CuRange* range = find_unit(vaddr, &others);
     if (range == nullptr)
         return false;
     Dwarf_Die cudie;

@@ -108,6 +108,9 @@ class ElfImage {
     // resident until dropped). A lookup in a large DWARF file adds megabytes: the
     // Symbolizer bounds the sum over all objects (SymbolizerOptions::lookup_memory_bytes).
     size_t transient_bytes() const { return lines_bytes_ + walked_bytes_; }
+    // The DWARF unit an address belongs to (the first in .debug_info claiming it), as an
+    // opaque id; UINT64_MAX without DWARF or unit.
+    uint64_t unit_of(uint64_t vaddr) const;
 
     struct Segment {
         uint64_t vaddr, memsz, offset, filesz;
@@ -128,6 +131,8 @@ class ElfImage {
         uint64_t die_offset;
     };
     const Symbol* find_symbol(uint64_t vaddr) const;
+    // The unit dwarf_frames reads for vaddr; further claimants into `others` when given.
+    const CuRange* find_unit(uint64_t vaddr, std::vector<const CuRange*>* others) const;
     Status read_symbol_table(Elf* e, Elf_Scn* scn);
     void sort_symbols();
     void account_bytes();

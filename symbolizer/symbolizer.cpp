@@ -519,12 +519,13 @@ size_t Symbolizer::release_memory_locked(bool only_with_lookup_state) {
         e->bytes = e->image->bytes();
     }
     lookup_bytes_ = 0;
+    lookup_over_ = false;
     return freed;
 }
 
-void Symbolizer::bound_lookup_memory_locked(const ElfImage& img, size_t transient_before) {
+void Symbolizer::count_lookup_memory_locked(const ElfImage& img, size_t transient_before) {
     const size_t now = img.transient_bytes();
-    if (now <= transient_before)
+    if (now <= transient_before || lookup_over_)
         return;
     lookup_bytes_ += now - transient_before;
     if (lookup_bytes_ <= options_.lookup_memory_bytes)
@@ -534,10 +535,19 @@ void Symbolizer::bound_lookup_memory_locked(const ElfImage& img, size_t transien
     for (const auto& [key, e] : cache_)
         held += e->image->transient_bytes();
     lookup_bytes_ = held;
-    if (held <= options_.lookup_memory_bytes)
-        return;
-    stats_.lookup_memory_releases++;
-    release_memory_locked(true);
+    lookup_over_ = held > options_.lookup_memory_bytes;
+}
+
+void Symbolizer::release_before_lookup_locked(const ElfImage& img, uint64_t vaddr) {
+    // Past the bound, the state goes when the lookups leave the unit they are in: one unit
+    // larger than the bound alone would otherwise be read again for every address in it.
+    const uint64_t unit = img.unit_of(vaddr);
+    if (lookup_over_ && (&img != last_image_ || unit != last_unit_)) {
+        stats_.lookup_memory_releases++;
+        release_memory_locked(true);
+    }
+    last_image_ = &img;
+    last_unit_ = unit;
 }
 
 Symbolizer::ProcessMapping* Symbolizer::find_mapping(Process& proc, uint64_t address) {
@@ -577,13 +587,18 @@ std::vector<FrameResult> Symbolizer::user_batch(const std::vector<UserAddress>& 
     for (const Order& o : order) {
         if (each)
             each();
-        out[o.index] = user(frames[o.index].pid, frames[o.index].address);
+        std::lock_guard lock(mu_);
+        out[o.index] = user_locked(frames[o.index].pid, frames[o.index].address, true);
     }
     return out;
 }
 
 FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
     std::lock_guard lock(mu_);
+    return user_locked(pid, address, false);
+}
+
+FrameResult Symbolizer::user_locked(uint32_t pid, uint64_t address, bool bounded) {
     stats_.frames++;
     stats_.user_frames++;
     FrameResult r;
@@ -649,6 +664,8 @@ FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
     }
     r.elf_address = *vaddr;
     const size_t before = img->bytes();
+    if (bounded)
+        release_before_lookup_locked(*img, *vaddr);
     const size_t transient = img->transient_bytes();
     ElfLookup l = img->symbolize(*vaddr, options_.demangle, options_.inlines, r.frames);
     if (img->bytes() != before) {
@@ -659,7 +676,8 @@ FrameResult Symbolizer::user(uint32_t pid, uint64_t address) {
             evict_locked();
         }
     }
-    bound_lookup_memory_locked(*img, transient);
+    if (bounded)
+        count_lookup_memory_locked(*img, transient);
     if (l != ElfLookup::Found) {
         r.miss = l == ElfLookup::Stripped ? MissReason::Stripped : MissReason::NoSymbol;
         count_miss(r.miss);
@@ -684,9 +702,7 @@ FrameResult Symbolizer::elf(const std::string& path, uint64_t elf_address) {
         return r;
     }
     r.build_id = img->build_id();
-    const size_t transient = img->transient_bytes();
     ElfLookup l = img->symbolize(elf_address, options_.demangle, options_.inlines, r.frames);
-    bound_lookup_memory_locked(*img, transient);
     if (l != ElfLookup::Found) {
         r.miss = l == ElfLookup::Stripped ? MissReason::Stripped : MissReason::NoSymbol;
         count_miss(r.miss);

@@ -65,9 +65,9 @@ struct SymbolizerOptions {
     bool dwarf = true;   // file:line from DWARF when present
     bool inlines = true; // inline frames (needs dwarf)
     size_t cache_bytes = 256u << 20;
-    // Bound on what lookups accumulate on top of the cache between two release_memory()
-    // calls (ElfImage::transient_bytes: line tables, touched debug data): past it, the
-    // objects release it at once. 30 lookups in our own 25 MB .debug_info held ~30 MB.
+    // Bound on what the lookups of a user_batch accumulate on top of the cache
+    // (ElfImage::transient_bytes: line tables, touched debug data): past it, the objects
+    // release it at once. 300 lookups in our own 25 MB .debug_info held ~65 MB.
     size_t lookup_memory_bytes = 4u << 20;
     std::vector<std::string> debug_dirs = {"/usr/lib/debug"};
     uint64_t max_file_bytes = 4ull << 30;      // ELF objects and debug files larger are refused
@@ -172,8 +172,13 @@ class Symbolizer {
     void evict_locked();
     size_t release_memory_locked(bool only_with_lookup_state);
     // After a lookup in `img` that held `transient_before` bytes of lookup state.
-    void bound_lookup_memory_locked(const ElfImage& img, size_t transient_before);
+    void count_lookup_memory_locked(const ElfImage& img, size_t transient_before);
+    void release_before_lookup_locked(const ElfImage& img, uint64_t vaddr);
     Process& capture_locked(uint32_t pid);
+    // `bounded`: within user_batch, where lookups run in address order and a release of
+    // the lookup state costs little; single lookups (user(), elf()) come in any order and
+    // would read units again after every release: their state goes at release_memory().
+    FrameResult user_locked(uint32_t pid, uint64_t address, bool bounded);
     static ProcessMapping* find_mapping(Process& proc, uint64_t address);
     void load_kallsyms_locked();
     void count_miss(MissReason r);
@@ -199,7 +204,10 @@ class Symbolizer {
     std::unique_ptr<Kallsyms> kallsyms_;
     int64_t kallsyms_loaded_ns_ = 0;
     SymbolizerStats stats_;
-    size_t lookup_bytes_ = 0;        // ElfImage::transient_bytes summed since release_memory
+    size_t lookup_bytes_ = 0;              // ElfImage::transient_bytes summed since release_memory
+    bool lookup_over_ = false;             // lookup_bytes_ past the bound: release at the next unit
+    const ElfImage* last_image_ = nullptr; // of the last bounded lookup (compared only)
+    uint64_t last_unit_ = 0;
     mutable std::mutex snapshot_mu_; // after mu_ when both are held
     mutable SymbolizerStats snapshot_;
 
