@@ -329,7 +329,8 @@ start_scraper() {
     (
         while :; do
             [[ $HP_HTTP == 1 ]] && curl -s -m 10 -o /dev/null "http://127.0.0.1:$HP_PORT/metrics"
-            [[ $HP_PPROF == 1 ]] && curl -s -m 20 -o /dev/null "http://127.0.0.1:$HP_PORT/debug/pprof/profile?seconds=5" &
+            [[ $HP_PPROF == 1 ]] && now_ns >>"$WORK/pulls.txt" &&
+                curl -s -m 20 -o /dev/null "http://127.0.0.1:$HP_PORT/debug/pprof/profile?seconds=5" &
             sleep 15
         done
     ) &
@@ -489,11 +490,23 @@ if start_tool hostprof-all; then
     BG_PIDS+=("$sp")
     c0=$(cpu_ns "$hp") b0=$(bpf_runtime_ns "$hp") t0=$(now_ns)
     bpf_prog_stats "$hp" >"$WORK/progs0.json"
-    rss_max=0
+    rss_max=0 hwm_last=0
+    : >"$WORK/pulls.txt"
+    : >"$WORK/hwm_rises.txt"
+    # VmHWM every second: when the peak rose, and how long after the last pprof pull began
+    # (a peak shorter than a second is seen only through VmHWM).
     while kill -0 "$sp" 2>/dev/null; do
         v=$(status_kb "$hp" VmRSS)
         [[ -n $v ]] && ((v > rss_max)) && rss_max=$v
-        sleep 5
+        h=$(status_kb "$hp" VmHWM)
+        if [[ -n $h ]] && ((h > hwm_last)); then
+            tn=$(now_ns)
+            lp=$(tail -1 "$WORK/pulls.txt" 2>/dev/null)
+            printf '%s\t%s\t%s\n' "$(((tn - t0) / 1000000000))" "$h" \
+                "$([[ -n $lp ]] && echo $(((tn - lp) / 1000000000)) || echo -)" >>"$WORK/hwm_rises.txt"
+            hwm_last=$h
+        fi
+        sleep 1
     done
     wait "$sp"
     c1=$(cpu_ns "$hp") b1=$(bpf_runtime_ns "$hp") t1=$(now_ns)
@@ -508,6 +521,14 @@ if start_tool hostprof-all; then
     put r3.rss_kb "$(status_kb "$hp" VmRSS)"
     put r3.hwm_kb "$(status_kb "$hp" VmHWM)"
     put r3.rss_max_kb "$rss_max"
+    if [[ $HP_HTTP == 1 ]]; then
+        curl -s -m 10 "http://127.0.0.1:$HP_PORT/metrics" >"$WORK/foot_metrics.txt"
+        for k in symbol_cache_evictions_total kallsyms_loads_total symbolizer_lookup_memory_releases_total \
+            symbol_cache_bytes; do
+            v=$(awk -v n="hostprof_$k" '$1 == n { print $2 }' "$WORK/foot_metrics.txt")
+            [[ -n $v ]] && put "r3.$k" "$v"
+        done
+    fi
     put r3.map_bytes "$(bpf_map_bytes "$hp")"
     put r3.cpu_pct "$(calc "100 * ($c1 - $c0) / ($t1 - $t0)")"
     put r3.bpf_pct "$(calc "100 * ($b1 - $b0) / ($t1 - $t0)")"
@@ -816,6 +837,8 @@ hostprof everything on (\`--frequency 99 --collectors $HP_ALL\`, other settings 
 | VmRSS at the end | $(fmt 1 "$(MIB "$(m r3.rss_kb)")") MiB | |
 | VmRSS, highest seen (5 s polls) | $(fmt 1 "$(MIB "$(m r3.rss_max_kb)")") MiB | |
 | VmHWM (peak RSS) | $(fmt 1 "$rss_mib") MiB | ≤ 64 MiB |
+| VmHWM rises (s into the run: MiB, s after the last pull began; 1 s polls, last 8) | $(tail -8 "$WORK/hwm_rises.txt" 2>/dev/null | awk -F'\t' '{ printf "%s%s s: %.1f (%s)", (NR > 1 ? ", " : ""), $1, $2 / 1024, $3 }') | |
+| symbolizer at the end: cache bytes, evictions, lookup-memory releases, kallsyms reads | $(fmt 1 "$(MIB "$(m r3.symbol_cache_bytes)")") MiB, $(fmt 0 "$(m r3.symbol_cache_evictions_total)"), $(fmt 0 "$(m r3.symbolizer_lookup_memory_releases_total)"), $(fmt 0 "$(m r3.kallsyms_loads_total)") | |
 | BPF map memory | $(fmt 1 "$map_mib") MiB | ≤ 32 MiB |
 | agent CPU (user+sys) over the run | $(pct r3.cpu_pct)% of one CPU | |
 | BPF run time over the run | $(pct r3.bpf_pct)% of one CPU | |
