@@ -838,7 +838,7 @@ hostprof everything on (\`--frequency 99 --collectors $HP_ALL\`, other settings 
 | VmRSS, highest seen (5 s polls) | $(fmt 1 "$(MIB "$(m r3.rss_max_kb)")") MiB | |
 | VmHWM (peak RSS) | $(fmt 1 "$rss_mib") MiB | ≤ 64 MiB |
 | VmHWM rises (s into the run: MiB, s after the last pull began; 1 s polls, last 8) | $(tail -8 "$WORK/hwm_rises.txt" 2>/dev/null | awk -F'\t' '{ printf "%s%s s: %.1f (%s)", (NR > 1 ? ", " : ""), $1, $2 / 1024, $3 }') | |
-| symbolizer at the end: cache bytes, evictions, lookup-memory releases, kallsyms reads | $(fmt 1 "$(MIB "$(m r3.symbol_cache_bytes)")") MiB, $(fmt 0 "$(m r3.symbol_cache_evictions_total)"), $(fmt 0 "$(m r3.symbolizer_lookup_memory_releases_total)"), $(fmt 0 "$(m r3.kallsyms_loads_total)") | |
+| symbolizer at the end: cache bytes, evictions, lookup-memory releases, kallsyms reads | $(fmt 1 "$(MIB "$(calc "$(m r3.symbol_cache_bytes) / 1024")")") MiB, $(fmt 0 "$(m r3.symbol_cache_evictions_total)"), $(fmt 0 "$(m r3.symbolizer_lookup_memory_releases_total)"), $(fmt 0 "$(m r3.kallsyms_loads_total)") | |
 | BPF map memory | $(fmt 1 "$map_mib") MiB | ≤ 32 MiB |
 | agent CPU (user+sys) over the run | $(pct r3.cpu_pct)% of one CPU | |
 | BPF run time over the run | $(pct r3.bpf_pct)% of one CPU | |
