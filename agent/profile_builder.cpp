@@ -1,7 +1,6 @@
 #include "agent/profile_builder.h"
 
 #include <map>
-#include <set>
 #include <tuple>
 #include <unordered_map>
 
@@ -36,24 +35,23 @@ class Builder {
     // address decides its adjustment (leaf or return address), as in user_location.
     void resolve_user_frames(const ProfileWindow& w, bool kernel_frames) {
         std::vector<FrameResolver::UserFrame> frames;
-        std::vector<LocKey> keys;
-        std::set<LocKey> seen;
+        std::vector<std::map<LocKey, ResolvedFrame>::iterator> slots; // parallel to frames
         for (const auto& [key, value] : w.stacks) {
             const size_t n = key.frames.size();
             // The first user frame is the leaf when no kernel frame precedes it.
             const bool kernel_leaf = kernel_frames && key.kernel_len > 0 && n > 0;
             for (size_t i = key.kernel_len; i < n; ++i) {
                 const bool leaf = i == key.kernel_len && !kernel_leaf;
-                LocKey k{key.pid, key.frames[i], false};
-                if (!seen.insert(k).second)
+                auto [slot, added] = resolved_.try_emplace(LocKey{key.pid, key.frames[i], false});
+                if (!added)
                     continue;
-                keys.push_back(k);
+                slots.push_back(slot);
                 frames.push_back({key.pid, leaf ? key.frames[i] : key.frames[i] - 1});
             }
         }
         std::vector<ResolvedFrame> out = r_.user_batch(frames, {});
-        for (size_t i = 0; i < keys.size() && i < out.size(); ++i)
-            resolved_.emplace(keys[i], std::move(out[i]));
+        for (size_t i = 0; i < slots.size() && i < out.size(); ++i)
+            slots[i]->second = std::move(out[i]);
     }
 
     uint32_t named_location(const std::string& name) {
