@@ -105,8 +105,8 @@ class ElfImage {
     size_t release_memory();
     // What release_memory() would give back: libdw's line tables (estimated) plus the debug
     // data the per-unit walks read through the file mapping (the pages they touched stay
-    // resident until dropped). A lookup in a large DWARF file adds megabytes: the
-    // Symbolizer bounds the sum over all objects (SymbolizerOptions::lookup_memory_bytes).
+    // resident until dropped). A lookup in a large DWARF file adds megabytes: within a
+    // Symbolizer::user_batch the sum over all objects is bounded (lookup_memory_bytes).
     size_t transient_bytes() const { return lines_bytes_ + walked_bytes_; }
     // The DWARF unit an address belongs to (the first in .debug_info claiming it), as an
     // opaque id; UINT64_MAX without DWARF or unit.

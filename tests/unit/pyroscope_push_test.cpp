@@ -228,7 +228,9 @@ TEST(PyroscopePush, PushesOneSeriesPerServiceAndKind) {
     SyntheticSource* src = source.get();
     auto pusher = PyroscopePusher::start(fast_options(receiver.url() + "/"), std::move(source));
     ASSERT_TRUE(pusher) << pusher.error().message();
-    ASSERT_TRUE(wait_for([&] { return receiver.count() >= 2; }));
+    // Two pushes answered (the receiver counts a request before it answers: stopping at
+    // its count could abort the second push in flight).
+    ASSERT_TRUE(wait_for([&] { return pusher.value()->stats().requests_ok >= 2; }));
     pusher.value()->stop();
     EXPECT_EQ(src->active(), 0u) << "subscriptions released at stop";
 
@@ -281,14 +283,18 @@ TEST(PyroscopePush, PushesOneSeriesPerServiceAndKind) {
     EXPECT_EQ(str(off, off.period_type().unit()), "nanoseconds");
     EXPECT_EQ(leaf_value(off, "main", 1), 1'500'000'000);
 
+    // A push in flight when stop() came (the next interval's, 200 ms later) is aborted and
+    // counted failed, whether or not the receiver saw it; every other one went through.
     const PyroscopePushStats st = pusher.value()->stats();
+    ASSERT_LE(st.requests_failed, 1u);
+    ASSERT_GE(requests.size(), st.requests_ok);
+    ASSERT_LE(requests.size(), st.requests_ok + st.requests_failed);
     size_t body_bytes = 0;
-    for (const auto& r : requests)
-        body_bytes += r.body.size();
-    EXPECT_EQ(st.requests_ok, requests.size());
+    for (size_t i = 0; i < st.requests_ok; ++i)
+        body_bytes += requests[i].body.size();
     EXPECT_EQ(st.bytes_pushed, body_bytes);
-    EXPECT_EQ(st.series_pushed, series->size());
-    EXPECT_EQ(st.requests_failed, 0u);
+    EXPECT_EQ(st.series_pushed, 3 * st.requests_ok) << "3 series per interval";
+    EXPECT_EQ(series->size() % 3, 0u);
 }
 
 // A loopback port with nothing listening (connection refused).
