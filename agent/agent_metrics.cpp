@@ -1,6 +1,7 @@
 #include "agent/agent_metrics.h"
 
 #include <bpf/bpf.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -143,6 +144,11 @@ SelfUsage read_self_usage() {
         u.cpu_seconds = (std::stod(f[11]) + std::stod(f[12])) / ticks;
         u.rss_bytes = std::stoull(f[21]) * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
     }
+    // uordblks: allocated from arenas; hblkhd: large blocks mmapped on their own.
+    // fordblks: free bytes held in the arenas (part of them may be paged out by trim).
+    struct mallinfo2 mi = ::mallinfo2();
+    u.heap_in_use_bytes = mi.uordblks + mi.hblkhd;
+    u.heap_free_bytes = mi.fordblks;
     return u;
 }
 
@@ -153,7 +159,7 @@ std::vector<BpfProgramStats> read_bpf_program_stats(const std::vector<ProgramFd>
         __u32 len = sizeof(info);
         if (bpf_obj_get_info_by_fd(p.fd, &info, &len) != 0)
             continue;
-        out.push_back({p.name, info.run_time_ns, info.run_cnt});
+        out.push_back({p.name, info.run_time_ns, info.run_cnt, info.recursion_misses});
     }
     return out;
 }
@@ -287,12 +293,18 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
     auto run_count =
         family("hostprof_bpf_program_runs_total",
                "Runs of our BPF programs (kernel.bpf_stats_enabled=1).", MetricType::Counter);
+    auto misses = family("hostprof_bpf_program_recursion_misses_total",
+                         "Events the kernel did not hand to our BPF program because it was "
+                         "already running on that CPU (the event came from an interrupt).",
+                         MetricType::Counter);
     for (const BpfProgramStats& p : read_bpf_program_stats(prog_fds_)) {
         add_value(run_time, static_cast<double>(p.run_time_ns) / 1e9, {{"program", p.name}});
         add_value(run_count, static_cast<double>(p.run_count), {{"program", p.name}});
+        add_value(misses, static_cast<double>(p.recursion_misses), {{"program", p.name}});
     }
     out.push_back(std::move(run_time));
     out.push_back(std::move(run_count));
+    out.push_back(std::move(misses));
 
     SelfUsage u = read_self_usage();
     auto cpu =
@@ -302,6 +314,16 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
     auto rss = family("process_resident_memory_bytes", "Agent resident memory.", MetricType::Gauge);
     add_value(rss, static_cast<double>(u.rss_bytes));
     out.push_back(std::move(rss));
+    auto heap_used = family("hostprof_heap_in_use_bytes",
+                            "Bytes the agent's malloc has handed out (arenas and mmapped blocks).",
+                            MetricType::Gauge);
+    add_value(heap_used, static_cast<double>(u.heap_in_use_bytes));
+    out.push_back(std::move(heap_used));
+    auto heap_free = family("hostprof_heap_free_bytes",
+                            "Free bytes malloc holds in its arenas (not all of them resident).",
+                            MetricType::Gauge);
+    add_value(heap_free, static_cast<double>(u.heap_free_bytes));
+    out.push_back(std::move(heap_free));
     return out;
 }
 

@@ -43,19 +43,27 @@ class AgentMetrics : public prometheus::Collectable {
     std::map<std::string, uint64_t> service_samples_;
 };
 
-// CPU seconds (user+system) and resident bytes of this process, from /proc/self/stat.
+// CPU seconds (user+system) and resident bytes of this process, from /proc/self/stat;
+// malloc's view of its heap (glibc mallinfo2): bytes handed out and bytes it holds free
+// in its arenas. RSS rising with heap_free flat is growth; with heap_free rising, it is
+// memory malloc keeps after a burst.
 struct SelfUsage {
     double cpu_seconds = 0;
     uint64_t rss_bytes = 0;
+    uint64_t heap_in_use_bytes = 0;
+    uint64_t heap_free_bytes = 0;
 };
 SelfUsage read_self_usage();
 
 // Run time and count of our BPF programs, through the descriptors we hold (no
-// capability needed, unlike walking every program id on the host).
+// capability needed, unlike walking every program id on the host), and the runs the
+// kernel skipped because the program was already running on that CPU (an event raised
+// from an interrupt while the same program ran in the task it interrupted; 5.12+).
 struct BpfProgramStats {
     std::string name;
     uint64_t run_time_ns = 0;
     uint64_t run_count = 0;
+    uint64_t recursion_misses = 0;
 };
 std::vector<BpfProgramStats> read_bpf_program_stats(const std::vector<ProgramFd>& progs);
 

@@ -212,6 +212,17 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
     out.push_back(std::move(duration));
     out.push_back(std::move(sent));
     out.push_back(std::move(received));
+    // Sockets the per-socket map refused (full): their connect, lifetime and bytes are
+    // not recorded.
+    prometheus::MetricFamily lost{"hostprof_tcp_lost_total",
+                                  "TCP connections not tracked, by reason",
+                                  MetricType::Counter,
+                                  {}};
+    lost.metric.push_back(
+        counter({{"reason", "start_map_full"}}, s.kernel_stats.size() > HP_TCP_STAT_START_FAILED
+                                                    ? s.kernel_stats[HP_TCP_STAT_START_FAILED]
+                                                    : 0));
+    out.push_back(std::move(lost));
     return out;
 }
 

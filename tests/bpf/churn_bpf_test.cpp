@@ -135,7 +135,7 @@ TEST(Churn, PidReuseNeverMixesExecutablesAndMemoryLevelsOff) {
     constexpr int kRounds = 16;
     const std::string file = "/tmp/hostprof-churn-" + std::to_string(::getpid()) + ".pb.gz";
     std::this_thread::sleep_for(2s);
-    std::vector<double> rss, entries, cache, cache_limit, processes;
+    std::vector<double> rss, entries, cache, cache_limit, processes, heap_used, heap_free;
     std::string code;
     for (int round = 0; round < kRounds; ++round) {
         auto profile = std::async(std::launch::async, [&] {
@@ -155,13 +155,16 @@ TEST(Churn, PidReuseNeverMixesExecutablesAndMemoryLevelsOff) {
         cache.push_back(metric(m, "hostprof_symbol_cache_bytes"));
         cache_limit.push_back(metric(m, "hostprof_symbol_cache_limit_bytes"));
         processes.push_back(metric(m, "hostprof_symbolizer_processes"));
-        std::printf("churn: round %d: RSS %.1f MiB (%s), symbol cache %.1f MiB, symbolizer "
-                    "processes %.0f\n",
+        heap_used.push_back(metric(m, "hostprof_heap_in_use_bytes"));
+        heap_free.push_back(metric(m, "hostprof_heap_free_bytes"));
+        std::printf("churn: round %d: RSS %.1f MiB (%s), heap in use %.1f MiB, free %.1f MiB, "
+                    "symbol cache %.1f MiB, symbolizer processes %.0f\n",
                     round, rss.back() / 1048576,
                     run_command("grep -E 'RssAnon|RssFile' /proc/" + std::to_string(agent) +
                                 "/status | tr -s ' \t\n' ' '")
                         .c_str(),
-                    cache.back() / 1048576, processes.back());
+                    heap_used.back() / 1048576, heap_free.back() / 1048576, cache.back() / 1048576,
+                    processes.back());
     }
     stop = true;
     s1.join();
@@ -178,13 +181,15 @@ TEST(Churn, PidReuseNeverMixesExecutablesAndMemoryLevelsOff) {
 
     // Bounded process table, symbol cache and symbolizer process map, and RSS that levels
     // off. Measured on the 2-CPU test VM at 997 Hz (the whole host profiled while this big
-    // test binary forks ~7,000 children a minute): RSS after each profile 42-59 MiB over
-    // 20 rounds, no trend after the first minute; symbol cache 11-15 MiB of its 16 MiB;
-    // ~710 processes held. Before the fixes this test guards, RSS grew without bound
-    // (134-194 MiB after three rounds: libdw line tables outside the cache bound,
-    // fragmented arenas). Plateau: the median of the last third of the rounds is within
-    // 8 MiB of the middle third's (noise between rounds is up to ~10 MiB, a leak of one
-    // profile's worth per round would add ~25 MiB over five rounds).
+    // test binary forks ~7,000 children a minute): RSS after each profile 40-45 MiB over
+    // 16 rounds (heap in use 12-16 MiB, malloc's free 8-13 MiB), symbol cache 6-10 MiB of
+    // its 16 MiB, ~705 processes held. Before the fixes this test guards, RSS grew without
+    // bound (134-194 MiB after three rounds: libdw line tables outside the cache bound,
+    // fragmented arenas), and until malloc's mmap threshold was fixed (agent/main.cpp)
+    // it drifted 45 -> 58 MiB with malloc holding 20-34 MiB free (one CI failure of the
+    // plateau check below). Plateau: the median of the last third of the rounds is within
+    // 8 MiB of the middle third's (a leak of one profile's worth per round would add
+    // ~25 MiB over five rounds).
     ASSERT_EQ(rss.size(), static_cast<size_t>(kRounds)) << "a profile request failed: " << code;
     for (double e : entries) {
         EXPECT_GE(e, 0) << "hostprof_process_table_entries missing";

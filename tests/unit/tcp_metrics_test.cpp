@@ -65,7 +65,12 @@ TEST(TcpMetrics, EveryFamilyHasOneSeriesPerAddressFamily) {
         "hostprof_tcp_retransmits_total",       "hostprof_tcp_resets_total",
         "hostprof_tcp_connect_failures_total",  "hostprof_tcp_connection_duration_seconds",
         "hostprof_tcp_connection_sent_bytes",   "hostprof_tcp_connection_received_bytes"};
-    ASSERT_EQ(fams.size(), std::size(names));
+    // ... and the collector's own loss counter, by reason.
+    ASSERT_EQ(fams.size(), std::size(names) + 1);
+    const auto* lost = find(fams, "hostprof_tcp_lost_total");
+    ASSERT_TRUE(lost);
+    ASSERT_EQ(lost->metric.size(), 1u);
+    EXPECT_EQ(lost->metric[0].label.at(0).value, "start_map_full");
     for (const char* n : names) {
         const auto* f = find(fams, n);
         ASSERT_TRUE(f) << n;
