@@ -213,15 +213,18 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
     out.push_back(std::move(sent));
     out.push_back(std::move(received));
     // Sockets the per-socket map refused (full): their connect, lifetime and bytes are
-    // not recorded.
+    // not recorded; active connects whose SYN_SENT entry was not found at ESTABLISHED.
     prometheus::MetricFamily lost{"hostprof_tcp_lost_total",
                                   "TCP connections not tracked, by reason",
                                   MetricType::Counter,
                                   {}};
-    lost.metric.push_back(
-        counter({{"reason", "start_map_full"}}, s.kernel_stats.size() > HP_TCP_STAT_START_FAILED
-                                                    ? s.kernel_stats[HP_TCP_STAT_START_FAILED]
-                                                    : 0));
+    const std::pair<size_t, const char*> reasons[] = {
+        {HP_TCP_STAT_START_FAILED, "start_map_full"},
+        {HP_TCP_STAT_MISSED_START, "missed_start"},
+    };
+    for (const auto& [i, reason] : reasons)
+        lost.metric.push_back(
+            counter({{"reason", reason}}, i < s.kernel_stats.size() ? s.kernel_stats[i] : 0));
     out.push_back(std::move(lost));
     return out;
 }

@@ -168,12 +168,16 @@ static __always_inline void set_state(const struct sock *sk, int oldstate, int n
 	if (newstate == HP_TCP_ESTABLISHED) {
 		/* Active (from SYN_SENT) or passive (a child socket from SYN_RECV). */
 		if (!e) {
+			if (oldstate == HP_TCP_SYN_SENT)
+				count_stat(HP_TCP_STAT_MISSED_START);
 			fresh.established_ns = now;
 			fresh.slot = slot_of(sk);
 			if (bpf_map_update_elem(&hp_tcp_start, &key, &fresh, BPF_ANY) != 0)
 				count_stat(HP_TCP_STAT_START_FAILED);
 			return;
 		}
+		if (oldstate == HP_TCP_SYN_SENT && !e->syn_sent_ns)
+			count_stat(HP_TCP_STAT_MISSED_START);
 		if (oldstate == HP_TCP_SYN_SENT && e->syn_sent_ns) {
 			__u64 d = now - e->syn_sent_ns;
 

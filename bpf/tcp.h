@@ -33,6 +33,7 @@ struct hp_tcp_hist {
 
 enum hp_tcp_stat {
 	HP_TCP_STAT_START_FAILED, /* the per-socket map refused a socket (full) */
+	HP_TCP_STAT_MISSED_START, /* SYN_SENT -> ESTABLISHED without the SYN_SENT entry */
 	HP_TCP_STAT_MAX,
 };
 

@@ -127,8 +127,9 @@ TEST_P(TcpModes, ConnectsRttAndResetsOnLoopback) {
     ASSERT_EQ(fams.size(), 9u);
     EXPECT_EQ(fams[0].name, "hostprof_tcp_connect_latency_seconds");
     EXPECT_EQ(fams[8].name, "hostprof_tcp_lost_total");
-    ASSERT_EQ(fams[8].metric.size(), 1u);
-    EXPECT_EQ(fams[8].metric[0].counter.value, 0);
+    ASSERT_EQ(fams[8].metric.size(), 2u);
+    EXPECT_EQ(fams[8].metric[0].counter.value, 0); // start_map_full
+    EXPECT_EQ(fams[8].metric[1].counter.value, 0); // missed_start
 }
 
 // Reads exactly n bytes; false on EOF or error.

@@ -69,8 +69,9 @@ TEST(TcpMetrics, EveryFamilyHasOneSeriesPerAddressFamily) {
     ASSERT_EQ(fams.size(), std::size(names) + 1);
     const auto* lost = find(fams, "hostprof_tcp_lost_total");
     ASSERT_TRUE(lost);
-    ASSERT_EQ(lost->metric.size(), 1u);
+    ASSERT_EQ(lost->metric.size(), 2u);
     EXPECT_EQ(lost->metric[0].label.at(0).value, "start_map_full");
+    EXPECT_EQ(lost->metric[1].label.at(0).value, "missed_start");
     for (const char* n : names) {
         const auto* f = find(fams, n);
         ASSERT_TRUE(f) << n;
