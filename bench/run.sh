@@ -55,6 +55,8 @@ else
     REPS=3 REPS_CPU=5 W_PROF=12 W_CPU=6 W_SYS=4 FOOT_S=600 RB_S=2 SETTLE=1 GB_MIN=0.5
 fi
 HP_PORT=17464 # not the default 7464, so an agent someone else runs does not answer
+PROF_HZ=99    # sampling rate of the profiling rows (1c raises it)
+AMP_HZ=999    # 1c: ten times the samples, the same tools
 
 log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -216,17 +218,18 @@ HP_HTTP=0
 HP_PPROF=0
 tool_cmd() {
     case $1 in
-    hostprof) echo "$HP run --frequency 99 --collectors cpu --listen 127.0.0.1:$HP_PORT" ;;
+    hostprof) echo "$HP run --frequency $PROF_HZ --collectors cpu --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-all) echo "$HP run --frequency 99 --collectors $HP_ALL --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-sys) echo "$HP run --collectors syscalls --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-blk) echo "$HP run --collectors block --listen 127.0.0.1:$HP_PORT" ;;
     biolatency) echo "biolatency" ;;
-    perf) echo "perf record -F 99 -a -g -o $WORK/perf.data" ;;
-    bpftrace) echo "bpftrace -e 'profile:hz:99 { @[kstack, ustack, comm] = count(); }'" ;;
+    perf) echo "perf record -F $PROF_HZ -a -g -o $WORK/perf.data" ;;
+    bpftrace) echo "bpftrace -e 'profile:hz:$PROF_HZ { @[kstack, ustack, comm] = count(); }'" ;;
     syscount) echo "syscount -L" ;;
     bpftrace-sys) echo "bpftrace -e 'tracepoint:raw_syscalls:sys_enter { @s[tid] = nsecs; } tracepoint:raw_syscalls:sys_exit /@s[tid]/ { @h[args->id] = hist(nsecs - @s[tid]); delete(@s[tid]); }'" ;;
     floor) echo "$B/bench_floor" ;;
     floor-clock) echo "$B/bench_floor clock" ;;
+    floor-sample) echo "$B/bench_floor sample $PROF_HZ" ;;
     esac
 }
 tool_ready_pattern() {
@@ -241,7 +244,7 @@ tool_ready_pattern() {
 }
 tool_available() {
     case $1 in
-    none | hostprof | hostprof-all | floor | floor-clock) return 0 ;;
+    none | hostprof | hostprof-all | floor | floor-clock | floor-sample) return 0 ;;
     hostprof-sys) has_collector syscalls ;;
     hostprof-blk) has_collector block ;;
     biolatency) have biolatency ;;
@@ -381,6 +384,26 @@ for ((r = 0; r < REPS; r++)); do
         log "   $t: $out"
     done
 done
+
+# ---------------------------------------------------------------- 1c. per sample, at 999 Hz
+# The same, ten times the samples, with the floor of sampling (an empty BPF program on the
+# same cpu-clock events): the share of each sample that is the tool's own work stands out
+# of the host's noise, and the median step is what one sample takes from the workload.
+PROF_HZ=$AMP_HZ
+log "1c. time taken from a victim on every CPU at $PROF_HZ Hz, ${W_CPU}s windows"
+for ((r = 0; r < REPS; r++)); do
+    for t in $(rotate "$r" none floor-sample hostprof perf bpftrace); do
+        start_tool "$t" || { put "r1c.$t.failed" 1; continue; }
+        out=$("$B/bench_stolen" "$W_CPU")
+        stop_tool
+        for k in small_pct steps_per_s small_step_p50_us; do
+            v=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" <<<"$out")
+            [[ -n $v ]] && put "r1c.$t.$k" "$v"
+        done
+        log "   $t: $out"
+    done
+done
+PROF_HZ=99
 
 # ---------------------------------------------------------------- 2a. CPU-bound victim
 log "2a. CPU-bound victim: stress-ng --cpu 1 for ${W_CPU}s, no agent vs hostprof everything on"
@@ -632,6 +655,22 @@ row1b() { # tool label
     echo "| $2 | $(pct "r1b.$1.small_pct") ($(range "r1b.$1.small_pct" 3)) | $( [[ -n $add ]] && fmt 3 "$add" || echo "—") | $( [[ -n $per ]] && fmt 1 "$per" || echo "—") | $(pct "r1b.$1.stolen_pct") ($(range "r1b.$1.stolen_pct" 3)) | $(fmt 0 "$(m "r1b.$1.steps_per_s")") |"
 }
 added1b() { calc "$(m "r1b.$1.small_pct") - $(m r1b.none.small_pct)"; }
+# 1c: over the floor of sampling, % of one CPU and µs per sample (nproc × AMP_HZ a second)
+over1c() { [[ -n $(m "r1c.$1.small_pct") && -n $(m r1c.floor-sample.small_pct) ]] && calc "$(m "r1c.$1.small_pct") - $(m r1c.floor-sample.small_pct)"; }
+per1c() { local o; o=$(over1c "$1") && [[ -n $o ]] && calc "$o * 1e7 / ($(nproc) * $AMP_HZ) / 1000"; }
+row1c() { # tool label
+    if [[ $(count "r1c.$1.small_pct") == 0 ]]; then
+        echo "| $2 | failed to run or not installed | | | | |"
+        return
+    fi
+    local over="—" per="—" step
+    if [[ $1 != none && $1 != floor-sample ]]; then
+        over=$(fmt 3 "$(over1c "$1")")
+        per=$(fmt 2 "$(per1c "$1")")
+    fi
+    step=$( [[ $1 == none ]] && echo "—" || echo "$(fmt 2 "$(m "r1c.$1.small_step_p50_us")") ($(range "r1c.$1.small_step_p50_us" 2))")
+    echo "| $2 | $(pct "r1c.$1.small_pct") ($(range "r1c.$1.small_pct" 3)) | $over | $per | $step | $(fmt 0 "$(m "r1c.$1.steps_per_s")") |"
+}
 none_ops=$(m r2a.none.ops)
 hp_ops=$(m r2a.hostprof-all.ops)
 loss_cpu=""
@@ -705,7 +744,7 @@ wall-second × 100. Nothing here is a test assertion.
 
 | target | measured | status |
 |---|---|---|
-| CPU profiling at 99 Hz on all CPUs: hostprof < perf and < bpftrace | hostprof $(fmt 3 "$hp1")% vs perf $(fmt 3 "$perf1")%, bpftrace $(fmt 3 "$bt1")% of one CPU (perf's in-kernel unwinding is not in its figure: see 1.); taken from the workload in interrupt-sized steps, timer interrupt and perf's unwinding included: hostprof +$(fmt 3 "$(added1b hostprof)")%, perf +$(fmt 3 "$(added1b perf)")%, bpftrace +$(fmt 3 "$(added1b bpftrace)")% (1., second table) | $beats_peers |
+| CPU profiling at 99 Hz on all CPUs: hostprof < perf and < bpftrace | hostprof $(fmt 3 "$hp1")% vs perf $(fmt 3 "$perf1")%, bpftrace $(fmt 3 "$bt1")% of one CPU (perf's in-kernel unwinding is not in its figure: see 1.); taken from the workload in interrupt-sized steps, timer interrupt and perf's unwinding included: hostprof +$(fmt 3 "$(added1b hostprof)")%, perf +$(fmt 3 "$(added1b perf)")%, bpftrace +$(fmt 3 "$(added1b bpftrace)")% (1., second table); per sample above the floor of sampling, at ${AMP_HZ} Hz: hostprof $(fmt 2 "$(per1c hostprof)") µs, perf $(fmt 2 "$(per1c perf)") µs, bpftrace $(fmt 2 "$(per1c bpftrace)") µs (1., third table) | $beats_peers |
 | CPU profiling at 99 Hz: < 0.5% of one CPU | $(fmt 3 "$hp1")% | $(target "$hp1" 0.5) |
 | whole agent, everything on ($HP_ALL), under 100 processes/s: ≤ 1% of one CPU | $(fmt 3 "$( [[ -n $(m r3.cpu_pct) ]] && calc "$(m r3.cpu_pct) + $(m r3.bpf_pct)")")% (user+sys $(pct r3.cpu_pct)%, BPF $(pct r3.bpf_pct)%: per program in 3.) | $(target "$( [[ -n $(m r3.cpu_pct) ]] && calc "$(m r3.cpu_pct) + $(m r3.bpf_pct)")" 1) |
 | CPU-bound victim loss ≤ 0.5% (real time; per victim CPU-second in brackets) | $(fmt 2 "$loss_cpu")% ($(fmt 2 "$loss_cpu_cpu")%) | $(target "$loss_cpu" 0.5) |
@@ -774,6 +813,34 @@ $(row1b none "no tool")
 $(row1b hostprof hostprof)
 $(row1b perf "perf record")
 $(row1b bpftrace bpftrace)
+
+### Per sample, at ${AMP_HZ} Hz: the tool's own work above the floor of sampling
+
+At 99 Hz a sample's cost is lost in the host's noise (the ranking above changes from run
+to run). The same three commands at ${AMP_HZ} Hz take ten times the samples, and a fourth
+configuration is the floor of sampling: \`bench_floor sample ${AMP_HZ}\`, an empty BPF
+program on the same \`cpu-clock\` events of every CPU, so each sample costs the timer
+interrupt and the kernel's overflow handler and nothing else. What a tool adds above the
+floor is its own work per sample (stacks, records, perf's unwinding and copying; the
+tool's user-space threads too, when they run in these windows). "Median step" is the median
+length of the steps under 128 µs: at this rate most of them are samples, so it is what one
+sample takes from the workload, the floor's being the interrupt alone (on a VM mostly the
+exits to the hypervisor). ${W_CPU} s windows, ${REPS} runs alternating.
+
+| configuration | taken in steps < 128 µs, % of one CPU (min–max) | over the floor, % | µs per sample over the floor | median step, µs (min–max) | steps/s |
+|---|---:|---:|---:|---:|---:|
+$(row1c none "no tool")
+$(row1c floor-sample "floor: empty program on cpu-clock")
+$(row1c hostprof hostprof)
+$(row1c perf "perf record")
+$(row1c bpftrace bpftrace)
+
+At 99 Hz, each tool's whole cost is then about its µs per sample × $(nproc) × 99 samples a
+second plus its user-space CPU from the first table (the user-space part of a sample is
+in both: read the sum as an upper bound): hostprof
+$(fmt 3 "$( [[ -n $(per1c hostprof) ]] && calc "$(per1c hostprof) * $(nproc) * 99 / 1e4 + $(m r1.hostprof.user_sys)")")%,
+perf $(fmt 3 "$( [[ -n $(per1c perf) ]] && calc "$(per1c perf) * $(nproc) * 99 / 1e4 + $(m r1.perf.user_sys)")")%,
+bpftrace $(fmt 3 "$( [[ -n $(per1c bpftrace) ]] && calc "$(per1c bpftrace) * $(nproc) * 99 / 1e4 + $(m r1.bpftrace.user_sys)")")% of one CPU.
 
 ## 2. Victim throughput
 
