@@ -274,22 +274,12 @@ std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot&
     };
     prometheus::ClientMetric slow;
     slow.counter.value = stat(HP_BLK_STAT_OUTLIERS);
-    prometheus::MetricFamily lost{"hostprof_block_io_lost_total",
-                                  "Block requests or slow-I/O records lost, by reason",
-                                  MetricType::Counter,
-                                  {}};
     const std::pair<size_t, const char*> reasons[] = {
         {HP_BLK_STAT_MISSED_ISSUE, "missed_issue"},
         {HP_BLK_STAT_START_FAILED, "start_map_full"},
         {HP_BLK_STAT_STATS_FULL, "stats_map_full"},
         {HP_BLK_STAT_RINGBUF_DROPS, "ringbuf_full"},
     };
-    for (const auto& [i, reason] : reasons) {
-        prometheus::ClientMetric m;
-        m.label = {{"reason", reason}};
-        m.counter.value = stat(i);
-        lost.metric.push_back(m);
-    }
     std::vector<prometheus::MetricFamily> out;
     out.push_back(std::move(service));
     out.push_back(std::move(queue));
@@ -300,7 +290,9 @@ std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot&
                    "Block requests slower than the threshold",
                    MetricType::Counter,
                    {slow}});
-    out.push_back(std::move(lost));
+    out.push_back(lost_by_reason("hostprof_block_io_lost_total",
+                                 "Block requests or slow-I/O records lost, by reason", reasons,
+                                 s.kernel_stats));
     prometheus::ClientMetric taken;
     taken.counter.value = stat(HP_BLK_STAT_SLOT_TAKEN);
     out.push_back({"hostprof_block_inflight_collisions_total",

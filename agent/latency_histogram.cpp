@@ -40,4 +40,18 @@ prometheus::ClientMetric::Histogram to_prometheus_histogram(const LatencyHistogr
     return out;
 }
 
+prometheus::MetricFamily lost_by_reason(std::string name, std::string help,
+                                        std::span<const std::pair<size_t, const char*>> reasons,
+                                        const std::vector<uint64_t>& kernel_stats) {
+    prometheus::MetricFamily f{
+        std::move(name), std::move(help), prometheus::MetricType::Counter, {}};
+    for (const auto& [i, reason] : reasons) {
+        prometheus::ClientMetric m;
+        m.label = {{"reason", reason}};
+        m.counter.value = i < kernel_stats.size() ? static_cast<double>(kernel_stats[i]) : 0.0;
+        f.metric.push_back(std::move(m));
+    }
+    return f;
+}
+
 } // namespace hostprof

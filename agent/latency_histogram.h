@@ -3,10 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <prometheus/client_metric.h>
+#include <prometheus/metric_family.h>
 
 namespace hostprof {
 
@@ -36,5 +39,11 @@ prometheus::ClientMetric::Histogram to_prometheus_histogram(const LatencyHistogr
 
 // The upper bound of slot i in the histogram's unit (2^(i+1)).
 double log2_slot_upper_bound(size_t slot);
+
+// A counter family of losses, one series per reason: reasons pairs a kernel-side stat
+// index with its `reason` label; a stat the kernel did not report counts 0.
+prometheus::MetricFamily lost_by_reason(std::string name, std::string help,
+                                        std::span<const std::pair<size_t, const char*>> reasons,
+                                        const std::vector<uint64_t>& kernel_stats);
 
 } // namespace hostprof

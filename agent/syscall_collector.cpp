@@ -362,10 +362,6 @@ std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnaps
                                       MetricType::Counter,
                                       {counter({}, stat(HP_SYS_STAT_OUTLIERS))}};
     out.push_back(std::move(outliers));
-    prometheus::MetricFamily lost{"hostprof_syscall_lost_total",
-                                  "Syscall observations or outliers lost, by reason",
-                                  MetricType::Counter,
-                                  {}};
     const std::pair<size_t, const char*> reasons[] = {
         {HP_SYS_STAT_MISSED_START, "missed_start"},
         {HP_SYS_STAT_START_FAILED, "start_map_full"},
@@ -376,8 +372,9 @@ std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnaps
         {HP_SYS_STAT_KSTACK_ERRORS, "kernel_stack_error"},
         {HP_SYS_STAT_USTACK_ERRORS, "user_stack_error"},
     };
-    for (const auto& [i, reason] : reasons)
-        lost.metric.push_back(counter({{"reason", reason}}, stat(i)));
+    prometheus::MetricFamily lost =
+        lost_by_reason("hostprof_syscall_lost_total",
+                       "Syscall observations or outliers lost, by reason", reasons, s.kernel_stats);
     lost.metric.push_back(
         counter({{"reason", "decode_error"}}, static_cast<double>(s.decode_errors)));
     out.push_back(std::move(lost));

@@ -214,18 +214,13 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
     out.push_back(std::move(received));
     // Sockets the per-socket map refused (full): their connect, lifetime and bytes are
     // not recorded; active connects whose SYN_SENT entry was not found at ESTABLISHED.
-    prometheus::MetricFamily lost{"hostprof_tcp_lost_total",
-                                  "TCP connections not tracked, by reason",
-                                  MetricType::Counter,
-                                  {}};
     const std::pair<size_t, const char*> reasons[] = {
         {HP_TCP_STAT_START_FAILED, "start_map_full"},
         {HP_TCP_STAT_MISSED_START, "missed_start"},
     };
-    for (const auto& [i, reason] : reasons)
-        lost.metric.push_back(
-            counter({{"reason", reason}}, i < s.kernel_stats.size() ? s.kernel_stats[i] : 0));
-    out.push_back(std::move(lost));
+    out.push_back(lost_by_reason("hostprof_tcp_lost_total",
+                                 "TCP connections not tracked, by reason", reasons,
+                                 s.kernel_stats));
     return out;
 }
 

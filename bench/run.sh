@@ -371,19 +371,26 @@ wait "$busy" 2>/dev/null
 # The same tools, seen from the workload: bench_stolen keeps every CPU busy and sums the
 # time taken from it (the sampling interrupt, the handler, the tool's own threads).
 # bpf_stats off: its clock reads would be taken from the victim too.
-log "1b. time taken from a victim on every CPU at 99 Hz, ${W_CPU}s windows"
-for ((r = 0; r < REPS; r++)); do
-    for t in $(rotate "$r" none hostprof perf bpftrace); do
-        start_tool "$t" || { put "r1b.$t.failed" 1; continue; }
-        out=$("$B/bench_stolen" "$W_CPU")
-        stop_tool
-        for k in stolen_pct small_pct steps_per_s; do
-            v=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" <<<"$out")
-            [[ -n $v ]] && put "r1b.$t.$k" "$v"
+# stolen_rows PREFIX TOOLS...: REPS alternating runs of bench_stolen beside each tool,
+# every figure it prints kept as PREFIX.TOOL.KEY.
+stolen_rows() {
+    local prefix=$1 r t out k v
+    shift
+    for ((r = 0; r < REPS; r++)); do
+        for t in $(rotate "$r" "$@"); do
+            start_tool "$t" || { put "$prefix.$t.failed" 1; continue; }
+            out=$("$B/bench_stolen" "$W_CPU")
+            stop_tool
+            for k in stolen_pct small_pct steps_per_s small_step_p50_us; do
+                v=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" <<<"$out")
+                [[ -n $v ]] && put "$prefix.$t.$k" "$v"
+            done
+            log "   $t: $out"
         done
-        log "   $t: $out"
     done
-done
+}
+log "1b. time taken from a victim on every CPU at 99 Hz, ${W_CPU}s windows"
+stolen_rows r1b none hostprof perf bpftrace
 
 # ---------------------------------------------------------------- 1c. per sample, at 999 Hz
 # The same, ten times the samples, with the floor of sampling (an empty BPF program on the
@@ -391,18 +398,7 @@ done
 # of the host's noise, and the median step is what one sample takes from the workload.
 PROF_HZ=$AMP_HZ
 log "1c. time taken from a victim on every CPU at $PROF_HZ Hz, ${W_CPU}s windows"
-for ((r = 0; r < REPS; r++)); do
-    for t in $(rotate "$r" none floor-sample hostprof perf bpftrace); do
-        start_tool "$t" || { put "r1c.$t.failed" 1; continue; }
-        out=$("$B/bench_stolen" "$W_CPU")
-        stop_tool
-        for k in small_pct steps_per_s small_step_p50_us; do
-            v=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" <<<"$out")
-            [[ -n $v ]] && put "r1c.$t.$k" "$v"
-        done
-        log "   $t: $out"
-    done
-done
+stolen_rows r1c none floor-sample hostprof perf bpftrace
 PROF_HZ=99
 
 # ---------------------------------------------------------------- 2a. CPU-bound victim
