@@ -59,6 +59,10 @@ int main(int argc, char** argv) {
             if (!link) {
                 std::fprintf(stderr, "floor: cpu-clock at %ld Hz on CPU %d: %s\n", hz, cpu,
                              std::strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+                for (bpf_link* l : links)
+                    bpf_link__destroy(l);
                 floor_bpf__destroy(skel);
                 return 1;
             }

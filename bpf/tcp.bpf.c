@@ -176,9 +176,9 @@ static __always_inline void set_state(const struct sock *sk, int oldstate, int n
 				count_stat(HP_TCP_STAT_START_FAILED);
 			return;
 		}
-		if (oldstate == HP_TCP_SYN_SENT && !e->syn_sent_ns)
+		if (oldstate == HP_TCP_SYN_SENT && !e->syn_sent_ns) {
 			count_stat(HP_TCP_STAT_MISSED_START);
-		if (oldstate == HP_TCP_SYN_SENT && e->syn_sent_ns) {
+		} else if (oldstate == HP_TCP_SYN_SENT) {
 			__u64 d = now - e->syn_sent_ns;
 
 			h = hist_of(sk);

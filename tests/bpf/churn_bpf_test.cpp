@@ -198,6 +198,8 @@ TEST(Churn, PidReuseNeverMixesExecutablesAndMemoryLevelsOff) {
     const double mib = 1048576.0;
     for (int i = 0; i < kRounds; ++i) {
         EXPECT_GT(rss[i], 0) << "process_resident_memory_bytes missing";
+        EXPECT_GT(heap_used[i], 0) << "hostprof_heap_in_use_bytes missing";
+        EXPECT_GE(heap_free[i], 0) << "hostprof_heap_free_bytes missing";
         EXPECT_LE(rss[i], 112 * mib) << "round " << i << ": RSS beyond any plateau";
         EXPECT_GT(cache_limit[i], 0) << "hostprof_symbol_cache_limit_bytes missing";
         EXPECT_LE(cache[i], cache_limit[i]) << "round " << i << ": symbol cache past its bound";

@@ -274,6 +274,9 @@ TEST_P(TcpNetns, ConnectLatencyAndRttMatchSsAcrossADelayedVeth) {
     // "Known gaps"). Tolerated once so that the rest of this test keeps running in CI;
     // two misses fail.
     EXPECT_GE(seen, kConnects - 1) << "connects recorded near ss's RTT";
+    const TcpSnapshot loop_after = c.snapshot();
+    EXPECT_EQ(loop_after.kernel_stats.at(HP_TCP_STAT_START_FAILED), 0u);
+    EXPECT_EQ(loop_after.kernel_stats.at(HP_TCP_STAT_MISSED_START), 0u);
 
     // Request/response on the last connection: each request waits in the queue; the
     // client's and the server's tcp_probe samples carry the delayed srtt.
