@@ -10,22 +10,6 @@ int64_t unix_now_ns() {
         .count();
 }
 
-size_t StackKeyHash::operator()(const StackKey& k) const {
-    // FNV-1a over the fields: fast, and good enough for return addresses.
-    uint64_t h = 1469598103934665603ULL;
-    auto mix = [&h](uint64_t v) {
-        h ^= v;
-        h *= 1099511628211ULL;
-    };
-    mix(k.pid);
-    mix(k.tid);
-    mix(k.start_time_ns);
-    mix(k.kernel_len);
-    for (uint64_t f : k.frames)
-        mix(f);
-    return static_cast<size_t>(h);
-}
-
 bool ProfileFilter::matches(const ProcessInfo& p) const {
     if (pid && *pid != p.pid)
         return false;
@@ -68,22 +52,9 @@ bool ProfileAggregator::add(const StackRecordView& r, ProcessTable& meta) {
         return false;
     }
 
-    scratch_.pid = r.pid;
-    scratch_.tid = per_thread_ ? r.tid : 0;
-    scratch_.start_time_ns = r.start_time_ns;
-    scratch_.kernel_len = static_cast<uint16_t>(r.kernel_frames.size());
-    scratch_.frames.assign(r.kernel_frames.begin(), r.kernel_frames.end());
-    scratch_.frames.insert(scratch_.frames.end(), r.user_frames.begin(), r.user_frames.end());
-    auto it = window_.stacks.find(scratch_);
-    if (it == window_.stacks.end()) {
-        if (window_.stacks.size() >= max_stacks_) {
-            ++dropped_;
-            return true;
-        }
-        it = window_.stacks.emplace(scratch_, StackValue{}).first;
-    }
-    ++it->second.count;
-    it->second.weight_ns += r.weight_ns;
+    if (!window_.stacks.add(r.pid, per_thread_ ? r.tid : 0, r.start_time_ns, r.kernel_frames,
+                            r.user_frames, StackValue{1, r.weight_ns}, max_stacks_))
+        ++dropped_;
     return true;
 }
 

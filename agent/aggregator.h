@@ -7,36 +7,14 @@
 #include <map>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "agent/comm_pattern.h"
 #include "agent/process_table.h"
 #include "agent/profile_records.h"
+#include "agent/stack_table.h"
 
 namespace hostprof {
-
-struct StackKey {
-    uint32_t pid = 0;
-    uint32_t tid = 0;           // 0 unless per-thread aggregation
-    uint64_t start_time_ns = 0; // 0 unless per-thread aggregation
-    uint16_t kernel_len = 0;
-    std::vector<uint64_t> frames; // kernel frames then user frames, leaf first
-
-    bool operator==(const StackKey&) const = default;
-};
-
-// Not noexcept on purpose: libstdc++ then stores each key's hash in its node, so a lookup
-// compares stored hashes instead of rehashing every key of the bucket it walks (which
-// it does for a "fast", noexcept hasher), and frames are compared only on a hash match.
-struct StackKeyHash {
-    size_t operator()(const StackKey& k) const;
-};
-
-struct StackValue {
-    uint64_t count = 0;
-    uint64_t weight_ns = 0; // off-CPU: blocked time
-};
 
 // Which processes a profile covers (empty fields match everything).
 struct ProfileFilter {
@@ -53,7 +31,7 @@ struct ProfileWindow {
     hp_prof_kind kind = HP_PROF_ON_CPU;
     int64_t start_unix_ns = 0;
     int64_t end_unix_ns = 0;
-    std::unordered_map<StackKey, StackValue, StackKeyHash> stacks;
+    StackTable stacks;
     // Metadata of each (pid, start time) as it was when first sampled in the window.
     std::map<std::pair<uint32_t, uint64_t>, ProcessInfo> processes;
     uint64_t records = 0;
@@ -85,7 +63,6 @@ class ProfileAggregator {
     // often of one process.
     std::optional<std::pair<std::pair<uint32_t, uint64_t>, bool>> last_admitted_;
     uint64_t dropped_ = 0;
-    StackKey scratch_;
 };
 
 int64_t unix_now_ns();

@@ -145,7 +145,7 @@ std::vector<std::string> outlier_stack(Pipeline& pipeline, const Outlier& o) {
     key.start_time_ns = o.start_time_ns;
     key.kernel_len = o.kernel_len;
     key.frames = o.frames;
-    w.stacks.emplace(std::move(key), StackValue{1, o.duration_ns});
+    w.stacks.add(key, StackValue{1, o.duration_ns});
     BuildOptions bo;
     bo.process_root_frame = false;
     Profile p = pipeline.symbolize(w, bo);

@@ -146,12 +146,12 @@ std::map<std::string, ProfileWindow> split_by_service(ProfileWindow window) {
         }
         return it->second;
     };
-    for (auto& [key, value] : window.stacks) {
+    for (const auto& [key, value] : window.stacks) {
         const auto proc_key = std::make_pair(key.pid, key.start_time_ns);
         auto meta = window.processes.find(proc_key);
         const bool known = meta != window.processes.end() && !meta->second.service_name.empty();
         ProfileWindow& w = window_of(known ? meta->second.service_name : "unknown");
-        w.stacks.emplace(key, value);
+        w.stacks.add(key, value);
         w.records += value.count;
         if (meta != window.processes.end())
             w.processes.emplace(proc_key, meta->second);

@@ -42,7 +42,7 @@ TEST(Aggregator, CountsIdenticalStacksTogether) {
     ProfileWindow w = a.take();
     ASSERT_EQ(w.stacks.size(), 2u);
     uint64_t total = 0;
-    for (auto& [k, v] : w.stacks)
+    for (const auto& [k, v] : w.stacks)
         total += v.count;
     EXPECT_EQ(total, 4u);
     EXPECT_EQ(w.processes.size(), 1u);
@@ -79,7 +79,7 @@ TEST(Aggregator, FiltersByContainerServiceAndComm) {
     ProfileAggregator b(HP_PROF_ON_CPU, g);
     b.add(r.view(4242, 12345 * kTick, 0), t);
     b.add(r.view(77, 999 * kTick, 0), t);
-    EXPECT_EQ(b.take().stacks.begin()->first.pid, 77u);
+    EXPECT_EQ((*b.take().stacks.begin()).first.pid, 77u);
 
     ProfileFilter s;
     s.service = "plain-server";

@@ -149,7 +149,7 @@ class SyntheticSource : public PushSource {
             k.start_time_ns = pid * 10ULL;
             k.kernel_len = klen;
             k.frames = std::move(frames);
-            w.stacks[k] = {count, weight};
+            w.stacks.add(k, {count, weight});
         };
         proc(100, "checkout");
         proc(101, "checkout");
@@ -373,7 +373,7 @@ TEST(PyroscopePush, SplitBySurvivesMissingMetadata) {
     StackKey orphan;
     orphan.pid = 999;
     orphan.frames = {0x401010};
-    w.stacks[orphan] = {7, 0};
+    w.stacks.add(orphan, {7, 0});
     const auto parts = split_by_service(std::move(w));
     ASSERT_EQ(parts.size(), 3u);
     EXPECT_EQ(parts.at("checkout").stacks.size(), 2u);
