@@ -65,10 +65,6 @@ class StackTable {
 
     size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
-    // Bytes held by the arena and the index.
-    size_t memory_bytes() const {
-        return arena_.capacity() * sizeof(uint64_t) + slots_.capacity() * sizeof(uint64_t);
-    }
 
     // Iteration in first-seen order; each element is (StackRef, StackValue).
     class const_iterator {
