@@ -1,7 +1,8 @@
 // The profiling data flow, wired in one place (read this first):
 //
 //   bpf/profile.bpf.c --ring buffer--> ProfileCollector (agent/profile_collector.h)
-//     --StackRecordView--> ProfileAggregator per subscriber (agent/aggregator.h)
+//     --StackRecordView--> ProfileAggregator per subscriber (agent/aggregator.h), its
+//       window's stacks in a flat StackTable (agent/stack_table.h)
 //     --ProfileWindow--> build_profile + FrameResolver (agent/profile_builder.h, symbolizer/)
 //     --Profile--> exporters/ (pprof, folded, flame graph) --bytes--> HTTP / files
 //
