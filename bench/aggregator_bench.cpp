@@ -88,6 +88,15 @@ void evict_caches() {
     benchmark::DoNotOptimize(junk.data());
 }
 
+// Before each drain of a cold run, the workload's turn (not timed).
+void between_drains(benchmark::State& state, bool cold, size_t record) {
+    if (!cold || record % kDrain != 0)
+        return;
+    state.PauseTiming();
+    evict_caches();
+    state.ResumeTiming();
+}
+
 // The design StackTable replaced, kept here as the baseline.
 struct NodeKey {
     uint32_t pid = 0;
@@ -128,11 +137,7 @@ void BM_AggregatorAdd(benchmark::State& state) {
     run(state, cold, [&](const Stream& s, bool evict) {
         ProfileAggregator agg(HP_PROF_ON_CPU);
         for (size_t i = 0; i < kRecords; ++i) {
-            if (evict && i % kDrain == 0) {
-                state.PauseTiming();
-                evict_caches();
-                state.ResumeTiming();
-            }
+            between_drains(state, evict, i);
             benchmark::DoNotOptimize(agg.add(s.views[i], meta));
         }
         state.PauseTiming();
@@ -150,11 +155,7 @@ void BM_NodeMapAdd(benchmark::State& state) {
         std::unordered_map<NodeKey, StackValue, NodeKeyHash> stacks;
         NodeKey scratch;
         for (size_t i = 0; i < kRecords; ++i) {
-            if (evict && i % kDrain == 0) {
-                state.PauseTiming();
-                evict_caches();
-                state.ResumeTiming();
-            }
+            between_drains(state, evict, i);
             const StackRecordView& r = s.views[i];
             scratch.pid = r.pid;
             scratch.start_time_ns = r.start_time_ns;
@@ -180,11 +181,7 @@ void BM_StackTableAdd(benchmark::State& state) {
     run(state, cold, [&](const Stream& s, bool evict) {
         StackTable stacks;
         for (size_t i = 0; i < kRecords; ++i) {
-            if (evict && i % kDrain == 0) {
-                state.PauseTiming();
-                evict_caches();
-                state.ResumeTiming();
-            }
+            between_drains(state, evict, i);
             const StackRecordView& r = s.views[i];
             benchmark::DoNotOptimize(stacks.add(r.pid, 0, r.start_time_ns, r.kernel_frames,
                                                 r.user_frames, StackValue{1, 0}));
