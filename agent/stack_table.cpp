@@ -122,22 +122,6 @@ bool StackTable::add(const StackRef& key, StackValue value, size_t limit) {
                value, limit);
 }
 
-StackValue StackTable::find(const StackRef& key) const {
-    if (slots_.empty())
-        return {};
-    const size_t k = std::min<size_t>(key.kernel_len, key.frames.size());
-    const auto kernel = key.frames.first(k);
-    const auto user = key.frames.subspan(k);
-    if (kernel.size() > kMaxFramesPerSide || user.size() > kMaxFramesPerSide)
-        return {};
-    const uint64_t hash = hash_of(key.pid, key.tid, key.start_time_ns, kernel, user);
-    const uint64_t slot = slots_[probe(hash, key.pid, key.tid, key.start_time_ns, kernel, user)];
-    if (slot == 0)
-        return {};
-    const uint64_t* e = arena_.data() + (slot & kOffsetMask) - 1;
-    return {e[4], e[5]};
-}
-
 StackTable::const_iterator::value_type StackTable::const_iterator::operator*() const {
     const uint16_t kernel_len = static_cast<uint16_t>(at_[3] & 0xffff);
     const size_t n = kernel_len + (at_[3] >> 16);

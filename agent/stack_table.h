@@ -60,9 +60,6 @@ class StackTable {
              size_t limit = std::numeric_limits<size_t>::max());
     bool add(const StackKey& key, StackValue value) { return add(key.ref(), value); }
 
-    // The value of a stack, or a zero value when the table does not hold it.
-    StackValue find(const StackRef& key) const;
-
     size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
 
