@@ -124,6 +124,19 @@ std::vector<Setting> make_settings() {
                      return c.attach_mode ? std::string(compat::to_string(*c.attach_mode))
                                           : std::string("auto");
                  }});
+    s.push_back({"sampling_clock", "CLOCK",
+                 "What triggers on-CPU samples: auto (the scheduler tick where the frequency is "
+                 "at most the tick rate, HZ, else cpu-clock), tick (the tick or nothing), or "
+                 "cpu-clock (a software perf event per CPU, as perf record).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto m = compat::sampling_clock_from_string(v);
+                     if (!m)
+                         return bad("sampling_clock", v, "must be auto, tick or cpu-clock");
+                     c.sampling_clock = *m;
+                     return {};
+                 },
+                 [](const Config& c) { return std::string(compat::to_string(c.sampling_clock)); }});
     s.push_back({"btf", "FILE", "External BTF file for kernels without /sys/kernel/btf/vmlinux.",
                  false,
                  [](Config& c, const std::string& v) -> Status {

@@ -111,6 +111,8 @@ compat::PlanConfig plan_config(const Config& config) {
     compat::PlanConfig pc;
     pc.collectors = config.collectors;
     pc.forced_tracepoint_mode = config.attach_mode;
+    pc.sampling_clock = config.sampling_clock;
+    pc.frequency_hz = config.frequency_hz;
     return pc;
 }
 
@@ -149,6 +151,13 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
     if (po.collector.proc_mode == compat::AttachMode::None)
         po.collector.proc_mode = mode_of(plan, "sched/sched_switch", compat::Collector::OffCpu);
     po.collector.off_cpu_mode = mode_of(plan, "sched/sched_switch", compat::Collector::OffCpu);
+    if (plan.tick_hz > 0) {
+        po.collector.on_cpu_mode = mode_of(plan, compat::kTickHook, compat::Collector::Cpu);
+        po.collector.tick_handler = plan.tick_handler;
+        po.collector.irq_entry = plan.irq_entry;
+        po.collector.irq_entry_end = plan.irq_entry_end;
+        po.collector.tick_hz = plan.tick_hz;
+    }
     po.process_table_size = static_cast<size_t>(config.process_table_size);
     po.service_rule = service_rule_from_string(config.service_name).value_or(ServiceRule::Auto);
     if (!po.collector.on_cpu && !po.collector.off_cpu)

@@ -60,7 +60,23 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
     s->rodata->cfg_task_stack =
         libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_get_task_stack, nullptr) == 1;
     auto* p = s->progs.hp_cpu_sample;
-    bpf_program__set_autoload(p, options.on_cpu);
+    const bool tick = options.on_cpu_mode != compat::AttachMode::PerfEvent;
+    if (options.on_cpu && tick) {
+        if (options.tick_handler == 0 || options.irq_entry_end <= options.irq_entry ||
+            options.tick_hz <= 0 || options.frequency_hz > options.tick_hz)
+            return Error{0, "tick sampler: needs the tick handler's and the timer interrupt's "
+                            "addresses and a frequency at most the tick rate (" +
+                                std::to_string(options.tick_hz) + " Hz)"};
+        s->rodata->cfg_tick_fn = options.tick_handler;
+        s->rodata->cfg_irq_entry_lo = options.irq_entry;
+        s->rodata->cfg_irq_entry_hi = options.irq_entry_end;
+        // A tick is a sample when a uniform 32-bit draw is below this: frequency / HZ.
+        s->rodata->cfg_tick_below =
+            (static_cast<uint64_t>(options.frequency_hz) << 32) / static_cast<uint64_t>(options.tick_hz);
+    }
+    bpf_program__set_autoload(p, options.on_cpu && !tick);
+    choose_variant(s->progs.hp_tick_btf, s->progs.hp_tick_raw, s->progs.hp_tick_tp,
+                   options.on_cpu && tick, options.on_cpu_mode);
     choose_variant(s->progs.hp_exec_btf, s->progs.hp_exec_raw, s->progs.hp_exec_tp, true,
                    options.proc_mode);
     choose_variant(s->progs.hp_exit_btf, s->progs.hp_exit_raw, s->progs.hp_exit_tp, true,
@@ -115,7 +131,18 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
                                ")");
     }
 
-    if (options.on_cpu) {
+    if (options.on_cpu && tick) {
+        std::vector<std::string> names;
+        if (Status st = latency::attach_chosen(s->progs.hp_tick_btf, s->progs.hp_tick_raw,
+                                               s->progs.hp_tick_tp, compat::kTickHook.data(),
+                                               options.on_cpu_mode, c->links_, names);
+            !st)
+            return st.error();
+        c->attached_.push_back(std::string(compat::kTickHook) + " (" +
+                               std::string(compat::to_string(options.on_cpu_mode)) +
+                               ", scheduler tick: " + std::to_string(options.frequency_hz) +
+                               " of " + std::to_string(options.tick_hz) + " ticks/s per CPU)");
+    } else if (options.on_cpu) {
         int cpus_attached = 0;
         for (int cpu : online_cpus()) {
             perf_event_attr attr{};

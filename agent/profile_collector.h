@@ -29,6 +29,12 @@ struct ProfileOptions {
     std::string cgroup_dir;     // a cgroup v2 directory: only tasks in it or below ("": all)
     compat::AttachMode proc_mode = compat::AttachMode::TpBtf; // exec/exit hooks
     compat::AttachMode off_cpu_mode = compat::AttachMode::TpBtf;
+    // On-CPU sampling clock: PerfEvent is a cpu-clock event per CPU; a tracepoint mode is
+    // the tick sampler on that hook's variant, with the tick's hrtimer callback and HZ.
+    compat::AttachMode on_cpu_mode = compat::AttachMode::PerfEvent;
+    uint64_t tick_handler = 0;
+    uint64_t irq_entry = 0, irq_entry_end = 0; // the timer interrupt's entry code
+    int tick_hz = 0;
     uint32_t ring_bytes = 2u << 20; // power of two, multiple of the page size
 };
 

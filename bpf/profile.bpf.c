@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* CPU profiling: on-CPU samples from a perf_event cpu-clock program, off-CPU
- * intervals from sched_switch, and process exec/exit notices, all on one ring.
+/* CPU profiling: on-CPU samples (from a perf_event cpu-clock program, or from the
+ * scheduler tick the kernel takes anyway), off-CPU intervals from sched_switch, and
+ * process exec/exit notices, all on one ring.
  * Both a tp_btf and a raw_tp variant of every tracepoint hook are compiled;
  * userspace enables the one kernel-compat chose (bpf_program__set_autoload). */
 #include "vmlinux.h"
@@ -21,6 +22,13 @@ const volatile __u64 cfg_offcpu_min_ns = 1000000;   /* 1 ms */
 const volatile __u64 cfg_wakeup_bytes = 256 * 1024; /* wake the consumer past this fill */
 const volatile bool cfg_task_btf = false;	    /* bpf_get_current_task_btf usable here */
 const volatile bool cfg_task_stack = false;	    /* bpf_get_task_stack usable here (5.9+) */
+/* Tick sampler: the tick's hrtimer callback and the timer interrupt's entry code
+ * [lo, hi) (both from kallsyms), and the share of ticks that become samples, as a bound
+ * on bpf_get_prandom_u32() (1 << 32: every tick). */
+const volatile __u64 cfg_tick_fn = 0;
+const volatile __u64 cfg_irq_entry_lo = 0;
+const volatile __u64 cfg_irq_entry_hi = 0;
+const volatile __u64 cfg_tick_below = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -233,8 +241,37 @@ static __always_inline bool interrupted_user(struct bpf_perf_event_data *ctx)
 #endif
 }
 
-SEC("perf_event")
-int hp_cpu_sample(struct bpf_perf_event_data *ctx)
+/* The tick sampler walks the kernel stack from inside the timer interrupt: this
+ * program, the hrtimer code, the interrupt's entry code, then whatever the interrupt
+ * found (nothing when it came from user mode). Keeps only that last part, so a sample's
+ * kernel stack starts where the task was, as a perf_event sample's does. */
+static __always_inline void trim_to_interrupted(struct hp_prof_stack *e)
+{
+	__u32 nk = e->kstack_len, total = nk + e->ustack_len, skip, i;
+
+	for (skip = 0; skip < HP_PROF_TICK_MAX_SKIP; skip++) {
+		if (skip >= nk)
+			break;
+		if (e->frames[skip] >= cfg_irq_entry_lo && e->frames[skip] < cfg_irq_entry_hi)
+			goto found;
+	}
+	count(HP_PROF_STAT_TICK_UNTRIMMED);
+	return;
+found:
+	skip++; /* the entry frame goes too */
+	for (i = 0; i < 2 * HP_PROF_MAX_FRAMES; i++) {
+		__u32 from = i + skip;
+
+		if (from >= total || from >= 2 * HP_PROF_MAX_FRAMES)
+			break;
+		e->frames[i] = e->frames[from];
+	}
+	e->kstack_len = nk - skip;
+}
+
+/* One on-CPU sample of the current task. in_user: it was interrupted in user mode (no
+ * kernel stack to walk); from_tick: the kernel walk starts inside the timer interrupt. */
+static __always_inline int on_cpu_sample(void *ctx, bool in_user, bool from_tick)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 cgroup_id;
@@ -254,10 +291,55 @@ int hp_cpu_sample(struct bpf_perf_event_data *ctx)
 	e = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
 	if (!e)
 		return 0;
-	capture(ctx, e, HP_PROF_ON_CPU, id, cgroup_id, bpf_ktime_get_ns(), interrupted_user(ctx));
+	capture(ctx, e, HP_PROF_ON_CPU, id, cgroup_id, bpf_ktime_get_ns(), in_user);
+	if (from_tick)
+		trim_to_interrupted(e);
 	if (ship(e) != 0)
 		count(HP_PROF_STAT_RINGBUF_DROPS);
 	return 0;
+}
+
+SEC("perf_event")
+int hp_cpu_sample(struct bpf_perf_event_data *ctx)
+{
+	return on_cpu_sample(ctx, interrupted_user(ctx), false);
+}
+
+/* The tick sampler. Every CPU that runs a task takes the scheduler tick (HZ times a
+ * second) whether or not anyone profiles, so sampling from it costs this program and
+ * nothing else, where a cpu-clock event adds a timer interrupt of its own per sample
+ * (on a VM, exits to the hypervisor that cost ten times the program: docs/profiling.md).
+ * A tick becomes a sample with probability frequency / HZ, drawn per tick so that no
+ * workload periodic in ticks aliases with the choice. Idle CPUs stop their tick
+ * (NO_HZ), so an idle host is not woken to be sampled either. */
+static __always_inline int on_timer(void *ctx, __u64 fn)
+{
+	if (fn != cfg_tick_fn)
+		return 0; /* another hrtimer: a sleep's, a cpu-clock event's */
+	count(HP_PROF_STAT_TICKS);
+	if ((__u64)bpf_get_prandom_u32() >= cfg_tick_below)
+		return 0;
+	/* Whether the tick came from user mode shows in the walk (the interrupt's entry is
+	 * then its last kernel frame): the kernel stack is always walked. */
+	return on_cpu_sample(ctx, false, true);
+}
+
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(hp_tick_btf, struct hrtimer *hrtimer, ktime_t *now)
+{
+	return on_timer(ctx, (__u64)hrtimer->function);
+}
+
+SEC("raw_tp/hrtimer_expire_entry")
+int BPF_PROG(hp_tick_raw, struct hrtimer *hrtimer, ktime_t *now)
+{
+	return on_timer(ctx, (__u64)BPF_CORE_READ(hrtimer, function));
+}
+
+SEC("tracepoint/timer/hrtimer_expire_entry")
+int hp_tick_tp(struct trace_event_raw_hrtimer_expire_entry *ctx)
+{
+	return on_timer(ctx, (__u64)ctx->function);
 }
 
 /* The blocked thread's record goes out with its kernel stack, read now from the sleeping

@@ -8,7 +8,7 @@
 
 /* Record kinds on the profile ring buffer. */
 enum hp_prof_kind {
-	HP_PROF_ON_CPU = 1,  /* a cpu-clock sample */
+	HP_PROF_ON_CPU = 1,  /* an on-CPU sample (cpu-clock event or scheduler tick) */
 	HP_PROF_OFF_CPU = 2, /* a thread came back on CPU after blocking >= threshold */
 	HP_PROF_EXEC = 3,    /* sched_process_exec: process metadata is stale */
 	HP_PROF_EXIT = 4,    /* sched_process_exit of a thread group leader */
@@ -33,6 +33,10 @@ enum hp_prof_flags {
 	HP_PROF_RECAPTURE = 1 << 5,
 };
 
+/* Tick sampler: at most this many kernel frames (this program's, the hrtimer code's) are
+ * looked through for the timer interrupt's entry. */
+#define HP_PROF_TICK_MAX_SKIP 32
+
 #define HP_PROF_RECAPTURE_NS 5000000ULL /* 5 ms */
 /* Processes at least this old get no forced wakeup (and cost no map lookup): the timed
  * drain reads them while they live. */
@@ -51,6 +55,10 @@ enum hp_prof_stat {
 	HP_PROF_STAT_PROC_EVENTS,	 /* exec/exit records shipped */
 	HP_PROF_STAT_WAKEUPS,		 /* records shipped with BPF_RB_FORCE_WAKEUP */
 	HP_PROF_STAT_PROCESS_WAKEUPS,	 /* of those: HP_PROF_NEW_PROCESS or _RECAPTURE */
+	HP_PROF_STAT_TICKS,		 /* tick sampler: scheduler ticks seen (sampled or not) */
+	/* tick sampler: the timer interrupt's entry was not among the first
+	 * HP_PROF_TICK_MAX_SKIP kernel frames, so the interrupt's own frames were kept */
+	HP_PROF_STAT_TICK_UNTRIMMED,
 	HP_PROF_STAT_MAX,
 };
 

@@ -2,6 +2,7 @@
 // that the pure planner (planner.h) consumes.
 #pragma once
 
+#include <cstdint>
 #include <set>
 #include <string>
 
@@ -27,6 +28,13 @@ struct Features {
     Feature fentry;                // an fentry program loads and attaches
     Feature kprobe;                // a kprobe attaches through the kprobe PMU
     Feature uprobe;                // a uprobe attaches through the uprobe PMU
+    // The scheduler tick as the on-CPU sampling clock (see tick.h): the tick's hrtimer
+    // callback and the timer interrupt's entry found in kallsyms, the tick rate known,
+    // and no nohz_full CPU (a busy one has no tick).
+    Feature tick;
+    uint64_t tick_handler = 0;               // address of the tick's hrtimer callback
+    uint64_t irq_entry = 0, irq_entry_end = 0; // the timer interrupt's entry code
+    int tick_hz = 0;                         // CONFIG_HZ: ticks a second on a busy CPU
     // Tracepoints named in the kernel's BTF (as btf_trace_<name>); empty when BTF is absent.
     std::set<std::string> btf_tracepoints;
 };
@@ -35,6 +43,8 @@ struct ProbeOptions {
     std::string external_btf_path; // --btf FILE
     std::string vmlinux_btf_path = "/sys/kernel/btf/vmlinux";
     std::string tracefs_path = "/sys/kernel/tracing"; // where tracefs is (or would be) mounted
+    std::string kallsyms_path = "/proc/kallsyms";
+    std::string nohz_full_path = "/sys/devices/system/cpu/nohz_full";
 };
 
 // Loads and attaches tiny programs to find out what works. Needs CAP_BPF+CAP_PERFMON

@@ -27,6 +27,25 @@ std::optional<AttachMode> attach_mode_from_string(std::string_view s) {
     return std::nullopt;
 }
 
+std::string_view to_string(SamplingClock c) {
+    switch (c) {
+    case SamplingClock::Auto:
+        return "auto";
+    case SamplingClock::Tick:
+        return "tick";
+    case SamplingClock::CpuClock:
+        return "cpu-clock";
+    }
+    return "?";
+}
+
+std::optional<SamplingClock> sampling_clock_from_string(std::string_view s) {
+    for (SamplingClock c : {SamplingClock::Auto, SamplingClock::Tick, SamplingClock::CpuClock})
+        if (to_string(c) == s)
+            return c;
+    return std::nullopt;
+}
+
 std::string_view to_string(Collector c) {
     switch (c) {
     case Collector::Cpu:
@@ -122,28 +141,22 @@ std::string tracepoint_mode_blocker(AttachMode m, const Features& f) {
     }
 }
 
-HookPlan plan_hook(const HookSpec& spec, const Features& f, const PlanConfig& config,
-                   bool& needs_mount) {
+HookPlan plan_perf_event(const HookSpec& spec, const Features& f) {
     HookPlan p{std::string(spec.name), spec.collector, AttachMode::None, {}};
-    if (spec.needs_ringbuf && !f.ringbuf.available) {
-        // Documented choice (docs/kernel-support.md): no perf-buffer fallback. Streaming
-        // collectors refuse; map-aggregating collectors keep working.
-        p.reason = unavailable("BPF ring buffer", f.ringbuf) +
-                   "; hostprof has no perf-buffer fallback (needs Linux >= 5.8)";
-        return p;
+    if (!f.perf_event.available)
+        p.reason = unavailable("perf_event program on cpu-clock", f.perf_event);
+    else if (spec.needs_stacks && !f.get_stack.available)
+        p.reason = unavailable("bpf_get_stack", f.get_stack);
+    else {
+        p.mode = AttachMode::PerfEvent;
+        p.reason = "software cpu-clock event on every online CPU";
     }
-    if (spec.kind == HookKind::PerfEvent) {
-        if (!f.perf_event.available)
-            p.reason = unavailable("perf_event program on cpu-clock", f.perf_event);
-        else if (spec.needs_stacks && !f.get_stack.available)
-            p.reason = unavailable("bpf_get_stack", f.get_stack);
-        else {
-            p.mode = AttachMode::PerfEvent;
-            p.reason = "software cpu-clock event on every online CPU";
-        }
-        return p;
-    }
+    return p;
+}
 
+HookPlan plan_tracepoint(const HookSpec& spec, const Features& f, const PlanConfig& config,
+                         bool& needs_mount) {
+    HookPlan p{std::string(spec.name), spec.collector, AttachMode::None, {}};
     std::string_view event = spec.name.substr(spec.name.find('/') + 1);
     if (!f.btf_tracepoints.empty() && !f.btf_tracepoints.contains(std::string(event))) {
         p.reason = "tracepoint " + std::string(spec.name) + " does not exist in this kernel";
@@ -173,6 +186,66 @@ HookPlan plan_hook(const HookSpec& spec, const Features& f, const PlanConfig& co
     }
     p.reason = why_not;
     return p;
+}
+
+// Why the tick cannot be the sampling clock here, or "" when it can.
+std::string tick_blocker(const Features& f, const PlanConfig& config) {
+    if (!f.tick.available)
+        return unavailable("tick sampler", f.tick);
+    if (f.tick_hz <= 0)
+        return "tick rate unknown";
+    if (config.frequency_hz > f.tick_hz)
+        return "frequency " + std::to_string(config.frequency_hz) + " Hz is above the tick rate (" +
+               std::to_string(f.tick_hz) + " Hz)";
+    if (!f.get_stack.available)
+        return unavailable("bpf_get_stack", f.get_stack);
+    return "";
+}
+
+// On-CPU sampling: the tick's hrtimer tracepoint where the tick can serve (no timer
+// interrupt of our own per sample), else the cpu-clock perf event. A forced clock that
+// cannot work here is refused with the reason, never swapped silently.
+HookPlan plan_on_cpu(const HookSpec& spec, const Features& f, const PlanConfig& config,
+                     bool& needs_mount) {
+    std::string why_not_tick;
+    if (config.sampling_clock != SamplingClock::CpuClock) {
+        why_not_tick = tick_blocker(f, config);
+        if (why_not_tick.empty()) {
+            HookSpec tick{kTickHook, HookKind::Tracepoint, spec.collector, spec.needs_ringbuf,
+                          spec.needs_stacks};
+            bool mount = false;
+            HookPlan p = plan_tracepoint(tick, f, config, mount);
+            if (p.mode != AttachMode::None) {
+                needs_mount = needs_mount || mount;
+                p.reason = "scheduler tick sampler, " + std::to_string(config.frequency_hz) +
+                           " of " + std::to_string(f.tick_hz) + " ticks a second per busy CPU; " +
+                           p.reason;
+                return p;
+            }
+            why_not_tick = p.reason;
+        }
+        if (config.sampling_clock == SamplingClock::Tick)
+            return {std::string(kTickHook), spec.collector, AttachMode::None,
+                    "sampling_clock tick: " + why_not_tick};
+    }
+    HookPlan p = plan_perf_event(spec, f);
+    if (!why_not_tick.empty() && p.mode != AttachMode::None)
+        p.reason += " (tick sampler not used: " + why_not_tick + ")";
+    return p;
+}
+
+HookPlan plan_hook(const HookSpec& spec, const Features& f, const PlanConfig& config,
+                   bool& needs_mount) {
+    if (spec.needs_ringbuf && !f.ringbuf.available) {
+        // Documented choice (docs/kernel-support.md): no perf-buffer fallback. Streaming
+        // collectors refuse; map-aggregating collectors keep working.
+        return {std::string(spec.name), spec.collector, AttachMode::None,
+                unavailable("BPF ring buffer", f.ringbuf) +
+                    "; hostprof has no perf-buffer fallback (needs Linux >= 5.8)"};
+    }
+    if (spec.kind == HookKind::PerfEvent)
+        return plan_on_cpu(spec, f, config, needs_mount);
+    return plan_tracepoint(spec, f, config, needs_mount);
 }
 
 } // namespace
@@ -207,6 +280,12 @@ AttachPlan plan_attach(const Features& f, const PlanConfig& config) {
             continue;
         }
         plan.hooks.push_back(plan_hook(spec, f, config, plan.needs_tracefs_mount));
+        if (plan.hooks.back().hook == kTickHook && plan.hooks.back().mode != AttachMode::None) {
+            plan.tick_handler = f.tick_handler;
+            plan.irq_entry = f.irq_entry;
+            plan.irq_entry_end = f.irq_entry_end;
+            plan.tick_hz = f.tick_hz;
+        }
     }
     return plan;
 }

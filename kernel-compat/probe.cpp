@@ -10,9 +10,11 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -22,6 +24,7 @@
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "kernel-compat/features.h"
+#include "kernel-compat/tick.h"
 #include "kernel-compat/tracefs.h"
 
 namespace hostprof::compat {
@@ -297,6 +300,37 @@ void collect_btf_tracepoints(const btf* b, std::set<std::string>& out) {
     }
 }
 
+// The tick sampler's needs (tick.h); the tracepoint itself is planned like any other.
+Feature probe_tick(const ProbeOptions& o, Features& f) {
+    timespec res{};
+    if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0)
+        f.tick_hz = tick_hz_from_resolution(res.tv_nsec);
+    std::ifstream nohz(o.nohz_full_path);
+    std::stringstream nohz_text;
+    nohz_text << nohz.rdbuf();
+    if (lists_nohz_full_cpus(nohz_text.str()))
+        return no("nohz_full CPUs (" + nohz_text.str().substr(0, 64) +
+                  ") run busy without a tick");
+    if (f.tick_hz == 0)
+        return no("tick rate unknown (CLOCK_MONOTONIC_COARSE resolution " +
+                  std::to_string(res.tv_nsec) + " ns)");
+    std::ifstream kallsyms(o.kallsyms_path);
+    if (!kallsyms)
+        return no("cannot read " + o.kallsyms_path + ": " + err_text(errno));
+    TickSymbols sym = find_tick_symbols(kallsyms);
+    if (!sym.complete())
+        return no(std::string(sym.handler == 0 ? "tick_nohz_handler/tick_sched_timer"
+                                               : "asm_sysvec_apic_timer_interrupt") +
+                  " not in " + o.kallsyms_path + " (or its addresses are hidden: kptr_restrict)");
+    f.tick_handler = sym.handler;
+    f.irq_entry = sym.irq_entry;
+    f.irq_entry_end = sym.irq_entry_end;
+    char text[160];
+    std::snprintf(text, sizeof(text), "tick handler at 0x%llx, HZ %d",
+                  static_cast<unsigned long long>(sym.handler), f.tick_hz);
+    return yes(text);
+}
+
 int silent_print(enum libbpf_print_level, const char*, va_list) {
     return 0;
 }
@@ -333,6 +367,7 @@ Features probe_features(const ProbeOptions& options) {
     f.fentry = probe_fentry(vmlinux.get());
     f.kprobe = probe_kprobe();
     f.uprobe = probe_uprobe();
+    f.tick = probe_tick(options, f);
 
     libbpf_set_print(old_print);
     return f;

@@ -65,13 +65,20 @@ std::map<std::string, double> cum_by_function(const std::string& top) {
     return out;
 }
 
-TEST(CpuProfile, ThreeToOneRatioWithCallChainReadByGoPprof) {
+// Both sampling clocks: the scheduler tick (the default where the frequency is at most
+// HZ) and the cpu-clock perf event. Each is forced, so neither can hide behind the other.
+class CpuProfile : public ::testing::TestWithParam<std::string> {
+  protected:
+    std::string clock_flag() const { return "--sampling-clock " + GetParam() + " "; }
+};
+
+TEST_P(CpuProfile, ThreeToOneRatioWithCallChainReadByGoPprof) {
     HOSTPROF_REQUIRE_ROOT();
     Child prog("cpu_ratio", "12");
     ASSERT_GT(prog.pid, 0);
     std::string file = temp_path("ratio.pb.gz");
     std::string log =
-        record("--duration 6s --frequency 199 --pid " + std::to_string(prog.pid), file);
+        record(clock_flag() + "--duration 6s --frequency 199 --pid " + std::to_string(prog.pid), file);
     ASSERT_NE(log.find("wrote"), std::string::npos) << log;
 
     std::string top = pprof("-top -cum -nodecount=100 -sample_index=samples", file);
@@ -95,13 +102,13 @@ TEST(CpuProfile, ThreeToOneRatioWithCallChainReadByGoPprof) {
     std::remove(file.c_str());
 }
 
-TEST(CpuProfile, SyscallStacksHaveKernelFramesUnderUserFrames) {
+TEST_P(CpuProfile, SyscallStacksHaveKernelFramesUnderUserFrames) {
     HOSTPROF_REQUIRE_ROOT();
     Child prog("syscall_heavy", "10");
     ASSERT_GT(prog.pid, 0);
     std::string file = temp_path("sys.pb.gz");
     std::string log =
-        record("--duration 4s --frequency 199 --pid " + std::to_string(prog.pid), file);
+        record(clock_flag() + "--duration 4s --frequency 199 --pid " + std::to_string(prog.pid), file);
     ASSERT_NE(log.find("wrote"), std::string::npos) << log;
     std::string traces = pprof("-traces", file);
     // Kernel syscall entry, then (rootward) the user function that made the call.
@@ -109,8 +116,21 @@ TEST(CpuProfile, SyscallStacksHaveKernelFramesUnderUserFrames) {
         R"((entry_SYSCALL_64|do_syscall_64)[^-]*\n[\s\S]*?make_syscalls\s*\n\s*main)");
     EXPECT_TRUE(std::regex_search(traces, mixed)) << traces.substr(0, 4000);
     EXPECT_NE(traces.find("ksys_write"), std::string::npos) << traces.substr(0, 4000);
+    // A sample's kernel stack starts where the task was: the tick sampler walks from
+    // inside the timer interrupt and must cut those frames (and its own) off.
+    for (const char* frame : {"asm_sysvec_apic_timer_interrupt", "hrtimer_interrupt",
+                              "__hrtimer_run_queues", "hp_tick", "hp_cpu_sample"})
+        EXPECT_EQ(traces.find(frame), std::string::npos) << frame << "\n"
+                                                         << traces.substr(0, 4000);
     std::remove(file.c_str());
 }
+
+INSTANTIATE_TEST_SUITE_P(Clocks, CpuProfile, ::testing::Values("tick", "cpu-clock"),
+                         [](const auto& info) {
+                             return info.param == "tick" ? std::string("Tick")
+                                                         : std::string("CpuClock");
+                         });
+
 
 TEST(OffCpuProfile, HundredMillisecondSleepsInTheirFunction) {
     HOSTPROF_REQUIRE_ROOT();

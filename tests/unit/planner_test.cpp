@@ -265,4 +265,117 @@ TEST(Planner, ModeNamesRoundTrip) {
         EXPECT_EQ(collector_from_string(to_string(c)), c);
 }
 
+// The tick sampler (on-CPU samples from the scheduler tick): this machine, with what the
+// probe finds here (HZ 250, tick_nohz_handler in kallsyms, __irq_regs in BTF).
+Features with_tick(Features f) {
+    f.tick = on();
+    f.tick_handler = 0xffffffff814437d0ULL;
+    f.irq_entry = 0xffffffff81000df0ULL;
+    f.irq_entry_end = 0xffffffff81000e10ULL;
+    f.tick_hz = 250;
+    f.btf_tracepoints.insert("hrtimer_expire_entry");
+    return f;
+}
+
+PlanConfig cpu_at(int hz, SamplingClock clock = SamplingClock::Auto) {
+    PlanConfig pc;
+    pc.collectors = {Collector::Cpu};
+    pc.frequency_hz = hz;
+    pc.sampling_clock = clock;
+    return pc;
+}
+
+// The Cpu collector's sampling hook: kTickHook or "cpu-clock".
+const HookPlan& sampling_hook(const AttachPlan& plan) {
+    for (const HookPlan& h : plan.hooks)
+        if (h.hook == kTickHook || h.hook == "cpu-clock")
+            return h;
+    static const HookPlan none{};
+    ADD_FAILURE() << "no sampling hook planned";
+    return none;
+}
+
+TEST(PlannerSamplingClock, AutoTakesTheTickUpToItsRate) {
+    for (int hz : {1, 19, 99, 250}) {
+        AttachPlan plan = plan_attach(with_tick(this_machine()), cpu_at(hz));
+        const HookPlan& h = sampling_hook(plan);
+        EXPECT_EQ(h.hook, kTickHook) << hz << ": " << h.reason;
+        EXPECT_EQ(h.mode, AttachMode::TpBtf) << h.reason;
+        EXPECT_NE(h.reason.find(std::to_string(hz) + " of 250 ticks"), std::string::npos)
+            << h.reason;
+        EXPECT_EQ(plan.tick_hz, 250);
+        EXPECT_EQ(plan.tick_handler, 0xffffffff814437d0ULL);
+        EXPECT_TRUE(plan.collector_ready(Collector::Cpu));
+    }
+}
+
+TEST(PlannerSamplingClock, AboveTheTickRateAutoUsesCpuClockAndSaysWhy) {
+    AttachPlan plan = plan_attach(with_tick(this_machine()), cpu_at(251));
+    const HookPlan& h = sampling_hook(plan);
+    EXPECT_EQ(h.hook, "cpu-clock");
+    EXPECT_EQ(h.mode, AttachMode::PerfEvent);
+    EXPECT_NE(h.reason.find("above the tick rate (250 Hz)"), std::string::npos) << h.reason;
+    EXPECT_EQ(plan.tick_hz, 0) << "no tick parameters when the tick is not used";
+}
+
+TEST(PlannerSamplingClock, ForcedTickThatCannotWorkIsRefusedNotSwapped) {
+    AttachPlan plan = plan_attach(with_tick(this_machine()), cpu_at(999, SamplingClock::Tick));
+    const HookPlan& h = sampling_hook(plan);
+    EXPECT_EQ(h.hook, kTickHook);
+    EXPECT_EQ(h.mode, AttachMode::None);
+    EXPECT_NE(h.reason.find("sampling_clock tick"), std::string::npos) << h.reason;
+    EXPECT_FALSE(plan.collector_ready(Collector::Cpu));
+
+    Features nohz = with_tick(this_machine());
+    nohz.tick = off("nohz_full CPUs (1-3) run busy without a tick");
+    plan = plan_attach(nohz, cpu_at(19, SamplingClock::Tick));
+    EXPECT_EQ(sampling_hook(plan).mode, AttachMode::None);
+    EXPECT_NE(sampling_hook(plan).reason.find("nohz_full"), std::string::npos);
+}
+
+TEST(PlannerSamplingClock, ForcedCpuClockIgnoresTheTick) {
+    AttachPlan plan =
+        plan_attach(with_tick(this_machine()), cpu_at(19, SamplingClock::CpuClock));
+    EXPECT_EQ(sampling_hook(plan).hook, "cpu-clock");
+    EXPECT_EQ(sampling_hook(plan).mode, AttachMode::PerfEvent);
+}
+
+TEST(PlannerSamplingClock, WithoutTheTickAutoFallsBackWithTheReason) {
+    // A kernel where the probe found no tick (here: hidden kallsyms addresses).
+    Features f = this_machine();
+    f.tick = off("tick_nohz_handler/tick_sched_timer not in /proc/kallsyms");
+    AttachPlan plan = plan_attach(f, cpu_at(19));
+    const HookPlan& h = sampling_hook(plan);
+    EXPECT_EQ(h.hook, "cpu-clock");
+    EXPECT_EQ(h.mode, AttachMode::PerfEvent);
+    EXPECT_NE(h.reason.find("tick sampler not used"), std::string::npos) << h.reason;
+    EXPECT_NE(h.reason.find("kallsyms"), std::string::npos) << h.reason;
+
+    // The tracepoint missing from the kernel: cpu-clock too.
+    Features gone = with_tick(this_machine());
+    gone.btf_tracepoints.erase("hrtimer_expire_entry");
+    EXPECT_EQ(sampling_hook(plan_attach(gone, cpu_at(19))).mode, AttachMode::PerfEvent);
+}
+
+TEST(PlannerSamplingClock, TickFollowsTheTracepointFallbacks) {
+    Features f = with_tick(this_machine());
+    f.tp_btf = off();
+    AttachPlan plan = plan_attach(f, cpu_at(99));
+    EXPECT_EQ(sampling_hook(plan).mode, AttachMode::RawTp);
+    f.raw_tp = off();
+    plan = plan_attach(f, cpu_at(99));
+    EXPECT_EQ(sampling_hook(plan).mode, AttachMode::Tracepoint);
+    EXPECT_TRUE(plan.needs_tracefs_mount);
+    f.tracepoint = off();
+    plan = plan_attach(f, cpu_at(99));
+    EXPECT_EQ(sampling_hook(plan).hook, "cpu-clock") << "no tracepoint mode: cpu-clock";
+    EXPECT_EQ(sampling_hook(plan).mode, AttachMode::PerfEvent);
+}
+
+TEST(PlannerSamplingClock, NamesRoundTrip) {
+    for (SamplingClock c : {SamplingClock::Auto, SamplingClock::Tick, SamplingClock::CpuClock})
+        EXPECT_EQ(sampling_clock_from_string(to_string(c)), c);
+    EXPECT_FALSE(sampling_clock_from_string("hpet"));
+}
+
 } // namespace

@@ -1,0 +1,62 @@
+#include "kernel-compat/tick.h"
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace hostprof::compat {
+
+TickSymbols find_tick_symbols(std::istream& kallsyms) {
+    TickSymbols out;
+    uint64_t older = 0;
+    std::vector<uint64_t> addresses; // every symbol's, to find where the entry code ends
+    std::string line;
+    bool hidden = false;
+    while (std::getline(kallsyms, line)) {
+        std::istringstream f(line);
+        std::string addr, type, name;
+        if (!(f >> addr >> type >> name))
+            continue;
+        uint64_t a = 0;
+        try {
+            a = std::stoull(addr, nullptr, 16);
+        } catch (const std::exception&) {
+            continue;
+        }
+        hidden = hidden || a == 0;
+        addresses.push_back(a);
+        if (type != "t" && type != "T")
+            continue;
+        if (name == "tick_nohz_handler" && out.handler == 0)
+            out.handler = a;
+        else if (name == "tick_sched_timer" && older == 0)
+            older = a;
+        else if (name == "asm_sysvec_apic_timer_interrupt" && out.irq_entry == 0)
+            out.irq_entry = a;
+    }
+    if (hidden)
+        return {};
+    if (out.handler == 0)
+        out.handler = older;
+    if (out.irq_entry != 0) {
+        for (uint64_t a : addresses)
+            if (a > out.irq_entry && (out.irq_entry_end == 0 || a < out.irq_entry_end))
+                out.irq_entry_end = a;
+    }
+    return out;
+}
+
+int tick_hz_from_resolution(long resolution_ns) {
+    if (resolution_ns <= 0)
+        return 0;
+    long hz = (1'000'000'000L + resolution_ns / 2) / resolution_ns;
+    return hz >= 24 && hz <= 10'000 ? static_cast<int>(hz) : 0;
+}
+
+bool lists_nohz_full_cpus(std::string_view text) {
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.remove_suffix(1);
+    return !text.empty() && text != "(null)";
+}
+
+} // namespace hostprof::compat
