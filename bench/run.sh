@@ -219,6 +219,7 @@ HP_PPROF=0
 tool_cmd() {
     case $1 in
     hostprof) echo "$HP run --frequency $PROF_HZ --collectors cpu --listen 127.0.0.1:$HP_PORT" ;;
+    hostprof-cc) echo "$HP run --frequency $PROF_HZ --collectors cpu --sampling-clock cpu-clock --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-all) echo "$HP run --frequency 99 --collectors $HP_ALL --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-sys) echo "$HP run --collectors syscalls --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-blk) echo "$HP run --collectors block --listen 127.0.0.1:$HP_PORT" ;;
@@ -244,7 +245,7 @@ tool_ready_pattern() {
 }
 tool_available() {
     case $1 in
-    none | hostprof | hostprof-all | floor | floor-clock | floor-sample) return 0 ;;
+    none | hostprof | hostprof-cc | hostprof-all | floor | floor-clock | floor-sample) return 0 ;;
     hostprof-sys) has_collector syscalls ;;
     hostprof-blk) has_collector block ;;
     biolatency) have biolatency ;;
@@ -295,6 +296,11 @@ rotate() {
 
 # ---------------------------------------------------------------- what this build has
 log "detecting hostprof features"
+# The sampling clock hostprof picks here at 99 Hz (the tick where HZ allows), and HZ.
+TICK_HZ=$("$HP" probe --json 2>/dev/null | jq -r '.features.tick.detail // ""' | sed -n 's/.*HZ \([0-9]*\).*/\1/p')
+HP_CLOCK=$("$HP" probe --json --frequency 99 --collectors cpu 2>/dev/null |
+    jq -r '.plan.hooks[] | select(.hook == "timer/hrtimer_expire_entry" and .mode != "none") | "tick"' | head -1)
+HP_CLOCK=${HP_CLOCK:-cpu-clock}
 detect_log=$WORK/detect.log
 "$HP" run --collectors cpu,offcpu,syscalls,tcp,block,runqueue --duration 6s \
     --listen 127.0.0.1:$HP_PORT >"$detect_log" 2>&1 &
@@ -349,7 +355,7 @@ busy=$!
 BG_PIDS+=("$busy")
 echo 1 >/proc/sys/kernel/bpf_stats_enabled
 for ((r = 0; r < REPS; r++)); do
-    for t in $(rotate "$r" hostprof perf bpftrace); do
+    for t in $(rotate "$r" hostprof hostprof-cc perf bpftrace); do
         start_tool "$t" || { put "r1.$t.failed" 1; continue; }
         # The commands that measure (bpftool, jq, sed, awk) run before and after the
         # window, not in it: hostprof captures the mappings of every new process it
@@ -397,7 +403,7 @@ stolen_rows() {
     done
 }
 log "1b. time taken from a victim on every CPU at 99 Hz, ${W_CPU}s windows"
-stolen_rows r1b none hostprof perf bpftrace
+stolen_rows r1b none hostprof hostprof-cc perf bpftrace
 
 # ---------------------------------------------------------------- 1c. per sample, at 999 Hz
 # The same, ten times the samples, with the floor of sampling (an empty BPF program on the
@@ -705,10 +711,16 @@ MIB() { [[ -z ${1:-} ]] && echo n/a || calc "$1 / 1024"; }
 hp1=$(m r1.hostprof.total)
 perf1=$(m r1.perf.total)
 bt1=$(m r1.bpftrace.total)
+# Met when hostprof is below both peers where each one's whole cost is visible: its
+# counters against bpftrace's (row 1), and what the workload loses against perf and
+# bpftrace (1b: perf's in-kernel work is in no counter of row 1).
 beats_peers="n/a"
-if [[ -n $hp1 ]]; then
-    beats_peers=$(awk -v h="$hp1" -v p="${perf1:-}" -v b="${bt1:-}" 'BEGIN {
-        ok = 1; if (p != "" && h >= p) ok = 0; if (b != "" && h >= b) ok = 0; print ok ? "met" : "**not met**" }')
+if [[ -n $hp1 && -n $(m r1b.hostprof.small_pct) ]]; then
+    beats_peers=$(awk -v h="$hp1" -v b="${bt1:-}" -v h2="$(added1b hostprof)" \
+        -v p2="$( [[ -n $(m r1b.perf.small_pct) ]] && added1b perf)" \
+        -v b2="$( [[ -n $(m r1b.bpftrace.small_pct) ]] && added1b bpftrace)" 'BEGIN {
+        ok = 1; if (b != "" && h >= b) ok = 0; if (p2 != "" && h2 >= p2) ok = 0
+        if (b2 != "" && h2 >= b2) ok = 0; print ok ? "met" : "**not met**" }')
 fi
 rss_mib=$(MIB "$(m r3.hwm_kb)")
 map_mib=$( [[ -n $(m r3.map_bytes) ]] && calc "$(m r3.map_bytes) / 1048576")
@@ -747,7 +759,7 @@ wall-second × 100. Nothing here is a test assertion.
 
 | target | measured | status |
 |---|---|---|
-| CPU profiling at 99 Hz on all CPUs: hostprof < perf and < bpftrace | hostprof $(fmt 3 "$hp1")% vs perf $(fmt 3 "$perf1")%, bpftrace $(fmt 3 "$bt1")% of one CPU (perf's in-kernel unwinding is not in its figure: see 1.); taken from the workload in interrupt-sized steps, timer interrupt and perf's unwinding included: hostprof +$(fmt 3 "$(added1b hostprof)")%, perf +$(fmt 3 "$(added1b perf)")%, bpftrace +$(fmt 3 "$(added1b bpftrace)")% (1., second table); per sample above the floor of sampling, at ${AMP_HZ} Hz: hostprof $(fmt 2 "$(per1c hostprof)") µs, perf $(fmt 2 "$(per1c perf)") µs, bpftrace $(fmt 2 "$(per1c bpftrace)") µs (1., third table) | $beats_peers |
+| CPU profiling at 99 Hz on all CPUs: hostprof < perf and < bpftrace | agent CPU + BPF run time: hostprof $(fmt 3 "$hp1")% (with \`--sampling-clock cpu-clock\`: $(fmt 3 "$(m r1.hostprof-cc.total)")%) vs bpftrace $(fmt 3 "$bt1")% and perf $(fmt 3 "$perf1")% of one CPU (perf's in-kernel unwinding is not in its figure: see 1.); everything taken from the workload, timer interrupts and perf's unwinding included: hostprof +$(fmt 3 "$(added1b hostprof)")% (cpu-clock: +$(fmt 3 "$(added1b hostprof-cc)")%), perf +$(fmt 3 "$(added1b perf)")%, bpftrace +$(fmt 3 "$(added1b bpftrace)")% (1., second table); per sample above the floor of sampling, at ${AMP_HZ} Hz: hostprof $(fmt 2 "$(per1c hostprof)") µs, perf $(fmt 2 "$(per1c perf)") µs, bpftrace $(fmt 2 "$(per1c bpftrace)") µs (1., third table) | $beats_peers |
 | CPU profiling at 99 Hz: < 0.5% of one CPU | $(fmt 3 "$hp1")% | $(target "$hp1" 0.5) |
 | whole agent, everything on ($HP_ALL), under 100 processes/s: ≤ 1% of one CPU | $(fmt 3 "$( [[ -n $(m r3.cpu_pct) ]] && calc "$(m r3.cpu_pct) + $(m r3.bpf_pct)")")% (user+sys $(pct r3.cpu_pct)%, BPF $(pct r3.bpf_pct)%: per program in 3.) | $(target "$( [[ -n $(m r3.cpu_pct) ]] && calc "$(m r3.cpu_pct) + $(m r3.bpf_pct)")" 1) |
 | CPU-bound victim loss ≤ 0.5% (real time; per victim CPU-second in brackets) | $(fmt 2 "$loss_cpu")% ($(fmt 2 "$loss_cpu_cpu")%) | $(target "$loss_cpu" 0.5) |
@@ -775,7 +787,11 @@ samples, for the symbolizer, and inside the window it would be capturing the mea
 itself (on this VM that multiplied its user-space figure by about 6). What new processes
 cost hostprof is measured where they are the load (the whole-agent row and section 3).
 
-- hostprof: \`hostprof run --frequency 99 --collectors cpu\`
+- hostprof: \`hostprof run --frequency 99 --collectors cpu\` (its default clock here: $([[ $HP_CLOCK == tick ]] && echo "the
+  scheduler tick, sampling 99 of the $TICK_HZ ticks a second a busy CPU takes anyway" || echo "cpu-clock: the tick sampler is not available on this kernel"); see
+  docs/profiling.md)
+- hostprof (cpu-clock): the same with \`--sampling-clock cpu-clock\`, a cpu-clock perf
+  event per CPU like perf's and bpftrace's
 - perf: \`perf record -F 99 -a -g -o FILE\` (FILE on tmpfs)
 - bpftrace: \`bpftrace -e 'profile:hz:99 { @[kstack, ustack, comm] = count(); }'\`
 
@@ -796,6 +812,7 @@ aggregates in a kernel map and reads it only at exit).
 | tool | user+sys % | BPF % | total % of one CPU (min–max) | /proc/PID/stat ticks % | ratio to hostprof |
 |---|---:|---:|---:|---:|---:|
 $(row1 hostprof hostprof)
+$(row1 hostprof-cc "hostprof (cpu-clock)")
 $(row1 perf "perf record")
 $(row1 bpftrace bpftrace)
 
@@ -819,6 +836,7 @@ machine, for any tool, more than as a ranking.
 |---|---:|---:|---:|---:|---:|
 $(row1b none "no tool")
 $(row1b hostprof hostprof)
+$(row1b hostprof-cc "hostprof (cpu-clock)")
 $(row1b perf "perf record")
 $(row1b bpftrace bpftrace)
 
@@ -839,7 +857,7 @@ exits to the hypervisor). ${W_CPU} s windows, ${REPS} runs alternating.
 |---|---:|---:|---:|---:|---:|
 $(row1c none "no tool")
 $(row1c floor-sample "floor: empty program on cpu-clock")
-$(row1c hostprof hostprof)
+$(row1c hostprof "hostprof (cpu-clock: ${AMP_HZ} Hz is above the tick rate)")
 $(row1c perf "perf record")
 $(row1c bpftrace bpftrace)
 
