@@ -223,7 +223,16 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
         add_value(samples, static_cast<double>(k[HP_PROF_STAT_OFF_CPU_EVENTS]),
                   {{"kind", "off_cpu"}});
         add_value(samples, static_cast<double>(k[HP_PROF_STAT_PROC_EVENTS]), {{"kind", "process"}});
+        add_value(samples, static_cast<double>(k[HP_PROF_STAT_TICKS]), {{"kind", "tick"}});
         out.push_back(std::move(samples));
+
+        auto untrimmed = family(
+            "hostprof_tick_stacks_untrimmed_total",
+            "Tick-sampler samples whose kernel stack did not show the timer interrupt's entry "
+            "within its first frames: kept whole, the interrupt's own frames on top.",
+            MetricType::Counter);
+        add_value(untrimmed, static_cast<double>(k[HP_PROF_STAT_TICK_UNTRIMMED]));
+        out.push_back(std::move(untrimmed));
 
         auto stack_err = family("hostprof_stack_errors_total", "bpf_get_stack failures, by stack.",
                                 MetricType::Counter);

@@ -42,8 +42,8 @@ bool ProfileAggregator::add(const StackRecordView& r, ProcessTable& meta) {
             const ProcessInfo& info = meta.get(r.pid, r.start_time_ns, r.comm);
             bool ok = filter_.matches(info);
             adm = admitted_.emplace(proc, ok).first;
-            if (ok)
-                window_.processes.emplace(proc, info);
+            if (ok) // after an exec: the new image's metadata replaces the old one's
+                window_.processes.insert_or_assign(proc, info);
         }
         last_admitted_.emplace(proc, adm->second);
     }
@@ -56,6 +56,11 @@ bool ProfileAggregator::add(const StackRecordView& r, ProcessTable& meta) {
                             r.user_frames, StackValue{1, r.weight_ns}, max_stacks_))
         ++dropped_;
     return true;
+}
+
+void ProfileAggregator::on_exec(uint32_t pid) {
+    admitted_.erase(admitted_.lower_bound({pid, 0}), admitted_.lower_bound({pid + 1ULL, 0}));
+    last_admitted_.reset();
 }
 
 ProfileWindow ProfileAggregator::take() {

@@ -47,6 +47,10 @@ class ProfileAggregator {
     // True when the record is of this aggregator's kind and its process passes the filter.
     bool add(const StackRecordView& r, ProcessTable& meta);
 
+    // The process pid exec'd: same pid and start time, new image. Its next sample is
+    // admitted (filtered) and labelled anew, from the metadata of the new image.
+    void on_exec(uint32_t pid);
+
     // Returns the window so far and starts a new one.
     ProfileWindow take();
     uint64_t dropped_stacks() const { return dropped_; } // over max_stacks

@@ -23,7 +23,7 @@ struct Config {
                                               std::end(compat::kAllCollectors)};
     std::optional<compat::AttachMode> attach_mode; // unset: the planner chooses
     compat::SamplingClock sampling_clock = compat::SamplingClock::Auto;
-    std::string btf_path;                          // external BTF for kernels without one
+    std::string btf_path; // external BTF for kernels without one
     std::string tracefs_path = "/sys/kernel/tracing";
     std::string listen = "127.0.0.1:7464";
     std::string log_format = "text"; // text | json

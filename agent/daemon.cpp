@@ -156,6 +156,7 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
         po.collector.tick_handler = plan.tick_handler;
         po.collector.irq_entry = plan.irq_entry;
         po.collector.irq_entry_end = plan.irq_entry_end;
+        po.collector.irq_regs_from_rq = plan.irq_regs_from_rq;
         po.collector.tick_hz = plan.tick_hz;
     }
     po.process_table_size = static_cast<size_t>(config.process_table_size);

@@ -231,6 +231,8 @@ void Pipeline::on_proc(const ProcRecord& r) {
         ++proc_;
         if (r.kind == HP_PROF_EXEC) {
             processes_->on_exec(r.pid);
+            for (auto& [id, agg] : subscriptions_)
+                agg.on_exec(r.pid);
             // A pid that exited earlier and is reused here must not be released later
             // under its new owner.
             // (A scan of up to exited_max entries, so only when the pid is there.)

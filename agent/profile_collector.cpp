@@ -70,9 +70,10 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
         s->rodata->cfg_tick_fn = options.tick_handler;
         s->rodata->cfg_irq_entry_lo = options.irq_entry;
         s->rodata->cfg_irq_entry_hi = options.irq_entry_end;
+        s->rodata->cfg_irq_regs_from_rq = options.irq_regs_from_rq;
         // A tick is a sample when a uniform 32-bit draw is below this: frequency / HZ.
-        s->rodata->cfg_tick_below =
-            (static_cast<uint64_t>(options.frequency_hz) << 32) / static_cast<uint64_t>(options.tick_hz);
+        s->rodata->cfg_tick_below = (static_cast<uint64_t>(options.frequency_hz) << 32) /
+                                    static_cast<uint64_t>(options.tick_hz);
     }
     bpf_program__set_autoload(p, options.on_cpu && !tick);
     choose_variant(s->progs.hp_tick_btf, s->progs.hp_tick_raw, s->progs.hp_tick_tp,

@@ -34,6 +34,7 @@ struct ProfileOptions {
     compat::AttachMode on_cpu_mode = compat::AttachMode::PerfEvent;
     uint64_t tick_handler = 0;
     uint64_t irq_entry = 0, irq_entry_end = 0; // the timer interrupt's entry code
+    int64_t irq_regs_from_rq = 0;              // where __irq_regs is from the runqueue
     int tick_hz = 0;
     uint32_t ring_bytes = 2u << 20; // power of two, multiple of the page size
 };

@@ -23,12 +23,15 @@ const volatile __u64 cfg_wakeup_bytes = 256 * 1024; /* wake the consumer past th
 const volatile bool cfg_task_btf = false;	    /* bpf_get_current_task_btf usable here */
 const volatile bool cfg_task_stack = false;	    /* bpf_get_task_stack usable here (5.9+) */
 /* Tick sampler: the tick's hrtimer callback and the timer interrupt's entry code
- * [lo, hi) (both from kallsyms), and the share of ticks that become samples, as a bound
- * on bpf_get_prandom_u32() (1 << 32: every tick). */
+ * [lo, hi) (both from kallsyms), the share of ticks that become samples as a bound on
+ * bpf_get_prandom_u32() (1 << 32: every tick), and where this CPU's __irq_regs lies
+ * from its runqueue (both per-CPU variables: the kernel's BTF gives their offsets in the
+ * per-CPU section; 0: unknown). */
 const volatile __u64 cfg_tick_fn = 0;
 const volatile __u64 cfg_irq_entry_lo = 0;
 const volatile __u64 cfg_irq_entry_hi = 0;
 const volatile __u64 cfg_tick_below = 0;
+const volatile __s64 cfg_irq_regs_from_rq = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -242,9 +245,9 @@ static __always_inline bool interrupted_user(struct bpf_perf_event_data *ctx)
 }
 
 /* The tick sampler walks the kernel stack from inside the timer interrupt: this
- * program, the hrtimer code, the interrupt's entry code, then whatever the interrupt
- * found (nothing when it came from user mode). Keeps only that last part, so a sample's
- * kernel stack starts where the task was, as a perf_event sample's does. */
+ * program, the hrtimer code, the interrupt's entry code, then what the interrupt found.
+ * Keeps only that last part, so a sample's kernel stack starts where the task was, as a
+ * perf_event sample's does. Nothing left means the tick came from user mode. */
 static __always_inline void trim_to_interrupted(struct hp_prof_stack *e)
 {
 	__u32 nk = e->kstack_len, total = nk + e->ustack_len, skip, i;
@@ -269,9 +272,15 @@ found:
 	e->kstack_len = nk - skip;
 }
 
+enum hp_sample_source {
+	FROM_PERF_EVENT,   /* the walk starts at the interrupted instruction */
+	FROM_TICK,	   /* the walk starts inside the timer interrupt; in_user is known */
+	FROM_TICK_UNKNOWN, /* the same, and only the walk tells user from kernel mode */
+};
+
 /* One on-CPU sample of the current task. in_user: it was interrupted in user mode (no
- * kernel stack to walk); from_tick: the kernel walk starts inside the timer interrupt. */
-static __always_inline int on_cpu_sample(void *ctx, bool in_user, bool from_tick)
+ * kernel stack to walk). */
+static __always_inline int on_cpu_sample(void *ctx, bool in_user, enum hp_sample_source src)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 cgroup_id;
@@ -292,8 +301,11 @@ static __always_inline int on_cpu_sample(void *ctx, bool in_user, bool from_tick
 	if (!e)
 		return 0;
 	capture(ctx, e, HP_PROF_ON_CPU, id, cgroup_id, bpf_ktime_get_ns(), in_user);
-	if (from_tick)
+	if (src != FROM_PERF_EVENT && !in_user) {
 		trim_to_interrupted(e);
+		if (src == FROM_TICK && e->kstack_len == 0)
+			count(HP_PROF_STAT_TICK_REGS_MISMATCH);
+	}
 	if (ship(e) != 0)
 		count(HP_PROF_STAT_RINGBUF_DROPS);
 	return 0;
@@ -302,7 +314,7 @@ static __always_inline int on_cpu_sample(void *ctx, bool in_user, bool from_tick
 SEC("perf_event")
 int hp_cpu_sample(struct bpf_perf_event_data *ctx)
 {
-	return on_cpu_sample(ctx, interrupted_user(ctx), false);
+	return on_cpu_sample(ctx, interrupted_user(ctx), FROM_PERF_EVENT);
 }
 
 /* The tick sampler. Every CPU that runs a task takes the scheduler tick (HZ times a
@@ -312,16 +324,67 @@ int hp_cpu_sample(struct bpf_perf_event_data *ctx)
  * A tick becomes a sample with probability frequency / HZ, drawn per tick so that no
  * workload periodic in ticks aliases with the choice. Idle CPUs stop their tick
  * (NO_HZ), so an idle host is not woken to be sampled either. */
+/* This CPU's runqueue, found from the current task (whose runqueue it is: checked by
+ * rq->curr). NULL for a task of another class whose runqueue link is not there. */
+static __always_inline struct rq *current_rq(struct task_struct *t)
+{
+	struct rq *rq = NULL;
+
+	if (bpf_core_field_exists(struct cfs_rq, rq))
+		rq = BPF_CORE_READ(t, se.cfs_rq, rq);
+	if (rq && BPF_CORE_READ(rq, curr) == t)
+		return rq;
+	rq = NULL;
+	if (bpf_core_field_exists(struct rt_rq, rq))
+		rq = BPF_CORE_READ(t, rt.rt_rq, rq);
+	if (rq && BPF_CORE_READ(rq, curr) == t)
+		return rq;
+	return NULL;
+}
+
+/* Whether the tick interrupted user mode, from the registers the interrupt saved
+ * (__irq_regs, a per-CPU variable: BPF addresses one directly with bpf_this_cpu_ptr only
+ * on kernels with CONFIG_KALLSYMS_ALL, so it is reached from this CPU's runqueue, at the
+ * distance the kernel's BTF gives). *known = false when that fails: the kernel stack is
+ * then walked, which tells too, at several times the cost. */
+static __always_inline bool tick_in_user(bool *known)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	struct pt_regs *regs = NULL;
+	struct rq *rq;
+
+	*known = false;
+	if (cfg_irq_regs_from_rq == 0)
+		return false;
+	rq = current_rq(t);
+	if (!rq ||
+	    bpf_probe_read_kernel(&regs, sizeof(regs), (void *)rq + cfg_irq_regs_from_rq) != 0 ||
+	    !regs)
+		return false;
+	*known = true;
+#if defined(__TARGET_ARCH_x86)
+	return (BPF_CORE_READ(regs, cs) & 3) == 3;
+#elif defined(__TARGET_ARCH_arm64)
+	return (BPF_CORE_READ(regs, pstate) & 0xf) == 0;
+#else
+	*known = false;
+	return false;
+#endif
+}
+
 static __always_inline int on_timer(void *ctx, __u64 fn)
 {
+	bool in_user, known;
+
 	if (fn != cfg_tick_fn)
 		return 0; /* another hrtimer: a sleep's, a cpu-clock event's */
 	count(HP_PROF_STAT_TICKS);
 	if ((__u64)bpf_get_prandom_u32() >= cfg_tick_below)
 		return 0;
-	/* Whether the tick came from user mode shows in the walk (the interrupt's entry is
-	 * then its last kernel frame): the kernel stack is always walked. */
-	return on_cpu_sample(ctx, false, true);
+	in_user = tick_in_user(&known);
+	if (!known)
+		count(HP_PROF_STAT_TICK_REGS_UNKNOWN);
+	return on_cpu_sample(ctx, in_user, known ? FROM_TICK : FROM_TICK_UNKNOWN);
 }
 
 SEC("tp_btf/hrtimer_expire_entry")

@@ -59,6 +59,12 @@ enum hp_prof_stat {
 	/* tick sampler: the timer interrupt's entry was not among the first
 	 * HP_PROF_TICK_MAX_SKIP kernel frames, so the interrupt's own frames were kept */
 	HP_PROF_STAT_TICK_UNTRIMMED,
+	/* tick sampler: the interrupted registers could not be read (the kernel stack was
+	 * walked to tell user from kernel mode) */
+	HP_PROF_STAT_TICK_REGS_UNKNOWN,
+	/* tick sampler: the registers said kernel mode, the walk found none (a wrong
+	 * register read: checked on every kernel-mode sample) */
+	HP_PROF_STAT_TICK_REGS_MISMATCH,
 	HP_PROF_STAT_MAX,
 };
 

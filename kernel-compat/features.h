@@ -29,12 +29,14 @@ struct Features {
     Feature kprobe;                // a kprobe attaches through the kprobe PMU
     Feature uprobe;                // a uprobe attaches through the uprobe PMU
     // The scheduler tick as the on-CPU sampling clock (see tick.h): the tick's hrtimer
-    // callback and the timer interrupt's entry found in kallsyms, the tick rate known,
-    // and no nohz_full CPU (a busy one has no tick).
+    // callback and the timer interrupt's entry found in kallsyms, the interrupted
+    // registers reachable (BTF), the tick rate known, and no nohz_full CPU (a busy one
+    // has no tick).
     Feature tick;
-    uint64_t tick_handler = 0;               // address of the tick's hrtimer callback
+    uint64_t tick_handler = 0;                 // address of the tick's hrtimer callback
     uint64_t irq_entry = 0, irq_entry_end = 0; // the timer interrupt's entry code
-    int tick_hz = 0;                         // CONFIG_HZ: ticks a second on a busy CPU
+    int64_t irq_regs_from_rq = 0;              // __irq_regs - runqueues, per-CPU (tick.h)
+    int tick_hz = 0;                           // CONFIG_HZ: ticks a second on a busy CPU
     // Tracepoints named in the kernel's BTF (as btf_trace_<name>); empty when BTF is absent.
     std::set<std::string> btf_tracepoints;
 };

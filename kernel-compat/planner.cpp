@@ -284,6 +284,7 @@ AttachPlan plan_attach(const Features& f, const PlanConfig& config) {
             plan.tick_handler = f.tick_handler;
             plan.irq_entry = f.irq_entry;
             plan.irq_entry_end = f.irq_entry_end;
+            plan.irq_regs_from_rq = f.irq_regs_from_rq;
             plan.tick_hz = f.tick_hz;
         }
     }

@@ -70,6 +70,7 @@ struct AttachPlan {
     // Set when the on-CPU samples come from the tick (the Cpu hook is kTickHook).
     uint64_t tick_handler = 0;
     uint64_t irq_entry = 0, irq_entry_end = 0;
+    int64_t irq_regs_from_rq = 0;
     int tick_hz = 0;
 
     const HookPlan* find(std::string_view hook) const;

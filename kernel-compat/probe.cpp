@@ -301,7 +301,7 @@ void collect_btf_tracepoints(const btf* b, std::set<std::string>& out) {
 }
 
 // The tick sampler's needs (tick.h); the tracepoint itself is planned like any other.
-Feature probe_tick(const ProbeOptions& o, Features& f) {
+Feature probe_tick(const ProbeOptions& o, const btf* vmlinux, Features& f) {
     timespec res{};
     if (::clock_getres(CLOCK_MONOTONIC_COARSE, &res) == 0 && res.tv_sec == 0)
         f.tick_hz = tick_hz_from_resolution(res.tv_nsec);
@@ -309,11 +309,14 @@ Feature probe_tick(const ProbeOptions& o, Features& f) {
     std::stringstream nohz_text;
     nohz_text << nohz.rdbuf();
     if (lists_nohz_full_cpus(nohz_text.str()))
-        return no("nohz_full CPUs (" + nohz_text.str().substr(0, 64) +
-                  ") run busy without a tick");
+        return no("nohz_full CPUs (" + nohz_text.str().substr(0, 64) + ") run busy without a tick");
     if (f.tick_hz == 0)
         return no("tick rate unknown (CLOCK_MONOTONIC_COARSE resolution " +
                   std::to_string(res.tv_nsec) + " ns)");
+    f.irq_regs_from_rq = irq_regs_from_runqueue(vmlinux);
+    if (f.irq_regs_from_rq == 0)
+        return no("runqueues and __irq_regs (the interrupted registers) are not both in the "
+                  "kernel BTF's per-CPU section");
     std::ifstream kallsyms(o.kallsyms_path);
     if (!kallsyms)
         return no("cannot read " + o.kallsyms_path + ": " + err_text(errno));
@@ -367,7 +370,7 @@ Features probe_features(const ProbeOptions& options) {
     f.fentry = probe_fentry(vmlinux.get());
     f.kprobe = probe_kprobe();
     f.uprobe = probe_uprobe();
-    f.tick = probe_tick(options, f);
+    f.tick = probe_tick(options, vmlinux.get(), f);
 
     libbpf_set_print(old_print);
     return f;

@@ -1,5 +1,7 @@
 #include "kernel-compat/tick.h"
 
+#include <bpf/btf.h>
+
 #include <sstream>
 #include <string>
 #include <vector>
@@ -44,6 +46,32 @@ TickSymbols find_tick_symbols(std::istream& kallsyms) {
                 out.irq_entry_end = a;
     }
     return out;
+}
+
+int64_t irq_regs_from_runqueue(const btf* b) {
+    if (b == nullptr)
+        return 0;
+    int64_t rq = -1, regs = -1;
+    for (__u32 id = 1; id < btf__type_cnt(b); ++id) {
+        const btf_type* t = btf__type_by_id(b, id);
+        if (t == nullptr || !btf_is_datasec(t))
+            continue;
+        const char* sec = btf__name_by_offset(b, t->name_off);
+        if (sec == nullptr || std::string_view(sec) != ".data..percpu")
+            continue;
+        const btf_var_secinfo* v = btf_var_secinfos(t);
+        for (__u16 i = 0; i < btf_vlen(t); ++i, ++v) {
+            const btf_type* var = btf__type_by_id(b, v->type);
+            const char* name = var ? btf__name_by_offset(b, var->name_off) : nullptr;
+            if (name == nullptr)
+                continue;
+            if (std::string_view(name) == "runqueues")
+                rq = v->offset;
+            else if (std::string_view(name) == "__irq_regs")
+                regs = v->offset;
+        }
+    }
+    return rq < 0 || regs < 0 ? 0 : regs - rq;
 }
 
 int tick_hz_from_resolution(long resolution_ns) {

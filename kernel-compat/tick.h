@@ -7,6 +7,8 @@
 #include <istream>
 #include <string_view>
 
+struct btf;
+
 namespace hostprof::compat {
 
 // What the tick sampler looks for in /proc/kallsyms. Any 0: not found, or the addresses
@@ -23,6 +25,13 @@ struct TickSymbols {
     bool complete() const { return handler != 0 && irq_entry != 0 && irq_entry_end > irq_entry; }
 };
 TickSymbols find_tick_symbols(std::istream& kallsyms);
+
+// How far this CPU's __irq_regs (the registers the running interrupt saved) lies from
+// its runqueue (`runqueues`): both are per-CPU variables, so the distance is the same on
+// every CPU, and the kernel's BTF gives their offsets in the per-CPU section (DATASEC
+// ".data..percpu"). The tick sampler reaches the runqueue from the current task. 0 when
+// either variable is not in the BTF.
+int64_t irq_regs_from_runqueue(const btf* vmlinux);
 
 // CONFIG_HZ from the resolution of CLOCK_MONOTONIC_COARSE (one tick, in ns): 4000000 ->
 // 250. 0 when the resolution is not a plausible tick (HZ outside 24..10000).

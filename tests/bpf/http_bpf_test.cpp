@@ -248,6 +248,15 @@ TEST(Http, CgroupFilterInTheKernelKeepsTheSubtree) {
     EXPECT_NE(in_top.find("hot_three_quarters"), std::string::npos) << in_top.substr(0, 1500);
     EXPECT_EQ(out_top.find("hot_three_quarters"), std::string::npos) << out_top.substr(0, 1500);
     EXPECT_GT(metric(m, "hostprof_profile_events_total{kind=\"filtered\"}").value_or(0), 50) << m;
+    // 99 Hz is below this kernel's tick rate (250 Hz), so the agent's default clock here is
+    // the tick: every tick is counted, 99 of 250 become samples (drawn per tick), and every
+    // sampled kernel stack was cut at the timer interrupt's entry.
+    const double ticks = metric(m, "hostprof_profile_events_total{kind=\"tick\"}").value_or(0);
+    const double samples = metric(m, "hostprof_profile_events_total{kind=\"on_cpu\"}").value_or(0);
+    ASSERT_GT(ticks, 500) << m;
+    EXPECT_GT(samples / ticks, 99.0 / 250 - 0.08) << m;
+    EXPECT_LT(samples / ticks, 99.0 / 250 + 0.08) << m;
+    EXPECT_EQ(metric(m, "hostprof_tick_stacks_untrimmed_total").value_or(-1), 0) << m;
 }
 
 TEST(Http, PprofEndpointIsGoCompatible) {

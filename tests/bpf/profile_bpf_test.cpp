@@ -77,8 +77,8 @@ TEST_P(CpuProfile, ThreeToOneRatioWithCallChainReadByGoPprof) {
     Child prog("cpu_ratio", "12");
     ASSERT_GT(prog.pid, 0);
     std::string file = temp_path("ratio.pb.gz");
-    std::string log =
-        record(clock_flag() + "--duration 6s --frequency 199 --pid " + std::to_string(prog.pid), file);
+    std::string log = record(
+        clock_flag() + "--duration 6s --frequency 199 --pid " + std::to_string(prog.pid), file);
     ASSERT_NE(log.find("wrote"), std::string::npos) << log;
 
     std::string top = pprof("-top -cum -nodecount=100 -sample_index=samples", file);
@@ -107,8 +107,8 @@ TEST_P(CpuProfile, SyscallStacksHaveKernelFramesUnderUserFrames) {
     Child prog("syscall_heavy", "10");
     ASSERT_GT(prog.pid, 0);
     std::string file = temp_path("sys.pb.gz");
-    std::string log =
-        record(clock_flag() + "--duration 4s --frequency 199 --pid " + std::to_string(prog.pid), file);
+    std::string log = record(
+        clock_flag() + "--duration 4s --frequency 199 --pid " + std::to_string(prog.pid), file);
     ASSERT_NE(log.find("wrote"), std::string::npos) << log;
     std::string traces = pprof("-traces", file);
     // Kernel syscall entry, then (rootward) the user function that made the call.
@@ -120,8 +120,7 @@ TEST_P(CpuProfile, SyscallStacksHaveKernelFramesUnderUserFrames) {
     // inside the timer interrupt and must cut those frames (and its own) off.
     for (const char* frame : {"asm_sysvec_apic_timer_interrupt", "hrtimer_interrupt",
                               "__hrtimer_run_queues", "hp_tick", "hp_cpu_sample"})
-        EXPECT_EQ(traces.find(frame), std::string::npos) << frame << "\n"
-                                                         << traces.substr(0, 4000);
+        EXPECT_EQ(traces.find(frame), std::string::npos) << frame << "\n" << traces.substr(0, 4000);
     std::remove(file.c_str());
 }
 
@@ -130,7 +129,6 @@ INSTANTIATE_TEST_SUITE_P(Clocks, CpuProfile, ::testing::Values("tick", "cpu-cloc
                              return info.param == "tick" ? std::string("Tick")
                                                          : std::string("CpuClock");
                          });
-
 
 TEST(OffCpuProfile, HundredMillisecondSleepsInTheirFunction) {
     HOSTPROF_REQUIRE_ROOT();

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <map>
 
 #include "agent/aggregator.h"
@@ -85,6 +87,51 @@ TEST(Aggregator, FiltersByContainerServiceAndComm) {
     s.service = "plain-server";
     EXPECT_TRUE(s.matches(t.get(77, 0)));
     EXPECT_FALSE(s.matches(t.get(4242, 0)));
+}
+
+// A fork child sampled before its exec (still the parent's image, e.g. "bash") and
+// after it (same pid, same start time): once the exec record arrives, the new image is
+// filtered and labelled from its own metadata. Seen on a kernel where fork + exec is slow
+// enough for the child to be sampled in between: every short-lived process of a shell
+// loop was labelled bash, and a comm filter dropped all its samples.
+TEST(Aggregator, ExecRelabelsTheProcess) {
+    const std::string root = ::testing::TempDir() + "/hostprof-exec-proc";
+    std::filesystem::remove_all(root);
+    std::filesystem::create_directories(root + "/500");
+    auto write = [&](const std::string& comm, const std::string& exe) {
+        std::ofstream(root + "/500/stat")
+            << "500 (" << comm << ") R 1 500 500 0 -1 4194560 0 0 0 0 1 0 0 0 20 0 1 0 999 "
+            << "1000000 50\n";
+        std::ofstream(root + "/500/comm") << comm << "\n";
+        std::ofstream(root + "/500/cgroup") << "0::/\n";
+        std::filesystem::remove(root + "/500/exe");
+        std::filesystem::create_symlink(exe, root + "/500/exe");
+    };
+    write("bash", "/usr/bin/bash");
+    ProcessTable t(root);
+    ProfileFilter f;
+    f.comm = CommPattern::compile("^short_burn$").value();
+    ProfileAggregator filtered(HP_PROF_ON_CPU, f), all(HP_PROF_ON_CPU);
+    Rec r{{0x401000}};
+    for (ProfileAggregator* a : {&filtered, &all})
+        a->add(r.view(500, 999 * kTick, 0), t); // the fork child, before its exec
+
+    write("short_burn", "/opt/t/short_burn"); // the exec
+    t.on_exec(500);
+    for (ProfileAggregator* a : {&filtered, &all}) {
+        a->on_exec(500);
+        a->add(r.view(500, 999 * kTick, 0), t);
+        a->add(r.view(500, 999 * kTick, 0), t);
+    }
+    ProfileWindow w = filtered.take();
+    EXPECT_EQ(w.filtered, 1u) << "only the sample before the exec";
+    ASSERT_EQ(w.stacks.size(), 1u);
+    EXPECT_EQ((*w.stacks.begin()).second.count, 2u);
+    ProfileWindow v = all.take();
+    ASSERT_EQ(v.processes.size(), 1u);
+    EXPECT_EQ(v.processes.at({500, 999 * kTick}).comm, "short_burn");
+    EXPECT_EQ(v.processes.at({500, 999 * kTick}).exe, "/opt/t/short_burn");
+    std::filesystem::remove_all(root);
 }
 
 TEST(Aggregator, BoundedStackTable) {

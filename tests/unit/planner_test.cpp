@@ -272,6 +272,7 @@ Features with_tick(Features f) {
     f.tick_handler = 0xffffffff814437d0ULL;
     f.irq_entry = 0xffffffff81000df0ULL;
     f.irq_entry_end = 0xffffffff81000e10ULL;
+    f.irq_regs_from_rq = -3800;
     f.tick_hz = 250;
     f.btf_tracepoints.insert("hrtimer_expire_entry");
     return f;
@@ -334,8 +335,7 @@ TEST(PlannerSamplingClock, ForcedTickThatCannotWorkIsRefusedNotSwapped) {
 }
 
 TEST(PlannerSamplingClock, ForcedCpuClockIgnoresTheTick) {
-    AttachPlan plan =
-        plan_attach(with_tick(this_machine()), cpu_at(19, SamplingClock::CpuClock));
+    AttachPlan plan = plan_attach(with_tick(this_machine()), cpu_at(19, SamplingClock::CpuClock));
     EXPECT_EQ(sampling_hook(plan).hook, "cpu-clock");
     EXPECT_EQ(sampling_hook(plan).mode, AttachMode::PerfEvent);
 }

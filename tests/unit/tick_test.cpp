@@ -1,6 +1,9 @@
 // The tick sampler's parsers (kernel-compat/tick.h) over text the kernel publishes.
 #include <gtest/gtest.h>
 
+#include <bpf/btf.h>
+
+#include <memory>
 #include <sstream>
 
 #include "kernel-compat/tick.h"
@@ -66,6 +69,36 @@ TEST(TickNohzFull, OnlyListedCpusCount) {
     EXPECT_FALSE(lists_nohz_full_cpus("\n"));
     EXPECT_FALSE(lists_nohz_full_cpus("(null)\n"));
     EXPECT_TRUE(lists_nohz_full_cpus("1-3\n"));
+}
+
+// A kernel BTF in miniature: per-CPU variables in DATASEC ".data..percpu" (offsets as on
+// this VM's 6.18 kernel), and a variable of the same name in another section.
+std::unique_ptr<btf, void (*)(btf*)> percpu_btf(bool with_irq_regs) {
+    std::unique_ptr<btf, void (*)(btf*)> b(btf__new_empty(), btf__free);
+    int u64 = btf__add_int(b.get(), "u64", 8, 0);
+    int rq = btf__add_var(b.get(), "runqueues", BTF_VAR_GLOBAL_ALLOCATED, u64);
+    int regs = btf__add_var(b.get(), "__irq_regs", BTF_VAR_GLOBAL_ALLOCATED, u64);
+    int other = btf__add_var(b.get(), "cpu_number", BTF_VAR_GLOBAL_ALLOCATED, u64);
+    btf__add_datasec(b.get(), ".data..percpu", 200000);
+    btf__add_datasec_var_info(b.get(), other, 86068, 4);
+    if (with_irq_regs)
+        btf__add_datasec_var_info(b.get(), regs, 191656, 8);
+    btf__add_datasec_var_info(b.get(), rq, 195456, 3584);
+    int decoy = btf__add_var(b.get(), "__irq_regs", BTF_VAR_GLOBAL_ALLOCATED, u64);
+    btf__add_datasec(b.get(), ".data", 64);
+    btf__add_datasec_var_info(b.get(), decoy, 8, 8);
+    return b;
+}
+
+TEST(TickIrqRegs, DistanceFromTheRunqueueInThePerCpuSection) {
+    auto b = percpu_btf(true);
+    EXPECT_EQ(irq_regs_from_runqueue(b.get()), 191656 - 195456);
+}
+
+TEST(TickIrqRegs, MissingVariableOrBtfIsZero) {
+    auto b = percpu_btf(false);
+    EXPECT_EQ(irq_regs_from_runqueue(b.get()), 0) << "__irq_regs only outside the per-CPU section";
+    EXPECT_EQ(irq_regs_from_runqueue(nullptr), 0);
 }
 
 } // namespace
