@@ -233,6 +233,17 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
             MetricType::Counter);
         add_value(untrimmed, static_cast<double>(k[HP_PROF_STAT_TICK_UNTRIMMED]));
         out.push_back(std::move(untrimmed));
+        auto regs = family(
+            "hostprof_tick_regs_failures_total",
+            "Tick-sampler samples whose interrupted registers told nothing, by reason "
+            "(unreadable: the kernel stack was walked to tell user from kernel mode, at several "
+            "times the cost; mismatch: they said kernel mode and the walk found none).",
+            MetricType::Counter);
+        add_value(regs, static_cast<double>(k[HP_PROF_STAT_TICK_REGS_UNKNOWN]),
+                  {{"reason", "unreadable"}});
+        add_value(regs, static_cast<double>(k[HP_PROF_STAT_TICK_REGS_MISMATCH]),
+                  {{"reason", "mismatch"}});
+        out.push_back(std::move(regs));
 
         auto stack_err = family("hostprof_stack_errors_total", "bpf_get_stack failures, by stack.",
                                 MetricType::Counter);

@@ -257,6 +257,12 @@ TEST(Http, CgroupFilterInTheKernelKeepsTheSubtree) {
     EXPECT_GT(samples / ticks, 99.0 / 250 - 0.08) << m;
     EXPECT_LT(samples / ticks, 99.0 / 250 + 0.08) << m;
     EXPECT_EQ(metric(m, "hostprof_tick_stacks_untrimmed_total").value_or(-1), 0) << m;
+    // User or kernel mode came from the interrupted registers, not from a walk.
+    EXPECT_EQ(metric(m, "hostprof_tick_regs_failures_total{reason=\"unreadable\"}").value_or(-1), 0)
+        << m;
+    EXPECT_LE(metric(m, "hostprof_tick_regs_failures_total{reason=\"mismatch\"}").value_or(-1),
+              samples / 100)
+        << m;
 }
 
 TEST(Http, PprofEndpointIsGoCompatible) {
