@@ -828,9 +828,11 @@ noise). Same tool commands as above, ${W_CPU} s windows, ${REPS} runs alternatin
 \`bpf_stats\` off. The first column counts only steps under 128 µs (interrupt-sized: a
 sample, a wakeup of the tool); the host's own noise comes mostly in longer steps, counted
 in the "all steps" column only. "Added" is the median minus the median with no tool; "µs
-per sample" divides it by the $(nproc) × 99 samples a second. The differences between tools
-are of the order of the runs' ranges: read this as the price of sampling at 99 Hz on this
-machine, for any tool, more than as a ranking.
+per sample" divides it by the $(nproc) × 99 samples a second. Between the tools that sample
+from a cpu-clock event (perf, bpftrace, hostprof with \`--sampling-clock cpu-clock\`) the
+differences are of the order of the runs' ranges: mostly the price of the sampling
+interrupt on this machine. $([[ $HP_CLOCK == tick ]] && echo "hostprof's default clock here adds no interrupt: its row is its
+program running inside the scheduler tick that the workload takes with or without a profiler.")
 
 | tool | taken in steps < 128 µs, % of one CPU, all CPUs (min–max) | added % | µs per sample | all steps % (min–max) | steps/s |
 |---|---:|---:|---:|---:|---:|
@@ -863,10 +865,12 @@ $(row1c bpftrace bpftrace)
 
 At 99 Hz, each tool's whole cost is then about its µs per sample × $(nproc) × 99 samples a
 second plus its user-space CPU from the first table (the user-space part of a sample is
-in both: read the sum as an upper bound): hostprof
-$(fmt 3 "$( [[ -n $(per1c hostprof) ]] && calc "$(per1c hostprof) * $(nproc) * 99 / 1e4 + $(m r1.hostprof.user_sys)")")%,
+in both: read the sum as an upper bound): hostprof with \`--sampling-clock cpu-clock\`
+$(fmt 3 "$( [[ -n $(per1c hostprof) && -n $(m r1.hostprof-cc.user_sys) ]] && calc "$(per1c hostprof) * $(nproc) * 99 / 1e4 + $(m r1.hostprof-cc.user_sys)")")%,
 perf $(fmt 3 "$( [[ -n $(per1c perf) ]] && calc "$(per1c perf) * $(nproc) * 99 / 1e4 + $(m r1.perf.user_sys)")")%,
 bpftrace $(fmt 3 "$( [[ -n $(per1c bpftrace) ]] && calc "$(per1c bpftrace) * $(nproc) * 99 / 1e4 + $(m r1.bpftrace.user_sys)")")% of one CPU.
+$([[ $HP_CLOCK == tick ]] && echo "hostprof's default clock at 99 Hz (the tick) has no floor of sampling to pay: its whole cost is
+its row in the first table, everything it runs included.")
 
 ## 2. Victim throughput
 

@@ -52,7 +52,10 @@ TEST(Http, HealthReadyAndMetricsPassPromtool) {
     ASSERT_TRUE(ready.is_object());
     EXPECT_EQ(ready["status"], "ready") << ready.dump(2);
     EXPECT_EQ(ready["collectors"]["cpu"]["state"], "running");
-    EXPECT_EQ(ready["collectors"]["cpu"]["hooks"][0]["mode"], "perf_event");
+    // The default 19 Hz is below this kernel's tick rate: on-CPU samples come from the tick.
+    EXPECT_EQ(ready["collectors"]["cpu"]["hooks"][0]["hook"], "timer/hrtimer_expire_entry")
+        << ready.dump(2);
+    EXPECT_EQ(ready["collectors"]["cpu"]["hooks"][0]["mode"], "tp_btf") << ready.dump(2);
 
     std::string metrics = curl(a.url("/metrics"));
     EXPECT_NE(metrics.find("hostprof_program_attached{"), std::string::npos) << metrics;
