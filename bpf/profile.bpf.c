@@ -317,13 +317,6 @@ int hp_cpu_sample(struct bpf_perf_event_data *ctx)
 	return on_cpu_sample(ctx, interrupted_user(ctx), FROM_PERF_EVENT);
 }
 
-/* The tick sampler. Every CPU that runs a task takes the scheduler tick (HZ times a
- * second) whether or not anyone profiles, so sampling from it costs this program and
- * nothing else, where a cpu-clock event adds a timer interrupt of its own per sample
- * (on a VM, exits to the hypervisor that cost ten times the program: docs/profiling.md).
- * A tick becomes a sample with probability frequency / HZ, drawn per tick so that no
- * workload periodic in ticks aliases with the choice. Idle CPUs stop their tick
- * (NO_HZ), so an idle host is not woken to be sampled either. */
 /* This CPU's runqueue, found from the current task (whose runqueue it is: checked by
  * rq->curr). NULL for a task of another class whose runqueue link is not there. */
 static __always_inline struct rq *current_rq(struct task_struct *t)
@@ -372,6 +365,13 @@ static __always_inline bool tick_in_user(bool *known)
 #endif
 }
 
+/* The tick sampler. Every CPU that runs a task takes the scheduler tick (HZ times a
+ * second) whether or not anyone profiles, so sampling from it costs this program and
+ * nothing else, where a cpu-clock event adds a timer interrupt of its own per sample
+ * (on a VM, exits to the hypervisor that cost ten times the program: docs/profiling.md).
+ * A tick becomes a sample with probability frequency / HZ, drawn per tick so that no
+ * workload periodic in ticks aliases with the choice. Idle CPUs stop their tick
+ * (NO_HZ), so an idle host is not woken to be sampled either. */
 static __always_inline int on_timer(void *ctx, __u64 fn)
 {
 	bool in_user, known;

@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -69,7 +70,16 @@ std::map<std::string, double> cum_by_function(const std::string& top) {
 // HZ) and the cpu-clock perf event. Each is forced, so neither can hide behind the other.
 class CpuProfile : public ::testing::TestWithParam<std::string> {
   protected:
-    std::string clock_flag() const { return "--sampling-clock " + GetParam() + " "; }
+    // "tick", "cpu-clock", or "tick/MODE": the tick sampler's MODE variant (raw_tp, or a
+    // classic tracepoint through tracefs) forced by --attach-mode.
+    std::string clock_flag() const {
+        const std::string& p = GetParam();
+        const size_t slash = p.find('/');
+        if (slash == std::string::npos)
+            return "--sampling-clock " + p + " ";
+        return "--sampling-clock " + p.substr(0, slash) + " --attach-mode " + p.substr(slash + 1) +
+               " ";
+    }
 };
 
 TEST_P(CpuProfile, ThreeToOneRatioWithCallChainReadByGoPprof) {
@@ -136,10 +146,13 @@ TEST_P(CpuProfile, SyscallStacksHaveKernelFramesUnderUserFrames) {
     std::remove(file.c_str());
 }
 
-INSTANTIATE_TEST_SUITE_P(Clocks, CpuProfile, ::testing::Values("tick", "cpu-clock"),
+INSTANTIATE_TEST_SUITE_P(Clocks, CpuProfile,
+                         ::testing::Values("tick", "tick/raw_tp", "tick/tracepoint", "cpu-clock"),
                          [](const auto& info) {
-                             return info.param == "tick" ? std::string("Tick")
-                                                         : std::string("CpuClock");
+                             std::string name;
+                             for (char c : info.param)
+                                 name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+                             return name;
                          });
 
 TEST(OffCpuProfile, HundredMillisecondSleepsInTheirFunction) {
