@@ -133,16 +133,16 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
     }
 
     if (options.on_cpu && tick) {
-        std::vector<std::string> names;
         if (Status st = latency::attach_chosen(s->progs.hp_tick_btf, s->progs.hp_tick_raw,
                                                s->progs.hp_tick_tp, compat::kTickHook.data(),
-                                               options.on_cpu_mode, c->links_, names);
+                                               options.on_cpu_mode, c->links_, c->attached_);
             !st)
             return st.error();
-        c->attached_.push_back(std::string(compat::kTickHook) + " (" +
-                               std::string(compat::to_string(options.on_cpu_mode)) +
-                               ", scheduler tick: " + std::to_string(options.frequency_hz) +
-                               " of " + std::to_string(options.tick_hz) + " ticks/s per CPU)");
+        // "hook (mode)" from attach_chosen, with the share of ticks sampled.
+        c->attached_.back().insert(c->attached_.back().size() - 1,
+                                   ", scheduler tick: " + std::to_string(options.frequency_hz) +
+                                       " of " + std::to_string(options.tick_hz) +
+                                       " ticks/s per CPU");
     } else if (options.on_cpu) {
         int cpus_attached = 0;
         for (int cpu : online_cpus()) {
