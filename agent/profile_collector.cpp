@@ -71,7 +71,7 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
         s->rodata->cfg_irq_entry_lo = options.irq_entry;
         s->rodata->cfg_irq_entry_hi = options.irq_entry_end;
         s->rodata->cfg_irq_regs_from_rq = options.irq_regs_from_rq;
-        // A tick is a sample when a uniform 32-bit draw is below this: frequency / HZ.
+        // Each tick owes frequency / HZ of a sample (32-bit fixed point).
         s->rodata->cfg_tick_below = (static_cast<uint64_t>(options.frequency_hz) << 32) /
                                     static_cast<uint64_t>(options.tick_hz);
     }
