@@ -99,6 +99,11 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
                          "syscalls: unknown syscall name '" + name + "' in the outlier thresholds"};
         s->rodata->cfg_outlier_ns[*nr] = ns;
     }
+    uint64_t min_ns = 0;
+    for (uint64_t ns : s->rodata->cfg_outlier_ns)
+        if (ns != 0 && (min_ns == 0 || ns < min_ns))
+            min_ns = ns;
+    s->rodata->cfg_outlier_min_ns = min_ns;
 
     // tp_btf with task storage: the syscall in flight sits in a per-CPU slot and moves to
     // task storage only when its thread is switched out (bpf/syscalls.bpf.c, hp_sys_cpu).
