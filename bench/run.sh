@@ -50,9 +50,9 @@ while [[ $# -gt 0 ]]; do
 done
 
 if [[ $QUICK == 1 ]]; then
-    REPS=3 REPS_CPU=3 REPS_SYS=3 W_PROF=3 W_CPU=3 W_SYS=2 FOOT_S=60 RB_S=1 SETTLE=1 GB_MIN=0.05
+    REPS=3 REPS_CPU=3 REPS_SYS=3 REPS_STOLEN=3 W_PROF=3 W_CPU=3 W_SYS=2 FOOT_S=60 RB_S=1 SETTLE=1 GB_MIN=0.05
 else
-    REPS=3 REPS_CPU=5 REPS_SYS=7 W_PROF=20 W_CPU=6 W_SYS=4 FOOT_S=600 RB_S=2 SETTLE=1 GB_MIN=0.5
+    REPS=3 REPS_CPU=5 REPS_SYS=7 REPS_STOLEN=5 W_PROF=20 W_CPU=6 W_SYS=4 FOOT_S=600 RB_S=2 SETTLE=1 GB_MIN=0.5
 fi
 SYS_CPU=$(($(nproc) - 1)) # 2b: the CPU the syscall loop runs on
 HP_PORT=17464 # not the default 7464, so an agent someone else runs does not answer
@@ -391,12 +391,16 @@ wait "$busy" 2>/dev/null
 # The same tools, seen from the workload: bench_stolen keeps every CPU busy and sums the
 # time taken from it (the sampling interrupt, the handler, the tool's own threads).
 # bpf_stats off: its clock reads would be taken from the victim too.
-# stolen_rows PREFIX TOOLS...: REPS alternating runs of bench_stolen beside each tool,
+# stolen_rows PREFIX TOOLS...: REPS_STOLEN rotating rounds of bench_stolen beside each tool,
 # every figure it prints kept as PREFIX.TOOL.KEY.
+# The host's own noise drifts between rounds by more than a tool costs (the no-tool runs
+# of one bench ranged 5.5-7.9%): each tool's small_pct is also kept against the first
+# tool's (the reference: no tool, or the floor) of the same round, as PREFIX.TOOL.paired.
 stolen_rows() {
     local prefix=$1 r t out k v
     shift
-    for ((r = 0; r < REPS; r++)); do
+    for ((r = 0; r < REPS_STOLEN; r++)); do
+        declare -A small=()
         for t in $(rotate "$r" "$@"); do
             start_tool "$t" || { put "$prefix.$t.failed" 1; continue; }
             out=$("$B/bench_stolen" "$W_CPU")
@@ -405,8 +409,14 @@ stolen_rows() {
                 v=$(sed -n "s/.* $k=\([0-9.]*\).*/\1/p" <<<"$out")
                 [[ -n $v ]] && put "$prefix.$t.$k" "$v"
             done
+            small[$t]=$(sed -n "s/.* small_pct=\([0-9.]*\).*/\1/p" <<<"$out")
             log "   $t: $out"
         done
+        for t in "${!small[@]}"; do
+            [[ $t != "$1" && -n ${small[$t]} && -n ${small[$1]:-} ]] &&
+                put "$prefix.$t.paired" "$(calc "${small[$t]} - ${small[$1]}")"
+        done
+        unset small
     done
 }
 log "1b. time taken from a victim on every CPU at 99 Hz, ${W_CPU}s windows"
@@ -418,7 +428,7 @@ stolen_rows r1b none hostprof hostprof-cc perf bpftrace
 # of the host's noise, and the median step is what one sample takes from the workload.
 PROF_HZ=$AMP_HZ
 log "1c. time taken from a victim on every CPU at $PROF_HZ Hz, ${W_CPU}s windows"
-stolen_rows r1c none floor-sample hostprof perf bpftrace
+stolen_rows r1c floor-sample none hostprof perf bpftrace
 PROF_HZ=99
 
 # ---------------------------------------------------------------- 2a. CPU-bound victim
@@ -672,15 +682,17 @@ row1b() { # tool label
         return
     fi
     local add="" per=""
-    if [[ $1 != none && -n $(m r1b.none.small_pct) ]]; then
-        add=$(calc "$(m "r1b.$1.small_pct") - $(m r1b.none.small_pct)")
+    if [[ $1 != none && -n $(m "r1b.$1.paired") ]]; then
+        add=$(added1b "$1")
         per=$(calc "$add * 1e7 / ($(nproc) * 99) / 1000")
     fi
-    echo "| $2 | $(pct "r1b.$1.small_pct") ($(range "r1b.$1.small_pct" 3)) | $( [[ -n $add ]] && fmt 3 "$add" || echo "—") | $( [[ -n $per ]] && fmt 1 "$per" || echo "—") | $(pct "r1b.$1.stolen_pct") ($(range "r1b.$1.stolen_pct" 3)) | $(fmt 0 "$(m "r1b.$1.steps_per_s")") |"
+    echo "| $2 | $(pct "r1b.$1.small_pct") ($(range "r1b.$1.small_pct" 3)) | $( [[ -n $add ]] && echo "$(fmt 3 "$add") ($(range "r1b.$1.paired" 3))" || echo "—") | $( [[ -n $per ]] && fmt 1 "$per" || echo "—") | $(pct "r1b.$1.stolen_pct") ($(range "r1b.$1.stolen_pct" 3)) | $(fmt 0 "$(m "r1b.$1.steps_per_s")") |"
 }
-added1b() { calc "$(m "r1b.$1.small_pct") - $(m r1b.none.small_pct)"; }
-# 1c: over the floor of sampling, % of one CPU and µs per sample (nproc × AMP_HZ a second)
-over1c() { [[ -n $(m "r1c.$1.small_pct") && -n $(m r1c.floor-sample.small_pct) ]] && calc "$(m "r1c.$1.small_pct") - $(m r1c.floor-sample.small_pct)"; }
+# median over rounds of (tool - no tool of the same round)
+added1b() { m "r1b.$1.paired"; }
+# 1c: over the floor of sampling (paired by round), % of one CPU and µs per sample
+# (nproc × AMP_HZ a second)
+over1c() { m "r1c.$1.paired"; }
 per1c() { local o; o=$(over1c "$1") && [[ -n $o ]] && calc "$o * 1e7 / ($(nproc) * $AMP_HZ) / 1000"; }
 row1c() { # tool label
     if [[ $(count "r1c.$1.small_pct") == 0 ]]; then
@@ -689,7 +701,7 @@ row1c() { # tool label
     fi
     local over="—" per="—" step
     if [[ $1 != none && $1 != floor-sample ]]; then
-        over=$(fmt 3 "$(over1c "$1")")
+        over="$(fmt 3 "$(over1c "$1")") ($(range "r1c.$1.paired" 3))"
         per=$(fmt 2 "$(per1c "$1")")
     fi
     step=$( [[ $1 == none ]] && echo "—" || echo "$(fmt 2 "$(m "r1c.$1.small_step_p50_us")") ($(range "r1c.$1.small_step_p50_us" 2))")
@@ -843,10 +855,12 @@ exits to the hypervisor to take it and re-arm it). \`bench/stolen.cpp\` sees all
 the workload's side: one thread pinned to each CPU reads \`CLOCK_MONOTONIC\` in a tight
 loop, and every step over 1 µs between two reads is time that CPU spent elsewhere
 (interrupts and their handlers, the tool's threads and the switches to them, the host's
-noise). Same tool commands as above, ${W_CPU} s windows, ${REPS} runs alternating with no tool,
-\`bpf_stats\` off. The first column counts only steps under 128 µs (interrupt-sized: a
+noise). Same tool commands as above, ${W_CPU} s windows, ${REPS_STOLEN} rounds in rotating order with
+no tool, \`bpf_stats\` off. The first column counts only steps under 128 µs (interrupt-sized: a
 sample, a wakeup of the tool); the host's own noise comes mostly in longer steps, counted
-in the "all steps" column only. "Added" is the median minus the median with no tool; "µs
+in the "all steps" column only. "Added" is the median over rounds of the tool's figure minus
+the no-tool run's of the same round (range in brackets: the host's noise drifts between
+rounds by more than a tool costs); "µs
 per sample" divides it by the $(nproc) × 99 samples a second. Between the tools that sample
 from a cpu-clock event (perf, bpftrace, hostprof with \`--sampling-clock cpu-clock\`) the
 differences are of the order of the runs' ranges: mostly the price of the sampling
@@ -872,7 +886,8 @@ floor is its own work per sample (stacks, records, perf's unwinding and copying;
 tool's user-space threads too, when they run in these windows). "Median step" is the median
 length of the steps under 128 µs: at this rate most of them are samples, so it is what one
 sample takes from the workload, the floor's being the interrupt alone (on a VM mostly the
-exits to the hypervisor). ${W_CPU} s windows, ${REPS} runs alternating.
+exits to the hypervisor). ${W_CPU} s windows, ${REPS_STOLEN} rounds in rotating order; "over the floor" is
+the median over rounds of the tool's figure minus the floor's of the same round.
 
 | configuration | taken in steps < 128 µs, % of one CPU (min–max) | over the floor, % | µs per sample over the floor | median step, µs (min–max) | steps/s |
 |---|---:|---:|---:|---:|---:|
