@@ -378,9 +378,9 @@ static __always_inline bool tick_in_user(bool *known)
  * nothing else, where a cpu-clock event adds a timer interrupt of its own per sample
  * (on a VM, exits to the hypervisor that cost ten times the program: docs/profiling.md).
  * frequency / HZ of a CPU's ticks become samples, evenly spread (an accumulator per CPU,
- * as a periodic timer would: a random draw per tick tried first made the counts
- * binomial, and the 3:1 test's ratio strayed past its ±15% about one run in 20). Idle CPUs stop
- * their tick (NO_HZ), so an idle host is not woken to be sampled either. */
+ * as a periodic timer would: a random draw per tick, tried first, made the counts
+ * binomial, and the 3:1 test's ratio reached its bound in one fresh-clone run). Idle CPUs
+ * stop their tick (NO_HZ), so an idle host is not woken to be sampled either. */
 static __always_inline int on_timer(void *ctx, __u64 fn)
 {
 	bool in_user, known;

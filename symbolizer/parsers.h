@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/text.h"
+
 namespace hostprof::sym {
 
 // ---- /proc/kallsyms ------------------------------------------------------------------------
@@ -108,7 +110,6 @@ class PerfMap {
 
 // ---- helpers -------------------------------------------------------------------------------
 
-// Parses hex digits (optional 0x prefix); false unless the whole view is consumed.
-bool parse_hex(std::string_view s, uint64_t& out);
+using hostprof::parse_hex; // common/text.h
 
 } // namespace hostprof::sym
