@@ -84,11 +84,14 @@ class CpuProfile : public ::testing::TestWithParam<std::string> {
 
 TEST_P(CpuProfile, ThreeToOneRatioWithCallChainReadByGoPprof) {
     HOSTPROF_REQUIRE_ROOT();
-    Child prog("cpu_ratio", "12");
+    // ~10 s at 249 Hz: ~2,500 samples. The 3:1 split of a sampled workload is itself
+    // binomial (sd of the ratio ~0.2 at 1,200 samples, where ±15% was ~2.2 sd and failed a
+    // fresh-clone run at 2.53); at 2,500 the same bound is ~3.2 sd.
+    Child prog("cpu_ratio", "16");
     ASSERT_GT(prog.pid, 0);
     std::string file = temp_path("ratio.pb.gz");
     std::string log = record(
-        clock_flag() + "--duration 6s --frequency 199 --pid " + std::to_string(prog.pid), file);
+        clock_flag() + "--duration 10s --frequency 249 --pid " + std::to_string(prog.pid), file);
     ASSERT_NE(log.find("wrote"), std::string::npos) << log;
 
     std::string top = pprof("-top -cum -nodecount=100 -sample_index=samples", file);
@@ -98,7 +101,7 @@ TEST_P(CpuProfile, ThreeToOneRatioWithCallChainReadByGoPprof) {
     double ratio = cum["hot_three_quarters"] / cum["hot_one_quarter"];
     EXPECT_GT(ratio, 3.0 * 0.85) << top;
     EXPECT_LT(ratio, 3.0 * 1.15) << top;
-    // ~6 s at 199 Hz on one CPU is ~1200 samples when the workload has a CPU to itself;
+    // ~10 s at 249 Hz on one CPU is ~2500 samples when the workload has a CPU to itself;
     // on a loaded 2-CPU machine it gets less. Enough samples for the ratio to mean
     // something (±15% of 3:1), whatever else runs.
     EXPECT_GT(cum["run_workload"], 300) << top;
