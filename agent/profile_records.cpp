@@ -28,7 +28,8 @@ std::optional<StackRecordView> decode_stack_record(std::span<const std::byte> da
     const auto* r = reinterpret_cast<const hp_prof_stack*>(data.data());
     if (r->hdr.kind != HP_PROF_ON_CPU && r->hdr.kind != HP_PROF_OFF_CPU)
         return std::nullopt;
-    if (r->kstack_len > HP_PROF_MAX_FRAMES || r->ustack_len > HP_PROF_MAX_FRAMES)
+    if (r->kstack_len > HP_PROF_MAX_FRAMES || r->ustack_len > HP_PROF_MAX_FRAMES ||
+        r->kstack_skip > r->kstack_len)
         return std::nullopt;
     size_t frames = size_t{r->kstack_len} + r->ustack_len;
     if (data.size() < kFixed + frames * sizeof(uint64_t))
@@ -45,7 +46,7 @@ std::optional<StackRecordView> decode_stack_record(std::span<const std::byte> da
         .weight_ns = r->weight_ns,
         .flags = r->flags,
         .comm = comm_view(r->comm),
-        .kernel_frames = {f, r->kstack_len},
+        .kernel_frames = {f + r->kstack_skip, size_t{r->kstack_len} - r->kstack_skip},
         .user_frames = {f + r->kstack_len, r->ustack_len},
     };
 }

@@ -206,6 +206,7 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 	e->start_time_ns = leader_start_time();
 	e->weight_ns = 0;
 	e->flags = 0;
+	e->kstack_skip = 0;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 
 	nk = kernel_frames(
@@ -254,11 +255,12 @@ static __always_inline bool interrupted_user(struct bpf_perf_event_data *ctx)
 
 /* The tick sampler walks the kernel stack from inside the timer interrupt: this
  * program, the hrtimer code, the interrupt's entry code, then what the interrupt found.
- * Keeps only that last part, so a sample's kernel stack starts where the task was, as a
- * perf_event sample's does. Nothing left means the tick came from user mode. */
+ * Marks all but that last part to be skipped (kstack_skip), so a sample's kernel stack
+ * starts where the task was, as a perf_event sample's does. Nothing left means the tick
+ * came from user mode. */
 static __always_inline void trim_to_interrupted(struct hp_prof_stack *e)
 {
-	__u32 nk = e->kstack_len, total = nk + e->ustack_len, skip, i;
+	__u32 nk = e->kstack_len, skip;
 
 	for (skip = 0; skip < HP_PROF_TICK_MAX_SKIP; skip++) {
 		if (skip >= nk)
@@ -269,15 +271,7 @@ static __always_inline void trim_to_interrupted(struct hp_prof_stack *e)
 	count(HP_PROF_STAT_TICK_UNTRIMMED);
 	return;
 found:
-	skip++; /* the entry frame goes too */
-	for (i = 0; i < 2 * HP_PROF_MAX_FRAMES; i++) {
-		__u32 from = i + skip;
-
-		if (from >= total || from >= 2 * HP_PROF_MAX_FRAMES)
-			break;
-		e->frames[i] = e->frames[from];
-	}
-	e->kstack_len = nk - skip;
+	e->kstack_skip = skip + 1; /* the entry frame goes too */
 }
 
 enum hp_sample_source {
@@ -311,7 +305,7 @@ static __always_inline int on_cpu_sample(void *ctx, bool in_user, enum hp_sample
 	capture(ctx, e, HP_PROF_ON_CPU, id, cgroup_id, bpf_ktime_get_ns(), in_user);
 	if (src != FROM_PERF_EVENT && !in_user) {
 		trim_to_interrupted(e);
-		if (src == FROM_TICK && e->kstack_len == 0)
+		if (src == FROM_TICK && e->kstack_len == e->kstack_skip)
 			count(HP_PROF_STAT_TICK_REGS_MISMATCH);
 	}
 	if (ship(e) != 0)

@@ -46,6 +46,27 @@ TEST(ProfileRecords, DecodesVariableLengthStack) {
     EXPECT_EQ(record_kind(b), HP_PROF_ON_CPU);
 }
 
+TEST(ProfileRecords, DropsTheSkippedKernelFrames) {
+    auto b = stack_bytes(5, 2);
+    const uint16_t skip = 2;
+    std::memcpy(b.data() + offsetof(hp_prof_stack, kstack_skip), &skip, sizeof skip);
+    auto r = decode_stack_record(b);
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->kernel_frames.size(), 3u);
+    EXPECT_EQ(r->kernel_frames[0], 0x1002u);
+    ASSERT_EQ(r->user_frames.size(), 2u);
+    EXPECT_EQ(r->user_frames[0], 0x1005u);
+    const uint16_t all = 5; // a tick that came from user mode: no kernel frame left
+    std::memcpy(b.data() + offsetof(hp_prof_stack, kstack_skip), &all, sizeof all);
+    r = decode_stack_record(b);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(r->kernel_frames.empty());
+    EXPECT_EQ(r->user_frames.size(), 2u);
+    const uint16_t too_many = 6;
+    std::memcpy(b.data() + offsetof(hp_prof_stack, kstack_skip), &too_many, sizeof too_many);
+    EXPECT_FALSE(decode_stack_record(b));
+}
+
 TEST(ProfileRecords, RejectsTruncatedAndInconsistent) {
     EXPECT_FALSE(decode_stack_record(stack_bytes(3, 2, 8)));         // one frame short
     EXPECT_FALSE(decode_stack_record(stack_bytes(200, 0)));          // more than max frames
