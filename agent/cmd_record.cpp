@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "agent/daemon.h"
+#include "agent/malloc_policy.h"
 #include "agent/renderers.h"
 #include "kernel-compat/features.h"
 #include "kernel-compat/tracefs.h"
@@ -68,6 +69,7 @@ int run_record(Config config, const RecordOptions& o) {
         return 1;
     }
     Pipeline& p = *pipeline.value();
+    set_runtime_malloc_policy();
     struct sigaction sa {};
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, nullptr);

@@ -17,6 +17,7 @@
 #include "agent/endpoints.h"
 #include "agent/http_server.h"
 #include "agent/latency.h"
+#include "agent/malloc_policy.h"
 #include "agent/outliers.h"
 #include "agent/pipeline.h"
 #include "agent/privileges.h"
@@ -343,6 +344,7 @@ int run_agent(const Config& config) {
     spdlog::info("serving http://{}/ (metrics, flamegraph, debug/pprof/profile, readyz)",
                  config.listen);
     spdlog::info("ready in {} ms ({} collector failure(s))", ms_since(t0), failures);
+    set_runtime_malloc_policy();
 
     const auto deadline = config.duration_ns > 0 ? t0 + std::chrono::nanoseconds(config.duration_ns)
                                                  : clock::time_point::max();

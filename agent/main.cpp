@@ -6,11 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
-#include <malloc.h>
-
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <map>
 #include <string>
 
@@ -19,6 +15,7 @@
 #include "agent/config.h"
 #include "agent/daemon.h"
 #include "agent/logging.h"
+#include "agent/malloc_policy.h"
 
 namespace {
 
@@ -66,15 +63,7 @@ hostprof::Result<hostprof::Config> build_config(const std::string& config_file,
 } // namespace
 
 int main(int argc, char** argv) {
-    // A fixed mmap threshold (glibc's default 128 KiB, no longer raised at run time).
-    // glibc raises the threshold each time a large mmapped block is freed, up to 32 MiB;
-    // the agent frees large blocks all the time (encoded profiles, libdw line tables,
-    // ELF sections read for symbolization), so after a few profiles they were all carved
-    // from the arenas instead, and the arenas kept 20-30 MiB free but resident (churn
-    // test: RSS 50-58 MiB with 13-16 MiB in use; with the fixed threshold 36-46 MiB).
-    // GLIBC_TUNABLES=glibc.malloc.mmap_threshold=N still decides when it is set.
-    if (const char* t = std::getenv("GLIBC_TUNABLES"); !t || !std::strstr(t, "mmap_threshold"))
-        ::mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    hostprof::set_startup_malloc_policy();
     CLI::App app{"hostprof: continuous CPU profiles and kernel latency metrics from eBPF"};
     app.require_subcommand(1);
     app.set_version_flag("--version", "hostprof 0.1.0");

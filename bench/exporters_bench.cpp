@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/malloc_policy.h"
 #include "exporters/flamegraph.h"
 #include "exporters/folded.h"
 #include "exporters/metrics.h"
@@ -185,3 +186,15 @@ BENCHMARK(BM_FlameGraphPage_60s99Hz2Cpu)->Unit(benchmark::kMillisecond);
 
 } // namespace
 } // namespace hostprof
+
+// The agent's allocator settings at run time: large buffers are fresh mmap()ed memory there, and
+// the renderers' cost includes touching them.
+int main(int argc, char** argv) {
+    hostprof::set_runtime_malloc_policy();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv))
+        return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -1045,6 +1045,8 @@ A real agent consumer does more per record (decode, aggregate) than this one.
 
 $(if [[ -s $GB_MD ]]; then
         echo "Each binary runs with \`--benchmark_format=json --benchmark_repetitions=$REPS\`; medians."
+        echo "exporters_bench runs with the agent's allocator settings (agent/malloc_policy.h: buffers"
+        echo "of 128 KiB and more are fresh mmap()ed memory, whose first touch faults), as the agent renders."
         cat "$GB_MD"
     else
         echo "None yet: add \`bench/NAME_bench.cpp\` (Google Benchmark) and bench/CMakeLists.txt builds it into"

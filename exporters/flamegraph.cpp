@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "exporters/flamegraph_page.h"
+#include "exporters/output.h"
 #include "exporters/stacks.h"
 
 namespace hostprof {
@@ -39,12 +40,12 @@ std::string html_escape(std::string_view s) {
     return out;
 }
 
-// JSON that is safe inside <script>: ASCII only (so U+2028 and invalid UTF-8 cannot
-// break anything) and no "</" that would close the element.
-std::string script_safe_json(const nlohmann::json& j) {
+// Appends JSON that is safe inside <script>: ASCII only (so U+2028 and invalid UTF-8
+// cannot break anything) and no "</" that would close the element. `reserve_more` is
+// what the caller appends after it.
+void append_script_safe_json(std::string& out, const nlohmann::json& j, size_t reserve_more) {
     const std::string dumped = j.dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
-    std::string out;
-    out.reserve(dumped.size());
+    reserve_prefaulted(out, out.size() + dumped.size() + dumped.size() / 64 + reserve_more);
     for (size_t i = 0; i < dumped.size(); ++i) {
         if (dumped[i] == '<' && i + 1 < dumped.size() && dumped[i + 1] == '/') {
             out += "<\\/";
@@ -53,7 +54,6 @@ std::string script_safe_json(const nlohmann::json& j) {
             out += dumped[i];
         }
     }
-    return out;
 }
 
 void replace_all(std::string& s, std::string_view from, const std::string& to) {
@@ -142,7 +142,7 @@ std::string render_flamegraph_html(const Profile& p, const FlameGraphOptions& op
     const size_t data_pos = tmpl.find("@DATA@");
     std::string page(tmpl.substr(0, data_pos));
     replace_all(page, "@TITLE@", html_escape(options.title));
-    page += script_safe_json(j);
+    append_script_safe_json(page, j, tmpl.size() - data_pos - 6);
     page += tmpl.substr(data_pos + 6);
     return page;
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_map>
 
+#include "exporters/output.h"
 #include "exporters/stacks.h"
 
 namespace hostprof {
@@ -63,7 +64,7 @@ std::string render_folded(const Profile& p, size_t value_index,
     }
     std::sort(lines.begin(), lines.end());
     std::string out;
-    out.reserve(bytes);
+    reserve_prefaulted(out, bytes);
     for (const auto& [frames_text, value] : lines) {
         out += frames_text;
         out += ' ';

@@ -7,6 +7,9 @@
 #include <charconv>
 #include <cmath>
 #include <limits>
+#include <ostream>
+
+#include "exporters/output.h"
 
 namespace hostprof {
 
@@ -300,8 +303,18 @@ std::string render_prometheus_text(const std::vector<prometheus::MetricFamily>& 
     auto needs_escape = [](const prometheus::MetricFamily& f) {
         return f.help.find_first_of("\\\n") != std::string::npos;
     };
-    if (std::none_of(families.begin(), families.end(), needs_escape))
-        return prometheus::TextSerializer{}.Serialize(families);
+    // Written into a string reserved from the last render's size (exporters/output.h),
+    // not the growing buffer of the std::ostringstream Serialize(families) returns.
+    static SizeHint hint;
+    std::string out;
+    reserve_prefaulted(out, hint.next());
+    StringAppendBuf buf(out);
+    std::ostream os(&buf);
+    if (std::none_of(families.begin(), families.end(), needs_escape)) {
+        prometheus::TextSerializer{}.Serialize(os, families);
+        hint.update(out.size());
+        return out;
+    }
     std::vector<prometheus::MetricFamily> escaped = families;
     for (prometheus::MetricFamily& f : escaped) {
         if (!needs_escape(f))
@@ -311,7 +324,9 @@ std::string render_prometheus_text(const std::vector<prometheus::MetricFamily>& 
             help += c == '\\' ? "\\\\" : c == '\n' ? "\\n" : std::string(1, c);
         f.help = std::move(help);
     }
-    return prometheus::TextSerializer{}.Serialize(escaped);
+    prometheus::TextSerializer{}.Serialize(os, escaped);
+    hint.update(out.size());
+    return out;
 }
 
 void ExemplarSet::set(std::string family, Labels series_labels, double upper_bound, Exemplar e) {
@@ -330,7 +345,9 @@ const Exemplar* ExemplarSet::find(const std::string& family, const Labels& serie
 
 std::string render_openmetrics(const std::vector<prometheus::MetricFamily>& families,
                                const ExemplarSet& exemplars) {
+    static SizeHint hint;
     std::string out;
+    reserve_prefaulted(out, hint.next());
     for (const prometheus::MetricFamily& f : families) {
         std::string_view name = f.name;
         if (f.type == prometheus::MetricType::Counter && ends_with(name, "_total"))
@@ -388,6 +405,7 @@ std::string render_openmetrics(const std::vector<prometheus::MetricFamily>& fami
         }
     }
     out += "# EOF\n";
+    hint.update(out.size());
     return out;
 }
 

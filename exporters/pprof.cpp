@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "exporters/gzip.h"
+#include "exporters/output.h"
 #include "exporters/proto_writer.h"
 
 namespace hostprof {
@@ -56,6 +57,22 @@ class StringTable {
     std::vector<std::string_view> strings_;
 };
 
+// Reused buffers (proto::WriterPool): the whole message, and its locations and functions,
+// which are encoded before the samples but written after them. Two spares per role: one
+// render and one concurrent with it; up to 8 MiB each.
+proto::WriterPool& message_pool() {
+    static auto* pool = new proto::WriterPool(2, 8 << 20);
+    return *pool;
+}
+proto::WriterPool& locations_pool() {
+    static auto* pool = new proto::WriterPool(2, 8 << 20);
+    return *pool;
+}
+proto::WriterPool& functions_pool() {
+    static auto* pool = new proto::WriterPool(2, 8 << 20);
+    return *pool;
+}
+
 struct FunctionKey {
     uint64_t name;
     uint64_t file;
@@ -94,7 +111,9 @@ void encode(const Profile& p, proto::Writer& out) {
     };
     std::vector<MappingFacts> facts(p.mappings.size());
 
-    proto::Writer locations, functions;
+    proto::WriterPool::Lease locations_lease(locations_pool()), functions_lease(functions_pool());
+    proto::Writer& locations = *locations_lease;
+    proto::Writer& functions = *functions_lease;
     std::unordered_map<FunctionKey, uint64_t, FunctionKeyHash> function_ids;
     function_ids.reserve(p.locations.size());
     for (size_t i = 0; i < p.locations.size(); ++i) {
@@ -218,26 +237,27 @@ void set_off_cpu_profile_types(Profile& p) {
 }
 
 std::string encode_pprof(const Profile& p) {
-    proto::Writer out;
-    out.reserve(64 * 1024);
-    encode(p, out);
-    return std::string(out.view());
+    proto::WriterPool::Lease out(message_pool());
+    encode(p, *out);
+    std::string bytes;
+    reserve_prefaulted(bytes, out->size());
+    bytes.append(out->view());
+    return bytes;
 }
 
 pprof::Profile to_pprof_message(const Profile& p) {
     pprof::Profile out;
-    proto::Writer bytes;
-    encode(p, bytes);
-    const std::string_view v = bytes.view();
+    proto::WriterPool::Lease bytes(message_pool());
+    encode(p, *bytes);
+    const std::string_view v = bytes->view();
     out.ParseFromArray(v.data(), static_cast<int>(v.size()));
     return out;
 }
 
 std::string render_pprof(const Profile& p) {
-    proto::Writer out;
-    out.reserve(64 * 1024);
-    encode(p, out);
-    return gzip_compress(out.view());
+    proto::WriterPool::Lease out(message_pool());
+    encode(p, *out);
+    return gzip_compress(out->view());
 }
 
 } // namespace hostprof
