@@ -39,7 +39,7 @@ std::string gzip_compress(std::string_view data, int level) {
     // The bound is the incompressible worst case, larger than the input. The buffer is
     // reused between calls (fresh, its page faults cost about as much as compressing
     // into it: proto::WriterPool); only what was used is copied out.
-    static auto* pool = new proto::WriterPool(2, 8 << 20);
+    static auto* pool = new proto::WriterPool(1, 4 << 20);
     const size_t bound = libdeflate_gzip_compress_bound(cached.c, data.size());
     proto::WriterPool::Lease buf(*pool);
     try {

@@ -119,7 +119,7 @@ class Writer {
         while (cap < need)
             cap *= 2;
         std::unique_ptr<char[]> next(new char[cap]); // not zero-filled: written before read
-        prefault(next.get(), cap);
+        prefault(next.get(), need); // what is about to be written, not the spare capacity
         if (size_ > 0)
             std::memcpy(next.get(), data_.get(), size_);
         data_ = std::move(next);
@@ -132,14 +132,14 @@ class Writer {
 };
 
 // Spare Writers kept between encodings, so that a large buffer is reused rather than
-// allocated afresh. An encoded 60 s host profile is ~1.3 MB: buffers of that size are
-// mmap()ed (the agent fixes glibc's mmap threshold at 128 KiB, agent/main.cpp), and the
-// page faults of first touch cost more than the encoding itself (bench VM:
-// BM_PprofEncodeOnly 14.7 ms with fresh buffers, 3.3 ms with warm ones). A pool serves
-// one role (say, "the pprof output buffer"), so a lease gets a buffer already sized for
-// it. It is shared by all threads (the HTTP server alone has 8 workers) and bounded: at
-// most max_spares writers and max_bytes of capacity stay kept; beyond that a returned
-// writer is freed.
+// allocated afresh. An encoded 60 s host profile is ~1.3 MB: at run time buffers of that
+// size are mmap()ed (agent/malloc_policy.h), and faulting their pages in cost more than
+// the encoding (bench VM, exporters_bench under the agent's allocator settings, old and
+// new side by side: encode alone 20-26 ms -> 7-10 ms, encode + gzip 31-33 ms -> 14-15 ms;
+// exporters/output.h). A pool serves one role (say, "the pprof output buffer"), so a
+// lease gets a buffer already sized for it. It is shared by all threads (the HTTP server
+// alone has 8 workers) and bounded: at most max_spares writers and max_bytes of capacity
+// stay kept; beyond that a returned writer is freed.
 class WriterPool {
   public:
     WriterPool(size_t max_spares, size_t max_bytes)
