@@ -995,8 +995,11 @@ hostprof everything on vs \`bpftrace -e 'profile:hz:99 { @[kstack, ustack, comm]
 | hostprof | $(fmt 0 "$(m r3.hostprof.ready_ext)") ($(range r3.hostprof.ready_ext 0)) | **$(fmt 0 "$first_ms")** ($(range r3.hostprof.first_ext 0)) | 1.00× |
 | bpftrace | $(fmt 0 "$(m r3.bpftrace.ready_ext)") ($(range r3.bpftrace.ready_ext 0)) | $(fmt 0 "$(m r3.bpftrace.first_ext)") ($(range r3.bpftrace.first_ext 0)) | $(ratio "$(m r3.bpftrace.first_ext)" "$first_ms") |
 
-The gap to bpftrace is hostprof's start-up work before it attaches: it probes the kernel's
-features by loading small programs (kernel-compat) and loads every program family.
+hostprof's start-up work before it attaches: it probes the kernel's features by loading
+small programs (kernel-compat), reads kallsyms for the tick sampler, and loads every
+program family (18 programs; libbpf reads the kernel's BTF once per BPF object). The
+verifier's time per program and what the allocator settings change are in
+docs/verifier.md and agent/malloc_policy.h.
 hostprof's own log says "ready in $(fmt 0 "$(m r3.hostprof.ready_self)") ms" and "first sample $(fmt 0 "$(m r3.hostprof.first_self)") ms after start" (medians; its clock starts in \`main\`).
 bpftrace's "ready" is its "Attaching N probes..." line, printed before it attaches.
 
