@@ -119,7 +119,7 @@ class Writer {
         while (cap < need)
             cap *= 2;
         std::unique_ptr<char[]> next(new char[cap]); // not zero-filled: written before read
-        prefault(next.get(), need); // what is about to be written, not the spare capacity
+        prefault(next.get(), size_); // what is copied now; not the spare capacity (RSS)
         if (size_ > 0)
             std::memcpy(next.get(), data_.get(), size_);
         data_ = std::move(next);
