@@ -15,8 +15,9 @@
 namespace hostprof {
 namespace {
 
+const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+
 size_t resident_pages(void* p, size_t n) {
-    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
     std::vector<unsigned char> v((n + page - 1) / page);
     if (::mincore(p, n, v.data()) != 0)
         return SIZE_MAX;
@@ -26,12 +27,22 @@ size_t resident_pages(void* p, size_t n) {
     return resident;
 }
 
+// 64 fresh anonymous pages, none resident until touched.
+struct FreshPages {
+    static constexpr size_t kPages = 64;
+    char* p = static_cast<char*>(
+        ::mmap(nullptr, kPages* page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    ~FreshPages() {
+        if (p != MAP_FAILED)
+            ::munmap(p, kPages * page);
+    }
+};
+
 TEST(ExportersOutput, PrefaultMapsEveryPageAndKeepsContents) {
-    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    const size_t n = 64 * page;
-    void* m = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ASSERT_NE(m, MAP_FAILED);
-    char* p = static_cast<char*>(m);
+    FreshPages m;
+    ASSERT_NE(m.p, MAP_FAILED);
+    char* p = m.p;
+    const size_t n = FreshPages::kPages * page;
     p[0] = 'a';
     p[10 * page + 3] = 'b';
     EXPECT_EQ(resident_pages(p, n), 2u);
@@ -40,22 +51,19 @@ TEST(ExportersOutput, PrefaultMapsEveryPageAndKeepsContents) {
     EXPECT_EQ(p[0], 'a');
     EXPECT_EQ(p[10 * page + 3], 'b');
     EXPECT_EQ(p[20 * page], 0);
-    ::munmap(m, n);
 }
 
 TEST(ExportersOutput, PrefaultLeavesSmallRangesAndPartialPagesAlone) {
-    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    const size_t n = 64 * page;
-    void* m = ::mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    ASSERT_NE(m, MAP_FAILED);
-    char* p = static_cast<char*>(m);
+    FreshPages m;
+    ASSERT_NE(m.p, MAP_FAILED);
+    char* p = m.p;
+    const size_t n = FreshPages::kPages * page;
     prefault(p, 8 * page); // below the 64 KiB minimum (with 4 KiB pages)
     EXPECT_EQ(resident_pages(p, n), 0u);
     prefault(p + 1, 32 * page); // whole pages inside the range only: 1..31
     EXPECT_EQ(resident_pages(p, page), 0u);
     EXPECT_EQ(resident_pages(p + page, 31 * page), 31u);
     EXPECT_EQ(resident_pages(p + 32 * page, 32 * page), 0u);
-    ::munmap(m, n);
 }
 
 TEST(ExportersOutput, ReservePrefaultedKeepsWhatTheStringHolds) {
