@@ -3,13 +3,12 @@
 #include <libdeflate.h>
 #include <zlib.h>
 
-#include "exporters/output.h"
-#include "exporters/proto_writer.h"
-
 #include <algorithm>
 #include <limits>
-#include <memory>
 #include <new>
+
+#include "exporters/output.h"
+#include "exporters/proto_writer.h"
 
 namespace hostprof {
 
