@@ -9,7 +9,8 @@ namespace hostprof {
 // mapped. libbpf reads the kernel's BTF (5.5 MB here) into a fresh buffer for every BPF
 // object it loads, six times in an agent's start; from mmap each copy page-faulted in
 // anew, and a fault costs 11-25 us on a VM with shadowed page tables: start to first
-// sample 580 ms with the run-time setting, 330 ms with this one (bench VM, 3 runs each).
+// sample 578-708 ms with the run-time setting, 316-440 ms with this one (bench VM, 3 runs
+// each, as GLIBC_TUNABLES and as this call; BENCHMARKS.md section 3 has the full run).
 // Called first thing in main.
 void set_startup_malloc_policy();
 
