@@ -617,6 +617,34 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return show_duration(c.watchdog_timeout_ns); }});
+    s.push_back({"unwind_tables", "BOOL",
+                 "Walk user stacks with unwind tables built from each file's CFI "
+                 "(.eh_frame, .debug_frame) and Go's .gopclntab, so stacks are complete "
+                 "without frame pointers; false: frame pointers only (bpf_get_stack).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto b = parse_bool(v);
+                     if (!b)
+                         return bad("unwind_tables", v, "must be true or false");
+                     c.unwind_tables = *b;
+                     return {};
+                 },
+                 [](const Config& c) { return std::string(c.unwind_tables ? "true" : "false"); }});
+    s.push_back({"unwind_memory", "BYTES",
+                 "Kernel memory for unwind-table rows (8 bytes a row; libc ~23k rows, "
+                 "python3 ~59k): 1MiB to 1GiB. Tables of files no process maps any more are "
+                 "evicted first; a table that still does not fit is walked with frame pointers.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto n = parse_size_bytes(v);
+                     if (!n)
+                         return bad("unwind_memory", v, n.error().message());
+                     if (*n < (1u << 20) || *n > (1ull << 30))
+                         return bad("unwind_memory", v, "must be between 1MiB and 1GiB");
+                     c.unwind_memory_bytes = *n;
+                     return {};
+                 },
+                 [](const Config& c) { return show_size(c.unwind_memory_bytes); }});
     s.push_back({"strict", "", "Exit at start-up if any collector fails to load or attach.", true,
                  [](Config& c, const std::string& v) -> Status {
                      auto b = parse_bool(v);

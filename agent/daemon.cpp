@@ -24,6 +24,7 @@
 #include "agent/pyroscope_push.h"
 #include "agent/symbolizer_resolver.h"
 #include "agent/watchdog.h"
+#include "unwind/builders.h"
 #include "kernel-compat/features.h"
 #include "kernel-compat/planner.h"
 #include "kernel-compat/report.h"
@@ -160,6 +161,9 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
         po.collector.irq_regs_from_rq = plan.irq_regs_from_rq;
         po.collector.tick_hz = plan.tick_hz;
     }
+    po.collector.unwind = config.unwind_tables;
+    po.collector.unwind_budget_bytes = config.unwind_memory_bytes;
+    po.collector.unwind_builder = unwind::default_builder();
     po.process_table_size = static_cast<size_t>(config.process_table_size);
     po.service_rule = service_rule_from_string(config.service_name).value_or(ServiceRule::Auto);
     if (!po.collector.on_cpu && !po.collector.off_cpu)
@@ -231,6 +235,7 @@ int run_agent(const Config& config) {
             pipeline = std::move(started.value());
             for (const auto& a : pipeline->attached())
                 spdlog::info("attached {}", a);
+            spdlog::info("user stacks: {}", pipeline->unwind_status());
             if (want_cpu) {
                 bool ok = plan.collector_ready(compat::Collector::Cpu);
                 mark(compat::Collector::Cpu, ok, ok ? "" : "not supported by this kernel");

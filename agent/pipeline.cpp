@@ -212,6 +212,12 @@ void Pipeline::on_stack(const StackRecordView& r) {
     // The BPF program asks for a second read a few ms after a process's first sample.
     const bool refresh =
         wanted && !announce && (r.flags & HP_PROF_RECAPTURE) && !r.user_frames.empty();
+    // The unwinder reads the same mappings: their files' tables are built (or shared) and
+    // the walker pointed at them; until then this process's stacks use frame pointers.
+    if (announce || refresh) {
+        if (unwind::Store* u = collector_->unwinder())
+            u->add_process(r.pid);
+    }
     if ((announce || refresh) && resolver_) {
         bool ok = false;
         {
@@ -248,9 +254,13 @@ void Pipeline::on_proc(const ProcRecord& r) {
                 if (it->second > r.timestamp_ns)
                     return; // captured after the exec: already the new image
             seen_.erase(first, last);
+            if (unwind::Store* u = collector_->unwinder())
+                u->remove_process(r.pid); // the next sample reads the new image
         } else {
             processes_->on_exit(r.pid);
             seen_.erase({r.pid, r.start_time_ns});
+            if (unwind::Store* u = collector_->unwinder())
+                u->remove_process(r.pid);
             // Windows still open may hold its samples: its mappings go later.
             push_exited(r.pid, unix_now_ns());
             return;

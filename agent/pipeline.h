@@ -102,6 +102,9 @@ class Pipeline {
     bool symbolizer_stats(sym::SymbolizerStats& out) const;
     const std::vector<std::string>& attached() const { return collector_->attached(); }
     std::vector<ProgramFd> programs() const { return collector_->programs(); }
+    // How user stacks are walked here ("unwind tables ..." or "frame pointers only: why").
+    const std::string& unwind_status() const { return collector_->unwind_status(); }
+    unwind::Store* unwinder() const { return collector_->unwinder(); }
     int frequency_hz() const { return frequency_hz_; }
 
   private:

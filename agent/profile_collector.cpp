@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
@@ -38,18 +39,13 @@ std::vector<int> online_cpus() {
 using latency::choose_variant;
 using latency::chosen;
 
-Result<std::unique_ptr<ProfileCollector>>
-ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, ProcHandler on_proc) {
-    std::unique_ptr<ProfileCollector> c(new ProfileCollector());
-    c->on_stack_ = std::move(on_stack);
-    c->on_proc_ = std::move(on_proc);
-
+Status ProfileCollector::open_and_load(const ProfileOptions& options, bool unwind) {
+    skel_.reset();
     auto skel = Skeleton<profile_bpf>::open();
     if (!skel)
         return skel.error();
-    c->skel_ = std::move(skel.value());
-    profile_bpf* s = c->skel_.get();
-
+    skel_ = std::move(skel.value());
+    profile_bpf* s = skel_.get();
     if (bpf_map__set_max_entries(s->maps.hp_prof_events, options.ring_bytes) != 0)
         return errno_error("ring buffer size " + std::to_string(options.ring_bytes));
     s->rodata->cfg_filter_pids = !options.pids.empty();
@@ -85,8 +81,54 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
     choose_variant(s->progs.hp_offcpu_btf, s->progs.hp_offcpu_raw, s->progs.hp_offcpu_tp,
                    options.off_cpu, options.off_cpu_mode);
 
-    if (Status st = c->skel_.load(); !st)
-        return st.error();
+    s->rodata->cfg_unwind = unwind;
+    // The rows map is sized by the budget; without unwinding it takes one row.
+    const uint64_t rows =
+        unwind ? std::max<uint64_t>(options.unwind_budget_bytes / sizeof(hp_unw_row), 1024) : 1;
+    if (bpf_map__set_max_entries(s->maps.hp_unw_rows,
+                                 static_cast<uint32_t>(std::min<uint64_t>(rows, 1u << 28))) != 0)
+        return errno_error("unwind rows map size");
+    return skel_.load();
+}
+
+Result<std::unique_ptr<ProfileCollector>>
+ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, ProcHandler on_proc) {
+    std::unique_ptr<ProfileCollector> c(new ProfileCollector());
+    c->on_stack_ = std::move(on_stack);
+    c->on_proc_ = std::move(on_proc);
+
+    // With unwind tables first; if the verifier rejects the walker, again without it (the
+    // frame-pointer walk of bpf_get_stack), and /readyz says why.
+    bool unwind = options.unwind;
+    for (;;) {
+        if (Status st = c->open_and_load(options, unwind); st) {
+            break;
+        } else if (!unwind) {
+            return st.error();
+        } else {
+            c->unwind_status_ =
+                "frame pointers only: the unwinder did not load (" + st.error().message() + ")";
+            unwind = false;
+        }
+    }
+    profile_bpf* s = c->skel_.get();
+    auto* p = s->progs.hp_cpu_sample;
+    const bool tick = options.on_cpu_mode != compat::AttachMode::PerfEvent;
+    if (unwind) {
+        const uint32_t rows = bpf_map__max_entries(s->maps.hp_unw_rows);
+        auto maps = unwind::BpfTableMaps::open(bpf_map__fd(s->maps.hp_unw_mappings),
+                                               bpf_map__fd(s->maps.hp_unw_pages),
+                                               bpf_map__fd(s->maps.hp_unw_rows), rows);
+        if (!maps)
+            return maps.error();
+        unwind::StoreOptions so;
+        so.proc_root = options.proc_root;
+        so.builder = options.unwind_builder;
+        c->unwind_ = std::make_unique<unwind::Store>(std::move(maps.value()), std::move(so));
+        c->unwind_status_ = "unwind tables (CFI, Go) with frame-pointer fallback";
+    } else if (c->unwind_status_.empty()) {
+        c->unwind_status_ = "frame pointers only (unwinding off)";
+    }
 
     for (uint32_t pid : options.pids) {
         uint8_t one = 1;
@@ -252,6 +294,13 @@ ProfileCounters ProfileCollector::counters() const {
             continue;
         for (uint64_t v : values)
             out.kernel[i] += v;
+    }
+    for (uint32_t i = 0; i < HP_UNW_STAT_MAX; ++i) {
+        if (bpf_map__lookup_elem(skel_->maps.hp_unw_stats, &i, sizeof(i), values.data(),
+                                 values.size() * sizeof(uint64_t), 0) != 0)
+            continue;
+        for (uint64_t v : values)
+            out.unwind[i] += v;
     }
     return out;
 }

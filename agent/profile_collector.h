@@ -15,6 +15,7 @@
 #include "common/bpf_handles.h"
 #include "common/result.h"
 #include "kernel-compat/planner.h"
+#include "unwind/store.h"
 
 struct profile_bpf;
 
@@ -37,12 +38,19 @@ struct ProfileOptions {
     int64_t irq_regs_from_rq = 0;              // where __irq_regs is from the runqueue
     int tick_hz = 0;
     uint32_t ring_bytes = 2u << 20; // power of two, multiple of the page size
+    // User stacks walked in BPF with per-file unwind tables (unwind/: CFI, Go), falling
+    // back to frame pointers where a table is missing; false: frame pointers only.
+    bool unwind = true;
+    uint64_t unwind_budget_bytes = 16ull << 20; // the rows map (8 bytes a row)
+    unwind::Builder unwind_builder;             // file -> rows (the agent's: CFI + Go)
+    std::string proc_root = "/proc";
 };
 
 struct ProfileCounters {
     std::array<uint64_t, HP_PROF_STAT_MAX> kernel{}; // summed hp_prof_stats
     uint64_t records = 0;                            // records consumed from the ring
     uint64_t decode_errors = 0;                      // records rejected by the decoders
+    std::array<uint64_t, HP_UNW_STAT_MAX> unwind{};  // summed hp_unw_stats
 };
 
 class ProfileCollector {
@@ -66,9 +74,14 @@ class ProfileCollector {
     std::vector<ProgramFd> programs() const;
     // "hook (mode)" for every attached hook, e.g. "cpu-clock (perf_event, 2 CPUs)".
     const std::vector<std::string>& attached() const { return attached_; }
+    // The unwind-table store (nullptr: frame pointers only), and why not when it is off.
+    unwind::Store* unwinder() const { return unwind_.get(); }
+    const std::string& unwind_status() const { return unwind_status_; }
 
   private:
     ProfileCollector() = default;
+    // Opens the skeleton, sets its configuration and loads it (unwind: with the walker).
+    Status open_and_load(const ProfileOptions& options, bool unwind);
     static int on_record(void* ctx, void* data, size_t size);
 
     Skeleton<profile_bpf> skel_;
@@ -79,6 +92,8 @@ class ProfileCollector {
     std::atomic<uint64_t> records_{0}; // written by the consumer, read by anyone
     std::atomic<uint64_t> decode_errors_{0};
     std::vector<std::string> attached_;
+    std::unique_ptr<unwind::Store> unwind_;
+    std::string unwind_status_;
 };
 
 // CPUs that are online now (from /sys/devices/system/cpu/online).

@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lib/hp_task.h"
+#include "lib/hp_unwind.h"
 #include "profile.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -194,6 +195,7 @@ static __always_inline __u32 kernel_frames(struct hp_prof_stack *e, long k)
 static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 kind, __u64 id,
 				    __u64 cgroup_id, __u64 now, bool in_user)
 {
+	struct hp_unw_walk *w;
 	long u;
 	__u32 nk;
 
@@ -211,6 +213,25 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 
 	nk = kernel_frames(
 	    e, in_user ? 0 : bpf_get_stack(ctx, e->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0));
+	/* Bounds the verifier can follow: the user frames start at most at frames[127]. */
+	nk &= 0xff;
+	if (nk > HP_PROF_MAX_FRAMES)
+		nk = HP_PROF_MAX_FRAMES;
+	e->kstack_len = nk;
+	w = hp_unwind_user(e->hdr.pid);
+	if (w) {
+		/* Unwound with tables (bpf/lib/hp_unwind.h). */
+		u = w->n & 0xff;
+		if (u > HP_PROF_MAX_FRAMES)
+			u = HP_PROF_MAX_FRAMES;
+		if (u > 0 &&
+		    bpf_probe_read_kernel(&e->frames[nk], u * sizeof(__u64), w->frames) != 0)
+			u = 0;
+		if (w->stop == HP_UNW_STAT_DEPTH_LIMIT)
+			e->flags |= HP_PROF_USTACK_FULL;
+		e->ustack_len = u;
+		return;
+	}
 	u = bpf_get_stack(ctx, &e->frames[nk], HP_PROF_MAX_FRAMES * sizeof(__u64),
 			  BPF_F_USER_STACK);
 	if (u < 0) {
@@ -223,7 +244,6 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 		u = HP_PROF_MAX_FRAMES;
 		e->flags |= HP_PROF_USTACK_FULL;
 	}
-	e->kstack_len = nk;
 	e->ustack_len = u;
 }
 

@@ -55,8 +55,8 @@ PackedTable pack(const std::vector<Row>& rows) {
         if (carried && carried->kind != HP_UNW_NONE) {
             uint64_t p = (carried->pc >> HP_UNW_PAGE_SHIFT) + 1;
             for (; p < page; ++p) {
-                t.pages.push_back({static_cast<uint32_t>(p),
-                                   static_cast<uint32_t>(t.rows.size()), 1});
+                t.pages.push_back(
+                    {static_cast<uint32_t>(p), static_cast<uint32_t>(t.rows.size()), 1});
                 t.rows.push_back(to_kernel(*carried, p << HP_UNW_PAGE_SHIFT));
             }
         }
