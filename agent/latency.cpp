@@ -114,6 +114,8 @@ LatencyCollectors::LatencyCollectors(const LatencyOptions& options, OutlierStore
         so.outlier_threshold_ns = options.syscall_outlier_ns;
         so.outlier_threshold_overrides = options.syscall_outlier_overrides;
         so.per_cgroup = !options.syscall_cgroups.empty();
+        if (pipeline_ != nullptr)
+            so.unwind = pipeline_->unwind_maps();
         auto c =
             SyscallCollector::start(so, [this](const SyscallOutlierView& v) { on_syscall(v); });
         if (c) {

@@ -105,6 +105,7 @@ class Pipeline {
     // How user stacks are walked here ("unwind tables ..." or "frame pointers only: why").
     const std::string& unwind_status() const { return collector_->unwind_status(); }
     unwind::Store* unwinder() const { return collector_->unwinder(); }
+    unwind::MapFds unwind_maps() const { return collector_->unwind_maps(); }
     int frequency_hz() const { return frequency_hz_; }
 
   private:

@@ -276,6 +276,18 @@ std::vector<ProgramFd> ProfileCollector::programs() const {
     return loaded_programs(skel_->obj);
 }
 
+unwind::MapFds ProfileCollector::unwind_maps() const {
+    unwind::MapFds m;
+    if (!unwind_)
+        return m;
+    m.mappings = bpf_map__fd(skel_->maps.hp_unw_mappings);
+    m.pages = bpf_map__fd(skel_->maps.hp_unw_pages);
+    m.rows = bpf_map__fd(skel_->maps.hp_unw_rows);
+    m.stats = bpf_map__fd(skel_->maps.hp_unw_stats);
+    m.row_count = bpf_map__max_entries(skel_->maps.hp_unw_rows);
+    return m;
+}
+
 int ProfileCollector::ring_fd() const {
     return ring_buffer__epoll_fd(ring_.get());
 }

@@ -77,6 +77,7 @@ class ProfileCollector {
     // The unwind-table store (nullptr: frame pointers only), and why not when it is off.
     unwind::Store* unwinder() const { return unwind_.get(); }
     const std::string& unwind_status() const { return unwind_status_; }
+    unwind::MapFds unwind_maps() const;
 
   private:
     ProfileCollector() = default;

@@ -116,6 +116,16 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
                             s->progs.hp_sysenter_tp, true, options.mode);
     latency::choose_variant(s->progs.hp_sysexit_btf, s->progs.hp_sysexit_raw,
                             s->progs.hp_sysexit_tp, true, options.mode);
+    // Slow syscalls' user stacks: the profile collector's unwind tables, when it runs.
+    s->rodata->cfg_unwind = options.unwind.valid();
+    if (options.unwind.valid()) {
+        if (bpf_map__reuse_fd(s->maps.hp_unw_mappings, options.unwind.mappings) != 0 ||
+            bpf_map__reuse_fd(s->maps.hp_unw_pages, options.unwind.pages) != 0 ||
+            bpf_map__set_max_entries(s->maps.hp_unw_rows, options.unwind.row_count) != 0 ||
+            bpf_map__reuse_fd(s->maps.hp_unw_rows, options.unwind.rows) != 0 ||
+            bpf_map__reuse_fd(s->maps.hp_unw_stats, options.unwind.stats) != 0)
+            return errno_error("syscalls: share the profile collector's unwind maps");
+    }
     if (Status st = c->skel_.load(); !st)
         return st.error();
 

@@ -21,6 +21,7 @@
 #include "common/bpf_handles.h"
 #include "common/result.h"
 #include "kernel-compat/planner.h"
+#include "unwind/store.h"
 
 struct syscalls_bpf;
 
@@ -42,6 +43,9 @@ struct SyscallOptions {
     // Keep the syscall in flight in the LRU hash even where task storage works (tests of
     // the fallback that older kernels use).
     bool force_hash_in_flight = false;
+    // The profile collector's unwind maps (ProfileCollector::unwind_maps): slow syscalls'
+    // user stacks are walked with the same tables. -1: frame pointers only.
+    unwind::MapFds unwind;
 };
 
 // One syscall's observations (cgroup_id 0: host-wide).

@@ -11,6 +11,7 @@
 
 #include "lib/hp_log2.h"
 #include "lib/hp_task.h"
+#include "lib/hp_unwind.h"
 #include "syscalls.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -252,6 +253,7 @@ static __always_inline void ship_outlier(void *ctx, __u64 id, __u32 nr, long ret
 {
 	__u32 zero = 0, nk;
 	struct hp_sys_event *e = bpf_map_lookup_elem(&hp_sys_scratch, &zero);
+	struct hp_unw_walk *w;
 	__u64 size;
 	long k, u;
 
@@ -280,6 +282,23 @@ static __always_inline void ship_outlier(void *ctx, __u64 id, __u32 nr, long ret
 		nk = HP_SYS_MAX_FRAMES;
 		e->flags |= HP_SYS_KSTACK_FULL;
 	}
+	/* Bounds the verifier can follow: the user frames start at most at frames[127]. */
+	nk &= 0xff;
+	if (nk > HP_SYS_MAX_FRAMES)
+		nk = HP_SYS_MAX_FRAMES;
+	w = hp_unwind_user(e->pid);
+	if (w) {
+		/* Unwound with tables (bpf/lib/hp_unwind.h). */
+		u = w->n & 0xff;
+		if (u > HP_SYS_MAX_FRAMES)
+			u = HP_SYS_MAX_FRAMES;
+		if (u > 0 &&
+		    bpf_probe_read_kernel(&e->frames[nk], u * sizeof(__u64), w->frames) != 0)
+			u = 0;
+		if (w->stop == HP_UNW_STAT_DEPTH_LIMIT)
+			e->flags |= HP_SYS_USTACK_FULL;
+		goto done;
+	}
 	u = bpf_get_stack(ctx, &e->frames[nk], HP_SYS_MAX_FRAMES * sizeof(__u64), BPF_F_USER_STACK);
 	if (u < 0) {
 		e->flags |= HP_SYS_USTACK_ERR;
@@ -291,6 +310,7 @@ static __always_inline void ship_outlier(void *ctx, __u64 id, __u32 nr, long ret
 		u = HP_SYS_MAX_FRAMES;
 		e->flags |= HP_SYS_USTACK_FULL;
 	}
+done:
 	e->kstack_len = nk;
 	e->ustack_len = u;
 

@@ -31,6 +31,14 @@
 
 namespace hostprof::unwind {
 
+// The unwind maps of a loaded skeleton (bpf/lib/hp_unwind.h), shared with the programs of
+// other skeletons (bpf_map__reuse_fd before their load) so one store serves every stack.
+struct MapFds {
+    int mappings = -1, pages = -1, rows = -1, stats = -1;
+    uint32_t row_count = 0;
+    bool valid() const { return mappings >= 0 && pages >= 0 && rows >= 0 && stats >= 0; }
+};
+
 // The kernel side, behind an interface so the store's logic tests without root.
 class TableMaps {
   public:
