@@ -11,6 +11,7 @@
 
 #include "common/unique_fd.h"
 #include "symbolizer/symbolizer.h"
+#include "unwind/store.h"
 
 namespace hostprof {
 namespace {
@@ -41,6 +42,86 @@ void add_value(MetricFamily& f, double v, std::vector<ClientMetric::Label> label
 
 double num(uint64_t v) {
     return static_cast<double>(v);
+}
+
+// The unwinder's counters: the BPF walk's (hp_unw_stats, bpf/unwind.h) and the table
+// store's (unwind/store.h). Label values come from fixed enums.
+void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const unwind::Store* store,
+                         std::vector<MetricFamily>& out) {
+    auto frames = family("hostprof_unwind_frames_total",
+                         "User frames stepped by the BPF unwinder, by method (cfi: a CFI row; "
+                         "go: a row from Go's pclntab; fp: a frame-pointer step where no table "
+                         "covers the code).",
+                         MetricType::Counter);
+    add_value(frames, num(k[HP_UNW_STAT_FRAMES_CFI]), {{"method", "cfi"}});
+    add_value(frames, num(k[HP_UNW_STAT_FRAMES_GO]), {{"method", "go"}});
+    add_value(frames, num(k[HP_UNW_STAT_FRAMES_FP]), {{"method", "fp"}});
+    out.push_back(std::move(frames));
+    auto stacks = family("hostprof_unwind_stacks_total",
+                         "User stacks, by how they were walked (tables: the BPF unwinder; "
+                         "frame_pointers: bpf_get_stack, because the process had no tables yet "
+                         "or its registers could not be read).",
+                         MetricType::Counter);
+    add_value(stacks, num(k[HP_UNW_STAT_STACKS]), {{"method", "tables"}});
+    add_value(stacks, num(k[HP_UNW_STAT_FALLBACK_FP] + k[HP_UNW_STAT_NO_REGS]),
+              {{"method", "frame_pointers"}});
+    out.push_back(std::move(stacks));
+    auto ended = family("hostprof_unwind_stacks_ended_total",
+                        "Stacks walked with tables, by why the walk ended (end_of_stack: the "
+                        "outermost frame, complete).",
+                        MetricType::Counter);
+    const std::pair<const char*, int> reasons[] = {
+        {"end_of_stack", HP_UNW_STAT_END_OF_STACK},   {"no_table", HP_UNW_STAT_NO_TABLE},
+        {"table_pending", HP_UNW_STAT_TABLE_PENDING}, {"bad_read", HP_UNW_STAT_BAD_READ},
+        {"depth_limit", HP_UNW_STAT_DEPTH_LIMIT},     {"invalid_rule", HP_UNW_STAT_INVALID_RULE},
+    };
+    for (const auto& [name, i] : reasons)
+        add_value(ended, num(k[static_cast<size_t>(i)]), {{"reason", name}});
+    out.push_back(std::move(ended));
+    if (store == nullptr)
+        return;
+    const unwind::StoreStats st = store->stats();
+    auto gauge = [&](const char* name, const char* help, double v) {
+        auto f = family(name, help, MetricType::Gauge);
+        add_value(f, v);
+        out.push_back(std::move(f));
+    };
+    gauge("hostprof_unwind_tables", "Unwind tables in the store (one per distinct file).",
+          num(st.tables));
+    gauge("hostprof_unwind_tables_ready", "Unwind tables whose rows are in the BPF maps.",
+          num(st.tables_ready));
+    gauge("hostprof_unwind_map_bytes", "Bytes of unwind rows in the BPF rows map.",
+          num(st.rows_used * sizeof(hp_unw_row)));
+    gauge("hostprof_unwind_map_limit_bytes", "Size of the BPF rows map (unwind_memory).",
+          num(st.row_capacity * sizeof(hp_unw_row)));
+    gauge("hostprof_unwind_mapping_entries",
+          "Entries of the {pid, address} -> table trie (processes' executable mappings).",
+          num(st.mapping_entries));
+    auto builds = family("hostprof_unwind_table_builds_total",
+                         "Unwind-table builds, by result (no_fit: larger than the free budget "
+                         "after evicting unused tables; walked with frame pointers).",
+                         MetricType::Counter);
+    add_value(builds, num(st.builds - st.build_failures - st.no_fit), {{"result", "built"}});
+    add_value(builds, num(st.build_failures), {{"result", "failed"}});
+    add_value(builds, num(st.no_fit), {{"result", "no_fit"}});
+    out.push_back(std::move(builds));
+    auto secs = family("hostprof_unwind_table_build_seconds_total",
+                       "Time spent building unwind tables.", MetricType::Counter);
+    add_value(secs, static_cast<double>(st.build_ns) / 1e9);
+    out.push_back(std::move(secs));
+    auto ev =
+        family("hostprof_unwind_table_evictions_total",
+               "Unwind tables evicted (unused by any process for 5 minutes, or to make room).",
+               MetricType::Counter);
+    add_value(ev, num(st.evictions));
+    out.push_back(std::move(ev));
+    auto errs = family("hostprof_unwind_errors_total",
+                       "Unwind store errors, by kind (map: a BPF map update failed, e.g. "
+                       "full; process: a process's mappings could not be read).",
+                       MetricType::Counter);
+    add_value(errs, num(st.map_errors), {{"kind", "map"}});
+    add_value(errs, num(st.process_errors), {{"kind", "process"}});
+    out.push_back(std::move(errs));
 }
 
 // The symbolizer's counters (symbolizer/symbolizer.h SymbolizerStats). Every label value
@@ -291,6 +372,8 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
                             "Process-table entries evicted by its bound.", MetricType::Counter);
         add_value(evict, static_cast<double>(s.processes.evictions));
         out.push_back(std::move(evict));
+
+        add_unwind_families(s.collector.unwind, pipeline_->unwinder(), out);
 
         sym::SymbolizerStats ss;
         if (pipeline_->symbolizer_stats(ss))

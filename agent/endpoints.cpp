@@ -216,8 +216,11 @@ HttpResponse readyz_handler(AgentState& st) {
         (c.running ? running : failed)++;
     }
     std::string status = running == 0 ? "not_ready" : failed > 0 ? "degraded" : "ready";
-    return json_response(running == 0 ? 503 : 200,
-                         {{"status", status}, {"collectors", collectors}});
+    nlohmann::json body = {{"status", status}, {"collectors", collectors}};
+    // How user stacks are walked: unwind tables, or frame pointers only and why.
+    if (st.pipeline != nullptr)
+        body["user_stacks"] = st.pipeline->unwind_status();
+    return json_response(running == 0 ? 503 : 200, body);
 }
 
 HttpResponse metrics_handler(AgentState& st, const HttpRequest& req) {

@@ -20,6 +20,7 @@ struct Features {
     std::string external_btf_path; // the --btf FILE, if any
     Feature ringbuf;               // BPF_MAP_TYPE_RINGBUF can be created
     Feature get_stack;             // bpf_get_stack from perf_event programs
+    Feature unwind;                // the maps and helpers of the unwind-table walker
     Feature perf_event;            // a perf_event program attaches to cpu-clock
     Feature tp_btf;                // a tp_btf program loads and attaches (sched_switch)
     Feature raw_tp;                // a raw_tp program loads and attaches (sched_switch)

@@ -118,6 +118,26 @@ Feature probe_get_stack() {
     return no(r == 0 ? "helper rejected in perf_event programs" : "probe failed: " + err_text(r));
 }
 
+// What the user-stack unwinder (bpf/lib/hp_unwind.h) needs beyond the rest: an LPM trie
+// (the {pid, address} -> table lookup), an mmap'able array (the rows, written by
+// userspace in place) and bpf_probe_read_user (5.5). Its walk also needs BPF global
+// functions (5.6), which every kernel with BTF tracing has.
+Feature probe_unwind() {
+    if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_probe_read_user, nullptr) != 1)
+        return no("bpf_probe_read_user is not available (Linux 5.5+): frame pointers only");
+    LIBBPF_OPTS(bpf_map_create_opts, lpm, .map_flags = BPF_F_NO_PREALLOC);
+    int fd = bpf_map_create(BPF_MAP_TYPE_LPM_TRIE, "hp_probe_lpm", 16, 16, 1, &lpm);
+    if (fd < 0)
+        return no("create an LPM trie map: " + err_text(errno) + ": frame pointers only");
+    ::close(fd);
+    LIBBPF_OPTS(bpf_map_create_opts, mm, .map_flags = BPF_F_MMAPABLE);
+    fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "hp_probe_mmap", 4, 8, 1, &mm);
+    if (fd < 0)
+        return no("create an mmap'able array: " + err_text(errno) + ": frame pointers only");
+    ::close(fd);
+    return yes("unwind tables: LPM trie, mmap'able array and bpf_probe_read_user work");
+}
+
 Feature probe_perf_event() {
     UniqueFd prog = load_prog(BPF_PROG_TYPE_PERF_EVENT);
     if (!prog)
@@ -363,6 +383,7 @@ Features probe_features(const ProbeOptions& options) {
 
     f.ringbuf = probe_ringbuf();
     f.get_stack = probe_get_stack();
+    f.unwind = probe_unwind();
     f.perf_event = probe_perf_event();
     f.tp_btf = probe_tp_btf(vmlinux.get());
     f.raw_tp = probe_raw_tp();
