@@ -125,6 +125,12 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
         so.proc_root = options.proc_root;
         so.builder = options.unwind_builder;
         c->unwind_ = std::make_unique<unwind::Store>(std::move(maps.value()), std::move(so));
+        // The processes named up front get their tables before the first sample (a
+        // process's first samples otherwise take frame pointers while its tables build).
+        for (uint32_t pid : options.pids)
+            c->unwind_->add_process(pid);
+        if (!options.pids.empty())
+            c->unwind_->wait_idle(5000);
         c->unwind_status_ = "unwind tables (CFI, Go) with frame-pointer fallback";
     } else if (c->unwind_status_.empty()) {
         c->unwind_status_ = "frame pointers only (unwinding off)";

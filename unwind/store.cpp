@@ -169,7 +169,14 @@ bool Store::add_process(uint32_t pid) {
     const uint64_t now = now_ns();
     {
         std::lock_guard lock(mu_);
-        clear_process_locked(pid);
+        // A second read (a library loaded since, or an exec): the new entries overwrite
+        // the old in place, and only the old ones not written again are deleted after,
+        // so the walker never sees this process without entries.
+        Process old;
+        if (auto it = processes_.find(pid); it != processes_.end()) {
+            old = std::move(it->second);
+            processes_.erase(it);
+        }
         Process& proc = processes_[pid];
         for (const sym::MapEntry& e : maps.entries) {
             if (!e.executable || e.end <= e.start)
@@ -249,6 +256,20 @@ bool Store::add_process(uint32_t pid) {
                 ++stats_.mapping_entries;
             }
         }
+        if (!old.entries.empty() || !old.tables.empty()) {
+            std::vector<std::pair<uint32_t, uint64_t>> kept;
+            for (const MappingEntry& e : proc.entries)
+                kept.push_back({e.key.prefixlen, e.key.addr});
+            std::sort(kept.begin(), kept.end());
+            for (const MappingEntry& e : old.entries) {
+                --stats_.mapping_entries;
+                if (!std::binary_search(kept.begin(), kept.end(),
+                                        std::pair<uint32_t, uint64_t>(e.key.prefixlen, e.key.addr)))
+                    maps_->delete_mapping(e.key);
+            }
+            for (uint32_t id : old.tables)
+                unref_locked(id, pid, now);
+        }
         stats_.processes = processes_.size();
         evict_expired_locked(now);
         if (options_.worker) {
@@ -290,7 +311,9 @@ void Store::unref_locked(uint32_t id, uint32_t pid, uint64_t now) {
     if (it == tables_.end() || it->second->refs == 0)
         return;
     Table& t = *it->second;
-    std::erase(t.users, pid);
+    // One reference of this pid goes (a re-read of its mappings added its new one first).
+    if (auto u = std::find(t.users.begin(), t.users.end(), pid); u != t.users.end())
+        t.users.erase(u);
     if (--t.refs == 0) {
         t.unused_since = now;
         t.users.clear();

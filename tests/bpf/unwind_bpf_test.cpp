@@ -1,0 +1,345 @@
+// Privileged: user stacks without frame pointers. The real binary records programs built
+// -O2 -fomit-frame-pointer (tests/testprogs/nofp/) and Debian's own python3 (packaged
+// without frame pointers); each stack must reach the program's entry with the expected
+// chain. python3 is also recorded by `perf record --call-graph dwarf` (a tool nobody
+// here wrote) in the same run, and we must reach its entry at least as often.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "bpf_test_util.h"
+
+namespace {
+
+using hostprof::bpftest::run_command;
+
+struct Child {
+    pid_t pid = -1;
+    explicit Child(const std::vector<std::string>& argv) {
+        pid = ::fork();
+        if (pid == 0) {
+            std::vector<char*> args;
+            for (const auto& a : argv)
+                args.push_back(const_cast<char*>(a.c_str()));
+            args.push_back(nullptr);
+            ::execv(args[0], args.data());
+            ::_exit(127);
+        }
+    }
+    ~Child() {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+    }
+};
+
+std::string temp_path(const std::string& name) {
+    return "/tmp/hostprof-unwind-" + std::to_string(::getpid()) + "-" + name;
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// A folded profile: stacks root first ("a;b;c N"), user frames then kernel frames.
+struct Stack {
+    std::vector<std::string> frames;
+    long count = 0;
+};
+
+std::vector<Stack> parse_folded(const std::string& text) {
+    std::vector<Stack> out;
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line)) {
+        const auto sp = line.rfind(' ');
+        if (sp == std::string::npos)
+            continue;
+        Stack s;
+        s.count = std::stol(line.substr(sp + 1));
+        std::istringstream fs(line.substr(0, sp));
+        std::string f;
+        while (std::getline(fs, f, ';'))
+            s.frames.push_back(f);
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+// `want` appears in order (not necessarily adjacent) in the stack.
+bool has_chain(const Stack& s, const std::vector<std::string>& want) {
+    size_t i = 0;
+    for (const auto& f : s.frames)
+        if (i < want.size() && f == want[i])
+            ++i;
+    return i == want.size();
+}
+
+bool has_frame(const Stack& s, const std::string& name) {
+    for (const auto& f : s.frames)
+        if (f == name)
+            return true;
+    return false;
+}
+
+struct Share {
+    long with = 0, total = 0;
+    double ratio() const { return total == 0 ? 0 : static_cast<double>(with) / total; }
+};
+
+template <class Pred> Share share(const std::vector<Stack>& stacks, Pred pred) {
+    Share s;
+    for (const Stack& st : stacks) {
+        s.total += st.count;
+        if (pred(st))
+            s.with += st.count;
+    }
+    return s;
+}
+
+// Records `pid` for `seconds` with hostprof (folded), returns the stacks.
+std::vector<Stack> record_folded(pid_t pid, int seconds, const std::string& extra,
+                                 std::string* log = nullptr) {
+    const std::string out = temp_path(std::to_string(pid) + ".folded");
+    const std::string l =
+        run_command(std::string(HOSTPROF_BINARY) + " record --duration " + std::to_string(seconds) +
+                    "s --frequency 99 --format folded " + extra + " --pid " + std::to_string(pid) +
+                    " -o " + out + " 2>&1");
+    if (log != nullptr)
+        *log = l;
+    auto stacks = parse_folded(slurp(out));
+    std::remove(out.c_str());
+    return stacks;
+}
+
+std::string dump(const std::vector<Stack>& stacks) {
+    std::string s;
+    for (size_t i = 0; i < stacks.size() && i < 12; ++i) {
+        for (const auto& f : stacks[i].frames)
+            s += f + ";";
+        s += " " + std::to_string(stacks[i].count) + "\n";
+    }
+    return s;
+}
+
+const std::string kTarget = std::string(HOSTPROF_TESTPROGS_DIR) + "/unwind_target";
+
+struct Case {
+    const char* mode;
+    std::vector<std::string> chain; // root first, in order
+};
+
+class UnwindChains : public ::testing::TestWithParam<Case> {};
+
+// >= 95% of the samples reach main (or the thread's start) through the expected chain.
+TEST_P(UnwindChains, ReachEntryWithoutFramePointers) {
+    HOSTPROF_REQUIRE_ROOT();
+    const Case& c = GetParam();
+    Child target({kTarget, c.mode});
+    ::usleep(200 * 1000);
+    std::string log;
+    const auto stacks = record_folded(target.pid, 3, "", &log);
+    const Share s = share(stacks, [&](const Stack& st) { return has_chain(st, c.chain); });
+    EXPECT_GE(s.total, 100) << log;
+    EXPECT_GE(s.ratio(), 0.95) << c.mode << ": " << s.with << " of " << s.total
+                               << " samples have the chain\n"
+                               << dump(stacks) << log;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Modes, UnwindChains,
+    ::testing::Values(Case{"chain", {"_start", "main", "chain_a", "chain_b"}},
+                      // qsort's callback: libc's frames between sort_loop and by_weight.
+                      Case{"qsort", {"_start", "main", "sort_loop"}},
+                      // memset through the PLT; samples in libc's assembly.
+                      Case{"plt", {"_start", "main", "plt_loop"}},
+                      Case{"signal", {"_start", "main", "signal_loop"}},
+                      Case{"threads", {"clone3", "start_thread", "thread_main", "thread_work"}}),
+    [](const auto& info) { return std::string(info.param.mode); });
+
+TEST(Unwind, QsortCallbackReachesMain) {
+    HOSTPROF_REQUIRE_ROOT();
+    Child target({kTarget, "qsort"});
+    ::usleep(200 * 1000);
+    const auto stacks = record_folded(target.pid, 3, "");
+    // Samples in the comparison callback: through libc's qsort back to main.
+    const Share s = share(stacks, [](const Stack& st) { return has_frame(st, "by_weight"); });
+    const Share full = share(stacks, [](const Stack& st) {
+        return has_frame(st, "by_weight") && has_chain(st, {"_start", "main", "sort_loop"});
+    });
+    ASSERT_GE(s.with, 50) << dump(stacks);
+    EXPECT_GE(static_cast<double>(full.with) / s.with, 0.95) << dump(stacks);
+}
+
+TEST(Unwind, SignalHandlerFramesReachMain) {
+    HOSTPROF_REQUIRE_ROOT();
+    Child target({kTarget, "signal"});
+    ::usleep(200 * 1000);
+    const auto stacks = record_folded(target.pid, 3, "");
+    // Samples inside the handler cross the signal frame (__restore_rt) to the
+    // interrupted code, then up to main.
+    const Share in = share(stacks, [](const Stack& st) { return has_frame(st, "on_signal"); });
+    const Share full = share(stacks, [](const Stack& st) {
+        return has_frame(st, "on_signal") && has_chain(st, {"_start", "main", "signal_loop"});
+    });
+    ASSERT_GE(in.with, 10) << dump(stacks);
+    EXPECT_GE(static_cast<double>(full.with) / in.with, 0.95) << dump(stacks);
+}
+
+TEST(Unwind, DeepRecursionIsComplete) {
+    HOSTPROF_REQUIRE_ROOT();
+    Child target({kTarget, "deep"});
+    ::usleep(200 * 1000);
+    const auto stacks = record_folded(target.pid, 3, "");
+    // 110 recursive frames below main: the whole chain fits in 127 frames.
+    const Share s = share(stacks, [](const Stack& st) {
+        int n = 0;
+        for (const auto& f : st.frames)
+            n += f == "recurse" ? 1 : 0;
+        return n == 111 && has_chain(st, {"_start", "main", "recurse"});
+    });
+    EXPECT_GE(s.total, 100);
+    EXPECT_GE(s.ratio(), 0.95) << s.with << " of " << s.total << "\n" << dump(stacks);
+}
+
+TEST(Unwind, OffCpuStacksReachMain) {
+    HOSTPROF_REQUIRE_ROOT();
+    Child target({kTarget, "sleep"});
+    ::usleep(200 * 1000);
+    const auto stacks = record_folded(target.pid, 3, "--off-cpu");
+    const Share s = share(stacks, [](const Stack& st) {
+        return has_chain(st, {"_start", "main", "sleep_loop"});
+    });
+    EXPECT_GE(s.total, 100);
+    EXPECT_GE(s.ratio(), 0.95) << dump(stacks);
+}
+
+// perf's samples whose call chain holds `entry` (perf script: a header line, then one
+// frame per line, a blank line between samples).
+Share perf_share(const std::string& script, const std::string& entry) {
+    Share s;
+    std::istringstream in(script);
+    std::string line;
+    bool in_sample = false, found = false;
+    auto end_sample = [&] {
+        if (in_sample) {
+            ++s.total;
+            s.with += found ? 1 : 0;
+        }
+        in_sample = found = false;
+    };
+    while (std::getline(in, line)) {
+        if (line.empty()) {
+            end_sample();
+            continue;
+        }
+        if (line[0] != ' ' && line[0] != '\t') {
+            end_sample();
+            in_sample = true;
+            continue;
+        }
+        if (line.find(" " + entry + "+") != std::string::npos ||
+            line.find(" " + entry + " ") != std::string::npos)
+            found = true;
+    }
+    end_sample();
+    return s;
+}
+
+// Debian's python3 (no frame pointers) running pure Python: hostprof and perf's DWARF
+// unwinding side by side on the same process at the same time.
+TEST(Unwind, DebianPython3ReachesEntryAsOftenAsPerfDwarf) {
+    HOSTPROF_REQUIRE_ROOT();
+    Child py({"/usr/bin/python3", "-c",
+              "def f(n):\n    s = 0\n    for i in range(n): s += i * i\n    return s\n"
+              "while True: f(100000)\n"});
+    ::usleep(300 * 1000);
+    const std::string data = temp_path("perf.data");
+    const std::string perf_cmd = "perf record -q -F 99 --call-graph dwarf,16384 -p " +
+                                 std::to_string(py.pid) + " -o " + data +
+                                 " -- sleep 4 >/dev/null 2>&1";
+    // perf in the background for the same 4 s as hostprof.
+    pid_t perf = ::fork();
+    if (perf == 0) {
+        ::execl("/bin/sh", "sh", "-c", perf_cmd.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    const auto stacks = record_folded(py.pid, 4, "");
+    ::waitpid(perf, nullptr, 0);
+    const std::string script = run_command("perf script -i " + data + " 2>/dev/null");
+    std::remove(data.c_str());
+    const Share ours = share(stacks, [](const Stack& st) { return has_frame(st, "Py_BytesMain"); });
+    const Share theirs = perf_share(script, "Py_BytesMain");
+    std::printf("python3: hostprof %ld/%ld reach Py_BytesMain (%.1f%%), perf --call-graph dwarf "
+                "%ld/%ld (%.1f%%)\n",
+                ours.with, ours.total, 100 * ours.ratio(), theirs.with, theirs.total,
+                100 * theirs.ratio());
+    ASSERT_GE(ours.total, 100) << dump(stacks);
+    ASSERT_GE(theirs.total, 50) << script.substr(0, 2000);
+    EXPECT_GE(ours.ratio(), 0.95) << dump(stacks);
+    EXPECT_GE(ours.ratio(), theirs.ratio() - 0.01) << dump(stacks);
+}
+
+} // namespace
+
+namespace {
+
+// The daemon: slow syscalls' stacks (syscall_latency profile) are complete too.
+TEST(Unwind, SyscallLatencyStacksReachMain) {
+    HOSTPROF_REQUIRE_ROOT();
+    hostprof::bpftest::AgentProcess agent({"--syscall-outlier-threshold", "2ms"});
+    ASSERT_TRUE(agent.ready()) << agent.log();
+    Child target({kTarget, "sleep"});
+    // The agent has just started: every process it samples queues its tables, and this
+    // one's first slow calls (before its tables are ready) take frame pointers. Measured
+    // once they are built (/metrics' hostprof_unwind_stacks_total shows the start-up).
+    ::usleep(1500 * 1000);
+    const std::string file = temp_path("sl.pb.gz");
+    run_command(
+        "curl -s -o " + file + " '" +
+        agent.url("/debug/pprof/syscall_latency?seconds=3&pid=" + std::to_string(target.pid)) +
+        "'");
+    // `go tool pprof -traces`: one block per stack, leaf first, separated by dashes.
+    const std::string traces =
+        run_command("HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -symbolize=none "
+                    "-traces " +
+                    file + " 2>&1");
+    std::remove(file.c_str());
+    int blocks = 0, complete = 0;
+    std::istringstream in(traces);
+    std::string line;
+    bool main_seen = false, sleep_seen = false, in_block = false;
+    auto close = [&] {
+        if (in_block) {
+            ++blocks;
+            complete += main_seen && sleep_seen ? 1 : 0;
+        }
+        in_block = main_seen = sleep_seen = false;
+    };
+    while (std::getline(in, line)) {
+        if (line.rfind("-----", 0) == 0) {
+            close();
+            continue;
+        }
+        if (line.find("nanosleep") != std::string::npos)
+            in_block = true;
+        main_seen = main_seen || line.find(" main") != std::string::npos;
+        sleep_seen = sleep_seen || line.find("sleep_loop") != std::string::npos;
+    }
+    close();
+    ASSERT_GE(blocks, 1) << traces;
+    EXPECT_EQ(complete, blocks) << traces;
+}
+
+} // namespace
