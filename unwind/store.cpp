@@ -190,6 +190,10 @@ bool Store::add_process(uint32_t pid) {
                               static_cast<unsigned long long>(e.start),
                               static_cast<unsigned long long>(e.end));
                 UniqueFd fd(::open((dir + range).c_str(), O_RDONLY | O_CLOEXEC));
+                // map_files needs CAP_SYS_ADMIN; the path in the process's root is the
+                // same file unless it was replaced (then the key below tells them apart).
+                if (!fd && !e.deleted)
+                    fd.reset(::open((dir + "/root" + e.path).c_str(), O_RDONLY | O_CLOEXEC));
                 struct stat st {};
                 if (fd && ::fstat(fd.get(), &st) == 0) {
                     const std::string key =
