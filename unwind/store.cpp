@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -150,6 +151,30 @@ Store::~Store() {
         worker_.join();
 }
 
+UniqueFd Store::vdso_fd() {
+    if (!vdso_tried_) {
+        vdso_tried_ = true;
+        // This process's vDSO: where the aux vector says, as long as its maps entry.
+        const auto base = static_cast<uint64_t>(::getauxval(AT_SYSINFO_EHDR));
+        std::ifstream in("/proc/self/maps");
+        std::ostringstream ss;
+        ss << in.rdbuf();
+        uint64_t size = 0;
+        for (const sym::MapEntry& e : sym::parse_maps(ss.str()).entries)
+            if (e.path == "[vdso]" && e.start == base)
+                size = e.end - e.start;
+        if (base != 0 && size > 0 && size <= (1u << 20)) {
+            UniqueFd fd(static_cast<int>(::memfd_create("hostprof-vdso", MFD_CLOEXEC)));
+            if (fd && ::write(fd.get(), reinterpret_cast<const void*>(base), size) ==
+                          static_cast<ssize_t>(size))
+                vdso_ = std::move(fd);
+        }
+    }
+    if (!vdso_)
+        return UniqueFd();
+    return UniqueFd(::fcntl(vdso_.get(), F_DUPFD_CLOEXEC, 0));
+}
+
 bool Store::add_process(uint32_t pid) {
     const std::string dir = options_.proc_root + "/" + std::to_string(pid);
     std::string text;
@@ -183,61 +208,69 @@ bool Store::add_process(uint32_t pid) {
                 continue;
             MappingEntry base{};
             base.table = 0;
-            if (e.is_file()) {
+            // The file behind the mapping and its identity ("" when it has none).
+            UniqueFd fd;
+            std::string key;
+            if (e.path == "[vdso]") {
+                // Every process of this boot maps the same vDSO: this process's copy.
+                fd = vdso_fd();
+                if (fd)
+                    key = "[vdso]";
+            } else if (e.is_file()) {
                 // The file as this process maps it (containers, deleted files).
                 char range[64];
                 std::snprintf(range, sizeof(range), "/map_files/%llx-%llx",
                               static_cast<unsigned long long>(e.start),
                               static_cast<unsigned long long>(e.end));
-                UniqueFd fd(::open((dir + range).c_str(), O_RDONLY | O_CLOEXEC));
+                fd.reset(::open((dir + range).c_str(), O_RDONLY | O_CLOEXEC));
                 // map_files needs CAP_SYS_ADMIN; the path in the process's root is the
-                // same file unless it was replaced (then the key below tells them apart).
+                // same file unless it was replaced (then its identity differs).
                 if (!fd && !e.deleted)
                     fd.reset(::open((dir + "/root" + e.path).c_str(), O_RDONLY | O_CLOEXEC));
                 struct stat st {};
-                if (fd && ::fstat(fd.get(), &st) == 0) {
-                    const std::string key =
-                        std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
-                        std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-                        std::to_string(st.st_mtim.tv_nsec);
-                    uint32_t id = 0;
-                    if (auto it = by_file_.find(key); it != by_file_.end()) {
-                        id = it->second;
-                    } else {
-                        auto t = std::make_unique<Table>();
-                        t->id = id = next_table_++;
-                        t->key = key;
-                        t->name = e.path;
-                        t->segments = exec_segments(fd.get());
-                        by_file_[key] = id;
-                        tables_[id] = std::move(t);
-                        ++stats_.tables;
-                        jobs.push_back({id, std::move(fd)});
+                if (fd && ::fstat(fd.get(), &st) == 0)
+                    key = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +
+                          std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) +
+                          "." + std::to_string(st.st_mtim.tv_nsec);
+            }
+            if (!key.empty()) {
+                uint32_t id = 0;
+                if (auto it = by_file_.find(key); it != by_file_.end()) {
+                    id = it->second;
+                } else {
+                    auto t = std::make_unique<Table>();
+                    t->id = id = next_table_++;
+                    t->key = key;
+                    t->name = e.path;
+                    t->segments = exec_segments(fd.get());
+                    by_file_[key] = id;
+                    tables_[id] = std::move(t);
+                    ++stats_.tables;
+                    jobs.push_back({id, std::move(fd)});
+                }
+                Table& t = *tables_[id];
+                if (t.state == Table::State::Failed &&
+                    now - t.failed_at >= options_.retry_failed_ns && fd) {
+                    t.state = Table::State::Pending;
+                    jobs.push_back({id, std::move(fd)});
+                }
+                // bias: file address = address - bias, through the segment that holds
+                // this mapping's file offset.
+                for (const LoadSegment& s : t.segments) {
+                    const uint64_t seg_lo = s.offset & ~0xfffULL;
+                    if (e.offset >= seg_lo && e.offset < s.offset + s.filesz) {
+                        base.table = id;
+                        base.bias = e.start - e.offset + s.offset - s.vaddr;
+                        break;
                     }
-                    Table& t = *tables_[id];
-                    if (t.state == Table::State::Failed &&
-                        now - t.failed_at >= options_.retry_failed_ns && fd) {
-                        t.state = Table::State::Pending;
-                        jobs.push_back({id, std::move(fd)});
-                    }
-                    // bias: file address = address - bias, through the segment that holds
-                    // this mapping's file offset.
-                    for (const LoadSegment& s : t.segments) {
-                        const uint64_t seg_lo = s.offset & ~0xfffULL;
-                        if (e.offset >= seg_lo && e.offset < s.offset + s.filesz) {
-                            base.table = id;
-                            base.bias = e.start - e.offset + s.offset - s.vaddr;
-                            break;
-                        }
-                    }
-                    if (base.table != 0) {
-                        if (std::find(proc.tables.begin(), proc.tables.end(), id) ==
-                            proc.tables.end()) {
-                            proc.tables.push_back(id);
-                            if (t.refs++ == 0)
-                                t.unused_since = 0;
-                            t.users.push_back(pid);
-                        }
+                }
+                if (base.table != 0) {
+                    if (std::find(proc.tables.begin(), proc.tables.end(), id) ==
+                        proc.tables.end()) {
+                        proc.tables.push_back(id);
+                        if (t.refs++ == 0)
+                            t.unused_since = 0;
+                        t.users.push_back(pid);
                     }
                 }
             }

@@ -131,6 +131,7 @@ class Store {
         UniqueFd fd;
     };
 
+    UniqueFd vdso_fd(); // a descriptor of a copy of the vDSO (shared by every process)
     void worker_loop();
     void build(Job job);
     void set_entries_locked(uint32_t table);
@@ -155,6 +156,8 @@ class Store {
     bool stop_ = false;
     StoreStats stats_;
     std::thread worker_;
+    UniqueFd vdso_;
+    bool vdso_tried_ = false;
 };
 
 // The LPM prefixes that cover [start, end) for a pid (exported for tests).

@@ -165,6 +165,8 @@ INSTANTIATE_TEST_SUITE_P(
                       // memset through the PLT; samples in libc's assembly.
                       Case{"plt", {"_start", "main", "plt_loop"}},
                       Case{"signal", {"_start", "main", "signal_loop"}},
+                      // clock_gettime in the vDSO (its table is built from a copy).
+                      Case{"vdso", {"_start", "main", "vdso_loop", "clock_gettime"}},
                       Case{"threads", {"clone3", "start_thread", "thread_main", "thread_work"}}),
     [](const auto& info) { return std::string(info.param.mode); });
 

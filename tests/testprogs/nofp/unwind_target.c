@@ -8,6 +8,7 @@
  *   deep     main -> recurse x 110 -> deep_leaf
  *   threads  4 threads: start_thread -> thread_main -> thread_work -> thread_leaf
  *   sleep    main -> sleep_loop -> nanosleep (off-CPU)
+ *   vdso     main -> vdso_loop -> clock_gettime (the vDSO: no system call)
  * It runs until killed. */
 #include <pthread.h>
 #include <signal.h>
@@ -131,6 +132,15 @@ NOINLINE void sleep_loop(void)
 		nanosleep(&ts, NULL);
 }
 
+NOINLINE void vdso_loop(void)
+{
+	struct timespec ts;
+	for (;;) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		sink += ts.tv_nsec;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "chain";
@@ -144,6 +154,8 @@ int main(int argc, char **argv)
 	else if (!strcmp(mode, "deep"))
 		for (;;)
 			recurse(110);
+	else if (!strcmp(mode, "vdso"))
+		vdso_loop();
 	else if (!strcmp(mode, "sleep"))
 		sleep_loop();
 	else if (!strcmp(mode, "threads")) {
