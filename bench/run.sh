@@ -227,7 +227,8 @@ tool_cmd() {
     case $1 in
     hostprof) echo "$HP run --frequency $PROF_HZ --collectors cpu --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-cc) echo "$HP run --frequency $PROF_HZ --collectors cpu --sampling-clock cpu-clock --listen 127.0.0.1:$HP_PORT" ;;
-    hostprof-fp) echo "$HP run --frequency $PROF_HZ --collectors cpu --unwind-tables false --listen 127.0.0.1:$HP_PORT" ;;
+    hostprof-uw) echo "$HP run --frequency $PROF_HZ --collectors cpu --sampling-clock cpu-clock --listen 127.0.0.1:$HP_PORT" ;;
+    hostprof-fp) echo "$HP run --frequency $PROF_HZ --collectors cpu --sampling-clock cpu-clock --unwind-tables false --listen 127.0.0.1:$HP_PORT" ;;
     perf-dwarf) echo "perf record -F $PROF_HZ -a --call-graph dwarf,16384 -o $WORK/perf-dwarf.data" ;;
     hostprof-all) echo "$HP run --frequency 99 --collectors $HP_ALL --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-sys) echo "$HP run --collectors syscalls --listen 127.0.0.1:$HP_PORT" ;;
@@ -255,7 +256,7 @@ tool_ready_pattern() {
 tool_available() {
     case $1 in
     none | hostprof | hostprof-cc | hostprof-all | floor | floor-clock | floor-sample) return 0 ;;
-    hostprof-fp) "$HP" config-reference 2>/dev/null | grep -q unwind_tables ;;
+    hostprof-uw | hostprof-fp) "$HP" config-reference 2>/dev/null | grep -q unwind_tables ;;
     perf-dwarf) have perf ;;
     hostprof-sys) has_collector syscalls ;;
     hostprof-blk) has_collector block ;;
@@ -439,7 +440,8 @@ PROF_HZ=99
 # Debian's python3 (built without frame pointers) in a pure-Python loop on every CPU, at
 # 99 Hz: hostprof walking its stacks with unwind tables (the default), with frame pointers
 # only (--unwind-tables false: bpf_get_stack, stacks stop after the leaf), and perf's DWARF
-# unwinding (it copies 16 KiB of stack a sample and unwinds in user space). The victims
+# unwinding (it copies 16 KiB of stack a sample and unwinds in user space), all three on
+# the same cpu-clock events (one BPF run per sample). The victims
 # count their loops: what each tool takes from them, paired with the same round's no-tool
 # run. BPF ns per sample from bpf_stats (on for hostprof only: its clock reads are in the
 # victims' loss of that configuration, equally for both hostprof rows).
@@ -455,7 +457,7 @@ print(n)'
 log "1d. unwinding: python3 on every CPU, 99 Hz, ${W_PROF}s windows"
 for ((r = 0; r < REPS; r++)); do
     declare -A loops=()
-    for t in $(rotate "$r" none hostprof hostprof-fp perf-dwarf); do
+    for t in $(rotate "$r" none hostprof-uw hostprof-fp perf-dwarf); do
         start_tool "$t" || { put "r1d.$t.failed" 1; continue; }
         [[ $t == hostprof* ]] && stats 1
         s0=$(bpf_prog_stats "$TOOL_PID")
@@ -472,13 +474,13 @@ for ((r = 0; r < REPS; r++)); do
         put "r1d.$t.loops" "$n"
         if [[ $t == hostprof* ]]; then
             ns=$(jq -n --argjson a "$s0" --argjson b "$s1" '
-                [$b[] | select(.name | test("hp_tick|hp_cpu_sample"))] as $B |
-                [$a[] | select(.name | test("hp_tick|hp_cpu_sample"))] as $A |
+                [$b[] | select(.name == "hp_cpu_sample")] as $B |
+                [$a[] | select(.name == "hp_cpu_sample")] as $A |
                 (($B | map(.t) | add // 0) - ($A | map(.t) | add // 0)) as $t |
                 (($B | map(.n) | add // 0) - ($A | map(.n) | add // 0)) as $n |
                 if $n > 0 then $t / $n else empty end')
             [[ -n $ns ]] && put "r1d.$t.ns" "$ns"
-            if [[ $t == hostprof ]]; then
+            if [[ $t == hostprof-uw ]]; then
                 met=$(curl -s -m 3 "http://127.0.0.1:$HP_PORT/metrics" 2>/dev/null)
                 v=$(awk '$1 == "hostprof_unwind_map_bytes" { print $2 }' <<<"$met")
                 [[ -n $v ]] && put "r1d.map_bytes" "$v"
@@ -858,7 +860,7 @@ wall-second × 100. Nothing here is a test assertion.
 | target | measured | status |
 |---|---|---|
 | CPU profiling at 99 Hz on all CPUs: hostprof < perf and < bpftrace | agent CPU + BPF run time: hostprof $(fmt 3 "$hp1")% (with \`--sampling-clock cpu-clock\`: $(fmt 3 "$(m r1.hostprof-cc.total)")%) vs bpftrace $(fmt 3 "$bt1")% and perf $(fmt 3 "$perf1")% of one CPU (perf's in-kernel unwinding is not in its figure: see 1.); everything taken from the workload, timer interrupts and perf's unwinding included: hostprof +$(fmt 3 "$(added1b hostprof)")% (cpu-clock: +$(fmt 3 "$(added1b hostprof-cc)")%), perf +$(fmt 3 "$(added1b perf)")%, bpftrace +$(fmt 3 "$(added1b bpftrace)")% (1., second table); per sample above the floor of sampling, at ${AMP_HZ} Hz: hostprof $(fmt 2 "$(per1c hostprof)") µs, perf $(fmt 2 "$(per1c perf)") µs, bpftrace $(fmt 2 "$(per1c bpftrace)") µs (1., third table) | $beats_peers |
-| user stacks without frame pointers (Debian's python3, 99 Hz): BPF cost per sample with unwind tables vs frame pointers only; what the victims lose vs perf's DWARF unwinding | $(fmt 0 "$(m r1d.hostprof.ns)") ns vs $(fmt 0 "$(m r1d.hostprof-fp.ns)") ns ($(ratio "$(m r1d.hostprof.ns)" "$(m r1d.hostprof-fp.ns)" 1)); victims lose $(fmt 2 "$(m r1d.hostprof.loss)")% (frame pointers only $(fmt 2 "$(m r1d.hostprof-fp.loss)")%, perf --call-graph dwarf $(fmt 2 "$(m r1d.perf-dwarf.loss)")%) | $([[ -n $(m r1d.hostprof.loss) && -n $(m r1d.perf-dwarf.loss) ]] && awk -v h="$(m r1d.hostprof.loss)" -v p="$(m r1d.perf-dwarf.loss)" 'BEGIN { print (h < p) ? "met" : "**not met**" }' || echo "n/a") |
+| user stacks without frame pointers (Debian's python3, 99 Hz): BPF cost per sample with unwind tables vs frame pointers only; what the victims lose vs perf's DWARF unwinding | $(fmt 0 "$(m r1d.hostprof-uw.ns)") ns vs $(fmt 0 "$(m r1d.hostprof-fp.ns)") ns ($(ratio "$(m r1d.hostprof-uw.ns)" "$(m r1d.hostprof-fp.ns)" 1)); victims lose $(fmt 2 "$(m r1d.hostprof-uw.loss)")% (frame pointers only $(fmt 2 "$(m r1d.hostprof-fp.loss)")%, perf --call-graph dwarf $(fmt 2 "$(m r1d.perf-dwarf.loss)")%) | $([[ -n $(m r1d.hostprof-uw.loss) && -n $(m r1d.perf-dwarf.loss) ]] && awk -v h="$(m r1d.hostprof-uw.loss)" -v p="$(m r1d.perf-dwarf.loss)" 'BEGIN { print (h < p) ? "met" : "**not met**" }' || echo "n/a") |
 | unwind-table rows in BPF maps within \`unwind_memory\` (16 MiB) | $(fmt 2 "$( [[ -n $(m r1d.map_bytes) ]] && calc "$(m r1d.map_bytes) / 1048576")") MiB for $(fmt 0 "$(m r1d.tables)") files (1d.) | $(target "$( [[ -n $(m r1d.map_bytes) ]] && calc "$(m r1d.map_bytes) / 1048576")" 16) |
 | CPU profiling at 99 Hz: < 0.5% of one CPU | $(fmt 3 "$hp1")% | $(target "$hp1" 0.5) |
 | whole agent, everything on ($HP_ALL), under 100 processes/s: ≤ 1% of one CPU | $(fmt 3 "$( [[ -n $(m r3.cpu_pct) ]] && calc "$(m r3.cpu_pct) + $(m r3.bpf_pct)")")% (user+sys $(pct r3.cpu_pct)%, BPF $(pct r3.bpf_pct)%: per program in 3.) | $(target "$( [[ -n $(m r3.cpu_pct) ]] && calc "$(m r3.cpu_pct) + $(m r3.bpf_pct)")" 1) |
@@ -979,7 +981,7 @@ its row in the first table, everything it runs included.")
 
 Debian's \`python3\` (built without frame pointers) runs a pure-Python loop on each of
 the $(nproc) CPUs for ${W_PROF} s per configuration, ${REPS} rounds in rotating order,
-at 99 Hz. hostprof walks the stacks with its unwind tables (the default), or with frame
+at 99 Hz on \`cpu-clock\` events (all three tools). hostprof walks the stacks with its unwind tables (the default), or with frame
 pointers only (\`--unwind-tables false\`: \`bpf_get_stack\`, which stops after the leaf on
 this binary); perf records with \`--call-graph dwarf,16384\` (a 16 KiB stack copy per
 sample, unwound in user space afterwards: that part is not in this window). "Loss" is the
@@ -989,7 +991,7 @@ victims' loops against the same round's run without a tool. BPF ns per sample fr
 | configuration | victims' loops (min–max) | loss vs no tool, % (min–max) | BPF ns per sample (min–max) |
 |---|---:|---:|---:|
 | no tool | $(fmt 0 "$(m r1d.none.loops)") ($(range r1d.none.loops 0)) | — | — |
-| hostprof, unwind tables | $(fmt 0 "$(m r1d.hostprof.loops)") ($(range r1d.hostprof.loops 0)) | $(fmt 2 "$(m r1d.hostprof.loss)") ($(range r1d.hostprof.loss 2)) | $(fmt 0 "$(m r1d.hostprof.ns)") ($(range r1d.hostprof.ns 0)) |
+| hostprof, unwind tables | $(fmt 0 "$(m r1d.hostprof-uw.loops)") ($(range r1d.hostprof-uw.loops 0)) | $(fmt 2 "$(m r1d.hostprof-uw.loss)") ($(range r1d.hostprof-uw.loss 2)) | $(fmt 0 "$(m r1d.hostprof-uw.ns)") ($(range r1d.hostprof-uw.ns 0)) |
 | hostprof, frame pointers only | $(fmt 0 "$(m r1d.hostprof-fp.loops)") ($(range r1d.hostprof-fp.loops 0)) | $(fmt 2 "$(m r1d.hostprof-fp.loss)") ($(range r1d.hostprof-fp.loss 2)) | $(fmt 0 "$(m r1d.hostprof-fp.ns)") ($(range r1d.hostprof-fp.ns 0)) |
 | perf record --call-graph dwarf | $(fmt 0 "$(m r1d.perf-dwarf.loops)") ($(range r1d.perf-dwarf.loops 0)) | $(fmt 2 "$(m r1d.perf-dwarf.loss)") ($(range r1d.perf-dwarf.loss 2)) | — |
 
