@@ -19,10 +19,13 @@
 #include <sstream>
 
 #include "common/elf_handle.h"
+#include "tests/unwind_elf_writer.h"
 #include "unwind/cfi.h"
 
 namespace hostprof::unwind {
 namespace {
+
+using namespace testing_elf;
 
 const std::string kData = std::string(HOSTPROF_TEST_DATA) + "/unwind/";
 
@@ -341,21 +344,6 @@ TEST(UnwindCfi, NotAnElfOrMissingIsAnError) {
 
 // ------------------------------------------------------------- crafted CFI
 
-void put32(std::string& s, uint32_t v) {
-    s.append(reinterpret_cast<const char*>(&v), 4);
-}
-void put64(std::string& s, uint64_t v) {
-    s.append(reinterpret_cast<const char*>(&v), 8);
-}
-void put16(std::string& s, uint16_t v) {
-    s.append(reinterpret_cast<const char*>(&v), 2);
-}
-void pad4(std::string& s, size_t from) {
-    while ((s.size() - from) % 4)
-        s.push_back(static_cast<char>(DW_CFA_nop));
-}
-
-constexpr uint64_t kEhFrameAddr = 0x1000;
 constexpr uint64_t kCodeAddr = 0x2000;
 
 // An .eh_frame: one CIE (CFA = rsp + 8, RA at CFA - 8, pcrel sdata4 pointers, `cie_aug`
@@ -395,63 +383,6 @@ std::string eh_frame(const std::vector<std::pair<std::string, uint32_t>>& fdes,
         code += range;
     }
     put32(s, 0); // terminator
-    return s;
-}
-
-// A minimal x86-64 shared object: the ELF header, one PT_LOAD (r-x, the first MiB of
-// addresses), .eh_frame at kEhFrameAddr and the section-name table; no PT_GNU_EH_FRAME
-// (libdw finds .eh_frame by its section).
-std::string elf_with_eh_frame(const std::string& eh) {
-    const std::string names("\0.eh_frame\0.shstrtab\0", 21);
-    const uint64_t eh_off = 64 + 56;
-    const uint64_t names_off = eh_off + eh.size();
-    uint64_t shoff = names_off + names.size();
-    shoff = (shoff + 7) & ~7ull;
-    std::string s;
-    s += std::string("\x7f"
-                     "ELF\x02\x01\x01",
-                     7);
-    s.resize(16, '\0');
-    put16(s, ET_DYN);
-    put16(s, EM_X86_64);
-    put32(s, EV_CURRENT);
-    put64(s, 0);     // entry
-    put64(s, 64);    // phoff
-    put64(s, shoff); // shoff
-    put32(s, 0);     // flags
-    put16(s, 64);    // ehsize
-    put16(s, 56);    // phentsize
-    put16(s, 1);     // phnum
-    put16(s, 64);    // shentsize
-    put16(s, 3);     // shnum
-    put16(s, 2);     // shstrndx
-    put32(s, PT_LOAD);
-    put32(s, PF_R | PF_X);
-    put64(s, 0);        // offset
-    put64(s, 0);        // vaddr
-    put64(s, 0);        // paddr
-    put64(s, eh_off);   // filesz
-    put64(s, 1u << 20); // memsz
-    put64(s, 0x1000);   // align
-    s += eh;
-    s += names;
-    s.resize(shoff, '\0');
-    auto shdr = [&](uint32_t name, uint32_t type, uint64_t flags, uint64_t addr, uint64_t off,
-                    uint64_t size, uint64_t align) {
-        put32(s, name);
-        put32(s, type);
-        put64(s, flags);
-        put64(s, addr);
-        put64(s, off);
-        put64(s, size);
-        put32(s, 0); // link
-        put32(s, 0); // info
-        put64(s, align);
-        put64(s, 0); // entsize
-    };
-    shdr(0, SHT_NULL, 0, 0, 0, 0, 0);
-    shdr(1, SHT_PROGBITS, SHF_ALLOC, kEhFrameAddr, eh_off, eh.size(), 8);
-    shdr(11, SHT_STRTAB, 0, 0, names_off, names.size(), 1);
     return s;
 }
 
@@ -624,6 +555,26 @@ TEST(UnwindCfi, CorruptedEhFrameNeverCrashesOrHangs) {
     EXPECT_GT(errors, 0);
     EXPECT_GT(ok, 0);
     EXPECT_LT(s, 30);
+}
+
+// The fuzz target's seeds (tests/data/fuzz/unwind_cfi, read as fuzz_unwind_cfi reads its
+// input: a leading 0x7f is a whole ELF file, anything else .eh_frame bytes after one
+// byte): ok_* build a table, bad_* give an error.
+TEST(UnwindCfi, FuzzSeeds) {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator(std::string(HOSTPROF_TEST_DATA) +
+                                                             "/fuzz/unwind_cfi")) {
+        const std::string name = e.path().filename().string();
+        std::string bytes = read_file(e.path().string());
+        ASSERT_FALSE(bytes.empty()) << name;
+        if (bytes[0] != 0x7f)
+            bytes = elf_with_eh_frame(bytes.substr(1));
+        auto t = build_from_bytes(bytes);
+        EXPECT_EQ(t.ok(), name.rfind("ok_", 0) == 0)
+            << name << ": " << (t.ok() ? "accepted" : t.error().message());
+        ++n;
+    }
+    EXPECT_GE(n, 2);
 }
 
 } // namespace
