@@ -492,6 +492,70 @@ TEST(UnwindCfi, FdesWithoutAReadableCieAreAnError) {
     EXPECT_FALSE(build_from_bytes(elf_with_eh_frame(eh)).ok());
 }
 
+TEST(UnwindCfi, HugeRegisterNumbersAreAnError) {
+    // DW_CFA_same_value 223000000: libdw would allocate a rule for every register below.
+    const std::string ins = adv(1) + std::string("\x08\xea\xea\xea\x6a", 5);
+    auto t = build_crafted({{ins, 8}});
+    ASSERT_FALSE(t.ok());
+    EXPECT_NE(t.error().message().find("register number"), std::string::npos)
+        << t.error().message();
+    // The same in the CIE's rules is caught through the FDE that uses it.
+    std::string eh = eh_frame({{adv(1), 8}});
+    // CIE instructions start at offset 17: def_cfa rsp 8 -> def_cfa r200000 8.
+    eh.replace(18, 1, std::string("\xc0\x9a\x0c", 3)); // uleb 200000
+    eh.erase(24, 2);                                   // its padding: same size
+    auto c = build_from_bytes(elf_with_eh_frame(eh));
+    ASSERT_FALSE(c.ok());
+    EXPECT_NE(c.error().message().find("register number"), std::string::npos)
+        << c.error().message();
+}
+
+// The byte offset of a named section in an ELF file's bytes.
+std::pair<uint64_t, uint64_t> section_bytes(const std::string& bytes, const std::string& name) {
+    MemElf m(bytes);
+    size_t shstrndx = 0;
+    if (m.elf == nullptr || elf_getshdrstrndx(m.elf, &shstrndx) != 0)
+        return {0, 0};
+    for (Elf_Scn* scn = elf_nextscn(m.elf, nullptr); scn; scn = elf_nextscn(m.elf, scn)) {
+        GElf_Shdr sh;
+        gelf_getshdr(scn, &sh);
+        if (name == elf_strptr(m.elf, shstrndx, sh.sh_name))
+            return {sh.sh_offset, sh.sh_size};
+    }
+    return {0, 0};
+}
+
+TEST(UnwindCfi, SearchTableNamingNoFdeIsAnError) {
+    std::string bytes = read_file(kData + "nofp.elf");
+    const auto [off, size] = section_bytes(bytes, ".eh_frame_hdr");
+    ASSERT_GT(size, 20u);
+    ASSERT_EQ(static_cast<uint8_t>(bytes[off + 3]), DW_EH_PE_datarel | DW_EH_PE_sdata4);
+    // Table entry 0 (after the 12-byte header): {initial location, FDE}; move the FDE
+    // pointer 4 bytes into the entry, where libdw would read instructions as a header.
+    int32_t fde = 0;
+    std::memcpy(&fde, &bytes[off + 12 + 4], 4);
+    fde += 4;
+    std::memcpy(&bytes[off + 12 + 4], &fde, 4);
+    auto t = build_from_bytes(bytes);
+    ASSERT_FALSE(t.ok());
+    EXPECT_NE(t.error().message().find(".eh_frame_hdr"), std::string::npos) << t.error().message();
+}
+
+TEST(UnwindCfi, WithoutSectionHeadersThroughPtGnuEhFrame) {
+    std::string bytes = read_file(kData + "nofp.elf");
+    Elf64_Ehdr eh;
+    std::memcpy(&eh, bytes.data(), sizeof eh);
+    eh.e_shoff = 0;
+    eh.e_shnum = 0;
+    eh.e_shstrndx = 0;
+    std::memcpy(bytes.data(), &eh, sizeof eh);
+    auto t = build_from_bytes(bytes);
+    ASSERT_TRUE(t.ok()) << t.error().message();
+    auto full = build_cfi_table(kData + "nofp.elf");
+    ASSERT_TRUE(full.ok());
+    EXPECT_EQ(t->rows, full->rows);
+}
+
 TEST(UnwindCfi, TruncatedElfFilesNeverCrash) {
     const std::string bytes = read_file(kData + "nofp.elf");
     ASSERT_GT(bytes.size(), 4096u);
