@@ -323,6 +323,9 @@ Result<GoTable> decode_pclntab(const GoImage& img, const GoOptions& opt) {
             return corrupt(fn + ": _func entry differs from the function table's");
         if (entry == next)
             continue; // empty
+        if (img.code.empty() ? next - entry > opt.max_text
+                             : !code_at(img.code, entry, next - entry))
+            return corrupt(fn + ": not within the code");
 
         if (prev_end != 0 && prev_end < entry && !all_int3(img.code, prev_end, entry)) {
             rows.push_back(go_row(prev_end, HP_UNW_NONE));
@@ -428,7 +431,9 @@ Result<GoTable> decode_pclntab(const GoImage& img, const GoOptions& opt) {
     const uint64_t etext = entry_at(l.nfunc);
     if (etext < prev_end)
         return corrupt("the last function runs past the end of text");
-    rows.push_back(go_row(std::max(prev_end, etext), HP_UNW_NONE));
+    if (etext - entry_at(0) > opt.max_text)
+        return corrupt("text larger than the limit");
+    rows.push_back(go_row(prev_end ? prev_end : etext, HP_UNW_NONE));
     normalize(rows);
     rows.shrink_to_fit();
     return out;

@@ -48,6 +48,8 @@ struct GoOptions {
     // (section headers stripped).
     bool scan = true;
     size_t max_functions = size_t{1} << 22;
+    // The span of the functions' code (checked against the code bytes when there are some).
+    uint64_t max_text = uint64_t{1} << 30;
 };
 
 // Bytes of executable code by file address (for the prologue and padding checks).
