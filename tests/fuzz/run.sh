@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 shift || true
-all=(elf build_id maps perf_map kallsyms config flags web_config query unwind_cfi)
+all=(elf build_id maps perf_map kallsyms config flags web_config query unwind_cfi gopclntab)
 targets=("${@:-${all[@]}}")
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DHOSTPROF_FUZZ=ON -DHOSTPROF_BUILD_TESTS=OFF >/dev/null
@@ -21,7 +21,7 @@ cp "$sym"/malformed/* "$sym"/base.elf "$work/build_id/"
 cp /proc/self/maps "$work/maps/self"
 cp "$sym"/perf-garbage.map "$work/perf_map/"
 cp "$sym"/kallsyms.txt "$work/kallsyms/"
-for t in maps perf_map config flags web_config query unwind_cfi; do cp "$fz/$t"/* "$work/$t/"; done
+for t in maps perf_map config flags web_config query unwind_cfi gopclntab; do cp "$fz/$t"/* "$work/$t/"; done
 cp tests/data/unwind/*.elf "$work/unwind_cfi/"
 for t in "${targets[@]}"; do
   echo "fuzz_$t: ${secs}s"
