@@ -304,7 +304,7 @@ Result<GoTable> decode_pclntab(const GoImage& img, const GoOptions& opt) {
     };
 
     std::vector<Row>& rows = out.rows;
-    rows.reserve(l.nfunc * 4);
+    rows.reserve(std::min<uint64_t>(l.nfunc, 1 << 18) * 5); // ~5 rows a function
     std::vector<Segment> segs;
     uint64_t prev_end = 0;
     for (uint64_t i = 0; i < l.nfunc; ++i) {
