@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the crafted .gopclntab seeds in tests/data/fuzz/gopclntab (small synthetic tables
-in each format: three functions, a frame, a TOPFRAME function, a gap; and broken ones).
+in each format: three functions, a frame, a TOPFRAME function, a gap; broken ones; and the
+1.18 table in a minimal ELF file, whole and truncated).
    scripts/gen_gopclntab_seeds.py [DIR]"""
 import os
 import struct
@@ -100,6 +101,33 @@ def build(ver, funcs=FUNCS, etext=ETEXT, nfunc=None, quantum=1):
     return hdr + names + pctab + ft + fb
 
 
+def elf(table):
+    """A minimal ELF64 x86-64 file: .text at TEXT (main.f's prologue saves BP, the rest is
+    INT3) and .gopclntab after it, in one executable PT_LOAD."""
+    code = bytearray(b"\xcc" * ETEXT)
+    code[0x10:0x1A] = bytes.fromhex("48896c2410" "488d6c2410")  # MOVQ BP, 0x10(SP); LEAQ
+    text_off, tab_off = 0x100, 0x200
+    shstr = b"\0.text\0.gopclntab\0.shstrtab\0"
+    str_off = tab_off + len(table)
+    sh_off = (str_off + len(shstr) + 7) & ~7
+    body = bytearray(sh_off)
+    body[text_off:text_off + len(code)] = code
+    body[tab_off:tab_off + len(table)] = table
+    body[str_off:str_off + len(shstr)] = shstr
+    base = TEXT - text_off
+    ehdr = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"\0" * 7, 2, 62,
+                       1, TEXT, 64, sh_off, 0, 64, 56, 1, 64, 4, 3)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, 0, base, base, sh_off, sh_off, 0x1000)
+    body[0:64] = ehdr
+    body[64:64 + 56] = phdr
+
+    def sh(name, typ, flags, addr, off, size):
+        return struct.pack("<IIQQQQIIQQ", name, typ, flags, addr, off, size, 0, 0, 1, 0)
+    shdrs = sh(0, 0, 0, 0, 0, 0) + sh(1, 1, 6, TEXT, text_off, len(code)) + \
+        sh(7, 1, 2, base + tab_off, tab_off, len(table)) + sh(18, 3, 0, 0, str_off, len(shstr))
+    return bytes(body) + shdrs
+
+
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(__file__), "..", "tests", "data", "fuzz", "gopclntab")
@@ -108,6 +136,8 @@ def main():
     for v in MAGIC:
         out["ok_v%s.bin" % v] = build(v)
     good = build("118")
+    out["ok_v118.elf"] = elf(good)
+    out["bad_truncated.elf"] = elf(good)[:0x230]
     out["bad_truncated.bin"] = good[: len(good) - 7]
     out["bad_magic.bin"] = b"\xfe" + good[1:]
     out["bad_quantum.bin"] = build("118", quantum=4)

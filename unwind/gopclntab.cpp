@@ -194,9 +194,9 @@ Status decode_pcsp(const View& t, uint64_t off, uint64_t entry, uint64_t limit,
         val += vd;
         if (val < std::numeric_limits<int32_t>::min() || val > std::numeric_limits<int32_t>::max())
             return corrupt("pcsp value out of range");
-        const uint64_t next = pc + pcd;
-        if (next > limit)
+        if (pcd > limit - pc)
             return corrupt("pcsp table runs past the function's end");
+        const uint64_t next = pc + pcd;
         if (pcd > 0)
             out.push_back({pc, next, val});
         pc = next;
@@ -304,7 +304,7 @@ Result<GoTable> decode_pclntab(const GoImage& img, const GoOptions& opt) {
     };
 
     std::vector<Row>& rows = out.rows;
-    rows.reserve(l.nfunc * 4);
+    rows.reserve(std::min<uint64_t>(l.nfunc, 1 << 18) * 5); // ~5 rows a function
     std::vector<Segment> segs;
     uint64_t prev_end = 0;
     for (uint64_t i = 0; i < l.nfunc; ++i) {
