@@ -8,4 +8,8 @@ namespace hostprof::unwind {
 
 Builder default_builder();
 
+// The rule of `top` where it has one (not NONE), else that of `base`: Go rows over the
+// CFI of a cgo binary.
+std::vector<Row> overlay(const std::vector<Row>& base, const std::vector<Row>& top);
+
 } // namespace hostprof::unwind
