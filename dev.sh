@@ -2,6 +2,7 @@
 # The two quick-start commands (see README.md):
 #   ./dev.sh run [hostprof run flags...]   install, build, and run the agent with defaults
 #   ./dev.sh test                          install, build, and run every test suite
+#                                          (the last: the kernel matrix, tests/vm/run.sh)
 set -euo pipefail
 cd "$(dirname "$0")"
 JOBS=$(nproc)
@@ -39,6 +40,13 @@ case "$cmd" in
       -R '^unit\.' --timeout 600
     # A short libFuzzer run (clang) of every parser of untrusted bytes, seeded from tests/data.
     tests/fuzz/run.sh 10
+    # The kernel matrix: the build/ binary on Debian's 5.10, 6.1 and 6.12 kernels under
+    # qemu (~3 min; tests/vm/README.md). HOSTPROF_SKIP_VM=1 skips it outside CI.
+    if [[ -n "${HOSTPROF_SKIP_VM:-}" && -z "${CI:-}" ]]; then
+      echo "dev.sh test: WARNING: HOSTPROF_SKIP_VM set: the kernel matrix is skipped" >&2
+    else
+      tests/vm/run.sh --build build
+    fi
     ;;
   *)
     echo "usage: ./dev.sh run [flags] | ./dev.sh test" >&2

@@ -11,6 +11,7 @@
 
 #include "agent/latency_bpf_util.h"
 #include "block.skel.h"
+#include "kernel-compat/features.h"
 
 namespace hostprof {
 
@@ -86,9 +87,21 @@ Result<std::unique_ptr<BlockCollector>> BlockCollector::start(const BlockOptions
     s->rodata->cfg_slow_ns = options.slow_threshold_ns;
     s->rodata->cfg_task_btf = libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT,
                                                       BPF_FUNC_get_current_task_btf, nullptr) == 1;
+    // Insert and issue claim array slots with compare-and-swap (Linux 5.12+); before,
+    // their _nocas programs keep every request in the hash map.
+    const bool cas = options.inflight_slots && compat::probe_bpf_atomics().available;
+    s->rodata->cfg_cmpxchg = cas;
     const bool btf = options.mode == compat::AttachMode::TpBtf;
-    for (auto [b, r] : {std::pair{s->progs.hp_blkins_btf, s->progs.hp_blkins_raw},
-                        std::pair{s->progs.hp_blkissue_btf, s->progs.hp_blkissue_raw},
+    bpf_program* ins_btf = cas ? s->progs.hp_blkins_btf : s->progs.hp_blkins_btf_nocas;
+    bpf_program* ins_raw = cas ? s->progs.hp_blkins_raw : s->progs.hp_blkins_raw_nocas;
+    bpf_program* issue_btf = cas ? s->progs.hp_blkissue_btf : s->progs.hp_blkissue_btf_nocas;
+    bpf_program* issue_raw = cas ? s->progs.hp_blkissue_raw : s->progs.hp_blkissue_raw_nocas;
+    for (bpf_program* p :
+         {s->progs.hp_blkins_btf, s->progs.hp_blkins_raw, s->progs.hp_blkissue_btf,
+          s->progs.hp_blkissue_raw, s->progs.hp_blkins_btf_nocas, s->progs.hp_blkins_raw_nocas,
+          s->progs.hp_blkissue_btf_nocas, s->progs.hp_blkissue_raw_nocas})
+        bpf_program__set_autoload(p, false);
+    for (auto [b, r] : {std::pair{ins_btf, ins_raw}, std::pair{issue_btf, issue_raw},
                         std::pair{s->progs.hp_blkdone_btf, s->progs.hp_blkdone_raw}}) {
         bpf_program__set_autoload(b, btf);
         bpf_program__set_autoload(r, !btf);
@@ -109,8 +122,8 @@ Result<std::unique_ptr<BlockCollector>> BlockCollector::start(const BlockOptions
     // Completion first, then issue, then insert: each consumes what the next records.
     const Hook hooks[] = {
         {s->progs.hp_blkdone_btf, s->progs.hp_blkdone_raw, "block/block_rq_complete"},
-        {s->progs.hp_blkissue_btf, s->progs.hp_blkissue_raw, "block/block_rq_issue"},
-        {s->progs.hp_blkins_btf, s->progs.hp_blkins_raw, "block/block_rq_insert"},
+        {issue_btf, issue_raw, "block/block_rq_issue"},
+        {ins_btf, ins_raw, "block/block_rq_insert"},
     };
     for (const Hook& h : hooks)
         if (Status st = latency::attach_chosen(h.btf, h.raw, h.raw, h.name, options.mode, c->links_,

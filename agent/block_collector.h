@@ -35,6 +35,9 @@ struct BlockOptions {
     compat::AttachMode mode = compat::AttachMode::TpBtf;
     uint64_t slow_threshold_ns = 100'000'000; // slow-I/O records; 0: none
     std::string sys_root = "/sys";            // where /sys/block/*/dev names the disks
+    // Requests in flight take a direct-mapped array slot where BPF compare-and-exchange
+    // works (5.12+, probed); false: the hash map alone, as on older kernels (tests).
+    bool inflight_slots = true;
 };
 
 struct BlockStats {

@@ -323,11 +323,17 @@ int run_agent(const Config& config) {
     // Everything is loaded and attached: keep only what run time needs. No thread other
     // than this one exists yet (capabilities are per thread), the HTTP workers come next.
     if (config.drop_capabilities) {
-        if (Status st = drop_to_runtime_capabilities(); !st)
-            spdlog::warn("could not drop capabilities: {}", st.error().message());
+        auto dropped = drop_to_runtime_capabilities();
+        if (!dropped)
+            spdlog::warn("could not drop capabilities: {}", dropped.error().message());
         else
-            spdlog::info("capabilities now: {}",
-                         capability_names(current_capabilities().effective));
+            spdlog::info(
+                "capabilities now: {}{}", capability_names(current_capabilities().effective),
+                dropped.value() == 0 ? ""
+                                     : " (" + capability_names(dropped.value()) +
+                                           " kept: this kernel refuses bpf() on the descriptors "
+                                           "held without it while kernel.unprivileged_bpf_disabled "
+                                           "is set, and the maps could not be read)");
     }
     if (pipeline)
         pipeline->set_watchdog(&watchdog->watch("symbolizer", /*starts_idle=*/true));

@@ -1,9 +1,12 @@
 #include "agent/privileges.h"
 
+#include <bpf/bpf.h>
 #include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <fstream>
 #include <sstream>
@@ -92,14 +95,46 @@ Status check_load_capabilities(const CapabilitySets& caps) {
     return {};
 }
 
-Status drop_to_runtime_capabilities() {
+namespace {
+
+// Sets the effective set to `effective`, leaving the permitted set as it is.
+bool set_effective(__user_cap_header_struct& hdr, const __user_cap_data_struct (&data)[2],
+                   uint64_t effective) {
+    __user_cap_data_struct d[2] = {data[0], data[1]};
+    for (int i = 0; i < 2; ++i)
+        d[i].effective = static_cast<uint32_t>(effective >> (32 * i));
+    return ::syscall(SYS_capset, &hdr, d) == 0;
+}
+
+} // namespace
+
+Result<uint64_t> drop_to_runtime_capabilities() {
     __user_cap_header_struct hdr{};
     hdr.version = _LINUX_CAPABILITY_VERSION_3;
     hdr.pid = 0;
     __user_cap_data_struct data[2]{};
     if (::syscall(SYS_capget, &hdr, data) != 0)
         return errno_error("capget");
-    const uint64_t keep = runtime_capability_mask();
+    const uint64_t effective = data[0].effective | (uint64_t{data[1].effective} << 32);
+    const uint64_t permitted = data[0].permitted | (uint64_t{data[1].permitted} << 32);
+    uint64_t keep = runtime_capability_mask();
+    // Can a descriptor already held still be used without CAP_BPF? Tried with the
+    // effective set lowered (the permitted set still allows raising it again).
+    uint64_t extra = 0;
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "hp_capcheck", 4, 8, 1, nullptr);
+    if (fd >= 0) {
+        if (!set_effective(hdr, data, effective & keep)) {
+            ::close(fd);
+            return errno_error("capset");
+        }
+        const uint32_t zero = 0;
+        uint64_t value = 0;
+        const bool refused = bpf_map_lookup_elem(fd, &zero, &value) != 0 && errno == EPERM;
+        ::close(fd);
+        if (refused)
+            extra = permitted & bit(CAP_BPF) ? bit(CAP_BPF) : bit(CAP_SYS_ADMIN);
+        keep |= extra;
+    }
     for (int i = 0; i < 2; ++i) {
         uint32_t k = static_cast<uint32_t>(keep >> (32 * i));
         data[i].effective &= k;
@@ -110,7 +145,7 @@ Status drop_to_runtime_capabilities() {
         return errno_error("capset");
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return errno_error("prctl(PR_SET_NO_NEW_PRIVS)");
-    return {};
+    return extra;
 }
 
 } // namespace hostprof

@@ -10,7 +10,10 @@
 // when modules or BPF programs appear; without it every kernel frame is 0), and, when granted,
 // CAP_CHECKPOINT_RESTORE (open /proc/PID/map_files/*: binaries deleted or replaced since the
 // process mapped them; without it their frames are unsymbolized). Maps are read and
-// programs detached through descriptors already held, which needs no capability.
+// programs detached through descriptors already held, which needs no capability on
+// recent kernels; older ones (measured: Debian 11's 5.10; 6.1 no longer) refuse every
+// bpf() command to a thread without CAP_BPF while kernel.unprivileged_bpf_disabled is
+// set, so CAP_BPF is kept there (found by trying a map lookup, see below).
 #pragma once
 
 #include <cstdint>
@@ -37,7 +40,10 @@ Status check_load_capabilities(const CapabilitySets& caps);
 // Keeps only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_SYSLOG and CAP_CHECKPOINT_RESTORE (those
 // of them it has) in the effective and permitted sets
 // of the calling thread (call before any other thread exists) and sets no_new_privs.
-Status drop_to_runtime_capabilities();
+// When a map lookup on a held descriptor fails with EPERM once the effective set is
+// lowered, CAP_BPF (CAP_SYS_ADMIN on kernels without CAP_BPF) is kept as well: returns
+// that extra capability, 0 when none was needed.
+Result<uint64_t> drop_to_runtime_capabilities();
 uint64_t runtime_capability_mask();
 
 } // namespace hostprof

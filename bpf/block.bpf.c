@@ -17,6 +17,10 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile __u64 cfg_slow_ns = 0;	  /* 0: no slow-I/O records */
 const volatile bool cfg_task_btf = false; /* bpf_get_current_task_btf usable (5.11+) */
+/* BPF compare-and-exchange (5.12+), which claiming an in-flight slot needs. Without it
+ * (5.10, 5.11) every request goes to the hash map, through the _nocas programs: those
+ * kernels reject the instruction anywhere in a program, reachable or not. */
+const volatile bool cfg_cmpxchg = false;
 
 struct hp_blk_start {
 	__u64 insert_ts;
@@ -100,6 +104,8 @@ static __always_inline struct hp_blk_slot *slot_of(__u64 rq)
 	 * product spread them over the slots. */
 	__u32 idx = (__u32)((rq * 0x9E3779B97F4A7C15ULL) >> (64 - HP_BLK_INFLIGHT_BITS));
 
+	if (!cfg_cmpxchg)
+		return NULL;
 	return bpf_map_lookup_elem(&hp_blk_inflight, &idx);
 }
 
@@ -129,13 +135,14 @@ static __always_inline void fill(struct hp_blk_start *s, __u64 now, bool insert)
 
 /* At insert (a new request: a record left by a recycled request is replaced) and at
  * issue when no insert was seen: the slot when it is free, ours already, or stale;
- * otherwise one hash map update. Both record the submitting pid and comm. */
-static __always_inline void create(__u64 key, __u64 now, bool insert)
+ * otherwise one hash map update. Both record the submitting pid and comm. Without
+ * compare-and-swap (cas false: a program for kernels before 5.12), the hash map alone. */
+static __always_inline void create(__u64 key, __u64 now, bool insert, bool cas)
 {
-	struct hp_blk_slot *slot = slot_of(key);
+	struct hp_blk_slot *slot = cas ? slot_of(key) : NULL;
 	struct hp_blk_start init = {};
 
-	if (slot) {
+	if (cas && slot) {
 		__u64 owner = slot->rq;
 		__u64 since = slot->s.insert_ts ? slot->s.insert_ts : slot->s.issue_ts;
 
@@ -153,15 +160,15 @@ static __always_inline void create(__u64 key, __u64 now, bool insert)
 		count(HP_BLK_STAT_START_FAILED);
 }
 
-static __always_inline void issued(__u64 key)
+static __always_inline void issued(__u64 key, bool cas)
 {
 	__u64 now = bpf_ktime_get_ns();
-	struct hp_blk_start *s = find(slot_of(key), key);
+	struct hp_blk_start *s = find(cas ? slot_of(key) : NULL, key);
 
 	if (s)
 		s->issue_ts = now;
 	else
-		create(key, now, false); /* issued directly, without an insert */
+		create(key, now, false, cas); /* issued directly, without an insert */
 }
 
 /* What the completion needs from the request. tp_btf programs read it with plain loads
@@ -178,9 +185,20 @@ static __always_inline __u32 op_of(__u32 cmd_flags)
 	return op <= HP_BLK_OP_DISCARD ? op : HP_BLK_OP_OTHER;
 }
 
+/* The request's disk is rq->q->disk since Linux 5.15; before (5.10), rq->rq_disk. CO-RE
+ * picks one at load time (the branch not taken is pruned with its relocation). */
+struct request___rq_disk {
+	struct gendisk *rq_disk;
+} __attribute__((preserve_access_index));
+
 static __always_inline void rq_info_btf(struct request *rq, struct rq_info *i)
 {
-	struct gendisk *disk = rq->q->disk;
+	struct gendisk *disk;
+
+	if (bpf_core_field_exists(struct request_queue, disk))
+		disk = rq->q->disk;
+	else
+		disk = ((struct request___rq_disk *)rq)->rq_disk;
 
 	i->major = disk->major;
 	i->minor = disk->first_minor;
@@ -191,7 +209,12 @@ static __always_inline void rq_info_btf(struct request *rq, struct rq_info *i)
 
 static __always_inline void rq_info_core(struct request *rq, struct rq_info *i)
 {
-	struct gendisk *disk = BPF_CORE_READ(rq, q, disk);
+	struct gendisk *disk;
+
+	if (bpf_core_field_exists(struct request_queue, disk))
+		disk = BPF_CORE_READ(rq, q, disk);
+	else
+		disk = BPF_CORE_READ((struct request___rq_disk *)rq, rq_disk);
 
 	i->major = BPF_CORE_READ(disk, major);
 	i->minor = BPF_CORE_READ(disk, first_minor);
@@ -208,11 +231,12 @@ static __always_inline void add(__u64 *slots, __u64 v)
 		slots[slot] += 1;
 }
 
-/* The request completed: its slot is free again (or its hash entry goes). */
+/* The request completed: its slot is free again (or its hash entry goes). A plain store:
+ * only a slot's owner frees it, and another request claims only a free or stale one. */
 static __always_inline void release(struct hp_blk_slot *slot, bool owned, __u64 key)
 {
 	if (owned)
-		__sync_val_compare_and_swap(&slot->rq, key, 0);
+		slot->rq = 0;
 	else
 		bpf_map_delete_elem(&hp_blk_start, &key);
 }
@@ -332,28 +356,57 @@ static __always_inline __u64 btf_key(struct request *rq)
 SEC("tp_btf/block_rq_insert")
 int BPF_PROG(hp_blkins_btf, struct request *rq)
 {
-	create(btf_key(rq), bpf_ktime_get_ns(), true);
+	create(btf_key(rq), bpf_ktime_get_ns(), true, true);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_insert")
 int BPF_PROG(hp_blkins_raw, struct request *rq)
 {
-	create((__u64)rq, bpf_ktime_get_ns(), true);
+	create((__u64)rq, bpf_ktime_get_ns(), true, true);
 	return 0;
 }
 
 SEC("tp_btf/block_rq_issue")
 int BPF_PROG(hp_blkissue_btf, struct request *rq)
 {
-	issued(btf_key(rq));
+	issued(btf_key(rq), true);
 	return 0;
 }
 
 SEC("raw_tp/block_rq_issue")
 int BPF_PROG(hp_blkissue_raw, struct request *rq)
 {
-	issued((__u64)rq);
+	issued((__u64)rq, true);
+	return 0;
+}
+
+/* The same without compare-and-swap, for kernels before 5.12 (cfg_cmpxchg false). */
+SEC("tp_btf/block_rq_insert")
+int BPF_PROG(hp_blkins_btf_nocas, struct request *rq)
+{
+	create(btf_key(rq), bpf_ktime_get_ns(), true, false);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_insert")
+int BPF_PROG(hp_blkins_raw_nocas, struct request *rq)
+{
+	create((__u64)rq, bpf_ktime_get_ns(), true, false);
+	return 0;
+}
+
+SEC("tp_btf/block_rq_issue")
+int BPF_PROG(hp_blkissue_btf_nocas, struct request *rq)
+{
+	issued(btf_key(rq), false);
+	return 0;
+}
+
+SEC("raw_tp/block_rq_issue")
+int BPF_PROG(hp_blkissue_raw_nocas, struct request *rq)
+{
+	issued((__u64)rq, false);
 	return 0;
 }
 

@@ -147,8 +147,10 @@ static __always_inline __u64 new_process_wakeup(struct hp_prof_stack *e)
 		/* One more wakeup a few ms later: the libraries are mapped by then. */
 		if (*first == 0 || now < *first + HP_PROF_RECAPTURE_NS)
 			return 0;
-		if (!__sync_bool_compare_and_swap(first, *first, 0))
-			return 0; /* another CPU took it */
+		/* A plain store: compare-and-swap is Linux 5.12+ (5.10's verifier rejects it,
+		 * "BPF_STX uses reserved fields"). Two CPUs racing here both wake the consumer,
+		 * which captures the process once more: harmless. */
+		*first = 0;
 		e->flags |= HP_PROF_RECAPTURE;
 		count(HP_PROF_STAT_PROCESS_WAKEUPS);
 		count(HP_PROF_STAT_WAKEUPS);
@@ -450,7 +452,10 @@ static __always_inline long ship_with_task_stack(struct hp_prof_stack *e, struct
 	nk = kernel_frames(
 	    out, bpf_get_task_stack(t, out->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0));
 	/* Bounds the verifier can follow: both counts at most HP_PROF_MAX_FRAMES (127, not
-	 * a power of two: a mask would cut real values), so the copy ends inside frames[]. */
+	 * a power of two: a mask would cut real values), so the copy ends inside frames[].
+	 * barrier_var: clang knows nk <= 127 already and drops the test, but verifiers before
+	 * ~5.13 do not bound bpf_get_task_stack's return (5.10: "invalid access to map value"). */
+	barrier_var(nk);
 	nk &= 0xff;
 	if (nk > HP_PROF_MAX_FRAMES)
 		nk = HP_PROF_MAX_FRAMES;
@@ -522,9 +527,7 @@ static __always_inline int on_switch(void *ctx, long prev_state, __u32 next_tid,
 
 static __always_inline long task_state(struct task_struct *t)
 {
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state);
-	return 0;
+	return hp_task_state(t); /* __state, or state before 5.14 */
 }
 
 SEC("tp_btf/sched_switch")

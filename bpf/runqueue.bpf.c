@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lib/hp_log2.h"
+#include "lib/hp_task.h"
 #include "runqueue.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -87,9 +88,7 @@ static __always_inline void switched(bool prev_runnable, __u32 prev_tgid, __u32 
 
 static __always_inline bool runnable(struct task_struct *t)
 {
-	if (bpf_core_field_exists(t->__state))
-		return BPF_CORE_READ(t, __state) == 0;
-	return false;
+	return hp_task_state(t) == 0;
 }
 
 SEC("tp_btf/sched_wakeup")

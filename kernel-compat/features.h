@@ -29,6 +29,7 @@ struct Features {
     Feature fentry;                // an fentry program loads and attaches
     Feature kprobe;                // a kprobe attaches through the kprobe PMU
     Feature uprobe;                // a uprobe attaches through the uprobe PMU
+    Feature atomics;               // BPF atomic compare-and-exchange loads (5.12+)
     // The scheduler tick as the on-CPU sampling clock (see tick.h): the tick's hrtimer
     // callback and the timer interrupt's entry found in kallsyms, the interrupted
     // registers reachable (BTF), the tick rate known, and no nohz_full CPU (a busy one
@@ -49,6 +50,11 @@ struct ProbeOptions {
     std::string kallsyms_path = "/proc/kallsyms";
     std::string nohz_full_path = "/sys/devices/system/cpu/nohz_full";
 };
+
+// BPF atomics with fetch (BPF_CMPXCHG, Linux 5.12+): a program using one on its stack
+// loads. Before, the verifier rejects it ("BPF_STX uses reserved fields"), so programs
+// that use it take another path (bpf/block.bpf.c: cfg_cmpxchg).
+Feature probe_bpf_atomics();
 
 // Loads and attaches tiny programs to find out what works. Needs CAP_BPF+CAP_PERFMON
 // (root); without them every BPF feature reads as unavailable with the errno in detail.

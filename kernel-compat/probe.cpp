@@ -263,6 +263,32 @@ Feature probe_kprobe() {
     return attach_to_perf_event(attr, -1, 0, prog.get(), "kprobe vfs_read");
 }
 
+} // namespace
+
+Feature probe_bpf_atomics() {
+    auto op = [](uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) {
+        return bpf_insn{.code = code, .dst_reg = dst, .src_reg = src, .off = off, .imm = imm};
+    };
+    // *(u64 *)(r10 - 8) = 0; r0 = 0; r1 = 1; r0 = cmpxchg(r10 - 8, r0, r1); r0 = 0; exit
+    const bpf_insn insns[] = {
+        op(BPF_ST | BPF_MEM | BPF_DW, BPF_REG_10, 0, -8, 0),
+        op(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
+        op(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_1, 0, 0, 1),
+        op(BPF_STX | BPF_ATOMIC | BPF_DW, BPF_REG_10, BPF_REG_1, -8, BPF_CMPXCHG),
+        op(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0),
+        op(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+    };
+    int fd = bpf_prog_load(BPF_PROG_TYPE_SOCKET_FILTER, "hp_probe_atomic", "GPL", insns,
+                           sizeof(insns) / sizeof(insns[0]), nullptr);
+    if (fd < 0)
+        return no("a BPF_CMPXCHG program does not load: " + err_text(errno) +
+                  " (atomics with fetch are Linux 5.12+)");
+    ::close(fd);
+    return yes("a BPF_CMPXCHG program loads");
+}
+
+namespace {
+
 // A function of ours for the uprobe test attach: never called, only located.
 extern "C" __attribute__((noinline, used)) int hostprof_uprobe_probe_target(int x) {
     return x + 1;
@@ -391,6 +417,7 @@ Features probe_features(const ProbeOptions& options) {
     f.fentry = probe_fentry(vmlinux.get());
     f.kprobe = probe_kprobe();
     f.uprobe = probe_uprobe();
+    f.atomics = probe_bpf_atomics();
     f.tick = probe_tick(options, vmlinux.get(), f);
 
     libbpf_set_print(old_print);

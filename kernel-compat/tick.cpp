@@ -23,19 +23,29 @@ TickSymbols find_tick_symbols(std::istream& kallsyms) {
         uint64_t a = 0;
         if (type.size() != 1 || name.empty() || !parse_hex(addr, a))
             continue;
-        if (a == 0)
-            return {}; // addresses hidden: none of them can be trusted
-        addresses.push_back(a);
-        if (type[0] != 't' && type[0] != 'T')
+        const bool text = type[0] == 't' || type[0] == 'T';
+        if (a == 0) {
+            // A text symbol at 0: addresses hidden (kptr_restrict), none can be trusted.
+            // Per-CPU variables are listed at their offsets from 0 with
+            // CONFIG_KALLSYMS_ALL (`0000000000000000 A fixed_percpu_data`).
+            if (text)
+                return {};
             continue;
-        if (name == "tick_nohz_handler" && out.handler == 0)
-            out.handler = a;
-        else if (name == "tick_sched_timer" && older == 0)
+        }
+        addresses.push_back(a);
+        if (!text)
+            continue;
+        if (name == "tick_sched_timer" && older == 0)
             older = a;
+        else if (name == "tick_nohz_handler" && out.handler == 0)
+            out.handler = a;
         else if (name == "asm_sysvec_apic_timer_interrupt" && out.irq_entry == 0)
             out.irq_entry = a;
     }
-    if (out.handler == 0)
+    // Before 6.9 the callback was tick_sched_timer, and tick_nohz_handler was the
+    // low-resolution mode's clock event handler (6.9 renamed them tick_nohz_handler and
+    // tick_nohz_lowres_handler): where both names exist, tick_sched_timer is the one.
+    if (older != 0)
         out.handler = older;
     if (out.irq_entry != 0) {
         for (uint64_t a : addresses)

@@ -15,7 +15,8 @@ namespace hostprof::compat {
 // are hidden (kptr_restrict without CAP_SYSLOG lists zeros).
 struct TickSymbols {
     // The scheduler tick's hrtimer callback: tick_nohz_handler (Linux 6.9+) or
-    // tick_sched_timer (before).
+    // tick_sched_timer (before, when tick_nohz_handler named the low-resolution mode's
+    // handler: tick_sched_timer wins wherever it exists).
     uint64_t handler = 0;
     // The local timer interrupt's entry code [irq_entry, irq_entry_end) (x86:
     // asm_sysvec_apic_timer_interrupt, up to the next symbol): the frame at which a

@@ -32,6 +32,8 @@ TEST_PKGS=(
   binutils elfutils debuginfod iproute2 nftables curl openssl
   prometheus golang-go linux-perf bpftrace libbpf-tools fio stress-ng jq
   chromium python3-prometheus-client systemd
+  # tests/vm: Debian kernels booted under qemu (TCG) with a busybox initramfs
+  qemu-system-x86 busybox-static xz-utils debian-archive-keyring
 )
 
 pkgs=("${BUILD_PKGS[@]}")

@@ -15,4 +15,18 @@ static __always_inline __u64 hp_leader_start_time(void)
 	return BPF_CORE_READ(t, group_leader, start_time);
 }
 
+/* Before 5.14 the task state was `volatile long state`; 5.14 renamed it `unsigned int
+ * __state`. */
+struct task_struct___state {
+	long state;
+} __attribute__((preserve_access_index));
+
+/* A task's state: 0 runnable (running or preempted), else blocked or dead. */
+static __always_inline long hp_task_state(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->__state))
+		return BPF_CORE_READ(t, __state);
+	return BPF_CORE_READ((struct task_struct___state *)t, state);
+}
+
 #endif /* HOSTPROF_BPF_LIB_HP_TASK_H */

@@ -13,12 +13,12 @@ using namespace hostprof::compat;
 namespace {
 
 TEST(TickSymbols, FindsTheCallbackAndTheInterruptEntry) {
-    // Lines as /proc/kallsyms prints them on this VM (6.18), plus an older kernel's name
-    // and a module's symbol of the same name, which must not win.
+    // Lines as /proc/kallsyms prints them on this VM (6.18: the low-resolution handler
+    // has a name of its own), plus a module's symbol of the same name, which must not win.
     std::istringstream in("ffffffff81000df0 T asm_sysvec_apic_timer_interrupt\n"
                           "ffffffff81000e10 T asm_sysvec_x86_platform_ipi\n"
-                          "ffffffff81443500 t tick_sched_timer\n"
                           "ffffffff814437d0 t tick_nohz_handler\n"
+                          "ffffffff81443920 t tick_nohz_lowres_handler\n"
                           "ffffffffc0001000 t tick_nohz_handler\t[some_module]\n");
     TickSymbols s = find_tick_symbols(in);
     EXPECT_EQ(s.handler, 0xffffffff814437d0ULL);
@@ -37,6 +37,24 @@ TEST(TickSymbols, OlderKernelsCallbackAndUnsortedListing) {
     TickSymbols s = find_tick_symbols(in);
     EXPECT_EQ(s.handler, 0xffffffff8113c2e0ULL);
     EXPECT_EQ(s.irq_entry_end, 0xffffffff81a00c20ULL);
+}
+
+TEST(TickSymbols, BothNamesBefore69AndPerCpuSymbolsAtZero) {
+    // Debian's 6.1 (kernel matrix, tests/vm): CONFIG_KALLSYMS_ALL lists per-CPU variables
+    // at their offsets from 0, and tick_nohz_handler is the low-resolution handler there,
+    // beside the hrtimer callback tick_sched_timer.
+    std::istringstream in("0000000000000000 A fixed_percpu_data\n"
+                          "0000000000001000 A cpu_debug_store\n"
+                          "ffffffffa9758d90 t tick_sched_handle\n"
+                          "ffffffffa9758f60 t tick_sched_timer\n"
+                          "ffffffffa9758fe0 t tick_nohz_handler\n"
+                          "ffffffffaa200eb0 T asm_sysvec_apic_timer_interrupt\n"
+                          "ffffffffaa200ed0 T asm_sysvec_x86_platform_ipi\n");
+    TickSymbols s = find_tick_symbols(in);
+    EXPECT_EQ(s.handler, 0xffffffffa9758f60ULL) << "tick_sched_timer, not the lowres handler";
+    EXPECT_EQ(s.irq_entry, 0xffffffffaa200eb0ULL);
+    EXPECT_EQ(s.irq_entry_end, 0xffffffffaa200ed0ULL);
+    EXPECT_TRUE(s.complete()) << "zero per-CPU offsets are not hidden addresses";
 }
 
 TEST(TickSymbols, HiddenAddressesAndAbsenceAreIncomplete) {
