@@ -69,6 +69,7 @@ int run_record(Config config, const RecordOptions& o) {
         return 1;
     }
     Pipeline& p = *pipeline.value();
+    spdlog::info("user stacks: {}", p.unwind_status());
     set_runtime_malloc_policy();
     struct sigaction sa {};
     sa.sa_handler = on_signal;

@@ -289,4 +289,38 @@ fi
 kill $p 2>/dev/null
 wait $p 2>/dev/null
 
+# User stacks without frame pointers (unwind tables walked in BPF): an -O2
+# -fomit-frame-pointer program, on-CPU (cpu-clock: the tick may be unavailable) and
+# off-CPU. The walker must load here (no fallback to frame pointers) and the stacks reach
+# main.
+record_unwind() { # CHECK MODE CHAIN [record flags...]
+  check=$1 mode=$2 chain=$3
+  shift 3
+  $TP/unwind_target "$mode" &
+  p=$!
+  sleep 0.3
+  if timeout 60 $HP record --duration 4s --pid $p --format folded "$@" -o /tmp/unw.folded >/tmp/rec.log 2>&1; then
+    all=$(folded_sum /tmp/unw.folded .)
+    full=$(folded_sum /tmp/unw.folded "$chain")
+    how=$(grep -o 'user stacks: .*' /tmp/rec.log | head -1)
+    case $how in
+    *"unwind tables"*)
+      if [ "$all" -gt 0 ] && [ $((full * 100)) -ge $((all * 90)) ]; then
+        result "$check" PASS "$full of $all samples have $chain ($how)"
+      else
+        result "$check" FAIL "$full of $all samples have $chain; $(sort -t' ' -k2 -nr /tmp/unw.folded | head -3 | cut -c1-200 | tr '\n' '|')"
+      fi
+      ;;
+    *) result "$check" FAIL "the walker did not load: $how" ;;
+    esac
+  else
+    result "$check" FAIL "record exit $?: $(tail -c 300 /tmp/rec.log | tr '\n' ' ')"
+    dump_log "$check" /tmp/rec.log
+  fi
+  kill $p 2>/dev/null
+  wait $p 2>/dev/null
+}
+record_unwind unwind-cpu chain '_start;.*main;chain_a;chain_b' --frequency 200 --sampling-clock cpu-clock
+record_unwind unwind-offcpu sleep '_start;.*main;sleep_loop;' --off-cpu
+
 finish

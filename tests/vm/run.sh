@@ -42,7 +42,7 @@ for tool in qemu-system-x86_64 busybox apt-get dpkg-deb strings xz timeout; do
   command -v "$tool" >/dev/null || die "$tool not found (scripts/install-deps.sh --test)"
 done
 [[ -x $BUILD/hostprof ]] || die "$BUILD/hostprof not built"
-for p in cpu_ratio offcpu_sleep; do
+for p in cpu_ratio offcpu_sleep unwind_target; do
   [[ -x $BUILD/tests/$p ]] || die "$BUILD/tests/$p not built"
 done
 mkdir -p "$CACHE/kernels"
@@ -170,7 +170,7 @@ build_initramfs() { # OUT.cpio
   fi
   strip --strip-debug -o "$root/usr/bin/hostprof" "$BUILD/hostprof"
   cp "$(command -v jq)" "$root/usr/bin/jq"
-  cp "$BUILD/tests/cpu_ratio" "$BUILD/tests/offcpu_sleep" "$root/testprogs/"
+  cp "$BUILD/tests/cpu_ratio" "$BUILD/tests/offcpu_sleep" "$BUILD/tests/unwind_target" "$root/testprogs/"
   for f in "$root/usr/bin/hostprof" "$root/usr/bin/jq" "$root"/testprogs/*; do
     for lib in $(ldd "$f" | grep -o '/[^ ]*'); do
       [[ -e $root$lib ]] || cp -L --parents "$lib" "$root/"
