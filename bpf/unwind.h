@@ -84,6 +84,9 @@ struct hp_unw_mapping {
 	__u32 kind;  /* enum hp_unw_mapping_kind */
 	__u32 table; /* HP_UNW_MAP_TABLE */
 	__u64 bias;  /* file address = address - bias */
+	/* The whole mapping [start, end): the walker reuses this entry, without a trie
+	 * lookup, for the next frames inside it. */
+	__u64 start, end;
 };
 
 /* Why a user stack ended, in `hp_unw_stats` (a per-CPU array, summed by userspace) after

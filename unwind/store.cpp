@@ -284,12 +284,14 @@ bool Store::add_process(uint32_t pid) {
                 value.table = base.table;
                 value.bias = base.bias;
             }
+            value.start = e.start;
+            value.end = e.end;
             for (const hp_unw_mapping_key& k : mapping_keys(pid, e.start, e.end)) {
                 if (!maps_->set_mapping(k, value)) {
                     ++stats_.map_errors;
                     continue;
                 }
-                proc.entries.push_back({k, base.table, base.bias});
+                proc.entries.push_back({k, base.table, base.bias, e.start, e.end});
                 ++stats_.mapping_entries;
             }
         }
@@ -541,6 +543,8 @@ void Store::set_entries_locked(uint32_t id) {
             if (e.table != id)
                 continue;
             value.bias = e.bias;
+            value.start = e.start;
+            value.end = e.end;
             if (!maps_->set_mapping(e.key, value))
                 ++stats_.map_errors;
         }

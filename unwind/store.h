@@ -121,6 +121,7 @@ class Store {
         hp_unw_mapping_key key;
         uint32_t table; // 0: no table (FP)
         uint64_t bias;
+        uint64_t start, end; // the whole mapping
     };
     struct Process {
         std::vector<MappingEntry> entries;

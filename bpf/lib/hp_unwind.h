@@ -60,6 +60,11 @@ struct hp_unw_walk {
 	__u8 bp_known;	/* bp holds the frame's rbp */
 	__u8 leaf_kind; /* enum hp_unw_mapping_kind of the leaf's mapping */
 	__u8 pad;
+	/* The last mapping and page looked up: most frames of a stack are in the same
+	 * mapping (and often page) as the one before. */
+	struct hp_unw_mapping m;
+	__u32 page_table, page_no; /* page_table 0: none cached */
+	struct hp_unw_page page;
 	__u64 frames[HP_UNW_MAX_FRAMES];
 };
 
@@ -158,15 +163,20 @@ __noinline int hp_unw_step(void)
 	}
 	/* A return address is the instruction after the call: its rule is the call's. */
 	pc = w->exact_pc ? w->pc : w->pc - 1;
-	mkey.prefixlen = 32 + 64;
-	mkey.pid = __builtin_bswap32(w->pid);
-	mkey.addr = __builtin_bswap64(pc);
-	m = bpf_map_lookup_elem(&hp_unw_mappings, &mkey);
-	if (!m) {
-		/* No mapping of this process holds it: not code (or a mapping newer than
-		 * userspace's last read of the process). Not recorded. */
-		w->stop = HP_UNW_STAT_NO_TABLE;
-		return 0;
+	m = &w->m;
+	if (pc < m->start || pc >= m->end) {
+		mkey.prefixlen = 32 + 64;
+		mkey.pid = __builtin_bswap32(w->pid);
+		mkey.addr = __builtin_bswap64(pc);
+		m = bpf_map_lookup_elem(&hp_unw_mappings, &mkey);
+		if (!m) {
+			/* No mapping of this process holds it: not code (or a mapping newer
+			 * than userspace's last read of the process). Not recorded. */
+			w->stop = HP_UNW_STAT_NO_TABLE;
+			return 0;
+		}
+		w->m = *m;
+		m = &w->m;
 	}
 	w->frames[n] = w->pc;
 	w->n = n + 1;
@@ -180,9 +190,16 @@ __noinline int hp_unw_step(void)
 	rel = pc - m->bias;
 	pkey.table = m->table;
 	pkey.page = (__u32)(rel >> HP_UNW_PAGE_SHIFT);
-	page = bpf_map_lookup_elem(&hp_unw_pages, &pkey);
-	if (!page)
-		return hp_unw_fp_step(w, HP_UNW_STAT_NO_TABLE);
+	page = &w->page;
+	if (w->page_table != pkey.table || w->page_no != pkey.page) {
+		page = bpf_map_lookup_elem(&hp_unw_pages, &pkey);
+		if (!page)
+			return hp_unw_fp_step(w, HP_UNW_STAT_NO_TABLE);
+		w->page = *page;
+		w->page_table = pkey.table;
+		w->page_no = pkey.page;
+		page = &w->page;
+	}
 	/* The last row of the page whose pc_lo <= off: it is in [lo, hi). */
 	off = (__u16)(rel & (HP_UNW_PAGE_SIZE - 1));
 	first = page->first;
@@ -313,6 +330,8 @@ static __always_inline struct hp_unw_walk *hp_unwind_user(__u32 pid)
 	w->exact_pc = 1;
 	w->bp_known = 1;
 	w->leaf_kind = 0;
+	w->m.start = w->m.end = 0;
+	w->page_table = 0;
 	for (i = 0; i < HP_UNW_MAX_FRAMES + 1; i++) {
 		if (!hp_unw_step())
 			break;
