@@ -179,7 +179,11 @@ int fde_encoding(const Dwarf_CIE& cie) {
 // it for gigabytes). x86-64 DWARF numbers stop at 130.
 constexpr uint64_t kMaxRegister = 255;
 
-enum class Scan { Ok, BadRegister };
+// libdw copies the whole frame state on every DW_CFA_remember_state: deep nesting of them
+// (64 KiB of that opcode) costs gigabytes. Compilers nest one or two.
+constexpr int kMaxRememberDepth = 64;
+
+enum class Scan { Ok, BadRegister, TooDeep };
 
 // Walks the operands of CFA instructions [p, end) and checks every register number. It
 // stops at the first instruction it cannot decode: libdw stops there too (an error).
@@ -200,6 +204,7 @@ Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc) {
         p += n;
         return true;
     };
+    int depth = 0;
     while (p < end) {
         const uint8_t op = *p++;
         bool ok = true;
@@ -217,9 +222,15 @@ Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc) {
             break;
         }
         switch (op) {
-        case DW_CFA_nop:
         case DW_CFA_remember_state:
+            if (++depth > kMaxRememberDepth)
+                return Scan::TooDeep;
+            break;
         case DW_CFA_restore_state:
+            if (--depth < 0)
+                return Scan::Ok; // libdw fails here
+            break;
+        case DW_CFA_nop:
         case DW_CFA_GNU_window_save:
             break;
         case DW_CFA_set_loc:
@@ -335,7 +346,7 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         bool sized = false;   // 'z': FDEs carry a sized augmentation block
         uint64_t fde_aug = 0; // else: bytes of augmentation data in its FDEs
         uint64_t bytes = 0;
-        bool bad_register = false;
+        bool bad = false; // a register number or a nesting libdw must not see
     };
     std::unordered_map<Dwarf_Off, CieInfo> cies;
     std::vector<Fde> fdes;
@@ -356,15 +367,18 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
             info.sized = e.cie.augmentation && e.cie.augmentation[0] == 'z';
             info.fde_aug = e.cie.fde_augmentation_data_size;
             info.bytes = next > at ? next - at : 0;
-            info.bad_register =
+            info.bad =
                 e.cie.return_address_register > kMaxRegister ||
                 (info.enc >= 0 &&
                  scan_instructions(e.cie.initial_instructions, e.cie.initial_instructions_end,
-                                   static_cast<uint8_t>(info.enc)) == Scan::BadRegister);
+                                   static_cast<uint8_t>(info.enc)) != Scan::Ok);
         }
         cies.emplace(at, info);
         return info;
     };
+    const std::string kTooMuch = "a register number beyond " + std::to_string(kMaxRegister) +
+                                 " or DW_CFA_remember_state nested deeper than " +
+                                 std::to_string(kMaxRememberDepth);
     auto corrupt = [&](Dwarf_Off at, const std::string& why) {
         return Error{0, std::string("corrupt ") + what + " entry at offset " + std::to_string(at) +
                             ": " + why};
@@ -381,8 +395,8 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         const Dwarf_Off at = off;
         off = next;
         if (dwarf_cfi_cie_p(&e)) {
-            if (cie_at(at).bad_register)
-                return corrupt(at, "a register number beyond " + std::to_string(kMaxRegister));
+            if (cie_at(at).bad)
+                return corrupt(at, kTooMuch);
             continue;
         }
         if (fde_offsets.size() >= kMaxFdes)
@@ -393,9 +407,8 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         const CieInfo cie = cie_at(e.fde.CIE_pointer);
         if (cie.enc < 0)
             return corrupt(at, "its CIE is unreadable");
-        if (cie.bad_register)
-            return corrupt(e.fde.CIE_pointer,
-                           "a register number beyond " + std::to_string(kMaxRegister));
+        if (cie.bad)
+            return corrupt(e.fde.CIE_pointer, kTooMuch);
         const uint8_t* p = e.fde.start;
         const uint8_t* end = e.fde.end;
         uint64_t start = 0, range = 0;
@@ -408,8 +421,8 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         if (cie.sized && !read_encoded(DW_EH_PE_uleb128, p, end, 0, 0, false, &aug))
             return corrupt(at, "truncated");
         if (aug <= static_cast<uint64_t>(end - p) &&
-            scan_instructions(p + aug, end, static_cast<uint8_t>(cie.enc)) == Scan::BadRegister)
-            return corrupt(at, "a register number beyond " + std::to_string(kMaxRegister));
+            scan_instructions(p + aug, end, static_cast<uint8_t>(cie.enc)) != Scan::Ok)
+            return corrupt(at, kTooMuch);
         if (range == 0 || start + range < start)
             continue; // covers nothing (libdw ignores it too)
         auto seg = std::find_if(s.code.begin(), s.code.end(), [&](const Segment& g) {

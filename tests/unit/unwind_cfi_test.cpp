@@ -510,6 +510,21 @@ TEST(UnwindCfi, HugeRegisterNumbersAreAnError) {
         << c.error().message();
 }
 
+TEST(UnwindCfi, DeepRememberStateIsAnError) {
+    // libdw copies the frame state on each DW_CFA_remember_state.
+    auto deep = build_crafted({{adv(1) + std::string(1000, '\x0a'), 8}});
+    ASSERT_FALSE(deep.ok());
+    EXPECT_NE(deep.error().message().find("remember_state"), std::string::npos);
+    // Remember/restore pairs, as epilogues use them, are fine however many.
+    std::string pairs;
+    for (int i = 0; i < 1000; ++i)
+        pairs += std::string("\x0a\x0e\x10", 3) + adv(1) + std::string("\x0b", 1) + adv(1);
+    auto t = build_crafted({{pairs, 2000}});
+    ASSERT_TRUE(t.ok()) << t.error().message();
+    EXPECT_EQ(find(t->rows, kCodeAddr + 1998)->cfa_off, 16); // remembered, changed
+    EXPECT_EQ(find(t->rows, kCodeAddr + 1999)->cfa_off, 8);  // restored
+}
+
 // The byte offset of a named section in an ELF file's bytes.
 std::pair<uint64_t, uint64_t> section_bytes(const std::string& bytes, const std::string& name) {
     MemElf m(bytes);
