@@ -23,13 +23,13 @@ constexpr int kRegRsp = 7;
 constexpr int kRegRa = 16;
 
 // Bounds on hostile input. dwarf_cfi_addrframe replays an FDE's instructions from its
-// start on every call, so walking an FDE of n rows reads about n times its size: an FDE
-// whose replayed bytes would pass kMaxFdeWork keeps its rows so far and the rest of its
-// range is INVALID; the whole file stops (an error) past kMaxTotalWork or kMaxQueries.
-// Measured on the ~2000 ELF files of this machine: libc replays 2.4 MiB in all (its
-// largest FDE 10 KiB), libLLVM-14 95 MiB (1.3 MiB); the largest FDEs are generated code:
-// libepoxy 32 MiB, gcc's lto-dump 128 MiB (226 MiB in all). A 64 KiB input cannot make
-// more than ~1 GiB of replays.
+// start up to the address asked, so walking an FDE of n rows costs about n times its
+// size (ScanCost counts it before the walk). An FDE whose walk would pass kMaxFdeWork is
+// INVALID all through; the whole file stops (an error) when its queries, each counted as
+// a full replay, pass kMaxTotalWork, or past kMaxQueries queries. Measured on the ~2000
+// ELF files of this machine, the largest walks are of generated code: gcc's lto-dump
+// 67 M units (428 M for all its queries), libepoxy 51 M; libc's largest is 12 K (4.5 M
+// in all), libLLVM-14's 0.7 M. A 64 KiB input cannot make more than ~1 G.
 constexpr uint64_t kMaxFdeWork = 256ull << 20;
 constexpr uint64_t kMaxTotalWork = 4ull << 30;
 constexpr uint64_t kMaxQueries = 64ull << 20;
@@ -38,7 +38,8 @@ constexpr uint64_t kMaxFdes = 16ull << 20;
 struct Fde {
     uint64_t start = 0;
     uint64_t end = 0;   // start + address range
-    uint64_t bytes = 0; // size of the entry and of its CIE: what one replay reads at most
+    uint64_t query = 0; // what one replay of it costs libdw at most (ScanCost)
+    uint64_t walk = 0;  // what a walk of its rows costs
     uint64_t limit = 0; // the end of its code segment: no row of bad CFI goes past it
 };
 
@@ -185,9 +186,30 @@ constexpr int kMaxRememberDepth = 64;
 
 enum class Scan { Ok, BadRegister, TooDeep };
 
+// What walking an FDE costs libdw, in units of about one instruction byte interpreted.
+// dwarf_cfi_addrframe replays the FDE from its start up to the address asked, so a walk
+// pays for each row the instructions before it; each remember_state on the way copies
+// the frame state (16 bytes a register, up to the largest register named).
+struct ScanCost {
+    uint64_t max_reg = kRegRa;
+    uint64_t bytes = 0;     // instruction bytes
+    uint64_t remembers = 0; // remember_state ops
+    uint64_t rows = 0;      // advances
+    uint64_t row_bytes = 0; // sum over rows of the bytes before them
+    uint64_t row_remembers = 0;
+
+    uint64_t remember_cost() const { return 2 * (max_reg + 1) + 16; }
+    // One replay of the whole FDE.
+    uint64_t query() const { return 64 + bytes + remembers * remember_cost(); }
+    // The whole walk: one replay up to each row.
+    uint64_t walk() const {
+        return (rows + 1) * 64 + row_bytes + bytes + (row_remembers + remembers) * remember_cost();
+    }
+};
+
 // Walks the operands of CFA instructions [p, end) and checks every register number. It
 // stops at the first instruction it cannot decode: libdw stops there too (an error).
-Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc) {
+Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc, ScanCost* cost) {
     auto uleb = [&](uint64_t* v) { return read_encoded(DW_EH_PE_uleb128, p, end, 0, 0, false, v); };
     auto sleb = [&]() {
         uint64_t v;
@@ -196,6 +218,8 @@ Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc) {
     auto reg = [&](bool* ok) {
         uint64_t r = 0;
         *ok = uleb(&r);
+        if (*ok && r <= kMaxRegister)
+            cost->max_reg = std::max(cost->max_reg, r);
         return !*ok || r <= kMaxRegister;
     };
     auto skip = [&](uint64_t n) {
@@ -204,6 +228,23 @@ Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc) {
         p += n;
         return true;
     };
+    const uint8_t* const begin = p;
+    uint64_t remembers = 0;
+    auto row = [&] { // an advance: libdw is asked for the row it ends
+        ++cost->rows;
+        cost->row_bytes += static_cast<uint64_t>(p - begin);
+        cost->row_remembers += remembers;
+    };
+    struct Account { // what the scan saw, whichever way it ends
+        ScanCost* c;
+        const uint8_t*& p;
+        const uint8_t* begin;
+        uint64_t& remembers;
+        ~Account() {
+            c->bytes += static_cast<uint64_t>(p - begin);
+            c->remembers += remembers;
+        }
+    } account{cost, p, begin, remembers};
     int depth = 0;
     while (p < end) {
         const uint8_t op = *p++;
@@ -211,18 +252,22 @@ Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc) {
         uint64_t v = 0;
         switch (op & 0xc0) {
         case DW_CFA_advance_loc:
+            row();
             continue;
         case DW_CFA_offset:
+            cost->max_reg = std::max<uint64_t>(cost->max_reg, op & 0x3f);
             if (!uleb(&v))
                 return Scan::Ok;
             continue;
         case DW_CFA_restore:
+            cost->max_reg = std::max<uint64_t>(cost->max_reg, op & 0x3f);
             continue;
         default:
             break;
         }
         switch (op) {
         case DW_CFA_remember_state:
+            ++remembers;
             if (++depth > kMaxRememberDepth)
                 return Scan::TooDeep;
             break;
@@ -236,15 +281,19 @@ Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc) {
         case DW_CFA_set_loc:
             if (!read_encoded(fde_enc & 0x0f, p, end, 0, 0, false, &v))
                 return Scan::Ok;
+            row();
             break;
         case DW_CFA_advance_loc1:
             ok = skip(1);
+            row();
             break;
         case DW_CFA_advance_loc2:
             ok = skip(2);
+            row();
             break;
         case DW_CFA_advance_loc4:
             ok = skip(4);
+            row();
             break;
         case DW_CFA_def_cfa_offset:
         case DW_CFA_GNU_args_size:
@@ -347,6 +396,7 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         uint64_t fde_aug = 0; // else: bytes of augmentation data in its FDEs
         uint64_t bytes = 0;
         bool bad = false; // a register number or a nesting libdw must not see
+        ScanCost cost;
     };
     std::unordered_map<Dwarf_Off, CieInfo> cies;
     std::vector<Fde> fdes;
@@ -371,7 +421,7 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
                 e.cie.return_address_register > kMaxRegister ||
                 (info.enc >= 0 &&
                  scan_instructions(e.cie.initial_instructions, e.cie.initial_instructions_end,
-                                   static_cast<uint8_t>(info.enc)) != Scan::Ok);
+                                   static_cast<uint8_t>(info.enc), &info.cost) != Scan::Ok);
         }
         cies.emplace(at, info);
         return info;
@@ -420,8 +470,10 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         uint64_t aug = cie.fde_aug;
         if (cie.sized && !read_encoded(DW_EH_PE_uleb128, p, end, 0, 0, false, &aug))
             return corrupt(at, "truncated");
+        ScanCost cost;
+        cost.max_reg = cie.cost.max_reg;
         if (aug <= static_cast<uint64_t>(end - p) &&
-            scan_instructions(p + aug, end, static_cast<uint8_t>(cie.enc)) != Scan::Ok)
+            scan_instructions(p + aug, end, static_cast<uint8_t>(cie.enc), &cost) != Scan::Ok)
             return corrupt(at, kTooMuch);
         if (range == 0 || start + range < start)
             continue; // covers nothing (libdw ignores it too)
@@ -432,7 +484,7 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
             ++stats.bad_fdes;
             continue;
         }
-        fdes.push_back({start, start + range, (next - at) + cie.bytes, seg->hi});
+        fdes.push_back({start, start + range, cost.query(), cost.walk(), seg->hi});
     }
     // The search table: libdw parses the entry at each offset it names as an FDE.
     if (s.table != nullptr) {
@@ -754,10 +806,10 @@ Status walk_fdes(Dwarf_CFI* cfi, const std::vector<Fde>& fdes, CfiTable& out) {
     constexpr uint64_t kEnd = std::numeric_limits<uint64_t>::max();
     size_t j = 0; // fdes[j].start <= pc < fdes[j + 1].start
     uint64_t pc = fdes.empty() ? kEnd : fdes[0].start;
-    uint64_t queries = 0, total_work = 0, fde_work = 0, max_bytes = 0;
-    size_t work_fde = 0;
+    uint64_t queries = 0, total_work = 0, max_query = 0;
+    size_t entered = std::numeric_limits<size_t>::max();
     for (const Fde& f : fdes)
-        max_bytes = std::max(max_bytes, f.bytes);
+        max_query = std::max(max_query, f.query);
     while (pc != kEnd) {
         while (j + 1 < fdes.size() && fdes[j + 1].start <= pc)
             ++j;
@@ -772,21 +824,19 @@ Status walk_fdes(Dwarf_CFI* cfi, const std::vector<Fde>& fdes, CfiTable& out) {
             continue;
         }
         const uint64_t bound = std::min(next_start, fdes[j].limit);
-        const bool inside = pc < fdes[j].end; // of FDE j, whose replays we count
-        if (work_fde != j) {
-            work_fde = j;
-            fde_work = 0;
-        }
+        const bool inside = pc < fdes[j].end;
         // The end of FDE j's range when pc is inside it, else the bound.
         const uint64_t fde_end = inside && fdes[j].end < bound ? fdes[j].end : bound;
-        if (inside && fde_work + fdes[j].bytes > kMaxFdeWork) {
-            // Its rows so far stay; the rest of its range is INVALID.
-            ++out.stats.truncated_fdes;
-            Row r = kind_only(HP_UNW_INVALID);
-            r.pc = pc;
-            rows.push_back(r);
-            pc = fde_end;
-            continue;
+        if (inside && entered != j) {
+            entered = j;
+            if (fdes[j].walk > kMaxFdeWork) { // too costly to walk: INVALID all through
+                ++out.stats.truncated_fdes;
+                Row r = kind_only(HP_UNW_INVALID);
+                r.pc = pc;
+                rows.push_back(r);
+                pc = fde_end;
+                continue;
+            }
         }
         Dwarf_Frame* raw = nullptr;
         const int rc = dwarf_cfi_addrframe(cfi, pc, &raw);
@@ -794,9 +844,7 @@ Status walk_fdes(Dwarf_CFI* cfi, const std::vector<Fde>& fdes, CfiTable& out) {
         // What the query replayed: FDE j, or (overlapping FDEs in bad input) another one,
         // counted as the largest; a miss costs a lookup.
         const bool no_match = rc != 0 && is_no_match(err);
-        const uint64_t cost = no_match ? 0 : inside ? fdes[j].bytes : max_bytes;
-        fde_work += inside ? cost : 0;
-        total_work += cost;
+        total_work += no_match ? 64 : inside ? fdes[j].query : max_query;
         if (total_work > kMaxTotalWork) {
             std::free(raw);
             return Error{0, "CFI too costly to interpret (more than " +

@@ -451,24 +451,31 @@ TEST(UnwindCfi, CraftedSpecialRules) {
     EXPECT_EQ(find(sig->rows, kCodeAddr + 3)->kind, HP_UNW_SIGNAL);
 }
 
-TEST(UnwindCfi, HugeFdeIsCutShortNotQuadratic) {
-    // 100k rows in one FDE (3 bytes each): replaying it for every row would read ~30 GB.
+TEST(UnwindCfi, HugeFdeIsInvalidNotQuadratic) {
+    // 100k rows in one FDE (3 bytes each): replaying it up to every row would interpret
+    // ~15 G bytes. It is INVALID all through, and the FDE after it is fine.
     std::string ins;
     for (int i = 0; i < 100000; ++i)
         ins += adv(1) + std::string(i % 2 ? "\x0e\x08" : "\x0e\x10", 2);
     const auto t0 = std::chrono::steady_clock::now();
-    auto t = build_crafted({{ins, 200000}});
+    auto t = build_crafted({{ins, 200000}, {adv(1), 16}});
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
             .count();
     ASSERT_TRUE(t.ok()) << t.error().message();
     EXPECT_EQ(t->stats.truncated_fdes, 1u);
-    EXPECT_GE(t->stats.invalid_rows, 1u);
+    EXPECT_EQ(t->stats.invalid_rows, 1u);
     EXPECT_LT(ms, 5000);
-    // The rows before the cut are right, then INVALID to the FDE's end, then NONE.
-    EXPECT_EQ(find(t->rows, kCodeAddr)->kind, HP_UNW_CFA_RSP);
+    EXPECT_EQ(find(t->rows, kCodeAddr)->kind, HP_UNW_INVALID);
     EXPECT_EQ(find(t->rows, kCodeAddr + 199999)->kind, HP_UNW_INVALID);
-    EXPECT_EQ(find(t->rows, kCodeAddr + 200000)->kind, HP_UNW_NONE);
+    EXPECT_EQ(find(t->rows, kCodeAddr + 200000)->kind, HP_UNW_CFA_RSP);
+    EXPECT_EQ(find(t->rows, kCodeAddr + 200016)->kind, HP_UNW_NONE);
+    // A long FDE of ordinary size is walked: 5,000 rows.
+    std::string five = ins.substr(0, 3 * 5000);
+    auto ok = build_crafted({{five, 5000}});
+    ASSERT_TRUE(ok.ok());
+    EXPECT_EQ(ok->stats.truncated_fdes, 0u);
+    EXPECT_EQ(ok->rows.size(), 5001u);
 }
 
 // ------------------------------------------------------------- corrupt input
