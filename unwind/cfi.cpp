@@ -184,7 +184,7 @@ constexpr uint64_t kMaxRegister = 255;
 // (64 KiB of that opcode) costs gigabytes. Compilers nest one or two.
 constexpr int kMaxRememberDepth = 64;
 
-enum class Scan { Ok, BadRegister, TooDeep };
+enum class Scan { Ok, BadRegister, TooDeep, Unsure };
 
 // What walking an FDE costs libdw, in units of about one instruction byte interpreted.
 // dwarf_cfi_addrframe replays the FDE from its start up to the address asked, so a walk
@@ -207,27 +207,58 @@ struct ScanCost {
     }
 };
 
-// Walks the operands of CFA instructions [p, end) and checks every register number. It
-// stops at the first instruction it cannot decode: libdw stops there too (an error).
+size_t encoded_size(uint8_t enc) {
+    switch (enc & 0x0f) {
+    case DW_EH_PE_absptr:
+    case DW_EH_PE_udata8:
+    case DW_EH_PE_sdata8:
+        return 8;
+    case DW_EH_PE_udata2:
+    case DW_EH_PE_sdata2:
+        return 2;
+    case DW_EH_PE_udata4:
+    case DW_EH_PE_sdata4:
+        return 4;
+    default:
+        return 0;
+    }
+}
+
+// LEB128 as libdw reads it (memory-access.h): at most 10 bytes (an unsigned value that
+// goes on is UINT64_MAX, the rest read as instructions); false when there is no byte.
+bool libdw_uleb(const uint8_t*& p, const uint8_t* end, uint64_t* v) {
+    if (p >= end)
+        return false;
+    const size_t max = std::min<size_t>(10, static_cast<size_t>(end - p));
+    uint64_t acc = 0;
+    for (size_t i = 0; i < max; ++i) {
+        const uint8_t b = *p++;
+        acc |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = acc;
+            return true;
+        }
+    }
+    *v = UINT64_MAX;
+    return true;
+}
+bool libdw_sleb(const uint8_t*& p, const uint8_t* end) {
+    if (p >= end)
+        return false;
+    const size_t max = std::min<size_t>(9, static_cast<size_t>(end - p));
+    for (size_t i = 0; i < max; ++i)
+        if (!(*p++ & 0x80))
+            return true;
+    if (p < end)
+        ++p; // one more byte, whatever it holds
+    return true;
+}
+
+// Follows CFA instructions [p, end) as libdw's interpreter (cfi.c) does and checks what it
+// would be asked to allocate: register numbers (a rule for register r grows the state to
+// r + 1 rules) and remember_state nesting. It stops where libdw stops with an error
+// (unknown opcode, truncated operand); Unsure where it cannot tell how libdw goes on.
 Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc, ScanCost* cost) {
-    auto uleb = [&](uint64_t* v) { return read_encoded(DW_EH_PE_uleb128, p, end, 0, 0, false, v); };
-    auto sleb = [&]() {
-        uint64_t v;
-        return read_encoded(DW_EH_PE_sleb128, p, end, 0, 0, false, &v);
-    };
-    auto reg = [&](bool* ok) {
-        uint64_t r = 0;
-        *ok = uleb(&r);
-        if (*ok && r <= kMaxRegister)
-            cost->max_reg = std::max(cost->max_reg, r);
-        return !*ok || r <= kMaxRegister;
-    };
-    auto skip = [&](uint64_t n) {
-        if (static_cast<uint64_t>(end - p) < n)
-            return false;
-        p += n;
-        return true;
-    };
     const uint8_t* const begin = p;
     uint64_t remembers = 0;
     auto row = [&] { // an advance: libdw is asked for the row it ends
@@ -235,37 +266,43 @@ Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc, Sc
         cost->row_bytes += static_cast<uint64_t>(p - begin);
         cost->row_remembers += remembers;
     };
-    struct Account { // what the scan saw, whichever way it ends
+    cost->bytes += static_cast<uint64_t>(end - begin);
+    struct Account { // the remember_states seen, whichever way the scan ends
         ScanCost* c;
-        const uint8_t*& p;
-        const uint8_t* begin;
         uint64_t& remembers;
-        ~Account() {
-            c->bytes += static_cast<uint64_t>(p - begin);
-            c->remembers += remembers;
-        }
-    } account{cost, p, begin, remembers};
+        ~Account() { c->remembers += remembers; }
+    } account{cost, remembers};
+    // A register that gets a rule.
+    auto rule_reg = [&](uint64_t r) {
+        if (r > kMaxRegister)
+            return false;
+        cost->max_reg = std::max(cost->max_reg, r);
+        return true;
+    };
     int depth = 0;
     while (p < end) {
         const uint8_t op = *p++;
-        bool ok = true;
-        uint64_t v = 0;
+        uint64_t reg = 0, v = 0;
         switch (op & 0xc0) {
         case DW_CFA_advance_loc:
             row();
             continue;
         case DW_CFA_offset:
-            cost->max_reg = std::max<uint64_t>(cost->max_reg, op & 0x3f);
-            if (!uleb(&v))
+            if (!rule_reg(op & 0x3f))
+                return Scan::BadRegister;
+            if (!libdw_uleb(p, end, &v))
                 return Scan::Ok;
             continue;
         case DW_CFA_restore:
-            cost->max_reg = std::max<uint64_t>(cost->max_reg, op & 0x3f);
+            if (!rule_reg(op & 0x3f))
+                return Scan::BadRegister;
             continue;
         default:
             break;
         }
         switch (op) {
+        case DW_CFA_nop:
+            break;
         case DW_CFA_remember_state:
             ++remembers;
             if (++depth > kMaxRememberDepth)
@@ -275,73 +312,96 @@ Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc, Sc
             if (--depth < 0)
                 return Scan::Ok; // libdw fails here
             break;
-        case DW_CFA_nop:
-        case DW_CFA_GNU_window_save:
+        case DW_CFA_GNU_window_save: // SPARC's shorthand: rules for registers 8-31
+            if (!rule_reg(31))
+                return Scan::BadRegister;
             break;
         case DW_CFA_set_loc:
-            if (!read_encoded(fde_enc & 0x0f, p, end, 0, 0, false, &v))
-                return Scan::Ok;
+            if (fde_enc == DW_EH_PE_omit || (fde_enc & 0x70) == DW_EH_PE_aligned ||
+                (fde_enc & DW_EH_PE_indirect))
+                return Scan::Unsure;
+            if ((fde_enc & 0x0f) == DW_EH_PE_uleb128) {
+                if (!libdw_uleb(p, end, &v))
+                    return Scan::Ok;
+            } else if ((fde_enc & 0x0f) == DW_EH_PE_sleb128) {
+                if (!libdw_sleb(p, end))
+                    return Scan::Ok;
+            } else if (!read_encoded(fde_enc & 0x0f, p, end, 0, 0, false, &v)) {
+                return encoded_size(fde_enc) == 0 ? Scan::Unsure : Scan::Ok;
+            }
             row();
             break;
         case DW_CFA_advance_loc1:
-            ok = skip(1);
+            ++p; // libdw does not check this one
             row();
             break;
         case DW_CFA_advance_loc2:
-            ok = skip(2);
-            row();
-            break;
         case DW_CFA_advance_loc4:
-            ok = skip(4);
+        case DW_CFA_MIPS_advance_loc8: {
+            const size_t n = op == DW_CFA_advance_loc2 ? 2 : op == DW_CFA_advance_loc4 ? 4 : 8;
+            if (static_cast<size_t>(end - p) < n)
+                return Scan::Ok;
+            p += n;
             row();
             break;
+        }
         case DW_CFA_def_cfa_offset:
         case DW_CFA_GNU_args_size:
-            ok = uleb(&v);
+        case DW_CFA_def_cfa_register: // the CFA register gets no rule
+            if (!libdw_uleb(p, end, &v))
+                return Scan::Ok;
             break;
         case DW_CFA_def_cfa_offset_sf:
-            ok = sleb();
+            if (!libdw_sleb(p, end))
+                return Scan::Ok;
             break;
-        case DW_CFA_restore_extended:
+        case DW_CFA_def_cfa:
+        case DW_CFA_def_cfa_sf:
+            if (!libdw_uleb(p, end, &v) || p >= end)
+                return Scan::Ok;
+            if (!(op == DW_CFA_def_cfa ? libdw_uleb(p, end, &v) : libdw_sleb(p, end)))
+                return Scan::Ok;
+            break;
         case DW_CFA_undefined:
         case DW_CFA_same_value:
-        case DW_CFA_def_cfa_register:
-            if (!reg(&ok))
+        case DW_CFA_restore_extended:
+            if (!libdw_uleb(p, end, &reg))
+                return Scan::Ok;
+            if (!rule_reg(reg))
                 return Scan::BadRegister;
             break;
         case DW_CFA_offset_extended:
-        case DW_CFA_def_cfa:
-        case DW_CFA_val_offset:
-        case DW_CFA_GNU_negative_offset_extended:
-        case DW_CFA_register:
-            if (!reg(&ok))
-                return Scan::BadRegister;
-            if (ok && op == DW_CFA_register && !reg(&ok))
-                return Scan::BadRegister;
-            if (ok && op != DW_CFA_register)
-                ok = uleb(&v);
-            break;
         case DW_CFA_offset_extended_sf:
-        case DW_CFA_def_cfa_sf:
+        case DW_CFA_GNU_negative_offset_extended:
+        case DW_CFA_val_offset:
         case DW_CFA_val_offset_sf:
-            if (!reg(&ok))
+        case DW_CFA_register:
+            if (!libdw_uleb(p, end, &reg) || p >= end)
+                return Scan::Ok;
+            if (!(op == DW_CFA_offset_extended_sf || op == DW_CFA_val_offset_sf
+                      ? libdw_sleb(p, end)
+                      : libdw_uleb(p, end, &v)))
+                return Scan::Ok;
+            if (!rule_reg(reg))
                 return Scan::BadRegister;
-            ok = ok && sleb();
             break;
         case DW_CFA_def_cfa_expression:
-            ok = uleb(&v) && skip(v);
+            if (!libdw_uleb(p, end, &v) || v > static_cast<uint64_t>(end - p))
+                return Scan::Ok;
+            p += v;
             break;
         case DW_CFA_expression:
         case DW_CFA_val_expression:
-            if (!reg(&ok))
+            if (!libdw_uleb(p, end, &reg) || p >= end || !libdw_uleb(p, end, &v) ||
+                v > static_cast<uint64_t>(end - p))
+                return Scan::Ok;
+            p += v;
+            if (!rule_reg(reg))
                 return Scan::BadRegister;
-            ok = ok && uleb(&v) && skip(v);
             break;
         default:
-            return Scan::Ok; // unknown: libdw fails here
+            return Scan::Ok; // libdw fails here
         }
-        if (!ok)
-            return Scan::Ok;
     }
     return Scan::Ok;
 }
@@ -368,23 +428,6 @@ struct CfiSection {
     uint64_t table_entries = 0;
 };
 
-size_t encoded_size(uint8_t enc) {
-    switch (enc & 0x0f) {
-    case DW_EH_PE_absptr:
-    case DW_EH_PE_udata8:
-    case DW_EH_PE_sdata8:
-        return 8;
-    case DW_EH_PE_udata2:
-    case DW_EH_PE_sdata2:
-        return 2;
-    case DW_EH_PE_udata4:
-    case DW_EH_PE_sdata4:
-        return 4;
-    default:
-        return 0;
-    }
-}
-
 // Every FDE of a CFI section with its address range, sorted by start. Every entry libdw
 // could interpret is checked (register numbers), and so is every FDE the search table
 // names (it must be an entry of the section): otherwise an error.
@@ -395,7 +438,7 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         bool sized = false;   // 'z': FDEs carry a sized augmentation block
         uint64_t fde_aug = 0; // else: bytes of augmentation data in its FDEs
         uint64_t bytes = 0;
-        bool bad = false; // a register number or a nesting libdw must not see
+        Scan scan = Scan::Ok; // of its instructions
         ScanCost cost;
     };
     std::unordered_map<Dwarf_Off, CieInfo> cies;
@@ -417,18 +460,26 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
             info.sized = e.cie.augmentation && e.cie.augmentation[0] == 'z';
             info.fde_aug = e.cie.fde_augmentation_data_size;
             info.bytes = next > at ? next - at : 0;
-            info.bad =
-                e.cie.return_address_register > kMaxRegister ||
-                (info.enc >= 0 &&
-                 scan_instructions(e.cie.initial_instructions, e.cie.initial_instructions_end,
-                                   static_cast<uint8_t>(info.enc), &info.cost) != Scan::Ok);
+            if (e.cie.return_address_register > kMaxRegister)
+                info.scan = Scan::BadRegister;
+            else if (info.enc >= 0)
+                info.scan =
+                    scan_instructions(e.cie.initial_instructions, e.cie.initial_instructions_end,
+                                      static_cast<uint8_t>(info.enc), &info.cost);
         }
         cies.emplace(at, info);
         return info;
     };
-    const std::string kTooMuch = "a register number beyond " + std::to_string(kMaxRegister) +
-                                 " or DW_CFA_remember_state nested deeper than " +
-                                 std::to_string(kMaxRememberDepth);
+    auto scan_error = [](Scan r) -> std::string {
+        switch (r) {
+        case Scan::BadRegister:
+            return "a rule for a register beyond " + std::to_string(kMaxRegister);
+        case Scan::TooDeep:
+            return "DW_CFA_remember_state nested deeper than " + std::to_string(kMaxRememberDepth);
+        default:
+            return "DW_CFA_set_loc in an encoding we do not read";
+        }
+    };
     auto corrupt = [&](Dwarf_Off at, const std::string& why) {
         return Error{0, std::string("corrupt ") + what + " entry at offset " + std::to_string(at) +
                             ": " + why};
@@ -445,8 +496,8 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         const Dwarf_Off at = off;
         off = next;
         if (dwarf_cfi_cie_p(&e)) {
-            if (cie_at(at).bad)
-                return corrupt(at, kTooMuch);
+            if (const Scan r = cie_at(at).scan; r != Scan::Ok)
+                return corrupt(at, scan_error(r));
             continue;
         }
         if (fde_offsets.size() >= kMaxFdes)
@@ -457,8 +508,8 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         const CieInfo cie = cie_at(e.fde.CIE_pointer);
         if (cie.enc < 0)
             return corrupt(at, "its CIE is unreadable");
-        if (cie.bad)
-            return corrupt(e.fde.CIE_pointer, kTooMuch);
+        if (cie.scan != Scan::Ok)
+            return corrupt(e.fde.CIE_pointer, scan_error(cie.scan));
         const uint8_t* p = e.fde.start;
         const uint8_t* end = e.fde.end;
         uint64_t start = 0, range = 0;
@@ -468,13 +519,16 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
             !read_encoded(static_cast<uint8_t>(cie.enc & 0x0f), p, end, 0, 0, false, &range))
             return corrupt(at, "an address in an encoding we do not read");
         uint64_t aug = cie.fde_aug;
-        if (cie.sized && !read_encoded(DW_EH_PE_uleb128, p, end, 0, 0, false, &aug))
+        if (cie.sized && !libdw_uleb(p, end, &aug))
             return corrupt(at, "truncated");
         ScanCost cost;
         cost.max_reg = cie.cost.max_reg;
-        if (aug <= static_cast<uint64_t>(end - p) &&
-            scan_instructions(p + aug, end, static_cast<uint8_t>(cie.enc), &cost) != Scan::Ok)
-            return corrupt(at, kTooMuch);
+        if (aug <= static_cast<uint64_t>(end - p)) {
+            if (const Scan r =
+                    scan_instructions(p + aug, end, static_cast<uint8_t>(cie.enc), &cost);
+                r != Scan::Ok)
+                return corrupt(at, scan_error(r));
+        }
         if (range == 0 || start + range < start)
             continue; // covers nothing (libdw ignores it too)
         auto seg = std::find_if(s.code.begin(), s.code.end(), [&](const Segment& g) {

@@ -504,17 +504,25 @@ TEST(UnwindCfi, HugeRegisterNumbersAreAnError) {
     const std::string ins = adv(1) + std::string("\x08\xea\xea\xea\x6a", 5);
     auto t = build_crafted({{ins, 8}});
     ASSERT_FALSE(t.ok());
-    EXPECT_NE(t.error().message().find("register number"), std::string::npos)
+    EXPECT_NE(t.error().message().find("register beyond"), std::string::npos)
         << t.error().message();
-    // The same in the CIE's rules is caught through the FDE that uses it.
+    // An overlong LEB128 (libdw reads 10 bytes of it as UINT64_MAX, then the rest as
+    // instructions): the rest holds DW_CFA_undefined 200000.
+    const std::string overlong = adv(1) + std::string("\x2e", 1) + std::string(10, '\x91') +
+                                 std::string("\x07\xc0\x9a\x0c", 4);
+    EXPECT_FALSE(build_crafted({{overlong, 8}}).ok());
+    // The same in the CIE's rules (they run before every FDE's): its 7 bytes of
+    // instructions at offset 17 become same_value r200000; offset r16 at cfa-8; nop.
     std::string eh = eh_frame({{adv(1), 8}});
-    // CIE instructions start at offset 17: def_cfa rsp 8 -> def_cfa r200000 8.
-    eh.replace(18, 1, std::string("\xc0\x9a\x0c", 3)); // uleb 200000
-    eh.erase(24, 2);                                   // its padding: same size
+    eh.replace(17, 7, std::string("\x08\xc0\x9a\x0c\x90\x01\x00", 7));
     auto c = build_from_bytes(elf_with_eh_frame(eh));
     ASSERT_FALSE(c.ok());
-    EXPECT_NE(c.error().message().find("register number"), std::string::npos)
+    EXPECT_NE(c.error().message().find("register beyond"), std::string::npos)
         << c.error().message();
+    // The CFA's register gets no rule: def_cfa r200000 is only INVALID rows.
+    auto cfa = build_crafted({{adv(1) + std::string("\x0c\xc0\x9a\x0c\x08", 5), 8}});
+    ASSERT_TRUE(cfa.ok()) << cfa.error().message();
+    EXPECT_EQ(find(cfa->rows, kCodeAddr + 1)->kind, HP_UNW_INVALID);
 }
 
 TEST(UnwindCfi, DeepRememberStateIsAnError) {
