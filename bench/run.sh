@@ -698,7 +698,7 @@ for bin in "$B"/*_bench; do
         {
             printf '\n### %s\n\n| benchmark | median real time | median CPU time | items/s |\n|---|---:|---:|---:|\n' "$name"
             jq -r '.benchmarks[] | select(.aggregate_name == "median" or (.run_type // "iteration") == "iteration")
-                | "| \(.run_name // .name) | \(.real_time * 100 | round / 100) \(.time_unit) | \(.cpu_time * 100 | round / 100) \(.time_unit) | \(if .items_per_second then (.items_per_second | round) else "" end) |"' \
+                | "| \(.run_name // .name)\(if (.label // "") != "" then " (" + .label + ")" else "" end) | \(.real_time * 100 | round / 100) \(.time_unit) | \(.cpu_time * 100 | round / 100) \(.time_unit) | \(if .items_per_second then (.items_per_second | round) else "" end) |"' \
                 "$WORK/$name.json"
         } >>"$GB_MD"
     else

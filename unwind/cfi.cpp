@@ -23,13 +23,13 @@ constexpr int kRegRsp = 7;
 constexpr int kRegRa = 16;
 
 // Bounds on hostile input. dwarf_cfi_addrframe replays an FDE's instructions from its
-// start on every call, so walking an FDE of n rows reads about n times its size: an FDE
-// whose replayed bytes would pass kMaxFdeWork keeps its rows so far and the rest of its
-// range is INVALID; the whole file stops (an error) past kMaxTotalWork or kMaxQueries.
-// Measured on the ~2000 ELF files of this machine: libc replays 2.4 MiB in all (its
-// largest FDE 10 KiB), libLLVM-14 95 MiB (1.3 MiB); the largest FDEs are generated code:
-// libepoxy 32 MiB, gcc's lto-dump 128 MiB (226 MiB in all). A 64 KiB input cannot make
-// more than ~1 GiB of replays.
+// start up to the address asked, so walking an FDE of n rows costs about n times its
+// size (ScanCost counts it before the walk). An FDE whose walk would pass kMaxFdeWork is
+// INVALID all through; the whole file stops (an error) when its queries, each counted as
+// a full replay, pass kMaxTotalWork, or past kMaxQueries queries. Measured on the ~2000
+// ELF files of this machine, the largest walks are of generated code: gcc's lto-dump
+// 67 M units (428 M for all its queries), libepoxy 51 M; libc's largest is 12 K (4.5 M
+// in all), libLLVM-14's 0.7 M. A 64 KiB input cannot make more than ~1 G.
 constexpr uint64_t kMaxFdeWork = 256ull << 20;
 constexpr uint64_t kMaxTotalWork = 4ull << 30;
 constexpr uint64_t kMaxQueries = 64ull << 20;
@@ -38,7 +38,8 @@ constexpr uint64_t kMaxFdes = 16ull << 20;
 struct Fde {
     uint64_t start = 0;
     uint64_t end = 0;   // start + address range
-    uint64_t bytes = 0; // size of the entry and of its CIE: what one replay reads at most
+    uint64_t query = 0; // what one replay of it costs libdw at most (ScanCost)
+    uint64_t walk = 0;  // what a walk of its rows costs
     uint64_t limit = 0; // the end of its code segment: no row of bad CFI goes past it
 };
 
@@ -179,109 +180,228 @@ int fde_encoding(const Dwarf_CIE& cie) {
 // it for gigabytes). x86-64 DWARF numbers stop at 130.
 constexpr uint64_t kMaxRegister = 255;
 
-enum class Scan { Ok, BadRegister };
+// libdw copies the whole frame state on every DW_CFA_remember_state: deep nesting of them
+// (64 KiB of that opcode) costs gigabytes. Compilers nest one or two.
+constexpr int kMaxRememberDepth = 64;
 
-// Walks the operands of CFA instructions [p, end) and checks every register number. It
-// stops at the first instruction it cannot decode: libdw stops there too (an error).
-Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc) {
-    auto uleb = [&](uint64_t* v) { return read_encoded(DW_EH_PE_uleb128, p, end, 0, 0, false, v); };
-    auto sleb = [&]() {
-        uint64_t v;
-        return read_encoded(DW_EH_PE_sleb128, p, end, 0, 0, false, &v);
+enum class Scan { Ok, BadRegister, TooDeep, Unsure };
+
+// What walking an FDE costs libdw, in units of about one instruction byte interpreted.
+// dwarf_cfi_addrframe replays the FDE from its start up to the address asked, so a walk
+// pays for each row the instructions before it; each remember_state on the way copies
+// the frame state (16 bytes a register, up to the largest register named).
+struct ScanCost {
+    uint64_t max_reg = kRegRa;
+    uint64_t bytes = 0;     // instruction bytes
+    uint64_t remembers = 0; // remember_state ops
+    uint64_t rows = 0;      // advances
+    uint64_t row_bytes = 0; // sum over rows of the bytes before them
+    uint64_t row_remembers = 0;
+
+    uint64_t remember_cost() const { return 2 * (max_reg + 1) + 16; }
+    // One replay of the whole FDE.
+    uint64_t query() const { return 64 + bytes + remembers * remember_cost(); }
+    // The whole walk: one replay up to each row.
+    uint64_t walk() const {
+        return (rows + 1) * 64 + row_bytes + bytes + (row_remembers + remembers) * remember_cost();
+    }
+};
+
+size_t encoded_size(uint8_t enc) {
+    switch (enc & 0x0f) {
+    case DW_EH_PE_absptr:
+    case DW_EH_PE_udata8:
+    case DW_EH_PE_sdata8:
+        return 8;
+    case DW_EH_PE_udata2:
+    case DW_EH_PE_sdata2:
+        return 2;
+    case DW_EH_PE_udata4:
+    case DW_EH_PE_sdata4:
+        return 4;
+    default:
+        return 0;
+    }
+}
+
+// LEB128 as libdw reads it (memory-access.h): at most 10 bytes (an unsigned value that
+// goes on is UINT64_MAX, the rest read as instructions); false when there is no byte.
+bool libdw_uleb(const uint8_t*& p, const uint8_t* end, uint64_t* v) {
+    if (p >= end)
+        return false;
+    const size_t max = std::min<size_t>(10, static_cast<size_t>(end - p));
+    uint64_t acc = 0;
+    for (size_t i = 0; i < max; ++i) {
+        const uint8_t b = *p++;
+        acc |= static_cast<uint64_t>(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *v = acc;
+            return true;
+        }
+    }
+    *v = UINT64_MAX;
+    return true;
+}
+bool libdw_sleb(const uint8_t*& p, const uint8_t* end) {
+    if (p >= end)
+        return false;
+    const size_t max = std::min<size_t>(9, static_cast<size_t>(end - p));
+    for (size_t i = 0; i < max; ++i)
+        if (!(*p++ & 0x80))
+            return true;
+    if (p < end)
+        ++p; // one more byte, whatever it holds
+    return true;
+}
+
+// Follows CFA instructions [p, end) as libdw's interpreter (cfi.c) does and checks what it
+// would be asked to allocate: register numbers (a rule for register r grows the state to
+// r + 1 rules) and remember_state nesting. It stops where libdw stops with an error
+// (unknown opcode, truncated operand); Unsure where it cannot tell how libdw goes on.
+Scan scan_instructions(const uint8_t* p, const uint8_t* end, uint8_t fde_enc, ScanCost* cost) {
+    const uint8_t* const begin = p;
+    uint64_t remembers = 0;
+    auto row = [&] { // an advance: libdw is asked for the row it ends
+        ++cost->rows;
+        cost->row_bytes += static_cast<uint64_t>(p - begin);
+        cost->row_remembers += remembers;
     };
-    auto reg = [&](bool* ok) {
-        uint64_t r = 0;
-        *ok = uleb(&r);
-        return !*ok || r <= kMaxRegister;
-    };
-    auto skip = [&](uint64_t n) {
-        if (static_cast<uint64_t>(end - p) < n)
+    cost->bytes += static_cast<uint64_t>(end - begin);
+    struct Account { // the remember_states seen, whichever way the scan ends
+        ScanCost* c;
+        uint64_t& remembers;
+        ~Account() { c->remembers += remembers; }
+    } account{cost, remembers};
+    // A register that gets a rule.
+    auto rule_reg = [&](uint64_t r) {
+        if (r > kMaxRegister)
             return false;
-        p += n;
+        cost->max_reg = std::max(cost->max_reg, r);
         return true;
     };
+    int depth = 0;
     while (p < end) {
         const uint8_t op = *p++;
-        bool ok = true;
-        uint64_t v = 0;
+        uint64_t reg = 0, v = 0;
         switch (op & 0xc0) {
         case DW_CFA_advance_loc:
+            row();
             continue;
         case DW_CFA_offset:
-            if (!uleb(&v))
+            if (!rule_reg(op & 0x3f))
+                return Scan::BadRegister;
+            if (!libdw_uleb(p, end, &v))
                 return Scan::Ok;
             continue;
         case DW_CFA_restore:
+            if (!rule_reg(op & 0x3f))
+                return Scan::BadRegister;
             continue;
         default:
             break;
         }
         switch (op) {
         case DW_CFA_nop:
+            break;
         case DW_CFA_remember_state:
+            ++remembers;
+            if (++depth > kMaxRememberDepth)
+                return Scan::TooDeep;
+            break;
         case DW_CFA_restore_state:
-        case DW_CFA_GNU_window_save:
+            if (--depth < 0)
+                return Scan::Ok; // libdw fails here
+            break;
+        case DW_CFA_GNU_window_save: // SPARC's shorthand: rules for registers 8-31
+            if (!rule_reg(31))
+                return Scan::BadRegister;
             break;
         case DW_CFA_set_loc:
-            if (!read_encoded(fde_enc & 0x0f, p, end, 0, 0, false, &v))
-                return Scan::Ok;
+            if (fde_enc == DW_EH_PE_omit || (fde_enc & 0x70) == DW_EH_PE_aligned ||
+                (fde_enc & DW_EH_PE_indirect))
+                return Scan::Unsure;
+            if ((fde_enc & 0x0f) == DW_EH_PE_uleb128) {
+                if (!libdw_uleb(p, end, &v))
+                    return Scan::Ok;
+            } else if ((fde_enc & 0x0f) == DW_EH_PE_sleb128) {
+                if (!libdw_sleb(p, end))
+                    return Scan::Ok;
+            } else if (!read_encoded(fde_enc & 0x0f, p, end, 0, 0, false, &v)) {
+                return encoded_size(fde_enc) == 0 ? Scan::Unsure : Scan::Ok;
+            }
+            row();
             break;
         case DW_CFA_advance_loc1:
-            ok = skip(1);
+            ++p; // libdw does not check this one
+            row();
             break;
         case DW_CFA_advance_loc2:
-            ok = skip(2);
-            break;
         case DW_CFA_advance_loc4:
-            ok = skip(4);
+        case DW_CFA_MIPS_advance_loc8: {
+            const size_t n = op == DW_CFA_advance_loc2 ? 2 : op == DW_CFA_advance_loc4 ? 4 : 8;
+            if (static_cast<size_t>(end - p) < n)
+                return Scan::Ok;
+            p += n;
+            row();
             break;
+        }
         case DW_CFA_def_cfa_offset:
         case DW_CFA_GNU_args_size:
-            ok = uleb(&v);
+        case DW_CFA_def_cfa_register: // the CFA register gets no rule
+            if (!libdw_uleb(p, end, &v))
+                return Scan::Ok;
             break;
         case DW_CFA_def_cfa_offset_sf:
-            ok = sleb();
+            if (!libdw_sleb(p, end))
+                return Scan::Ok;
             break;
-        case DW_CFA_restore_extended:
+        case DW_CFA_def_cfa:
+        case DW_CFA_def_cfa_sf:
+            if (!libdw_uleb(p, end, &v) || p >= end)
+                return Scan::Ok;
+            if (!(op == DW_CFA_def_cfa ? libdw_uleb(p, end, &v) : libdw_sleb(p, end)))
+                return Scan::Ok;
+            break;
         case DW_CFA_undefined:
         case DW_CFA_same_value:
-        case DW_CFA_def_cfa_register:
-            if (!reg(&ok))
+        case DW_CFA_restore_extended:
+            if (!libdw_uleb(p, end, &reg))
+                return Scan::Ok;
+            if (!rule_reg(reg))
                 return Scan::BadRegister;
             break;
         case DW_CFA_offset_extended:
-        case DW_CFA_def_cfa:
-        case DW_CFA_val_offset:
-        case DW_CFA_GNU_negative_offset_extended:
-        case DW_CFA_register:
-            if (!reg(&ok))
-                return Scan::BadRegister;
-            if (ok && op == DW_CFA_register && !reg(&ok))
-                return Scan::BadRegister;
-            if (ok && op != DW_CFA_register)
-                ok = uleb(&v);
-            break;
         case DW_CFA_offset_extended_sf:
-        case DW_CFA_def_cfa_sf:
+        case DW_CFA_GNU_negative_offset_extended:
+        case DW_CFA_val_offset:
         case DW_CFA_val_offset_sf:
-            if (!reg(&ok))
+        case DW_CFA_register:
+            if (!libdw_uleb(p, end, &reg) || p >= end)
+                return Scan::Ok;
+            if (!(op == DW_CFA_offset_extended_sf || op == DW_CFA_val_offset_sf
+                      ? libdw_sleb(p, end)
+                      : libdw_uleb(p, end, &v)))
+                return Scan::Ok;
+            if (!rule_reg(reg))
                 return Scan::BadRegister;
-            ok = ok && sleb();
             break;
         case DW_CFA_def_cfa_expression:
-            ok = uleb(&v) && skip(v);
+            if (!libdw_uleb(p, end, &v) || v > static_cast<uint64_t>(end - p))
+                return Scan::Ok;
+            p += v;
             break;
         case DW_CFA_expression:
         case DW_CFA_val_expression:
-            if (!reg(&ok))
+            if (!libdw_uleb(p, end, &reg) || p >= end || !libdw_uleb(p, end, &v) ||
+                v > static_cast<uint64_t>(end - p))
+                return Scan::Ok;
+            p += v;
+            if (!rule_reg(reg))
                 return Scan::BadRegister;
-            ok = ok && uleb(&v) && skip(v);
             break;
         default:
-            return Scan::Ok; // unknown: libdw fails here
+            return Scan::Ok; // libdw fails here
         }
-        if (!ok)
-            return Scan::Ok;
     }
     return Scan::Ok;
 }
@@ -308,23 +428,6 @@ struct CfiSection {
     uint64_t table_entries = 0;
 };
 
-size_t encoded_size(uint8_t enc) {
-    switch (enc & 0x0f) {
-    case DW_EH_PE_absptr:
-    case DW_EH_PE_udata8:
-    case DW_EH_PE_sdata8:
-        return 8;
-    case DW_EH_PE_udata2:
-    case DW_EH_PE_sdata2:
-        return 2;
-    case DW_EH_PE_udata4:
-    case DW_EH_PE_sdata4:
-        return 4;
-    default:
-        return 0;
-    }
-}
-
 // Every FDE of a CFI section with its address range, sorted by start. Every entry libdw
 // could interpret is checked (register numbers), and so is every FDE the search table
 // names (it must be an entry of the section): otherwise an error.
@@ -335,7 +438,8 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         bool sized = false;   // 'z': FDEs carry a sized augmentation block
         uint64_t fde_aug = 0; // else: bytes of augmentation data in its FDEs
         uint64_t bytes = 0;
-        bool bad_register = false;
+        Scan scan = Scan::Ok; // of its instructions
+        ScanCost cost;
     };
     std::unordered_map<Dwarf_Off, CieInfo> cies;
     std::vector<Fde> fdes;
@@ -356,14 +460,25 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
             info.sized = e.cie.augmentation && e.cie.augmentation[0] == 'z';
             info.fde_aug = e.cie.fde_augmentation_data_size;
             info.bytes = next > at ? next - at : 0;
-            info.bad_register =
-                e.cie.return_address_register > kMaxRegister ||
-                (info.enc >= 0 &&
-                 scan_instructions(e.cie.initial_instructions, e.cie.initial_instructions_end,
-                                   static_cast<uint8_t>(info.enc)) == Scan::BadRegister);
+            if (e.cie.return_address_register > kMaxRegister)
+                info.scan = Scan::BadRegister;
+            else if (info.enc >= 0)
+                info.scan =
+                    scan_instructions(e.cie.initial_instructions, e.cie.initial_instructions_end,
+                                      static_cast<uint8_t>(info.enc), &info.cost);
         }
         cies.emplace(at, info);
         return info;
+    };
+    auto scan_error = [](Scan r) -> std::string {
+        switch (r) {
+        case Scan::BadRegister:
+            return "a rule for a register beyond " + std::to_string(kMaxRegister);
+        case Scan::TooDeep:
+            return "DW_CFA_remember_state nested deeper than " + std::to_string(kMaxRememberDepth);
+        default:
+            return "DW_CFA_set_loc in an encoding we do not read";
+        }
     };
     auto corrupt = [&](Dwarf_Off at, const std::string& why) {
         return Error{0, std::string("corrupt ") + what + " entry at offset " + std::to_string(at) +
@@ -381,8 +496,8 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         const Dwarf_Off at = off;
         off = next;
         if (dwarf_cfi_cie_p(&e)) {
-            if (cie_at(at).bad_register)
-                return corrupt(at, "a register number beyond " + std::to_string(kMaxRegister));
+            if (const Scan r = cie_at(at).scan; r != Scan::Ok)
+                return corrupt(at, scan_error(r));
             continue;
         }
         if (fde_offsets.size() >= kMaxFdes)
@@ -393,9 +508,8 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
         const CieInfo cie = cie_at(e.fde.CIE_pointer);
         if (cie.enc < 0)
             return corrupt(at, "its CIE is unreadable");
-        if (cie.bad_register)
-            return corrupt(e.fde.CIE_pointer,
-                           "a register number beyond " + std::to_string(kMaxRegister));
+        if (cie.scan != Scan::Ok)
+            return corrupt(e.fde.CIE_pointer, scan_error(cie.scan));
         const uint8_t* p = e.fde.start;
         const uint8_t* end = e.fde.end;
         uint64_t start = 0, range = 0;
@@ -405,11 +519,16 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
             !read_encoded(static_cast<uint8_t>(cie.enc & 0x0f), p, end, 0, 0, false, &range))
             return corrupt(at, "an address in an encoding we do not read");
         uint64_t aug = cie.fde_aug;
-        if (cie.sized && !read_encoded(DW_EH_PE_uleb128, p, end, 0, 0, false, &aug))
+        if (cie.sized && !libdw_uleb(p, end, &aug))
             return corrupt(at, "truncated");
-        if (aug <= static_cast<uint64_t>(end - p) &&
-            scan_instructions(p + aug, end, static_cast<uint8_t>(cie.enc)) == Scan::BadRegister)
-            return corrupt(at, "a register number beyond " + std::to_string(kMaxRegister));
+        ScanCost cost;
+        cost.max_reg = cie.cost.max_reg;
+        if (aug <= static_cast<uint64_t>(end - p)) {
+            if (const Scan r =
+                    scan_instructions(p + aug, end, static_cast<uint8_t>(cie.enc), &cost);
+                r != Scan::Ok)
+                return corrupt(at, scan_error(r));
+        }
         if (range == 0 || start + range < start)
             continue; // covers nothing (libdw ignores it too)
         auto seg = std::find_if(s.code.begin(), s.code.end(), [&](const Segment& g) {
@@ -419,7 +538,7 @@ Result<std::vector<Fde>> list_fdes(const unsigned char* ident, const CfiSection&
             ++stats.bad_fdes;
             continue;
         }
-        fdes.push_back({start, start + range, (next - at) + cie.bytes, seg->hi});
+        fdes.push_back({start, start + range, cost.query(), cost.walk(), seg->hi});
     }
     // The search table: libdw parses the entry at each offset it names as an FDE.
     if (s.table != nullptr) {
@@ -741,10 +860,10 @@ Status walk_fdes(Dwarf_CFI* cfi, const std::vector<Fde>& fdes, CfiTable& out) {
     constexpr uint64_t kEnd = std::numeric_limits<uint64_t>::max();
     size_t j = 0; // fdes[j].start <= pc < fdes[j + 1].start
     uint64_t pc = fdes.empty() ? kEnd : fdes[0].start;
-    uint64_t queries = 0, total_work = 0, fde_work = 0, max_bytes = 0;
-    size_t work_fde = 0;
+    uint64_t queries = 0, total_work = 0, max_query = 0;
+    size_t entered = std::numeric_limits<size_t>::max();
     for (const Fde& f : fdes)
-        max_bytes = std::max(max_bytes, f.bytes);
+        max_query = std::max(max_query, f.query);
     while (pc != kEnd) {
         while (j + 1 < fdes.size() && fdes[j + 1].start <= pc)
             ++j;
@@ -759,21 +878,19 @@ Status walk_fdes(Dwarf_CFI* cfi, const std::vector<Fde>& fdes, CfiTable& out) {
             continue;
         }
         const uint64_t bound = std::min(next_start, fdes[j].limit);
-        const bool inside = pc < fdes[j].end; // of FDE j, whose replays we count
-        if (work_fde != j) {
-            work_fde = j;
-            fde_work = 0;
-        }
+        const bool inside = pc < fdes[j].end;
         // The end of FDE j's range when pc is inside it, else the bound.
         const uint64_t fde_end = inside && fdes[j].end < bound ? fdes[j].end : bound;
-        if (inside && fde_work + fdes[j].bytes > kMaxFdeWork) {
-            // Its rows so far stay; the rest of its range is INVALID.
-            ++out.stats.truncated_fdes;
-            Row r = kind_only(HP_UNW_INVALID);
-            r.pc = pc;
-            rows.push_back(r);
-            pc = fde_end;
-            continue;
+        if (inside && entered != j) {
+            entered = j;
+            if (fdes[j].walk > kMaxFdeWork) { // too costly to walk: INVALID all through
+                ++out.stats.truncated_fdes;
+                Row r = kind_only(HP_UNW_INVALID);
+                r.pc = pc;
+                rows.push_back(r);
+                pc = fde_end;
+                continue;
+            }
         }
         Dwarf_Frame* raw = nullptr;
         const int rc = dwarf_cfi_addrframe(cfi, pc, &raw);
@@ -781,9 +898,7 @@ Status walk_fdes(Dwarf_CFI* cfi, const std::vector<Fde>& fdes, CfiTable& out) {
         // What the query replayed: FDE j, or (overlapping FDEs in bad input) another one,
         // counted as the largest; a miss costs a lookup.
         const bool no_match = rc != 0 && is_no_match(err);
-        const uint64_t cost = no_match ? 0 : inside ? fdes[j].bytes : max_bytes;
-        fde_work += inside ? cost : 0;
-        total_work += cost;
+        total_work += no_match ? 64 : inside ? fdes[j].query : max_query;
         if (total_work > kMaxTotalWork) {
             std::free(raw);
             return Error{0, "CFI too costly to interpret (more than " +

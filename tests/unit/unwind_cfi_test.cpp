@@ -451,24 +451,31 @@ TEST(UnwindCfi, CraftedSpecialRules) {
     EXPECT_EQ(find(sig->rows, kCodeAddr + 3)->kind, HP_UNW_SIGNAL);
 }
 
-TEST(UnwindCfi, HugeFdeIsCutShortNotQuadratic) {
-    // 100k rows in one FDE (3 bytes each): replaying it for every row would read ~30 GB.
+TEST(UnwindCfi, HugeFdeIsInvalidNotQuadratic) {
+    // 100k rows in one FDE (3 bytes each): replaying it up to every row would interpret
+    // ~15 G bytes. It is INVALID all through, and the FDE after it is fine.
     std::string ins;
     for (int i = 0; i < 100000; ++i)
         ins += adv(1) + std::string(i % 2 ? "\x0e\x08" : "\x0e\x10", 2);
     const auto t0 = std::chrono::steady_clock::now();
-    auto t = build_crafted({{ins, 200000}});
+    auto t = build_crafted({{ins, 200000}, {adv(1), 16}});
     const auto ms =
         std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
             .count();
     ASSERT_TRUE(t.ok()) << t.error().message();
     EXPECT_EQ(t->stats.truncated_fdes, 1u);
-    EXPECT_GE(t->stats.invalid_rows, 1u);
+    EXPECT_EQ(t->stats.invalid_rows, 1u);
     EXPECT_LT(ms, 5000);
-    // The rows before the cut are right, then INVALID to the FDE's end, then NONE.
-    EXPECT_EQ(find(t->rows, kCodeAddr)->kind, HP_UNW_CFA_RSP);
+    EXPECT_EQ(find(t->rows, kCodeAddr)->kind, HP_UNW_INVALID);
     EXPECT_EQ(find(t->rows, kCodeAddr + 199999)->kind, HP_UNW_INVALID);
-    EXPECT_EQ(find(t->rows, kCodeAddr + 200000)->kind, HP_UNW_NONE);
+    EXPECT_EQ(find(t->rows, kCodeAddr + 200000)->kind, HP_UNW_CFA_RSP);
+    EXPECT_EQ(find(t->rows, kCodeAddr + 200016)->kind, HP_UNW_NONE);
+    // A long FDE of ordinary size is walked: 5,000 rows.
+    std::string five = ins.substr(0, 3 * 5000);
+    auto ok = build_crafted({{five, 5000}});
+    ASSERT_TRUE(ok.ok());
+    EXPECT_EQ(ok->stats.truncated_fdes, 0u);
+    EXPECT_EQ(ok->rows.size(), 5001u);
 }
 
 // ------------------------------------------------------------- corrupt input
@@ -497,17 +504,40 @@ TEST(UnwindCfi, HugeRegisterNumbersAreAnError) {
     const std::string ins = adv(1) + std::string("\x08\xea\xea\xea\x6a", 5);
     auto t = build_crafted({{ins, 8}});
     ASSERT_FALSE(t.ok());
-    EXPECT_NE(t.error().message().find("register number"), std::string::npos)
+    EXPECT_NE(t.error().message().find("register beyond"), std::string::npos)
         << t.error().message();
-    // The same in the CIE's rules is caught through the FDE that uses it.
+    // An overlong LEB128 (libdw reads 10 bytes of it as UINT64_MAX, then the rest as
+    // instructions): the rest holds DW_CFA_undefined 200000.
+    const std::string overlong = adv(1) + std::string("\x2e", 1) + std::string(10, '\x91') +
+                                 std::string("\x07\xc0\x9a\x0c", 4);
+    EXPECT_FALSE(build_crafted({{overlong, 8}}).ok());
+    // The same in the CIE's rules (they run before every FDE's): its 7 bytes of
+    // instructions at offset 17 become same_value r200000; offset r16 at cfa-8; nop.
     std::string eh = eh_frame({{adv(1), 8}});
-    // CIE instructions start at offset 17: def_cfa rsp 8 -> def_cfa r200000 8.
-    eh.replace(18, 1, std::string("\xc0\x9a\x0c", 3)); // uleb 200000
-    eh.erase(24, 2);                                   // its padding: same size
+    eh.replace(17, 7, std::string("\x08\xc0\x9a\x0c\x90\x01\x00", 7));
     auto c = build_from_bytes(elf_with_eh_frame(eh));
     ASSERT_FALSE(c.ok());
-    EXPECT_NE(c.error().message().find("register number"), std::string::npos)
+    EXPECT_NE(c.error().message().find("register beyond"), std::string::npos)
         << c.error().message();
+    // The CFA's register gets no rule: def_cfa r200000 is only INVALID rows.
+    auto cfa = build_crafted({{adv(1) + std::string("\x0c\xc0\x9a\x0c\x08", 5), 8}});
+    ASSERT_TRUE(cfa.ok()) << cfa.error().message();
+    EXPECT_EQ(find(cfa->rows, kCodeAddr + 1)->kind, HP_UNW_INVALID);
+}
+
+TEST(UnwindCfi, DeepRememberStateIsAnError) {
+    // libdw copies the frame state on each DW_CFA_remember_state.
+    auto deep = build_crafted({{adv(1) + std::string(1000, '\x0a'), 8}});
+    ASSERT_FALSE(deep.ok());
+    EXPECT_NE(deep.error().message().find("remember_state"), std::string::npos);
+    // Remember/restore pairs, as epilogues use them, are fine however many.
+    std::string pairs;
+    for (int i = 0; i < 1000; ++i)
+        pairs += std::string("\x0a\x0e\x10", 3) + adv(1) + std::string("\x0b", 1) + adv(1);
+    auto t = build_crafted({{pairs, 2000}});
+    ASSERT_TRUE(t.ok()) << t.error().message();
+    EXPECT_EQ(find(t->rows, kCodeAddr + 1998)->cfa_off, 16); // remembered, changed
+    EXPECT_EQ(find(t->rows, kCodeAddr + 1999)->cfa_off, 8);  // restored
 }
 
 // The byte offset of a named section in an ELF file's bytes.
