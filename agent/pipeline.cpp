@@ -137,6 +137,8 @@ void Pipeline::flush(std::chrono::milliseconds wait) const {
 }
 
 void Pipeline::sweep_vanished() {
+    if (unwind::Store* u = collector_->unwinder())
+        u->remove_vanished();
     std::vector<std::pair<uint32_t, uint64_t>> announced;
     {
         std::lock_guard lock(mu_);

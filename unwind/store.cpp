@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -343,6 +344,29 @@ void Store::remove_process(uint32_t pid) {
     clear_process_locked(pid);
     stats_.processes = processes_.size();
     evict_expired_locked(now_ns());
+}
+
+size_t Store::remove_vanished() {
+    std::vector<uint32_t> pids;
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& [pid, proc] : processes_)
+            pids.push_back(pid);
+    }
+    std::vector<uint32_t> gone;
+    for (uint32_t pid : pids) {
+        const std::string dir = options_.proc_root + "/" + std::to_string(pid);
+        if (::access(dir.c_str(), F_OK) != 0 && errno == ENOENT)
+            gone.push_back(pid);
+    }
+    if (gone.empty())
+        return 0;
+    std::lock_guard lock(mu_);
+    for (uint32_t pid : gone)
+        clear_process_locked(pid);
+    stats_.processes = processes_.size();
+    evict_expired_locked(now_ns());
+    return gone.size();
 }
 
 void Store::unref_locked(uint32_t id, uint32_t pid, uint64_t now) {

@@ -111,6 +111,9 @@ class Store {
     // was loaded since) and points the walker at their tables.
     bool add_process(uint32_t pid);
     void remove_process(uint32_t pid);
+    // Forgets the processes gone from /proc whose exit was never reported (a ring-buffer
+    // overflow loses exit records). Returns how many.
+    size_t remove_vanished();
     StoreStats stats() const;
     // Waits until no build is queued or running (tests, `hostprof record`).
     bool wait_idle(int timeout_ms);

@@ -157,8 +157,12 @@ __noinline int hp_unw_step(void)
 		w->stop = HP_UNW_STAT_DEPTH_LIMIT;
 		return 0;
 	}
-	if (w->pc == 0 || w->pc > HP_UNW_USER_END) {
-		w->stop = HP_UNW_STAT_END_OF_STACK;
+	if (w->pc == 0) {
+		w->stop = HP_UNW_STAT_END_OF_STACK; /* a zero return address ends a stack */
+		return 0;
+	}
+	if (w->pc > HP_UNW_USER_END) {
+		w->stop = HP_UNW_STAT_BAD_READ; /* no user address: garbage on the stack */
 		return 0;
 	}
 	/* A return address is the instruction after the call: its rule is the call's. */
@@ -303,9 +307,10 @@ static __always_inline int hp_unw_user_regs(__u64 *pc, __u64 *sp, __u64 *bp)
 	return 1;
 }
 
-/* Walks the current task's user stack into the per-CPU walk state. Returns the frames
- * found (w->frames), or -1 when this process has no tables (yet) or its registers cannot
- * be read: the caller then takes the frame-pointer walk of bpf_get_stack. */
+/* Walks the current task's user stack into the per-CPU walk state, and returns it (the
+ * frames in w->frames[0, w->n), leaf first), or NULL when this process has no tables (yet)
+ * or its registers cannot be read: the caller then takes bpf_get_stack's frame-pointer
+ * walk. */
 static __always_inline struct hp_unw_walk *hp_unwind_user(__u32 pid)
 {
 	struct hp_unw_walk *w;

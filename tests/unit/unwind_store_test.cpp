@@ -2,6 +2,8 @@
 // the BPF maps, and a lookup written like the BPF walker's (bpf/lib/hp_unwind.h) reads
 // it back. The process is this test itself (real /proc, real ELF files, real CFI).
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -209,6 +211,30 @@ TEST(UnwindStore, TablesLargerThanTheBudgetFallBackToFramePointers) {
     ASSERT_TRUE(ml.has_value());
     EXPECT_EQ(ml->kind, HP_UNW_MAP_FP);
     EXPECT_LE(store.stats().rows_used, 64u);
+}
+
+TEST(UnwindStore, ProcessesGoneFromProcAreForgotten) {
+    // A child that exits without the store being told (a lost exit record).
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    ASSERT_GT(child, 0);
+    auto owned = std::make_unique<FakeMaps>(1u << 20);
+    FakeMaps& maps = *owned;
+    StoreOptions o;
+    o.builder = default_builder();
+    o.worker = false;
+    Store store(std::move(owned), o);
+    ASSERT_TRUE(store.add_process(static_cast<uint32_t>(child)));
+    EXPECT_GT(maps.mappings.size(), 0u);
+    EXPECT_EQ(store.remove_vanished(), 0u); // still there
+    ::kill(child, SIGKILL);
+    ::waitpid(child, nullptr, 0);
+    EXPECT_EQ(store.remove_vanished(), 1u);
+    EXPECT_TRUE(maps.mappings.empty());
+    EXPECT_EQ(store.stats().processes, 0u);
 }
 
 TEST(UnwindStore, AVanishedProcessIsCountedNotFatal) {
