@@ -34,6 +34,12 @@ enum hp_unw_row_kind {
 	HP_UNW_NONE = 6,
 	/* A rule this walker cannot express (a DWARF expression): the walk stops. */
 	HP_UNW_INVALID = 7,
+	/* Go's runtime.asmcgocall on the g0 stack, around its call of the C function: it
+	 * saved the goroutine's g at rsp + rbp_off and the depth of the goroutine's stack
+	 * (g.stack.hi - the goroutine's SP at asmcgocall's entry, which holds the return
+	 * address) at rsp + cfa_off. The caller's SP is g.stack.hi - depth + 8 (g.stack.hi at
+	 * g + 8), its rbp unknown. Only with HP_UNW_ROW_GO. */
+	HP_UNW_GO_CGO = 8,
 };
 /* Or'ed into hp_unw_row.kind of rows built from Go's .gopclntab (counted apart). */
 #define HP_UNW_ROW_GO 0x80

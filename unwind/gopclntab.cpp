@@ -270,6 +270,77 @@ bool all_int3(const std::vector<CodeBytes>& code, uint64_t lo, uint64_t hi) {
     return b && std::all_of(b, b + (hi - lo), [](uint8_t c) { return c == 0xcc; });
 }
 
+// runtime.asmcgocall's call of a C function on the g0 stack (Go 1.19's asm_amd64.s):
+//
+//   MOVQ DI, g(SP)       48 89 7c 24 g      save g
+//   MOVQ 8(DI), DI       48 8b 7f 08        g.stack.hi
+//   SUBQ DX, DI          48 29 d7           - the goroutine's SP at entry (DX)
+//   MOVQ DI, depth(SP)   48 89 7c 24 depth  save the depth
+//   MOVQ BX, DI ...      48 89 /r           register moves (the C arguments)
+//   CALL AX              ff d0
+//   ...                                     reload g and depth (the same displacements)
+//   MOVQ SI, SP          48 89 f4           back on the goroutine's stack
+//
+// From the instruction after the depth's save to the one that restores SP (both the
+// interrupted instructions and the C function's return address), the goroutine's frames
+// are reachable from the two slots. `lo`/`hi` bound that range; lo == 0: not found.
+struct CgoSwitch {
+    uint64_t lo = 0, hi = 0;
+    int16_t g_off = 0, depth_off = 0;
+};
+CgoSwitch cgo_switch(const std::vector<CodeBytes>& code, uint64_t entry, uint64_t end) {
+    CgoSwitch out;
+    if (end <= entry || end - entry > 4096)
+        return out;
+    const uint8_t* b = code_at(code, entry, end - entry);
+    if (!b)
+        return out;
+    const size_t n = end - entry;
+    static constexpr uint8_t kSave[] = {0x48, 0x89, 0x7c, 0x24};
+    static constexpr uint8_t kHiSub[] = {0x48, 0x8b, 0x7f, 0x08, 0x48, 0x29, 0xd7};
+    static constexpr uint8_t kRestoreSp[] = {0x48, 0x89, 0xf4};
+    auto at = [&](size_t i, const uint8_t* pat, size_t len) {
+        return i <= n && len <= n - i && std::memcmp(b + i, pat, len) == 0;
+    };
+    auto slot = [](uint8_t d) { return int8_t(d) >= 0 && d % 8 == 0; };
+    for (size_t i = 0; i + 17 <= n; ++i) {
+        if (!at(i, kSave, 4) || !at(i + 5, kHiSub, 7) || !at(i + 12, kSave, 4))
+            continue;
+        const uint8_t g = b[i + 4], depth = b[i + 16];
+        if (!slot(g) || !slot(depth) || g == depth)
+            return out;
+        // The argument moves (REX.W MOV reg, reg not into SP), then CALL AX.
+        size_t c = i + 17;
+        for (int k = 0; k < 4 && c + 3 <= n && (b[c] & 0xf8) == 0x48 && b[c + 1] == 0x89 &&
+                        (b[c + 2] & 0xc0) == 0xc0 && (b[c + 2] & 0x07) != 4;
+             ++k)
+            c += 3;
+        if (c + 2 > n || b[c] != 0xff || b[c + 1] != 0xd0)
+            return out;
+        // The first MOVQ SI, SP after it, before any RET byte (an earlier match inside
+        // another instruction only ends the range early), reloading g and depth first.
+        const size_t ret = c + 2;
+        const uint8_t reload_g[] = {0x48, 0x8b, 0x7c, 0x24, g};
+        const uint8_t sub_depth[] = {0x48, 0x2b, 0x74, 0x24, depth};
+        bool has_g = false, has_depth = false;
+        for (size_t j = ret; j < n && j < ret + 64 && b[j] != 0xc3; ++j) {
+            has_g = has_g || at(j, reload_g, 5);
+            has_depth = has_depth || at(j, sub_depth, 5);
+            if (at(j, kRestoreSp, 3)) {
+                if (has_g && has_depth) {
+                    out.lo = entry + i + 17;
+                    out.hi = entry + j + 3;
+                    out.g_off = g;
+                    out.depth_off = depth;
+                }
+                return out;
+            }
+        }
+        return out;
+    }
+    return out;
+}
+
 Row go_row(uint64_t pc, uint8_t kind) {
     Row r;
     r.pc = pc;
@@ -359,6 +430,20 @@ Result<GoTable> decode_pclntab(const GoImage& img, const GoOptions& opt) {
         if (end) {
             ++out.counts.end_functions;
             rows.push_back(go_row(entry, HP_UNW_END));
+            // asmcgocall: the goroutine's frames above a call into C, from the g0 stack.
+            if (name >= l.names && (name_is(t, name, "runtime.asmcgocall") ||
+                                    name_is(t, name, "runtime.asmcgocall.abi0"))) {
+                const CgoSwitch sw = cgo_switch(img.code, entry, next);
+                if (sw.lo != 0) {
+                    Row r = go_row(sw.lo, HP_UNW_GO_CGO);
+                    r.rbp = HP_UNW_RBP_UNKNOWN;
+                    r.cfa_off = sw.depth_off;
+                    r.rbp_off = sw.g_off;
+                    rows.push_back(r);
+                    rows.push_back(go_row(sw.hi, HP_UNW_END));
+                    ++out.counts.cgo_switches;
+                }
+            }
             continue;
         }
 

@@ -7,7 +7,9 @@
 // n-8(SP)) it is at CFA - 16; the prologue is recognised from the code bytes. Functions
 // that end the stack (the runtime's TOPFRAME ones: goexit, mstart, rt0_go, ...) or move SP
 // in ways the table cannot say (SPWRITE: systemstack, asmcgocall, gogo, mcall, ...) get an
-// END row, as the Go runtime's own profiler stops there. Rows carry HP_UNW_ROW_GO.
+// END row, as the Go runtime's own profiler stops there; but asmcgocall's call into C,
+// recognised in its code, gets a GO_CGO row (the goroutine's SP from the g0 stack's saved g
+// and depth). Rows carry HP_UNW_ROW_GO.
 //
 // Formats: Go 1.2-1.15 (magic 0xfffffffb), 1.16-1.17 (0xfffffffa), 1.18-1.19
 // (0xfffffff0), 1.20+ (0xfffffff1); little-endian, 8-byte pointers, PC quantum 1.
@@ -40,6 +42,7 @@ struct GoTable {
         size_t invalid_ranges = 0; // delta < 0 or too large for a row (INVALID rows)
         size_t no_pcsp = 0;        // functions without a pcsp table (NONE rows)
         size_t gaps = 0;           // code between functions not covered (NONE rows)
+        size_t cgo_switches = 0;   // asmcgocall's switch to g0 crossed (GO_CGO rows)
     } counts;
 };
 

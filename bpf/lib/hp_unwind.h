@@ -134,6 +134,36 @@ static __always_inline int hp_unw_signal_step(struct hp_unw_walk *w)
 	return 1;
 }
 
+/* Go's asmcgocall on the g0 stack, in or around its call of a C function: the goroutine's
+ * SP is g.stack.hi - depth, from the g and depth it saved at rsp + g_off and rsp +
+ * depth_off (bpf/unwind.h, HP_UNW_GO_CGO); there is the return address into its caller.
+ * Another stack: no "above the current SP" check, but sane values. */
+#define HP_UNW_GO_STACK_HI 8		 /* offsetof(g, stack.hi) */
+#define HP_UNW_GO_MAX_DEPTH (1ULL << 30) /* Go's maximum stack is 1 GB */
+static __always_inline int hp_unw_go_cgo_step(struct hp_unw_walk *w, __s16 depth_off, __s16 g_off)
+{
+	__u64 g = 0, hi = 0, depth = 0, sp, ra = 0;
+
+	if (bpf_probe_read_user(&depth, sizeof(depth), (void *)(w->sp + depth_off)) != 0 ||
+	    bpf_probe_read_user(&g, sizeof(g), (void *)(w->sp + g_off)) != 0 || g == 0 ||
+	    bpf_probe_read_user(&hi, sizeof(hi), (void *)(g + HP_UNW_GO_STACK_HI)) != 0 ||
+	    depth == 0 || depth >= HP_UNW_GO_MAX_DEPTH || hi <= depth) {
+		w->stop = HP_UNW_STAT_BAD_READ;
+		return 0;
+	}
+	sp = hi - depth;
+	if (sp > HP_UNW_USER_END || bpf_probe_read_user(&ra, sizeof(ra), (void *)sp) != 0) {
+		w->stop = HP_UNW_STAT_BAD_READ;
+		return 0;
+	}
+	w->sp = sp + 8;
+	w->pc = ra;
+	w->bp_known = 0;
+	w->exact_pc = 0;
+	hp_unw_count(HP_UNW_STAT_FRAMES_GO);
+	return 1;
+}
+
 /* Records the current frame and steps to its caller. 1: go on; 0: the walk ended
  * (w->stop says why). A global function: verified once. */
 __noinline int hp_unw_step(void)
@@ -256,6 +286,8 @@ __noinline int hp_unw_step(void)
 		return 0;
 	case HP_UNW_NONE:
 		return hp_unw_fp_step(w, HP_UNW_STAT_NO_TABLE);
+	case HP_UNW_GO_CGO:
+		return hp_unw_go_cgo_step(w, row->cfa_off, row->rbp_off);
 	default:
 		w->stop = HP_UNW_STAT_INVALID_RULE;
 		return 0;

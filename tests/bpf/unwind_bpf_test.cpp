@@ -227,6 +227,75 @@ TEST(Unwind, OffCpuStacksReachMain) {
     EXPECT_GE(s.ratio(), 0.95) << dump(stacks);
 }
 
+#ifdef HOSTPROF_GO_TESTPROGS_DIR
+const std::string kGoProgs = HOSTPROF_GO_TESTPROGS_DIR;
+#else
+const std::string kGoProgs;
+#endif
+
+// The Go test programs are built when the build found a Go toolchain (golang-go, a test
+// dependency): without one these skip, as the Go unit tests do.
+#define REQUIRE_GO_PROGS()                                                                         \
+    do {                                                                                           \
+        if (kGoProgs.empty())                                                                      \
+            GTEST_SKIP() << "built without a Go toolchain (golang-go)";                            \
+    } while (0)
+
+bool rooted_at(const Stack& s, const std::string& root) {
+    return !s.frames.empty() && s.frames[0] == root;
+}
+
+// Go without frame pointers where it matters: crypto/sha256.block is assembly that uses BP
+// as a general register. With the .gopclntab rows every goroutine's stack reaches
+// runtime.goexit, and sha256's samples reach main.hashLoop.
+TEST(Unwind, GoStacksReachGoexit) {
+    HOSTPROF_REQUIRE_ROOT();
+    REQUIRE_GO_PROGS();
+    Child target({kGoProgs + "/go_hot", "30"});
+    ::usleep(300 * 1000);
+    std::string log;
+    const auto stacks = record_folded(target.pid, 3, "", &log);
+    const Share s = share(stacks, [](const Stack& st) {
+        return rooted_at(st, "runtime.goexit.abi0") && has_frame(st, "main.main");
+    });
+    const Share sha =
+        share(stacks, [](const Stack& st) { return has_frame(st, "crypto/sha256.block.abi0"); });
+    const Share sha_full = share(stacks, [](const Stack& st) {
+        return has_frame(st, "crypto/sha256.block.abi0") &&
+               has_chain(st, {"runtime.goexit.abi0", "main.main", "main.hashLoop",
+                              "crypto/sha256.block.abi0"});
+    });
+    std::printf("go_hot: %ld/%ld samples from runtime.goexit through main.main (%.1f%%); "
+                "%ld/%ld in sha256.block reach main.hashLoop\n",
+                s.with, s.total, 100 * s.ratio(), sha_full.with, sha.with);
+    EXPECT_GE(s.total, 100) << log;
+    EXPECT_GE(s.ratio(), 0.95) << dump(stacks) << log;
+    ASSERT_GE(sha.with, 50) << dump(stacks);
+    EXPECT_GE(static_cast<double>(sha_full.with) / sha.with, 0.95) << dump(stacks);
+}
+
+// cgo: the C function runs on the thread's g0 stack, called by runtime.asmcgocall from the
+// goroutine's stack. The walk crosses the switch (HP_UNW_GO_CGO) back to main.main.
+TEST(Unwind, GoCgoStacksCrossIntoTheGoroutine) {
+    HOSTPROF_REQUIRE_ROOT();
+    REQUIRE_GO_PROGS();
+    Child target({kGoProgs + "/go_cgo", "30"});
+    ::usleep(300 * 1000);
+    std::string log;
+    const auto stacks = record_folded(target.pid, 3, "", &log);
+    const Share in_c = share(stacks, [](const Stack& st) { return has_frame(st, "c_work"); });
+    const Share full = share(stacks, [](const Stack& st) {
+        return has_frame(st, "c_work") &&
+               has_chain(st, {"runtime.goexit.abi0", "runtime.main", "main.main", "runtime.cgocall",
+                              "runtime.asmcgocall.abi0", "c_work"});
+    });
+    std::printf("go_cgo: %ld/%ld samples in c_work reach runtime.goexit through main.main and "
+                "runtime.cgocall (%.1f%%), of %ld samples\n",
+                full.with, in_c.with, in_c.with ? 100.0 * full.with / in_c.with : 0.0, in_c.total);
+    ASSERT_GE(in_c.with, 100) << dump(stacks) << log;
+    EXPECT_GE(static_cast<double>(full.with) / in_c.with, 0.95) << dump(stacks) << log;
+}
+
 // perf's samples whose call chain holds `entry` (perf script: a header line, then one
 // frame per line, a blank line between samples).
 Share perf_share(const std::string& script, const std::string& entry) {

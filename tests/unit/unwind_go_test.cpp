@@ -517,6 +517,134 @@ TEST_P(GoOracle, EveryInstructionMatchesObjdump) {
 INSTANTIATE_TEST_SUITE_P(Progs, GoOracle,
                          ::testing::Values("go_hot", "go_hot_pie", "go_cgo", "go_cgo_pie"));
 
+// asmcgocall's call of C on the g0 stack: from the instruction after its save of the
+// goroutine stack's depth to its restore of SP, a GO_CGO row whose offsets are the slots
+// the disassembly shows it saving g and the depth at; END in the rest of the function (the
+// switch itself, the path without a g).
+class GoCgoSwitch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GoCgoSwitch, AsmcgocallsCallIntoCIsCrossed) {
+    REQUIRE_GO();
+    const std::string bin = prog(GetParam());
+    const GoTable t = build(bin);
+    EXPECT_EQ(t.counts.cgo_switches, 1u);
+    // "MOVQ DI, 0x30(SP)" (Go) and "%rdi, 0x30(SP)" (GNU, operands in AT&T order).
+    auto args = [](std::string a) {
+        static const std::map<std::string, std::string> regs = {
+            {"%rax", "AX"}, {"%rdx", "DX"}, {"%rsi", "SI"}, {"%rdi", "DI"}};
+        a.erase(0, a.find_first_not_of(" *")); // CALL *%rax
+        for (const auto& [att, go] : regs)
+            for (size_t p; (p = a.find(att)) != std::string::npos &&
+                           (p + att.size() == a.size() || !std::isalnum(a[p + att.size()]));)
+                a.replace(p, att.size(), go);
+        a.erase(0, a.find_first_not_of(' '));
+        a.erase(a.find_last_not_of(' ') + 1);
+        return a;
+    };
+    static const std::regex save("^DI, (0x[0-9a-f]+)\\(SP\\)$");
+    for (const bool gnu : {false, true}) {
+        SCOPED_TRACE(gnu ? "GNU objdump" : "go tool objdump");
+        const std::vector<Func> funcs = gnu ? gnu_objdump(bin) : objdump(bin);
+        const Func* f = by_name(funcs, "runtime.asmcgocall.abi0");
+        ASSERT_TRUE(f);
+        const auto& in = f->insns;
+        // MOVQ DI, g(SP); MOVQ 0x8(DI), DI; SUBQ DX, DI; MOVQ DI, depth(SP)
+        size_t k = 0;
+        std::smatch g, depth;
+        std::string a0, a3;
+        for (; k + 4 < in.size(); ++k) {
+            a0 = args(in[k].args);
+            a3 = args(in[k + 3].args);
+            if (in[k].op == "MOVQ" && std::regex_match(a0, g, save) &&
+                args(in[k + 1].args) == "0x8(DI), DI" && in[k + 2].op == "SUBQ" &&
+                args(in[k + 2].args) == "DX, DI" && in[k + 3].op == "MOVQ" &&
+                std::regex_match(a3, depth, save))
+                break;
+        }
+        ASSERT_LT(k + 4, in.size()) << "the saves of g and depth";
+        const int g_off = std::stoi(g[1].str(), nullptr, 16);
+        const int depth_off = std::stoi(depth[1].str(), nullptr, 16);
+        const uint64_t lo = in[k + 4].addr;
+        size_t call = k + 4;
+        while (call < in.size() && !(in[call].op == "CALL" && args(in[call].args) == "AX"))
+            ++call;
+        ASSERT_LT(call, in.size()) << "CALL AX";
+        size_t restore = call;
+        while (restore < in.size() &&
+               !(in[restore].op == "MOVQ" && args(in[restore].args) == "SI, SP"))
+            ++restore;
+        ASSERT_LT(restore, in.size()) << "MOVQ SI, SP";
+        const uint64_t hi = in[restore].addr; // still on g0 there
+        std::printf("%s: g at SP+%d, depth at SP+%d, C called at 0x%lx, rows over [0x%lx, "
+                    "0x%lx]\n",
+                    GetParam().c_str(), g_off, depth_off, static_cast<unsigned long>(in[call].addr),
+                    static_cast<unsigned long>(lo), static_cast<unsigned long>(hi));
+        size_t cgo = 0;
+        for (const Insn& i : in) {
+            const Row* r = find(t.rows, i.addr);
+            ASSERT_TRUE(r) << std::hex << i.addr;
+            if (i.addr >= lo && i.addr <= hi) {
+                ++cgo;
+                EXPECT_EQ(r->kind, HP_UNW_GO_CGO | HP_UNW_ROW_GO) << std::hex << i.addr;
+                EXPECT_EQ(r->cfa_off, depth_off);
+                EXPECT_EQ(r->rbp_off, g_off);
+                EXPECT_EQ(r->rbp, HP_UNW_RBP_UNKNOWN);
+            } else {
+                EXPECT_EQ(r->kind, HP_UNW_END | HP_UNW_ROW_GO) << std::hex << i.addr;
+            }
+        }
+        EXPECT_GE(cgo, 4u);
+        // The C function's return address: the walker looks up its rule at - 1.
+        const Row* r = find(t.rows, in[call].addr + in[call].len - 1);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->kind, HP_UNW_GO_CGO | HP_UNW_ROW_GO);
+        // The same from the packed table the kernel reads.
+        const PackedTable p = pack(t.rows);
+        const hp_unw_row* pr = find_packed(p, in[call].addr + in[call].len - 1);
+        ASSERT_TRUE(pr);
+        EXPECT_EQ(pr->kind, HP_UNW_GO_CGO | HP_UNW_ROW_GO);
+        EXPECT_EQ(pr->cfa_off, depth_off);
+        EXPECT_EQ(pr->rbp_off, g_off);
+    }
+}
+
+// Every Go binary has asmcgocall (the runtime calls C-ABI code through it without cgo too).
+INSTANTIATE_TEST_SUITE_P(Progs, GoCgoSwitch,
+                         ::testing::Values("go_hot", "go_hot_pie", "go_cgo", "go_cgo_pie"));
+
+TEST(GoUnwind, AsmcgocallWithoutTheExpectedCodeStaysEnd) {
+    REQUIRE_GO();
+    // The same table over code whose depth store is not there: no GO_CGO row.
+    const std::string bin = prog("go_cgo");
+    const GoTable t = build(bin);
+    ASSERT_EQ(t.counts.cgo_switches, 1u);
+    const auto funcs = objdump(bin);
+    const Func* f = by_name(funcs, "runtime.asmcgocall.abi0");
+    ASSERT_TRUE(f);
+    std::string data = slurp(bin);
+    // Patch "48 89 7c 24 <depth>" after "48 8b 7f 08; 48 29 d7" (MOVQ 8(DI), DI; SUBQ DX,
+    // DI) into a store of SI.
+    const std::string pat = "\x48\x8b\x7f\x08\x48\x29\xd7\x48\x89\x7c\x24";
+    size_t at = data.find(pat);
+    ASSERT_NE(at, std::string::npos);
+    ASSERT_EQ(data.find(pat, at + 1), std::string::npos) << "the pattern is unique";
+    data[at + 9] = '\x74';
+    char path[] = "/tmp/hostprof-go-cgo-XXXXXX";
+    const int fd = ::mkstemp(path);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ::close(fd);
+    auto r = build_go_rows(std::string(path));
+    ::unlink(path);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->counts.cgo_switches, 0u);
+    for (const Insn& i : f->insns) {
+        const Row* row = find(r->rows, i.addr);
+        ASSERT_TRUE(row);
+        EXPECT_EQ(row->kind, HP_UNW_END | HP_UNW_ROW_GO) << std::hex << i.addr;
+    }
+}
+
 TEST(GoUnwind, FramelessAsmLeafIsRspPlus8Throughout) {
     REQUIRE_GO();
     const GoTable t = build(prog("go_hot"));
