@@ -433,7 +433,8 @@ std::vector<Setting> make_settings() {
     s.push_back(
         {"drop_capabilities", "BOOL",
          "After attaching, drop every capability but CAP_SYS_PTRACE, "
-         "CAP_DAC_READ_SEARCH, CAP_SYSLOG and CAP_CHECKPOINT_RESTORE (true/false).",
+         "CAP_DAC_READ_SEARCH, CAP_SYSLOG and CAP_CHECKPOINT_RESTORE, and CAP_BPF where the "
+         "kernel needs it to read maps (true/false).",
          false,
          [](Config& c, const std::string& v) -> Status {
              auto b = parse_bool(v);

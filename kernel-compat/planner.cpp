@@ -280,6 +280,13 @@ AttachPlan plan_attach(const Features& f, const PlanConfig& config) {
             continue;
         }
         plan.hooks.push_back(plan_hook(spec, f, config, plan.needs_tracefs_mount));
+        HookPlan& h = plan.hooks.back();
+        // Block insert/issue claim in-flight slots with compare-and-swap; without it
+        // (before 5.12) the collector loads variants that keep requests in a hash map.
+        if (spec.collector == Collector::Block && spec.name != "block/block_rq_complete" &&
+            h.mode != AttachMode::None && !f.atomics.available)
+            h.reason += "; requests in flight kept in the hash map alone (" +
+                        unavailable("BPF compare-and-exchange", f.atomics) + ")";
         if (plan.hooks.back().hook == kTickHook && plan.hooks.back().mode != AttachMode::None) {
             plan.tick_handler = f.tick_handler;
             plan.irq_entry = f.irq_entry;

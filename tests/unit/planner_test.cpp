@@ -39,6 +39,7 @@ Features this_machine() {
     f.fentry = off("load fentry/vfs_read: Operation not permitted");
     f.kprobe = off("no kprobe PMU");
     f.uprobe = on();
+    f.atomics = on();
     f.btf_tracepoints = all_tracepoints();
     return f;
 }
@@ -230,6 +231,51 @@ TEST(Planner, NoRingbufReasonIsDocumentedChoice) {
     // Map-only collectors keep working.
     EXPECT_TRUE(plan.collector_ready(Collector::Tcp));
     EXPECT_TRUE(plan.collector_ready(Collector::RunQueue));
+}
+
+TEST(Planner, NoRingbufRefusalNamesWhatIsMissing) {
+    // A kernel before 5.8: every streaming hook is refused, and the reason names the
+    // missing facility, the probe's finding and the kernel version that has it.
+    AttachPlan plan = plan_attach(no_ringbuf(), all_collectors());
+    for (const HookPlan& h : plan.hooks) {
+        if (h.mode != AttachMode::None)
+            continue;
+        EXPECT_NE(h.reason.find("BPF ring buffer unavailable"), std::string::npos) << h.reason;
+        EXPECT_NE(h.reason.find("map type rejected by the kernel"), std::string::npos) << h.reason;
+        EXPECT_NE(h.reason.find("Linux >= 5.8"), std::string::npos) << h.reason;
+    }
+    const HookPlan* exec = plan.find("sched/sched_process_exec");
+    ASSERT_NE(exec, nullptr);
+    EXPECT_EQ(exec->mode, AttachMode::None);
+}
+
+// Debian 11's 5.10 (tests/vm): kprobes, fentry and BTF, no compare-and-swap (5.12), no
+// tick sampler (its BTF has no per-CPU variables).
+TEST(Planner, Kernel510BlockWithoutCompareAndSwapSaysWhy) {
+    Features f = kernel_5_15();
+    f.atomics = off("a BPF_CMPXCHG program does not load: Invalid argument (errno 22)");
+    f.tick = off("runqueues and __irq_regs are not both in the kernel BTF's per-CPU section");
+    AttachPlan plan = plan_attach(f, all_collectors());
+    for (Collector c : kAllCollectors)
+        EXPECT_TRUE(plan.collector_ready(c)) << to_string(c);
+    for (const char* hook : {"block/block_rq_insert", "block/block_rq_issue"}) {
+        const HookPlan* h = plan.find(hook);
+        ASSERT_NE(h, nullptr);
+        EXPECT_EQ(h->mode, AttachMode::TpBtf);
+        EXPECT_NE(h->reason.find("hash map"), std::string::npos) << h->reason;
+        EXPECT_NE(h->reason.find("BPF_CMPXCHG"), std::string::npos) << h->reason;
+    }
+    EXPECT_EQ(plan.find("block/block_rq_complete")->reason.find("hash map"), std::string::npos);
+    const HookPlan* cpu = plan.find("cpu-clock");
+    ASSERT_NE(cpu, nullptr) << "no tick: cpu-clock";
+    EXPECT_EQ(cpu->mode, AttachMode::PerfEvent);
+    EXPECT_NE(cpu->reason.find("per-CPU section"), std::string::npos) << cpu->reason;
+    // kprobes and fentry are there, and still every tracepoint hook takes tp_btf.
+    for (const HookPlan& h : plan.hooks) {
+        if (h.hook != "cpu-clock") {
+            EXPECT_EQ(h.mode, AttachMode::TpBtf) << h.hook;
+        }
+    }
 }
 
 TEST(Planner, OnlySelectedCollectorsArePlanned) {

@@ -17,7 +17,7 @@ cell() { # KERNEL CHECK
   echo "${line:--}"
 }
 
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+commit=$(git -C "$root" describe --always --dirty 2>/dev/null || echo unknown)
 echo
 echo "Measured by \`tests/vm/run.sh --docs\` on $(date -u +%Y-%m-%d) (hostprof $commit, qemu TCG, 2 vCPUs):"
 echo

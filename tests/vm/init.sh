@@ -36,7 +36,7 @@ dump_log() { # CHECK FILE
   awk -v c="$1" '
     { ring[NR % 40] = $0 }
     /-- END PROG LOAD LOG --/ { for (i = NR - 39; i <= NR; i++) if (i > 0) print "LOG " c ": " ring[i % 40]; next }
-    /libbpf:|error|warn/ { print "LOG " c ": " $0 }' "$2" | head -n 300
+    /libbpf:|error|warn|info|debug/ { print "LOG " c ": " $0 }' "$2" | head -n 300
 }
 finish() {
   echo "MATRIX $K done $(($(cut -d. -f1 /proc/uptime) - T0))s $FAILS failed"
@@ -237,19 +237,21 @@ folded_sum() { # FILE REGEX: samples whose stack matches
   awk -v re="$2" '$0 ~ re { s += $NF } END { printf "%.0f\n", s }' "$1"
 }
 record_cpu() { # CHECK CLOCK
-  $TP/cpu_ratio 8 &
+  # Longer than any record here takes, start-up included (seconds under TCG on a busy
+  # host): killed once the record is written.
+  $TP/cpu_ratio 120 &
   p=$!
   sleep 0.3
   if ! timeout 60 $HP record --duration 4s --pid $p --format folded --frequency 200 --sampling-clock "$2" \
-    -o /tmp/cpu.folded >/tmp/rec.log 2>&1; then
+    --log-level debug -o /tmp/cpu.folded >/tmp/rec.log 2>&1; then
     result "$1" FAIL "record exit $?: $(tail -c 300 /tmp/rec.log | tr '\n' ' ')"
     dump_log "$1" /tmp/rec.log
-    kill $p
-    wait $p
+    kill $p 2>/dev/null
+    wait $p 2>/dev/null
     return
   fi
-  kill $p
-  wait $p
+  kill $p 2>/dev/null
+  wait $p 2>/dev/null
   all=$(folded_sum /tmp/cpu.folded .)
   three=$(folded_sum /tmp/cpu.folded 'main;run_workload;hot_three_quarters;spin')
   one=$(folded_sum /tmp/cpu.folded 'main;run_workload;hot_one_quarter;spin')
@@ -260,6 +262,7 @@ record_cpu() { # CHECK CLOCK
     result "$1" PASS "$all samples, main;run_workload;hot_three_quarters;spin $three : hot_one_quarter $one"
   else
     result "$1" FAIL "$all samples, hot_three_quarters $three : hot_one_quarter $one (3:1 expected, >= 20 samples); $(head -c 300 /tmp/cpu.folded | tr '\n' '|')"
+    dump_log "$1" /tmp/rec.log
   fi
 }
 tick=$(jq -r '.features.tick.available' /tmp/probe.json 2>/dev/null)
@@ -271,7 +274,7 @@ else
 fi
 record_cpu record-cpu-clock cpu-clock
 
-$TP/offcpu_sleep 40 &
+$TP/offcpu_sleep 1200 &
 p=$!
 if timeout 60 $HP record --off-cpu --duration 3s --pid $p --format folded -o /tmp/off.folded >/tmp/rec.log 2>&1; then
   all=$(folded_sum /tmp/off.folded .)

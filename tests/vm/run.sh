@@ -20,7 +20,7 @@ KERNELS=${HOSTPROF_VM_KERNELS:-"5.10 6.1 6.12"}
 TIMEOUT=300
 DOCS=0
 DEBUG_SCRIPT=""
-CACHE=${HOSTPROF_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hostprof-vm}
+CACHE=${HOSTPROF_VM_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/hostprof-vm}
 MIRROR=${HOSTPROF_VM_MIRROR:-http://deb.debian.org}
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 
