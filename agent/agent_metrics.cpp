@@ -44,6 +44,14 @@ double num(uint64_t v) {
     return static_cast<double>(v);
 }
 
+// One family of one unlabelled sample.
+void add_single(std::vector<MetricFamily>& out, const char* name, const char* help, MetricType type,
+                double v) {
+    auto f = family(name, help, type);
+    add_value(f, v);
+    out.push_back(std::move(f));
+}
+
 // The unwinder's counters: the BPF walk's (hp_unw_stats, bpf/unwind.h) and the table
 // store's (unwind/store.h). Label values come from fixed enums.
 void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const unwind::Store* store,
@@ -82,9 +90,7 @@ void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const u
         return;
     const unwind::StoreStats st = store->stats();
     auto gauge = [&](const char* name, const char* help, double v) {
-        auto f = family(name, help, MetricType::Gauge);
-        add_value(f, v);
-        out.push_back(std::move(f));
+        add_single(out, name, help, MetricType::Gauge, v);
     };
     gauge("hostprof_unwind_tables", "Unwind tables in the store (one per distinct file).",
           num(st.tables));
@@ -105,16 +111,12 @@ void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const u
     add_value(builds, num(st.build_failures), {{"result", "failed"}});
     add_value(builds, num(st.no_fit), {{"result", "no_fit"}});
     out.push_back(std::move(builds));
-    auto secs = family("hostprof_unwind_table_build_seconds_total",
-                       "Time spent building unwind tables.", MetricType::Counter);
-    add_value(secs, static_cast<double>(st.build_ns) / 1e9);
-    out.push_back(std::move(secs));
-    auto ev =
-        family("hostprof_unwind_table_evictions_total",
+    add_single(out, "hostprof_unwind_table_build_seconds_total",
+               "Time spent building unwind tables.", MetricType::Counter,
+               static_cast<double>(st.build_ns) / 1e9);
+    add_single(out, "hostprof_unwind_table_evictions_total",
                "Unwind tables evicted (unused by any process for 5 minutes, or to make room).",
-               MetricType::Counter);
-    add_value(ev, num(st.evictions));
-    out.push_back(std::move(ev));
+               MetricType::Counter, num(st.evictions));
     auto errs = family("hostprof_unwind_errors_total",
                        "Unwind store errors, by kind (map: a BPF map update failed, e.g. "
                        "full; process: a process's mappings could not be read).",
@@ -128,14 +130,10 @@ void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const u
 // comes from a fixed enum: kind (2), reason (8 miss reasons, 5 refusals).
 void add_symbolizer_families(const sym::SymbolizerStats& s, std::vector<MetricFamily>& out) {
     auto gauge = [&](const char* name, const char* help, double v) {
-        auto f = family(name, help, MetricType::Gauge);
-        add_value(f, v);
-        out.push_back(std::move(f));
+        add_single(out, name, help, MetricType::Gauge, v);
     };
     auto counter = [&](const char* name, const char* help, uint64_t v) {
-        auto f = family(name, help, MetricType::Counter);
-        add_value(f, num(v));
-        out.push_back(std::move(f));
+        add_single(out, name, help, MetricType::Counter, num(v));
     };
     gauge("hostprof_symbol_cache_bytes", "Estimated bytes held by cached ELF objects.",
           num(s.cache_bytes));

@@ -222,13 +222,7 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 	e->kstack_len = nk;
 	w = hp_unwind_user(e->hdr.pid);
 	if (w) {
-		/* Unwound with tables (bpf/lib/hp_unwind.h). */
-		u = w->n & 0xff;
-		if (u > HP_PROF_MAX_FRAMES)
-			u = HP_PROF_MAX_FRAMES;
-		if (u > 0 &&
-		    bpf_probe_read_kernel(&e->frames[nk], u * sizeof(__u64), w->frames) != 0)
-			u = 0;
+		u = hp_unw_copy(&e->frames[nk], w); /* unwound with tables */
 		if (w->stop == HP_UNW_STAT_DEPTH_LIMIT)
 			e->flags |= HP_PROF_USTACK_FULL;
 		e->ustack_len = u;

@@ -288,13 +288,7 @@ static __always_inline void ship_outlier(void *ctx, __u64 id, __u32 nr, long ret
 		nk = HP_SYS_MAX_FRAMES;
 	w = hp_unwind_user(e->pid);
 	if (w) {
-		/* Unwound with tables (bpf/lib/hp_unwind.h). */
-		u = w->n & 0xff;
-		if (u > HP_SYS_MAX_FRAMES)
-			u = HP_SYS_MAX_FRAMES;
-		if (u > 0 &&
-		    bpf_probe_read_kernel(&e->frames[nk], u * sizeof(__u64), w->frames) != 0)
-			u = 0;
+		u = hp_unw_copy(&e->frames[nk], w); /* unwound with tables */
 		if (w->stop == HP_UNW_STAT_DEPTH_LIMIT)
 			e->flags |= HP_SYS_USTACK_FULL;
 		goto done;

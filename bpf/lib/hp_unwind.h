@@ -384,4 +384,18 @@ static __always_inline struct hp_unw_walk *hp_unwind_user(__u32 pid)
 	return w;
 }
 
+/* Copies a walk's frames to dst: a record's frames[] after its kernel frames (at most
+ * HP_UNW_MAX_FRAMES of each, so the copy ends inside an array of twice that). Returns the
+ * frames copied. */
+static __always_inline __u32 hp_unw_copy(__u64 *dst, struct hp_unw_walk *w)
+{
+	__u32 u = w->n & 0xff;
+
+	if (u > HP_UNW_MAX_FRAMES)
+		u = HP_UNW_MAX_FRAMES;
+	if (u > 0 && bpf_probe_read_kernel(dst, u * sizeof(__u64), w->frames) != 0)
+		u = 0;
+	return u;
+}
+
 #endif /* HOSTPROF_BPF_LIB_HP_UNWIND_H */

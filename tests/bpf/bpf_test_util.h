@@ -17,6 +17,22 @@
 
 namespace hostprof::bpftest {
 
+// A program run as a child (argv[0] a path), SIGKILLed and reaped on destruction.
+class ChildProcess {
+  public:
+    explicit ChildProcess(const std::vector<std::string>& argv);
+    ~ChildProcess();
+    ChildProcess(const ChildProcess&) = delete;
+    ChildProcess& operator=(const ChildProcess&) = delete;
+    pid_t pid = -1;
+};
+
+// A test program of tests/testprogs (built into HOSTPROF_TESTPROGS_DIR) with one argument.
+struct TestProg : ChildProcess {
+    TestProg(const std::string& prog, const std::string& arg)
+        : ChildProcess({std::string(HOSTPROF_TESTPROGS_DIR) + "/" + prog, arg}) {}
+};
+
 // Runs a shell command and returns its stdout.
 std::string run_command(const std::string& cmd);
 

@@ -18,23 +18,7 @@ namespace {
 
 using hostprof::bpftest::run_command;
 
-struct Child {
-    pid_t pid = -1;
-    Child(const std::string& prog, const std::string& arg) {
-        pid = ::fork();
-        if (pid == 0) {
-            std::string path = std::string(HOSTPROF_TESTPROGS_DIR) + "/" + prog;
-            ::execl(path.c_str(), path.c_str(), arg.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-    }
-    ~Child() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-    }
-};
+using Child = hostprof::bpftest::TestProg;
 
 std::string temp_path(const std::string& name) {
     return "/tmp/hostprof-test-" + std::to_string(::getpid()) + "-" + name;

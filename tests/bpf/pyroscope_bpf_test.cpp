@@ -27,23 +27,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Child {
-    pid_t pid = -1;
-    Child(const std::string& prog, const std::string& arg) {
-        pid = ::fork();
-        if (pid == 0) {
-            std::string path = std::string(HOSTPROF_TESTPROGS_DIR) + "/" + prog;
-            ::execl(path.c_str(), path.c_str(), arg.c_str(), static_cast<char*>(nullptr));
-            ::_exit(127);
-        }
-    }
-    ~Child() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-    }
-};
+using Child = hostprof::bpftest::TestProg;
 
 // `hostprof run` as a child on a loopback port at 99 Hz, ready when its log says so.
 class Agent : public hostprof::bpftest::AgentProcess {

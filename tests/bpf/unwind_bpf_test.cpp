@@ -20,26 +20,7 @@ namespace {
 
 using hostprof::bpftest::run_command;
 
-struct Child {
-    pid_t pid = -1;
-    explicit Child(const std::vector<std::string>& argv) {
-        pid = ::fork();
-        if (pid == 0) {
-            std::vector<char*> args;
-            for (const auto& a : argv)
-                args.push_back(const_cast<char*>(a.c_str()));
-            args.push_back(nullptr);
-            ::execv(args[0], args.data());
-            ::_exit(127);
-        }
-    }
-    ~Child() {
-        if (pid > 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, nullptr, 0);
-        }
-    }
-};
+using Child = hostprof::bpftest::ChildProcess;
 
 std::string temp_path(const std::string& name) {
     return "/tmp/hostprof-unwind-" + std::to_string(::getpid()) + "-" + name;
