@@ -134,8 +134,9 @@ std::string att_operand(std::string o) {
         const uint64_t v = std::stoull(o.substr(1), nullptr, 0);
         const int64_t sv = static_cast<int64_t>(v);
         char b[40];
+        // The magnitude in unsigned arithmetic: -INT64_MIN does not fit an int64_t.
         std::snprintf(b, sizeof b, sv < 0 ? "$-0x%lx" : "$0x%lx",
-                      static_cast<unsigned long>(sv < 0 ? -sv : sv));
+                      static_cast<unsigned long>(sv < 0 ? ~v + 1 : v));
         return b;
     }
     const size_t paren = o.find("(%rsp)");
