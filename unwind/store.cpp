@@ -18,10 +18,14 @@
 #include <sstream>
 
 #include "symbolizer/parsers.h"
+#include "symbolizer/safe_open.h"
 
 namespace hostprof::unwind {
 
 namespace {
+
+// Larger files are not read for their tables (libLLVM, the largest seen here, is ~110 MiB).
+constexpr uint64_t kMaxFile = 2ULL << 30;
 
 uint64_t now_ns() {
     timespec ts{};
@@ -224,10 +228,16 @@ bool Store::add_process(uint32_t pid) {
                               static_cast<unsigned long long>(e.start),
                               static_cast<unsigned long long>(e.end));
                 fd.reset(::open((dir + range).c_str(), O_RDONLY | O_CLOEXEC));
-                // map_files needs CAP_SYS_ADMIN; the path in the process's root is the
-                // same file unless it was replaced (then its identity differs).
-                if (!fd && !e.deleted)
-                    fd.reset(::open((dir + "/root" + e.path).c_str(), O_RDONLY | O_CLOEXEC));
+                // map_files needs CAP_SYS_ADMIN (gone once the agent drops its
+                // capabilities): then the path inside the process's root, resolved there
+                // (a container's symlinks cannot lead out of it: symbolizer/safe_open.h).
+                if (!fd && !e.deleted) {
+                    UniqueFd root = sym::SafeOpener::open_root(dir + "/root");
+                    if (root) {
+                        sym::OpenedFile f = opener_.open_in_root(root.get(), e.path, kMaxFile);
+                        fd = std::move(f.fd);
+                    }
+                }
                 struct stat st {};
                 if (fd && ::fstat(fd.get(), &st) == 0)
                     key = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ":" +

@@ -27,6 +27,7 @@
 #include "bpf/unwind.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "symbolizer/safe_open.h"
 #include "unwind/table.h"
 
 namespace hostprof::unwind {
@@ -162,6 +163,7 @@ class Store {
     std::thread worker_;
     UniqueFd vdso_;
     bool vdso_tried_ = false;
+    sym::SafeOpener opener_;
 };
 
 // The LPM prefixes that cover [start, end) for a pid (exported for tests).
