@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -81,20 +82,20 @@ Result<std::unique_ptr<BpfTableMaps>> BpfTableMaps::open(int mappings_fd, int pa
     std::unique_ptr<BpfTableMaps> m(new BpfTableMaps());
     m->mappings_fd_ = mappings_fd;
     m->pages_fd_ = pages_fd;
+    m->rows_fd_ = rows_fd;
     m->rows_ = rows;
+    // The rows are written through short-lived mappings of the array (write_rows): mapped
+    // for good, every page written would count in the agent's RSS as well as in the
+    // kernel's map memory. One test mapping now, so a kernel that refuses fails here.
     const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    m->mem_bytes_ = (static_cast<size_t>(rows) * sizeof(hp_unw_row) + page - 1) / page * page;
-    void* mem = ::mmap(nullptr, m->mem_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, rows_fd, 0);
+    void* mem = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, rows_fd, 0);
     if (mem == MAP_FAILED)
         return errno_error("mmap the unwind rows map");
-    m->mem_ = static_cast<hp_unw_row*>(mem);
+    ::munmap(mem, page);
     return m;
 }
 
-BpfTableMaps::~BpfTableMaps() {
-    if (mem_)
-        ::munmap(mem_, mem_bytes_);
-}
+BpfTableMaps::~BpfTableMaps() = default;
 
 bool BpfTableMaps::set_mapping(const hp_unw_mapping_key& key, const hp_unw_mapping& value) {
     return bpf_map_update_elem(mappings_fd_, &key, &value, BPF_ANY) == 0;
@@ -111,7 +112,19 @@ bool BpfTableMaps::delete_page(const hp_unw_page_key& key) {
 bool BpfTableMaps::write_rows(uint32_t first, const hp_unw_row* rows, size_t n) {
     if (static_cast<uint64_t>(first) + n > rows_)
         return false;
-    std::copy(rows, rows + n, mem_ + first);
+    if (n == 0)
+        return true;
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t begin = static_cast<size_t>(first) * sizeof(hp_unw_row);
+    const size_t end = begin + n * sizeof(hp_unw_row);
+    const size_t lo = begin / page * page;
+    const size_t len = (end - lo + page - 1) / page * page;
+    void* mem =
+        ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, rows_fd_, static_cast<off_t>(lo));
+    if (mem == MAP_FAILED)
+        return false;
+    std::memcpy(static_cast<char*>(mem) + (begin - lo), rows, n * sizeof(hp_unw_row));
+    ::munmap(mem, len);
     return true;
 }
 

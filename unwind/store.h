@@ -52,7 +52,8 @@ class TableMaps {
     virtual uint32_t row_capacity() const = 0;
 };
 
-// The real maps (fds from a loaded skeleton; the rows array is mmap'ed).
+// The real maps (fds from a loaded skeleton, which outlives this; rows are written through
+// a mapping of the array made for each write).
 class BpfTableMaps final : public TableMaps {
   public:
     static Result<std::unique_ptr<BpfTableMaps>> open(int mappings_fd, int pages_fd, int rows_fd,
@@ -67,9 +68,7 @@ class BpfTableMaps final : public TableMaps {
 
   private:
     BpfTableMaps() = default;
-    int mappings_fd_ = -1, pages_fd_ = -1;
-    hp_unw_row* mem_ = nullptr;
-    size_t mem_bytes_ = 0;
+    int mappings_fd_ = -1, pages_fd_ = -1, rows_fd_ = -1;
     uint32_t rows_ = 0;
 };
 
