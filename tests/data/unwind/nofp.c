@@ -17,7 +17,9 @@ __attribute__((noinline)) long g(long n) {
     return buf[n & 31] + buf[3];
 }
 
-__attribute__((noinline)) long f(long n) { return g(n) + g(n + 1) * 3; }
+__attribute__((noinline)) long f(long n) {
+    return g(n) + g(n + 1) * 3;
+}
 
 int main(int argc, char** argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000;
