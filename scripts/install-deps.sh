@@ -32,6 +32,7 @@ TEST_PKGS=(
   binutils elfutils debuginfod iproute2 nftables curl openssl
   prometheus golang-go linux-perf bpftrace libbpf-tools fio stress-ng jq
   chromium python3-prometheus-client systemd
+  python3-dev # CPython headers: unwind_python_test checks its offsets table against them
   # tests/vm: Debian kernels booted under qemu (TCG) with a busybox initramfs
   qemu-system-x86 busybox-static xz-utils debian-archive-keyring
 )
