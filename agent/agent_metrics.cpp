@@ -11,6 +11,7 @@
 
 #include "common/unique_fd.h"
 #include "symbolizer/symbolizer.h"
+#include "unwind/python_symbols.h"
 #include "unwind/store.h"
 
 namespace hostprof {
@@ -124,6 +125,63 @@ void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const u
     add_value(errs, num(st.map_errors), {{"kind", "map"}});
     add_value(errs, num(st.process_errors), {{"kind", "process"}});
     out.push_back(std::move(errs));
+}
+
+// Interpreter frames: the BPF walk's counters (hp_py_stats, bpf/python.h), the store's
+// processes and refusals, the code objects read. Label values: fixed enums, and the
+// refused runtimes' "runtime version" (one per interpreter version met: few).
+void add_interpreter_families(const std::array<uint64_t, HP_PY_STAT_MAX>& k,
+                              const unwind::Store* store, const unwind::PythonSymbols* symbols,
+                              std::vector<MetricFamily>& out) {
+    auto stacks = family("hostprof_interpreter_stacks_total",
+                         "Samples of interpreter processes, by what the interpreter walk found "
+                         "(frames: its functions are in the stack; no_thread: a thread with no "
+                         "interpreter state, e.g. a C library's; no_frame: a thread running "
+                         "no interpreted code; bad_read: its memory could not be read mid-walk; "
+                         "truncated: more frames than the walk takes).",
+                         MetricType::Counter);
+    const std::pair<const char*, int> results[] = {
+        {"frames", HP_PY_STAT_STACKS},        {"no_thread", HP_PY_STAT_NO_THREAD},
+        {"no_frame", HP_PY_STAT_NO_FRAME},    {"bad_read", HP_PY_STAT_BAD_READ},
+        {"truncated", HP_PY_STAT_TRUNCATED},
+    };
+    for (const auto& [name, i] : results)
+        add_value(stacks, num(k[static_cast<size_t>(i)]),
+                  {{"runtime", "cpython"}, {"result", name}});
+    out.push_back(std::move(stacks));
+    auto frames = family("hostprof_interpreter_frames_total",
+                         "Interpreter frames put in stacks by the BPF walk.", MetricType::Counter);
+    add_value(frames, num(k[HP_PY_STAT_FRAMES]), {{"runtime", "cpython"}});
+    out.push_back(std::move(frames));
+    if (store != nullptr) {
+        const unwind::StoreStats st = store->stats();
+        auto procs = family("hostprof_interpreter_processes",
+                            "Processes whose interpreter frames are walked.", MetricType::Gauge);
+        add_value(procs, num(st.python_processes), {{"runtime", "cpython"}});
+        out.push_back(std::move(procs));
+        auto refused = family("hostprof_interpreter_unsupported_total",
+                              "Processes running an interpreter whose frames are not walked: a "
+                              "version not in the offsets table, or a build of another layout "
+                              "(their native frames are still profiled).",
+                              MetricType::Counter);
+        for (const auto& [what, n] : st.interpreter_unsupported) {
+            const size_t sp = what.find(' ');
+            add_value(refused, num(n),
+                      {{"runtime", what.substr(0, sp)},
+                       {"version", sp == std::string::npos ? "" : what.substr(sp + 1)}});
+        }
+        out.push_back(std::move(refused));
+    }
+    if (symbols != nullptr) {
+        const unwind::PythonSymbolsStats ps = symbols->stats();
+        add_single(out, "hostprof_interpreter_code_reads_total",
+                   "Code objects read from interpreter processes for names and lines.",
+                   MetricType::Counter, num(ps.code_reads));
+        add_single(out, "hostprof_interpreter_code_read_errors_total",
+                   "Code objects that could not be read (the process exited, or not a code "
+                   "object): those frames show as unknown.",
+                   MetricType::Counter, num(ps.read_errors));
+    }
 }
 
 // The symbolizer's counters (symbolizer/symbolizer.h SymbolizerStats). Every label value
@@ -372,6 +430,8 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
         out.push_back(std::move(evict));
 
         add_unwind_families(s.collector.unwind, pipeline_->unwinder(), out);
+        add_interpreter_families(s.collector.python, pipeline_->unwinder(),
+                                 pipeline_->python_symbols(), out);
 
         sym::SymbolizerStats ss;
         if (pipeline_->symbolizer_stats(ss))

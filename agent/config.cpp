@@ -631,6 +631,19 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return std::string(c.unwind_tables ? "true" : "false"); }});
+    s.push_back({"python_frames", "BOOL",
+                 "Show the Python functions that ran in the stacks of CPython processes "
+                 "(3.11), in place of the interpreter loop's frames; needs unwind_tables. "
+                 "Other versions are counted in hostprof_interpreter_unsupported_total.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto b = parse_bool(v);
+                     if (!b)
+                         return bad("python_frames", v, "must be true or false");
+                     c.python_frames = *b;
+                     return {};
+                 },
+                 [](const Config& c) { return std::string(c.python_frames ? "true" : "false"); }});
     s.push_back({"unwind_memory", "BYTES",
                  "Kernel memory for unwind-table rows (8 bytes a row; libc ~23k rows, "
                  "python3 ~59k): 1MiB to 1GiB. Tables of files no process maps any more are "

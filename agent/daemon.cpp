@@ -162,6 +162,7 @@ Result<std::unique_ptr<Pipeline>> start_profiling(const Config& config,
         po.collector.tick_hz = plan.tick_hz;
     }
     po.collector.unwind = config.unwind_tables;
+    po.collector.python = config.python_frames;
     po.collector.unwind_budget_bytes = config.unwind_memory_bytes;
     po.collector.unwind_builder = unwind::default_builder();
     po.process_table_size = static_cast<size_t>(config.process_table_size);

@@ -259,6 +259,7 @@ void LatencyCollectors::on_syscall(const SyscallOutlierView& v) {
             .comm = v.comm,
             .kernel_frames = {},
             .user_frames = v.user_frames,
+            .python_frames = v.python_frames,
         });
     }
 }

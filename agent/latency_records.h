@@ -31,7 +31,8 @@ struct SyscallOutlierView {
     uint32_t flags;         // enum hp_sys_flags
     std::string_view comm;
     std::span<const uint64_t> kernel_frames; // leaf first
-    std::span<const uint64_t> user_frames;   // leaf first
+    std::span<const uint64_t> user_frames;   // leaf first, Python frames spliced in
+    uint32_t python_frames = 0;              // of them Python frames
 };
 
 std::optional<SyscallOutlierView> decode_syscall_outlier(std::span<const std::byte> data);

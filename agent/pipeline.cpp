@@ -25,24 +25,36 @@ uint64_t monotonic_now_ns() {
     return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
 }
 
-// Reports each frame resolved to the watchdog: a symbolization stuck on one object (a
-// slow file, a pathological DWARF) stops the beats.
-class BeatingResolver final : public FrameResolver {
+// The resolver a symbolization uses: the pipeline's (the symbolizer) for native frames,
+// the Python reader for Python frames, and each frame resolved reported to the watchdog
+// (a symbolization stuck on one object, a slow file or a pathological DWARF, stops the
+// beats).
+class PipelineResolver final : public FrameResolver {
   public:
-    BeatingResolver(FrameResolver& inner, Watchdog::Consumer& watch)
-        : inner_(inner), watch_(watch) {}
+    PipelineResolver(FrameResolver& inner, Watchdog::Consumer* watch,
+                     unwind::PythonSymbols* python)
+        : inner_(inner), watch_(watch), python_(python) {}
     ResolvedFrame kernel(uint64_t address) override {
-        watch_.beat();
+        beat();
         return inner_.kernel(address);
     }
     ResolvedFrame user(uint32_t pid, uint64_t address) override {
-        watch_.beat();
+        beat();
         return inner_.user(pid, address);
+    }
+    ResolvedFrame python(uint32_t pid, uint64_t frame) override {
+        beat();
+        ResolvedFrame f;
+        if (python_ == nullptr)
+            return f;
+        if (auto s = python_->resolve(pid, frame))
+            f.lines.push_back(Line{std::move(s->function), std::move(s->file), s->line});
+        return f;
     }
     std::vector<ResolvedFrame> user_batch(const std::vector<UserFrame>& frames,
                                           const std::function<void()>& each) override {
         return inner_.user_batch(frames, [&] {
-            watch_.beat();
+            beat();
             if (each)
                 each();
         });
@@ -56,8 +68,13 @@ class BeatingResolver final : public FrameResolver {
     void release_memory() override { inner_.release_memory(); }
 
   private:
+    void beat() {
+        if (watch_ != nullptr)
+            watch_->beat();
+    }
     FrameResolver& inner_;
-    Watchdog::Consumer& watch_;
+    Watchdog::Consumer* watch_;
+    unwind::PythonSymbols* python_;
 };
 
 } // namespace
@@ -83,6 +100,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::start(const PipelineOptions& options
     if (!c)
         return c.error();
     p->collector_ = std::move(c.value());
+    // Python frames' names are read from the processes: the store knows which run CPython.
+    if (unwind::Store* store = p->collector_->unwinder(); store && options.collector.python) {
+        unwind::PythonSymbolsOptions so;
+        so.lookup = [store](uint32_t pid) { return store->python(pid); };
+        p->python_ = std::make_unique<unwind::PythonSymbols>(std::move(so));
+    }
     return p;
 }
 
@@ -180,6 +203,9 @@ void Pipeline::release_exited(bool all) {
             exited_.pop_front();
         }
     }
+    if (python_)
+        for (uint32_t pid : release)
+            python_->remove_process(pid);
     if (release.empty() || !resolver_)
         return;
     std::lock_guard lock(resolver_mu_);
@@ -211,6 +237,9 @@ void Pipeline::on_stack(const StackRecordView& r) {
             announce = seen_.emplace(proc, monotonic_now_ns()).second;
         }
     }
+    // Python frames: their code objects are read now, while the process lives.
+    if (wanted && r.python_frames > 0 && python_)
+        python_->note(r.pid, r.user_frames);
     // The BPF program asks for a second read a few ms after a process's first sample.
     const bool refresh =
         wanted && !announce && (r.flags & HP_PROF_RECAPTURE) && !r.user_frames.empty();
@@ -268,6 +297,8 @@ void Pipeline::on_proc(const ProcRecord& r) {
             return;
         }
     }
+    if (python_)
+        python_->remove_process(r.pid); // exec: another program, other code objects
     if (resolver_) { // exec: the mappings read before it are stale
         std::lock_guard lock(resolver_mu_);
         resolver_->process_exited(r.pid);
@@ -301,14 +332,12 @@ Profile Pipeline::symbolize(const ProfileWindow& window, const BuildOptions& opt
     // walk needs tens of KiB of stack per frame (it overflowed civetweb's workers).
     Profile out;
     std::thread worker([&] {
-        if (symbolizer_watch_ == nullptr) {
-            out = build_profile(window, *resolver_, options);
-            return;
-        }
-        symbolizer_watch_->busy();
-        BeatingResolver beating(*resolver_, *symbolizer_watch_);
-        out = build_profile(window, beating, options);
-        symbolizer_watch_->idle();
+        if (symbolizer_watch_ != nullptr)
+            symbolizer_watch_->busy();
+        PipelineResolver resolver(*resolver_, symbolizer_watch_, python_.get());
+        out = build_profile(window, resolver, options);
+        if (symbolizer_watch_ != nullptr)
+            symbolizer_watch_->idle();
     });
     worker.join();
     // Memory held only to speed up lookups (libdw line tables, touched pages of mapped

@@ -32,6 +32,7 @@
 #include "agent/profile_collector.h"
 #include "agent/watchdog.h"
 #include "common/unique_fd.h"
+#include "unwind/python_symbols.h"
 
 namespace hostprof {
 
@@ -106,6 +107,8 @@ class Pipeline {
     const std::string& unwind_status() const { return collector_->unwind_status(); }
     unwind::Store* unwinder() const { return collector_->unwinder(); }
     unwind::MapFds unwind_maps() const { return collector_->unwind_maps(); }
+    // Python frames' names (nullptr: no Python frames).
+    const unwind::PythonSymbols* python_symbols() const { return python_.get(); }
     int frequency_hz() const { return frequency_hz_; }
 
   private:
@@ -124,6 +127,7 @@ class Pipeline {
     mutable uint64_t flush_served_ = 0;
     std::atomic<std::thread::id> consumer_{};
     std::unique_ptr<FrameResolver> resolver_;
+    std::unique_ptr<unwind::PythonSymbols> python_;
     std::unique_ptr<ProcessTable> processes_;
     int frequency_hz_ = 19;
 

@@ -4,6 +4,8 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "unwind/python_frames.h"
+
 namespace hostprof {
 namespace {
 
@@ -22,6 +24,8 @@ class Builder {
         auto key = std::make_tuple(pid, address, false);
         if (auto it = locs_.find(key); it != locs_.end())
             return it->second;
+        if (unwind::is_python_frame(address)) // no address: a code object and instruction
+            return add_location(key, 0, r_.python(pid, address));
         if (auto it = resolved_.find(key); it != resolved_.end()) {
             ResolvedFrame f = std::move(it->second);
             resolved_.erase(it);
@@ -42,6 +46,8 @@ class Builder {
             const bool kernel_leaf = kernel_frames && key.kernel_len > 0 && n > 0;
             for (size_t i = key.kernel_len; i < n; ++i) {
                 const bool leaf = i == key.kernel_len && !kernel_leaf;
+                if (unwind::is_python_frame(key.frames[i]))
+                    continue; // resolved apart, by the interpreter's reader
                 auto [slot, added] = resolved_.try_emplace(LocKey{key.pid, key.frames[i], false});
                 if (!added)
                     continue;

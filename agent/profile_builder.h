@@ -34,6 +34,9 @@ class FrameResolver {
         uint32_t pid;
         uint64_t address; // adjusted, as for user()
     };
+    // A Python frame of a user stack (unwind/python_frames.h): its function, file and line
+    // (no mapping); lines empty when unknown.
+    virtual ResolvedFrame python(uint32_t /*pid*/, uint64_t /*frame*/) { return {}; }
     virtual std::vector<ResolvedFrame> user_batch(const std::vector<UserFrame>& frames,
                                                   const std::function<void()>& each) {
         std::vector<ResolvedFrame> out;

@@ -82,6 +82,7 @@ Status ProfileCollector::open_and_load(const ProfileOptions& options, bool unwin
                    options.off_cpu, options.off_cpu_mode);
 
     s->rodata->cfg_unwind = unwind;
+    s->rodata->cfg_python = unwind && options.python;
     // The rows map is sized by the budget; without unwinding it takes one row.
     const uint64_t rows =
         unwind ? std::max<uint64_t>(options.unwind_budget_bytes / sizeof(hp_unw_row), 1024) : 1;
@@ -122,14 +123,16 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
     const bool tick = options.on_cpu_mode != compat::AttachMode::PerfEvent;
     if (unwind) {
         const uint32_t rows = bpf_map__max_entries(s->maps.hp_unw_rows);
-        auto maps = unwind::BpfTableMaps::open(bpf_map__fd(s->maps.hp_unw_mappings),
-                                               bpf_map__fd(s->maps.hp_unw_pages),
-                                               bpf_map__fd(s->maps.hp_unw_rows), rows);
+        auto maps = unwind::BpfTableMaps::open(
+            bpf_map__fd(s->maps.hp_unw_mappings), bpf_map__fd(s->maps.hp_unw_pages),
+            bpf_map__fd(s->maps.hp_unw_rows), rows,
+            options.python ? bpf_map__fd(s->maps.hp_py_procs) : -1);
         if (!maps)
             return maps.error();
         unwind::StoreOptions so;
         so.proc_root = options.proc_root;
         so.builder = options.unwind_builder;
+        so.python = options.python;
         c->unwind_ = std::make_unique<unwind::Store>(std::move(maps.value()), std::move(so));
         // The processes named up front get their tables before the first sample (a
         // process's first samples otherwise take frame pointers while its tables build).
@@ -137,7 +140,9 @@ ProfileCollector::start(const ProfileOptions& options, StackHandler on_stack, Pr
             c->unwind_->add_process(pid);
         if (!options.pids.empty())
             c->unwind_->wait_idle(5000);
-        c->unwind_status_ = "unwind tables (CFI, Go) with frame-pointer fallback";
+        c->unwind_status_ = std::string("unwind tables (CFI, Go") +
+                            (options.python ? ", Python frames" : "") +
+                            ") with frame-pointer fallback";
     } else if (c->unwind_status_.empty()) {
         c->unwind_status_ = "frame pointers only (unwinding off)";
     }
@@ -297,6 +302,11 @@ unwind::MapFds ProfileCollector::unwind_maps() const {
     m.rows = bpf_map__fd(skel_->maps.hp_unw_rows);
     m.stats = bpf_map__fd(skel_->maps.hp_unw_stats);
     m.row_count = bpf_map__max_entries(skel_->maps.hp_unw_rows);
+    if (skel_->rodata->cfg_python) {
+        m.py_procs = bpf_map__fd(skel_->maps.hp_py_procs);
+        m.py_threads = bpf_map__fd(skel_->maps.hp_py_threads);
+        m.py_stats = bpf_map__fd(skel_->maps.hp_py_stats);
+    }
     return m;
 }
 
@@ -325,6 +335,13 @@ ProfileCounters ProfileCollector::counters() const {
             continue;
         for (uint64_t v : values)
             out.unwind[i] += v;
+    }
+    for (uint32_t i = 0; i < HP_PY_STAT_MAX; ++i) {
+        if (bpf_map__lookup_elem(skel_->maps.hp_py_stats, &i, sizeof(i), values.data(),
+                                 values.size() * sizeof(uint64_t), 0) != 0)
+            continue;
+        for (uint64_t v : values)
+            out.python[i] += v;
     }
     return out;
 }

@@ -42,6 +42,8 @@ struct ProfileOptions {
     // back to frame pointers where a table is missing; false: frame pointers only.
     bool unwind = true;
     uint64_t unwind_budget_bytes = 16ull << 20; // the rows map (8 bytes a row)
+    // Python functions in the stacks of CPython processes (needs `unwind`).
+    bool python = true;
     unwind::Builder unwind_builder;             // file -> rows (the agent's: CFI + Go)
     std::string proc_root = "/proc";
 };
@@ -51,6 +53,7 @@ struct ProfileCounters {
     uint64_t records = 0;                            // records consumed from the ring
     uint64_t decode_errors = 0;                      // records rejected by the decoders
     std::array<uint64_t, HP_UNW_STAT_MAX> unwind{};  // summed hp_unw_stats
+    std::array<uint64_t, HP_PY_STAT_MAX> python{};   // summed hp_py_stats
 };
 
 class ProfileCollector {

@@ -1,8 +1,24 @@
 #include "agent/profile_records.h"
 
+#include <array>
 #include <cstring>
 
+#include "unwind/python_frames.h"
+
 namespace hostprof {
+
+std::span<const uint64_t> splice_python_record(std::span<const uint64_t> user,
+                                               std::span<const uint64_t> python,
+                                               uint64_t eval_lo, uint64_t eval_hi) {
+    if (python.empty())
+        return user;
+    // One buffer per thread: a view is valid only inside the ring-buffer callback, and
+    // each ring has one consumer thread.
+    thread_local std::array<uint64_t, kMaxSplicedFrames> buf;
+    const size_t n = unwind::splice_python_frames(user, python, eval_lo, eval_hi, buf);
+    return {buf.data(), n};
+}
+
 namespace {
 
 std::string_view comm_view(const char (&comm)[HP_PROF_COMM_LEN]) {
@@ -29,12 +45,14 @@ std::optional<StackRecordView> decode_stack_record(std::span<const std::byte> da
     if (r->hdr.kind != HP_PROF_ON_CPU && r->hdr.kind != HP_PROF_OFF_CPU)
         return std::nullopt;
     if (r->kstack_len > HP_PROF_MAX_FRAMES || r->ustack_len > HP_PROF_MAX_FRAMES ||
-        r->kstack_skip > r->kstack_len)
+        r->pystack_len > HP_PY_MAX_FRAMES || r->kstack_skip > r->kstack_len)
         return std::nullopt;
-    size_t frames = size_t{r->kstack_len} + r->ustack_len;
+    size_t frames = size_t{r->kstack_len} + r->ustack_len + r->pystack_len;
     if (data.size() < kFixed + frames * sizeof(uint64_t))
         return std::nullopt;
     const auto* f = reinterpret_cast<const uint64_t*>(data.data() + kFixed);
+    const std::span<const uint64_t> user{f + r->kstack_len, r->ustack_len};
+    const std::span<const uint64_t> python{f + r->kstack_len + r->ustack_len, r->pystack_len};
     return StackRecordView{
         .kind = static_cast<hp_prof_kind>(r->hdr.kind),
         .pid = r->hdr.pid,
@@ -47,7 +65,8 @@ std::optional<StackRecordView> decode_stack_record(std::span<const std::byte> da
         .flags = r->flags,
         .comm = comm_view(r->comm),
         .kernel_frames = {f + r->kstack_skip, size_t{r->kstack_len} - r->kstack_skip},
-        .user_frames = {f + r->kstack_len, r->ustack_len},
+        .user_frames = splice_python_record(user, python, r->py_eval_lo, r->py_eval_hi),
+        .python_frames = r->pystack_len,
     };
 }
 

@@ -28,7 +28,10 @@ struct StackRecordView {
     uint32_t flags;
     std::string_view comm;
     std::span<const uint64_t> kernel_frames; // leaf first
-    std::span<const uint64_t> user_frames;   // leaf first
+    std::span<const uint64_t> user_frames;   // leaf first, Python frames spliced in
+    // Python frames among user_frames (unwind/python_frames.h): their code objects are
+    // read while the process lives.
+    uint32_t python_frames = 0;
 };
 
 struct ProcRecord {
@@ -39,6 +42,14 @@ struct ProcRecord {
     uint64_t start_time_ns;
     std::string_view comm;
 };
+
+// The user frames of a record with its Python frames spliced in (unwind/python_frames.h),
+// in a buffer of the calling thread valid until its next call; `user` itself when there
+// are no Python frames.
+constexpr size_t kMaxSplicedFrames = HP_PROF_MAX_FRAMES + HP_PY_MAX_FRAMES;
+std::span<const uint64_t> splice_python_record(std::span<const uint64_t> user,
+                                               std::span<const uint64_t> python,
+                                               uint64_t eval_lo, uint64_t eval_hi);
 
 std::optional<hp_prof_kind> record_kind(std::span<const std::byte> data);
 std::optional<StackRecordView> decode_stack_record(std::span<const std::byte> data);

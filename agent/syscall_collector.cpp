@@ -126,6 +126,14 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
             bpf_map__reuse_fd(s->maps.hp_unw_stats, options.unwind.stats) != 0)
             return errno_error("syscalls: share the profile collector's unwind maps");
     }
+    // And its Python maps: the processes it found, the threads' states, the counters.
+    s->rodata->cfg_python = options.unwind.valid() && options.unwind.python();
+    if (s->rodata->cfg_python) {
+        if (bpf_map__reuse_fd(s->maps.hp_py_procs, options.unwind.py_procs) != 0 ||
+            bpf_map__reuse_fd(s->maps.hp_py_threads, options.unwind.py_threads) != 0 ||
+            bpf_map__reuse_fd(s->maps.hp_py_stats, options.unwind.py_stats) != 0)
+            return errno_error("syscalls: share the profile collector's Python maps");
+    }
     if (Status st = c->skel_.load(); !st)
         return st.error();
 

@@ -11,6 +11,7 @@
 
 #include "lib/hp_task.h"
 #include "lib/hp_unwind.h"
+#include "lib/hp_python.h"
 #include "profile.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -225,28 +226,34 @@ static __always_inline void capture(void *ctx, struct hp_prof_stack *e, __u32 ki
 		u = hp_unw_copy(&e->frames[nk], w); /* unwound with tables */
 		if (w->stop == HP_UNW_STAT_DEPTH_LIMIT)
 			e->flags |= HP_PROF_USTACK_FULL;
-		e->ustack_len = u;
-		return;
+	} else {
+		u = bpf_get_stack(ctx, &e->frames[nk], HP_PROF_MAX_FRAMES * sizeof(__u64),
+				  BPF_F_USER_STACK);
+		if (u < 0) {
+			e->flags |= HP_PROF_USTACK_ERR;
+			count(HP_PROF_STAT_USTACK_ERRORS);
+			u = 0;
+		}
+		u /= sizeof(__u64);
+		if (u >= HP_PROF_MAX_FRAMES) {
+			u = HP_PROF_MAX_FRAMES;
+			e->flags |= HP_PROF_USTACK_FULL;
+		}
 	}
-	u = bpf_get_stack(ctx, &e->frames[nk], HP_PROF_MAX_FRAMES * sizeof(__u64),
-			  BPF_F_USER_STACK);
-	if (u < 0) {
-		e->flags |= HP_PROF_USTACK_ERR;
-		count(HP_PROF_STAT_USTACK_ERRORS);
-		u = 0;
-	}
-	u /= sizeof(__u64);
-	if (u >= HP_PROF_MAX_FRAMES) {
+	/* Bounds the verifier can follow: the Python frames start at most at frames[254]. */
+	u &= 0xff;
+	if (u > HP_PROF_MAX_FRAMES)
 		u = HP_PROF_MAX_FRAMES;
-		e->flags |= HP_PROF_USTACK_FULL;
-	}
 	e->ustack_len = u;
+	e->py_eval_lo = e->py_eval_hi = 0;
+	e->pystack_len = hp_python_frames(e->hdr.pid, e->hdr.tid, now, &e->frames[nk + u],
+					  &e->py_eval_lo, &e->py_eval_hi);
 }
 
 static __always_inline long ship(struct hp_prof_stack *e)
 {
 	__u64 size = __builtin_offsetof(struct hp_prof_stack, frames) +
-		     ((__u64)e->kstack_len + e->ustack_len) * sizeof(__u64);
+		     ((__u64)e->kstack_len + e->ustack_len + e->pystack_len) * sizeof(__u64);
 	__u64 flag = new_process_wakeup(e);
 
 	if (size > sizeof(*e))
@@ -438,15 +445,16 @@ static __always_inline long ship_with_task_stack(struct hp_prof_stack *e, struct
 {
 	__u32 zero = 0;
 	struct hp_prof_stack *out = bpf_map_lookup_elem(&hp_prof_scratch, &zero);
-	__u32 nu = e->ustack_len, nk;
+	__u32 nu = e->ustack_len + e->pystack_len, nk; /* user and Python frames: one copy */
 
 	if (!out)
 		return -1;
 	__builtin_memcpy(out, e, __builtin_offsetof(struct hp_prof_stack, frames));
 	nk = kernel_frames(
 	    out, bpf_get_task_stack(t, out->frames, HP_PROF_MAX_FRAMES * sizeof(__u64), 0));
-	/* Bounds the verifier can follow: both counts at most HP_PROF_MAX_FRAMES (127, not
-	 * a power of two: a mask would cut real values), so the copy ends inside frames[].
+	/* Bounds the verifier can follow: the kernel frames at most HP_PROF_MAX_FRAMES (127,
+	 * not a power of two: a mask would cut real values), the user and Python ones at most
+	 * HP_PROF_MAX_FRAMES + HP_PY_MAX_FRAMES, so the copy ends inside frames[].
 	 * barrier_var: clang knows nk <= 127 already and drops the test, but verifiers before
 	 * ~5.13 do not bound bpf_get_task_stack's return (5.10: "invalid access to map value"). */
 	barrier_var(nk);
@@ -454,12 +462,13 @@ static __always_inline long ship_with_task_stack(struct hp_prof_stack *e, struct
 	if (nk > HP_PROF_MAX_FRAMES)
 		nk = HP_PROF_MAX_FRAMES;
 	nu &= 0xff;
-	if (nu > HP_PROF_MAX_FRAMES)
-		nu = HP_PROF_MAX_FRAMES;
-	if (nu > 0 && bpf_probe_read_kernel(&out->frames[nk], nu * sizeof(__u64), e->frames) != 0)
-		nu = 0;
+	if (nu > HP_PROF_MAX_FRAMES + HP_PY_MAX_FRAMES)
+		nu = HP_PROF_MAX_FRAMES + HP_PY_MAX_FRAMES;
+	if (nu > 0 && bpf_probe_read_kernel(&out->frames[nk], nu * sizeof(__u64), e->frames) != 0) {
+		out->ustack_len = 0;
+		out->pystack_len = 0;
+	}
 	out->kstack_len = nk;
-	out->ustack_len = nu;
 	return ship(out);
 }
 

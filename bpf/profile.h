@@ -3,6 +3,8 @@
 #ifndef HOSTPROF_BPF_PROFILE_H
 #define HOSTPROF_BPF_PROFILE_H
 
+#include "python.h"
+
 #define HP_PROF_MAX_FRAMES 127
 #define HP_PROF_COMM_LEN 16
 
@@ -86,7 +88,8 @@ struct hp_prof_header {
 };
 
 /* HP_PROF_ON_CPU and HP_PROF_OFF_CPU. Variable length: only the first
- * kstack_len + ustack_len entries of frames[] travel (kernel frames first). */
+ * kstack_len + ustack_len + pystack_len entries of frames[] travel (kernel frames, user
+ * frames, then the Python frames of bpf/python.h). */
 struct hp_prof_stack {
 	struct hp_prof_header hdr;
 	__u64 cgroup_id;
@@ -100,8 +103,14 @@ struct hp_prof_stack {
 	__u16 kstack_skip;
 	__u16 kstack_len; /* frames, the skipped ones included */
 	__u16 ustack_len; /* frames */
+	__u16 pystack_len; /* Python frames (bpf/python.h), after the user frames */
+	__u16 pad16;
+	__u32 pad32;
+	/* With Python frames: the interpreter loop's code [py_eval_lo, py_eval_hi), whose
+	 * native frames the Python frames replace. */
+	__u64 py_eval_lo, py_eval_hi;
 	char comm[HP_PROF_COMM_LEN];
-	__u64 frames[2 * HP_PROF_MAX_FRAMES];
+	__u64 frames[2 * HP_PROF_MAX_FRAMES + HP_PY_MAX_FRAMES];
 };
 
 /* HP_PROF_EXEC and HP_PROF_EXIT. */

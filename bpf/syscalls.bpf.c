@@ -12,6 +12,7 @@
 #include "lib/hp_log2.h"
 #include "lib/hp_task.h"
 #include "lib/hp_unwind.h"
+#include "lib/hp_python.h"
 #include "syscalls.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -305,10 +306,18 @@ static __always_inline void ship_outlier(void *ctx, __u64 id, __u32 nr, long ret
 		e->flags |= HP_SYS_USTACK_FULL;
 	}
 done:
+	/* Bounds the verifier can follow: the Python frames start at most at frames[254]. */
+	u &= 0xff;
+	if (u > HP_SYS_MAX_FRAMES)
+		u = HP_SYS_MAX_FRAMES;
 	e->kstack_len = nk;
 	e->ustack_len = u;
+	e->py_eval_lo = e->py_eval_hi = 0;
+	e->pystack_len = hp_python_frames(e->pid, e->tid, now, &e->frames[nk + u], &e->py_eval_lo,
+					  &e->py_eval_hi);
 
-	size = __builtin_offsetof(struct hp_sys_event, frames) + ((__u64)nk + u) * sizeof(__u64);
+	size = __builtin_offsetof(struct hp_sys_event, frames) +
+	       ((__u64)nk + u + e->pystack_len) * sizeof(__u64);
 	if (size > sizeof(*e))
 		size = sizeof(*e);
 	if (bpf_ringbuf_output(&hp_sys_events, e, size, wakeup_flag()) != 0)

@@ -7,6 +7,8 @@
 	512 /* a power of two; syscall numbers 0..511 are counted; others: HP_SYS_STAT_BAD_NR */
 #define HP_SYS_SLOTS 36	      /* log2(ns) slots: slot i is [2^i, 2^(i+1)) ns; the last is open */
 #define HP_SYS_MAX_CGROUPS 64 /* per-cgroup histograms: allowlist size */
+#include "python.h"
+
 #define HP_SYS_MAX_FRAMES 127
 #define HP_SYS_COMM_LEN 16
 
@@ -52,7 +54,8 @@ enum hp_sys_flags {
 };
 
 /* A syscall slower than its threshold, captured at sys_exit. Variable length: only the
- * first kstack_len + ustack_len entries of frames[] travel (kernel frames first). */
+ * first kstack_len + ustack_len + pystack_len entries of frames[] travel (kernel frames,
+ * user frames, then the Python frames of bpf/python.h). */
 struct hp_sys_event {
 	__u32 pid; /* thread group id */
 	__u32 tid;
@@ -66,8 +69,12 @@ struct hp_sys_event {
 	__u32 flags;	  /* enum hp_sys_flags */
 	__u16 kstack_len; /* frames */
 	__u16 ustack_len; /* frames */
+	__u16 pystack_len; /* Python frames, after the user frames */
+	__u16 pad16;
+	__u32 pad32;
+	__u64 py_eval_lo, py_eval_hi; /* the interpreter loop's code (see bpf/profile.h) */
 	char comm[HP_SYS_COMM_LEN];
-	__u64 frames[2 * HP_SYS_MAX_FRAMES];
+	__u64 frames[2 * HP_SYS_MAX_FRAMES + HP_PY_MAX_FRAMES];
 };
 
 #endif /* HOSTPROF_BPF_SYSCALLS_H */

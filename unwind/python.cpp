@@ -195,7 +195,7 @@ bool version_from_rodata(Elf* elf, PythonVersion& v) {
 
 } // namespace
 
-Result<PythonRuntime> detect_python(Elf* elf, const std::string& name) {
+Result<PythonRuntime> detect_python(Elf* elf, const std::string& name, PythonVersion* version) {
     if (!elf || elf_kind(elf) != ELF_K_ELF)
         return Error{EINVAL, name + ": not an ELF file"};
     GElf_Ehdr eh;
@@ -205,9 +205,9 @@ Result<PythonRuntime> detect_python(Elf* elf, const std::string& name) {
         eh.e_machine != EM_X86_64)
         return Error{ENOTSUP, name + ": not an x86-64 ELF64 file"};
 
-    static const char* const kNames[] = {"_PyRuntime", "Py_Version"};
-    Sym syms[2];
-    find_symbols(elf, kNames, syms, 2);
+    static const char* const kNames[] = {"_PyRuntime", "Py_Version", "_PyEval_EvalFrameDefault"};
+    Sym syms[3];
+    find_symbols(elf, kNames, syms, 3);
     if (!syms[0].found)
         return Error{ENOENT, name + ": no _PyRuntime symbol (not a CPython interpreter)"};
 
@@ -225,6 +225,12 @@ Result<PythonRuntime> detect_python(Elf* elf, const std::string& name) {
     } else {
         return Error{ENOTSUP, name + ": CPython of an unknown version (no Py_Version, no "
                                      "version string)"};
+    }
+    if (version != nullptr)
+        *version = rt.version;
+    if (syms[2].found && syms[2].size > 0) {
+        rt.eval_addr = syms[2].value;
+        rt.eval_size = syms[2].size;
     }
     auto off = python_offsets(rt.version.major, rt.version.minor);
     if (!off)
@@ -249,13 +255,13 @@ Result<PythonRuntime> detect_python(Elf* elf, const std::string& name) {
     return rt;
 }
 
-Result<PythonRuntime> detect_python(int fd, const std::string& name) {
+Result<PythonRuntime> detect_python(int fd, const std::string& name, PythonVersion* version) {
     if (elf_version(EV_CURRENT) == EV_NONE)
         return Error{0, std::string("libelf: ") + elf_errmsg(-1)};
     Elf* e = elf_begin(fd, ELF_C_READ_MMAP, nullptr);
     if (!e)
         return Error{EINVAL, name + ": " + elf_errmsg(-1)};
-    auto r = detect_python(e, name);
+    auto r = detect_python(e, name, version);
     elf_end(e);
     return r;
 }

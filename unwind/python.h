@@ -89,6 +89,9 @@ struct PythonRuntime {
     uint64_t runtime_addr = 0;           // file address (p_vaddr space) of _PyRuntime
     uint64_t runtime_size = 0;           // its st_size
     std::vector<PythonSegment> segments; // PT_LOADs, for the load bias of a mapping
+    // The interpreter loop, _PyEval_EvalFrameDefault (file addresses; 0 when the symbol is
+    // not in the file): its native frames are where Python frames go.
+    uint64_t eval_addr = 0, eval_size = 0;
 
     // file address = process address - bias, for a mapping of this file at `start` with
     // file offset `offset`; false when no segment holds that offset.
@@ -97,8 +100,11 @@ struct PythonRuntime {
 
 // ENOENT: no CPython interpreter in this file (no _PyRuntime); ENOTSUP: CPython of a version
 // not in the table (the version is in the message); EINVAL: not a usable ELF file.
-Result<PythonRuntime> detect_python(Elf* elf, const std::string& name);
-Result<PythonRuntime> detect_python(int fd, const std::string& name);
+// `version`, when given, is set as soon as the version is known (also for ENOTSUP).
+Result<PythonRuntime> detect_python(Elf* elf, const std::string& name,
+                                    PythonVersion* version = nullptr);
+Result<PythonRuntime> detect_python(int fd, const std::string& name,
+                                    PythonVersion* version = nullptr);
 Result<PythonRuntime> detect_python(const std::string& path);
 
 // 3.11+ co_linetable (Objects/locations.md): the line of the instruction at byte offset

@@ -73,13 +73,18 @@ struct Store::Table {
     uint64_t unused_since = 0; // refs == 0 since
     uint64_t failed_at = 0;
     std::vector<uint32_t> users; // pids whose entries point here (may hold stale pids)
+    // A CPython interpreter in this file (set by the build): supported, or refused with
+    // its "runtime version" (StoreStats::interpreter_unsupported).
+    std::shared_ptr<const PythonRuntime> python;
+    std::string python_refused;
 };
 
 // ---- BpfTableMaps ---------------------------------------------------------------------------
 
 Result<std::unique_ptr<BpfTableMaps>> BpfTableMaps::open(int mappings_fd, int pages_fd, int rows_fd,
-                                                         uint32_t rows) {
+                                                         uint32_t rows, int python_fd) {
     std::unique_ptr<BpfTableMaps> m(new BpfTableMaps());
+    m->python_fd_ = python_fd;
     m->mappings_fd_ = mappings_fd;
     m->pages_fd_ = pages_fd;
     m->rows_fd_ = rows_fd;
@@ -108,6 +113,12 @@ bool BpfTableMaps::set_page(const hp_unw_page_key& key, const hp_unw_page& value
 }
 bool BpfTableMaps::delete_page(const hp_unw_page_key& key) {
     return bpf_map_delete_elem(pages_fd_, &key) == 0;
+}
+bool BpfTableMaps::set_python(uint32_t pid, const hp_py_proc& value) {
+    return python_fd_ >= 0 && bpf_map_update_elem(python_fd_, &pid, &value, BPF_ANY) == 0;
+}
+bool BpfTableMaps::delete_python(uint32_t pid) {
+    return python_fd_ >= 0 && bpf_map_delete_elem(python_fd_, &pid) == 0;
 }
 bool BpfTableMaps::write_rows(uint32_t first, const hp_unw_row* rows, size_t n) {
     if (static_cast<uint64_t>(first) + n > rows_)
@@ -319,6 +330,9 @@ bool Store::add_process(uint32_t pid) {
                 ++stats_.mapping_entries;
             }
         }
+        proc.python_set = old.python_set;
+        proc.unsupported_counted = old.unsupported_counted;
+        update_python_locked(pid, proc);
         if (!old.entries.empty() || !old.tables.empty()) {
             std::vector<std::pair<uint32_t, uint64_t>> kept;
             for (const MappingEntry& e : proc.entries)
@@ -348,10 +362,93 @@ bool Store::add_process(uint32_t pid) {
     return true;
 }
 
+// hp_py_procs for a process from its tables: the first file with a supported CPython
+// (once its build looked), or none; a refused one is counted once per process.
+void Store::update_python_locked(uint32_t pid, Process& proc) {
+    const Table* found = nullptr;
+    uint64_t bias = 0;
+    for (uint32_t id : proc.tables) {
+        auto it = tables_.find(id);
+        if (it == tables_.end())
+            continue;
+        const Table& t = *it->second;
+        if (!t.python_refused.empty() && !proc.unsupported_counted) {
+            proc.unsupported_counted = true;
+            ++stats_.interpreter_unsupported[t.python_refused];
+        }
+        if (!t.python || found)
+            continue;
+        for (const MappingEntry& e : proc.entries)
+            if (e.table == id) {
+                found = &t;
+                bias = e.bias;
+                break;
+            }
+    }
+    if (!found) {
+        if (proc.python_set) {
+            maps_->delete_python(pid);
+            proc.python_set = false;
+            --stats_.python_processes;
+        }
+        proc.python_table = 0;
+        return;
+    }
+    if (proc.python_set && proc.python_table == found->id && proc.python_bias == bias)
+        return;
+    const PythonRuntime& rt = *found->python;
+    const PythonOffsets& o = rt.offsets;
+    hp_py_proc v{};
+    v.runtime = rt.runtime_addr + bias;
+    if (rt.eval_size > 0) {
+        v.eval_lo = rt.eval_addr + bias;
+        v.eval_hi = rt.eval_addr + rt.eval_size + bias;
+    }
+    v.version = static_cast<uint32_t>(rt.version.major << 16 | rt.version.minor << 8 |
+                                      rt.version.micro);
+    v.runtime_interpreters_head = o.runtime_interpreters_head;
+    v.runtime_tstate_current = o.runtime_tstate_current;
+    v.interp_threads_head = o.interp_threads_head;
+    v.tstate_next = o.tstate_next;
+    v.tstate_cframe = o.tstate_cframe;
+    v.tstate_native_thread_id = o.tstate_native_thread_id;
+    v.cframe_current_frame = o.cframe_current_frame;
+    v.frame_code = o.frame_code;
+    v.frame_previous = o.frame_previous;
+    v.frame_prev_instr = o.frame_prev_instr;
+    v.frame_is_entry = o.frame_is_entry;
+    v.frame_owner = o.frame_owner;
+    v.code_code = o.code_code;
+    if (!maps_->set_python(pid, v)) {
+        ++stats_.map_errors;
+        return;
+    }
+    if (!proc.python_set)
+        ++stats_.python_processes;
+    proc.python_set = true;
+    proc.python_table = found->id;
+    proc.python_bias = bias;
+}
+
+PythonProcess Store::python(uint32_t pid) const {
+    std::lock_guard lock(mu_);
+    auto p = processes_.find(pid);
+    if (p == processes_.end() || !p->second.python_set)
+        return {};
+    auto t = tables_.find(p->second.python_table);
+    if (t == tables_.end())
+        return {};
+    return {t->second->python, p->second.python_bias};
+}
+
 void Store::clear_process_locked(uint32_t pid) {
     auto it = processes_.find(pid);
     if (it == processes_.end())
         return;
+    if (it->second.python_set) {
+        maps_->delete_python(pid);
+        --stats_.python_processes;
+    }
     for (const MappingEntry& e : it->second.entries) {
         maps_->delete_mapping(e.key);
         --stats_.mapping_entries;
@@ -523,6 +620,17 @@ void Store::build(Job job) {
     Result<std::vector<Row>> rows = options_.builder
                                         ? options_.builder(job.fd.get(), name)
                                         : Result<std::vector<Row>>(Error{0, "no table builder"});
+    // An interpreter in the file? ENOENT (none) is the common answer; a CPython refused
+    // (ENOTSUP: a version or layout not in the table) is counted per process that runs it.
+    std::shared_ptr<const PythonRuntime> python;
+    std::string python_refused;
+    if (options_.python && job.fd) {
+        PythonVersion v;
+        if (auto py = detect_python(job.fd.get(), name, &v); py)
+            python = std::make_shared<const PythonRuntime>(std::move(*py));
+        else if (py.error().err == ENOTSUP && v.major != 0)
+            python_refused = "cpython " + std::to_string(v.major) + "." + std::to_string(v.minor);
+    }
     const uint64_t took = now_ns() - t0;
     PackedTable packed;
     if (rows && !rows->empty())
@@ -535,6 +643,8 @@ void Store::build(Job job) {
     if (it == tables_.end())
         return;
     Table& t = *it->second;
+    t.python = std::move(python);
+    t.python_refused = std::move(python_refused);
     if (!rows) {
         ++stats_.build_failures;
         t.state = Table::State::Failed;
@@ -574,6 +684,10 @@ void Store::build(Job job) {
         }
     }
     set_entries_locked(t.id);
+    if (t.python || !t.python_refused.empty())
+        for (uint32_t pid : t.users)
+            if (auto p = processes_.find(pid); p != processes_.end())
+                update_python_locked(pid, p->second);
 }
 
 // Points every entry of the table's users at its new state.

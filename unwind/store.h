@@ -24,10 +24,12 @@
 
 #include <linux/types.h>
 
+#include "bpf/python.h"
 #include "bpf/unwind.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "symbolizer/safe_open.h"
+#include "unwind/python.h"
 #include "unwind/table.h"
 
 namespace hostprof::unwind {
@@ -37,7 +39,10 @@ namespace hostprof::unwind {
 struct MapFds {
     int mappings = -1, pages = -1, rows = -1, stats = -1;
     uint32_t row_count = 0;
+    // Python frames (bpf/lib/hp_python.h): -1 when the walk is off.
+    int py_procs = -1, py_threads = -1, py_stats = -1;
     bool valid() const { return mappings >= 0 && pages >= 0 && rows >= 0 && stats >= 0; }
+    bool python() const { return py_procs >= 0 && py_threads >= 0 && py_stats >= 0; }
 };
 
 // The kernel side, behind an interface so the store's logic tests without root.
@@ -50,14 +55,18 @@ class TableMaps {
     virtual bool delete_page(const hp_unw_page_key& key) = 0;
     virtual bool write_rows(uint32_t first, const hp_unw_row* rows, size_t n) = 0;
     virtual uint32_t row_capacity() const = 0;
+    // hp_py_procs: the process runs a supported CPython (bpf/python.h).
+    virtual bool set_python(uint32_t pid, const hp_py_proc& value) = 0;
+    virtual bool delete_python(uint32_t pid) = 0;
 };
 
 // The real maps (fds from a loaded skeleton, which outlives this; rows are written through
 // a mapping of the array made for each write).
 class BpfTableMaps final : public TableMaps {
   public:
+    // python_fd: hp_py_procs, or -1 (no Python frames).
     static Result<std::unique_ptr<BpfTableMaps>> open(int mappings_fd, int pages_fd, int rows_fd,
-                                                      uint32_t rows);
+                                                      uint32_t rows, int python_fd = -1);
     ~BpfTableMaps() override;
     bool set_mapping(const hp_unw_mapping_key& key, const hp_unw_mapping& value) override;
     bool delete_mapping(const hp_unw_mapping_key& key) override;
@@ -65,10 +74,12 @@ class BpfTableMaps final : public TableMaps {
     bool delete_page(const hp_unw_page_key& key) override;
     bool write_rows(uint32_t first, const hp_unw_row* rows, size_t n) override;
     uint32_t row_capacity() const override { return rows_; }
+    bool set_python(uint32_t pid, const hp_py_proc& value) override;
+    bool delete_python(uint32_t pid) override;
 
   private:
     BpfTableMaps() = default;
-    int mappings_fd_ = -1, pages_fd_ = -1, rows_fd_ = -1;
+    int mappings_fd_ = -1, pages_fd_ = -1, rows_fd_ = -1, python_fd_ = -1;
     uint32_t rows_ = 0;
 };
 
@@ -82,6 +93,9 @@ struct StoreOptions {
     uint64_t unused_ttl_ns = 300'000'000'000ULL; // an unused table stays 5 min
     uint64_t retry_failed_ns = 90'000'000'000ULL;
     bool worker = true; // false: builds run inside add_process (tests)
+    // Look for a CPython interpreter in each file (unwind/python.h) and point the Python
+    // walk (hp_py_procs) at the processes that run a supported one.
+    bool python = false;
 };
 
 struct StoreStats {
@@ -98,6 +112,16 @@ struct StoreStats {
     uint64_t mapping_entries = 0; // LPM entries
     uint64_t map_errors = 0;      // a map update failed (full: entries dropped)
     uint64_t process_errors = 0;  // maps of a process unreadable (it exited)
+    uint64_t python_processes = 0; // processes whose Python frames are walked, now
+    // Processes seen running an interpreter that is refused, by "runtime version" (e.g.
+    // "cpython 3.12"): a version not in the offsets table, or another build's layout.
+    std::map<std::string, uint64_t> interpreter_unsupported;
+};
+
+// A process's CPython: the interpreter found in one of its files, and that file's bias.
+struct PythonProcess {
+    std::shared_ptr<const PythonRuntime> runtime;
+    uint64_t bias = 0; // process address = file address + bias
 };
 
 class Store {
@@ -115,6 +139,8 @@ class Store {
     // overflow loses exit records). Returns how many.
     size_t remove_vanished();
     StoreStats stats() const;
+    // The supported CPython a process runs (runtime null when none, or not known yet).
+    PythonProcess python(uint32_t pid) const;
     // Waits until no build is queued or running (tests, `hostprof record`).
     bool wait_idle(int timeout_ms);
 
@@ -129,6 +155,12 @@ class Store {
     struct Process {
         std::vector<MappingEntry> entries;
         std::vector<uint32_t> tables; // referenced (one per distinct file)
+        // Python: the table of the interpreter's file (0: none found yet), whether
+        // hp_py_procs has the process, whether a refused interpreter was counted.
+        uint32_t python_table = 0;
+        uint64_t python_bias = 0;
+        bool python_set = false;
+        bool unsupported_counted = false;
     };
     struct Job {
         uint32_t table;
@@ -145,6 +177,7 @@ class Store {
     void free_locked(uint32_t first, uint32_t rows);
     void drop_rows_locked(Table& t);
     void clear_process_locked(uint32_t pid);
+    void update_python_locked(uint32_t pid, Process& proc);
 
     std::unique_ptr<TableMaps> maps_;
     StoreOptions options_;

@@ -46,6 +46,11 @@ class FakeMaps final : public TableMaps {
         return true;
     }
     uint32_t row_capacity() const override { return rows_; }
+    bool set_python(uint32_t pid, const hp_py_proc& v) override {
+        python[pid] = v;
+        return true;
+    }
+    bool delete_python(uint32_t pid) override { return python.erase(pid) == 1; }
 
     // The walker's lookup: the longest prefix holding {pid, addr}.
     std::optional<hp_unw_mapping> lookup(uint32_t pid, uint64_t addr) const {
