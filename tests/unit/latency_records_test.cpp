@@ -20,8 +20,8 @@ static_assert(sizeof(hp_blk_key) == 16);
 static_assert(sizeof(hp_sys_hist) == (HP_SYS_SLOTS + 1) * 8);
 static_assert(sizeof(hp_sys_cg_key) == 16);
 static_assert(sizeof(hp_sys_err_key) == 8);
-static_assert(offsetof(hp_sys_event, frames) == 80);
-static_assert(sizeof(hp_sys_event) == 80 + 2 * HP_SYS_MAX_FRAMES * 8);
+static_assert(offsetof(hp_sys_event, frames) == 104);
+static_assert(sizeof(hp_sys_event) == 104 + (2 * HP_SYS_MAX_FRAMES + HP_PY_MAX_FRAMES) * 8);
 
 namespace {
 

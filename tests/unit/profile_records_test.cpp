@@ -9,8 +9,8 @@
 using namespace hostprof;
 
 static_assert(sizeof(hp_prof_header) == 24);
-static_assert(offsetof(hp_prof_stack, frames) == 72);
-static_assert(sizeof(hp_prof_stack) == 72 + 2 * HP_PROF_MAX_FRAMES * 8);
+static_assert(offsetof(hp_prof_stack, frames) == 96);
+static_assert(sizeof(hp_prof_stack) == 96 + (2 * HP_PROF_MAX_FRAMES + HP_PY_MAX_FRAMES) * 8);
 static_assert(sizeof(hp_prof_proc) == 56);
 
 namespace {
@@ -65,6 +65,36 @@ TEST(ProfileRecords, DropsTheSkippedKernelFrames) {
     const uint16_t too_many = 6;
     std::memcpy(b.data() + offsetof(hp_prof_stack, kstack_skip), &too_many, sizeof too_many);
     EXPECT_FALSE(decode_stack_record(b));
+}
+
+// Python frames travel after the user frames and come out spliced into them, in place of
+// the interpreter loop's frames (unwind/python_frames.h).
+TEST(ProfileRecords, SplicesPythonFramesIntoTheUserStack) {
+    hp_prof_stack s{};
+    s.hdr.kind = HP_PROF_ON_CPU;
+    s.kstack_len = 1;
+    s.ustack_len = 3;
+    s.pystack_len = 2;
+    s.py_eval_lo = 0x5000;
+    s.py_eval_hi = 0x6000;
+    const uint64_t a = HP_PY_FRAME_MARK | 0xa0, b = HP_PY_FRAME_MARK | HP_PY_FRAME_ENTRY | 0xb0;
+    const uint64_t frames[] = {0xffffffff81000000, 0x9000, 0x5100, 0x9100, a, b};
+    std::memcpy(s.frames, frames, sizeof frames);
+    std::vector<std::byte> bytes(offsetof(hp_prof_stack, frames) + sizeof frames);
+    std::memcpy(bytes.data(), &s, bytes.size());
+    auto r = decode_stack_record(bytes);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->python_frames, 2u);
+    ASSERT_EQ(r->kernel_frames.size(), 1u);
+    EXPECT_EQ(std::vector<uint64_t>(r->user_frames.begin(), r->user_frames.end()),
+              (std::vector<uint64_t>{0x9000, a, b & ~HP_PY_FRAME_ENTRY, 0x9100}));
+    // A record one Python frame short, or with more than the walk takes, is refused.
+    bytes.resize(bytes.size() - 8);
+    EXPECT_FALSE(decode_stack_record(bytes));
+    s.pystack_len = HP_PY_MAX_FRAMES + 1;
+    std::vector<std::byte> big(sizeof s);
+    std::memcpy(big.data(), &s, sizeof s);
+    EXPECT_FALSE(decode_stack_record(big));
 }
 
 TEST(ProfileRecords, RejectsTruncatedAndInconsistent) {

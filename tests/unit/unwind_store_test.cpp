@@ -94,6 +94,7 @@ class FakeMaps final : public TableMaps {
     std::map<Key, hp_unw_mapping> mappings;
     std::map<std::pair<uint32_t, uint32_t>, hp_unw_page> pages;
     std::map<uint32_t, hp_unw_row> rows;
+    std::map<uint32_t, hp_py_proc> python;
 
   private:
     uint32_t rows_;

@@ -326,4 +326,46 @@ record_unwind() { # CHECK MODE CHAIN [record flags...]
 record_unwind unwind-cpu chain '_start;.*main;chain_a;chain_b' --frequency 200 --sampling-clock cpu-clock
 record_unwind unwind-offcpu sleep '_start;.*main;sleep_loop;' --off-cpu
 
+# Python functions in the stacks of Debian's python3 (CPython 3.11 frames walked in BPF),
+# in place of the interpreter loop's native frames: Py_BytesMain below the Python chain.
+cat >/tmp/chain.py <<'EOF'
+def leaf(n):
+    s = 0
+    for i in range(n):
+        s += i * i
+    return s
+
+def middle():
+    leaf(20000)
+
+def top():
+    while True:
+        middle()
+
+top()
+EOF
+python3 -S /tmp/chain.py &
+p=$!
+sleep 0.5
+if timeout 60 $HP record --duration 4s --pid $p --format folded --frequency 200 --sampling-clock cpu-clock -o /tmp/py.folded >/tmp/rec.log 2>&1; then
+  all=$(folded_sum /tmp/py.folded .)
+  full=$(folded_sum /tmp/py.folded 'Py_BytesMain;.*<module>;top;middle;leaf')
+  how=$(grep -o 'user stacks: .*' /tmp/rec.log | head -1)
+  case $how in
+  *"Python frames"*)
+    if [ "$all" -gt 0 ] && [ $((full * 100)) -ge $((all * 90)) ]; then
+      result python-cpu PASS "$full of $all samples have Py_BytesMain;...;<module>;top;middle;leaf"
+    else
+      result python-cpu FAIL "$full of $all samples have the chain; $(sort -t' ' -k2 -nr /tmp/py.folded | head -3 | cut -c1-300 | tr '\n' '|')"
+    fi
+    ;;
+  *) result python-cpu FAIL "no Python frames: $how" ;;
+  esac
+else
+  result python-cpu FAIL "record exit $?: $(tail -c 300 /tmp/rec.log | tr '\n' ' ')"
+  dump_log python-cpu /tmp/rec.log
+fi
+kill $p 2>/dev/null
+wait $p 2>/dev/null
+
 finish

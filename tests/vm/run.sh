@@ -171,7 +171,13 @@ build_initramfs() { # OUT.cpio
   strip --strip-debug -o "$root/usr/bin/hostprof" "$BUILD/hostprof"
   cp "$(command -v jq)" "$root/usr/bin/jq"
   cp "$BUILD/tests/cpu_ratio" "$BUILD/tests/offcpu_sleep" "$BUILD/tests/unwind_target" "$root/testprogs/"
-  for f in "$root/usr/bin/hostprof" "$root/usr/bin/jq" "$root"/testprogs/*; do
+  # Debian's python3 for the Python-frames check, with what `python3 -S` reads from disk
+  # (the rest of its start-up modules are frozen into the binary) and its prefix landmark.
+  cp "$(readlink -f /usr/bin/python3)" "$root/usr/bin/python3"
+  mkdir -p "$root/usr/lib/python3.11/encodings"
+  cp /usr/lib/python3.11/os.py "$root/usr/lib/python3.11/"
+  cp /usr/lib/python3.11/encodings/{__init__,aliases,utf_8}.py "$root/usr/lib/python3.11/encodings/"
+  for f in "$root/usr/bin/hostprof" "$root/usr/bin/jq" "$root/usr/bin/python3" "$root"/testprogs/*; do
     for lib in $(ldd "$f" | grep -o '/[^ ]*'); do
       [[ -e $root$lib ]] || cp -L --parents "$lib" "$root/"
     done
