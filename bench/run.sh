@@ -231,6 +231,7 @@ tool_cmd() {
     hostprof-cc) echo "$HP run --frequency $PROF_HZ --collectors cpu --sampling-clock cpu-clock --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-uw) echo "$HP run --frequency $PROF_HZ --collectors cpu --sampling-clock cpu-clock --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-fp) echo "$HP run --frequency $PROF_HZ --collectors cpu --sampling-clock cpu-clock --unwind-tables false --listen 127.0.0.1:$HP_PORT" ;;
+    hostprof-nopy) echo "$HP run --frequency $PROF_HZ --collectors cpu --sampling-clock cpu-clock --python-frames false --listen 127.0.0.1:$HP_PORT" ;;
     perf-dwarf) echo "perf record -F $PROF_HZ -a --call-graph dwarf,16384 -o $WORK/perf-dwarf.data" ;;
     hostprof-all) echo "$HP run --frequency 99 --collectors $HP_ALL --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-sys) echo "$HP run --collectors syscalls --listen 127.0.0.1:$HP_PORT" ;;
@@ -259,6 +260,7 @@ tool_available() {
     case $1 in
     none | hostprof | hostprof-cc | hostprof-all | floor | floor-clock | floor-sample) return 0 ;;
     hostprof-uw | hostprof-fp) "$HP" config-reference 2>/dev/null | grep -q unwind_tables ;;
+    hostprof-nopy) "$HP" config-reference 2>/dev/null | grep -q python_frames ;;
     perf-dwarf) have perf ;;
     hostprof-sys) has_collector syscalls ;;
     hostprof-blk) has_collector block ;;
@@ -440,8 +442,9 @@ PROF_HZ=99
 
 # ---------------------------------------------------------------- 1d. unwinding without frame pointers
 # Debian's python3 (built without frame pointers) in a pure-Python loop on every CPU, at
-# 99 Hz: hostprof walking its stacks with unwind tables (the default), with frame pointers
-# only (--unwind-tables false: bpf_get_stack, stacks stop after the leaf), and perf's DWARF
+# 99 Hz: hostprof walking its stacks with unwind tables and Python frames (the default),
+# without the Python walk (--python-frames false: what it adds to a sample), with frame
+# pointers only (--unwind-tables false: bpf_get_stack, stacks stop after the leaf), and perf's DWARF
 # unwinding (it copies 16 KiB of stack a sample and unwinds in user space), all three on
 # the same cpu-clock events (one BPF run per sample). The victims
 # count their loops: what each tool takes from them, paired with the same round's no-tool
@@ -459,13 +462,13 @@ print(n)'
 log "1d. unwinding: python3 on every CPU, 99 Hz, ${W_PROF}s windows"
 for ((r = 0; r < REPS; r++)); do
     declare -A loops=()
-    for t in $(rotate "$r" none hostprof-uw hostprof-fp perf-dwarf); do
+    for t in $(rotate "$r" none hostprof-uw hostprof-nopy hostprof-fp perf-dwarf); do
         start_tool "$t" || { put "r1d.$t.failed" 1; continue; }
         [[ $t == hostprof* ]] && stats 1
         s0=$(bpf_prog_stats "$TOOL_PID")
         outs=()
         for ((c = 0; c < $(nproc); c++)); do
-            python3 -c "$PY_VICTIM" "$W_PROF" >"$WORK/py.$c" &
+            /usr/bin/python3 -c "$PY_VICTIM" "$W_PROF" >"$WORK/py.$c" &
             outs+=($!)
         done
         wait "${outs[@]}"
@@ -501,6 +504,32 @@ for ((r = 0; r < REPS; r++)); do
     unset loops
 done
 rm -f "$WORK/perf-dwarf.data"
+
+# ---------------------------------------------------------------- 1e. the Python walk on a native process
+# What the Python walk costs a sample of a process that is not Python (one hash lookup
+# that misses): stress-ng (a Debian binary, no frame pointers) on every CPU, hostprof with
+# and without the walk, BPF ns per sample from bpf_stats. Beside 1d's python3 figures.
+log "1e. the Python walk on a native process: stress-ng --cpu on every CPU, ${W_CPU}s windows"
+for ((r = 0; r < REPS; r++)); do
+    for t in $(rotate "$r" hostprof-uw hostprof-nopy); do
+        start_tool "$t" || { put "r1e.$t.failed" 1; continue; }
+        stats 1
+        s0=$(bpf_prog_stats "$TOOL_PID")
+        stress-ng --cpu "$(nproc)" --timeout "${W_CPU}s" >/dev/null 2>&1
+        s1=$(bpf_prog_stats "$TOOL_PID")
+        stats 0
+        ns=$(jq -n --argjson a "$s0" --argjson b "$s1" '
+            [$b[] | select(.name == "hp_cpu_sample")] as $B |
+            [$a[] | select(.name == "hp_cpu_sample")] as $A |
+            (($B | map(.t) | add // 0) - ($A | map(.t) | add // 0)) as $t |
+            (($B | map(.n) | add // 0) - ($A | map(.n) | add // 0)) as $n |
+            if $n > 0 then $t / $n else empty end')
+        [[ -n $ns ]] && put "r1e.$t.ns" "$ns"
+        stop_tool
+        log "   $t: ${ns:-?} ns BPF per sample"
+        ns=""
+    done
+done
 
 # ---------------------------------------------------------------- 2a. CPU-bound victim
 log "2a. CPU-bound victim: stress-ng --cpu 1 for ${W_CPU}s, no agent vs hostprof everything on"
@@ -866,6 +895,7 @@ wall-second × 100. Nothing here is a test assertion.
 |---|---|---|
 | CPU profiling at 99 Hz on all CPUs: hostprof < perf and < bpftrace | agent CPU + BPF run time: hostprof $(fmt 3 "$hp1")% (with \`--sampling-clock cpu-clock\`: $(fmt 3 "$(m r1.hostprof-cc.total)")%) vs bpftrace $(fmt 3 "$bt1")% and perf $(fmt 3 "$perf1")% of one CPU (perf's in-kernel unwinding is not in its figure: see 1.); everything taken from the workload, timer interrupts and perf's unwinding included: hostprof +$(fmt 3 "$(added1b hostprof)")% (cpu-clock: +$(fmt 3 "$(added1b hostprof-cc)")%), perf +$(fmt 3 "$(added1b perf)")%, bpftrace +$(fmt 3 "$(added1b bpftrace)")% (1., second table); per sample above the floor of sampling, at ${AMP_HZ} Hz: hostprof $(fmt 2 "$(per1c hostprof)") µs, perf $(fmt 2 "$(per1c perf)") µs, bpftrace $(fmt 2 "$(per1c bpftrace)") µs (1., third table) | $beats_peers |
 | user stacks without frame pointers (Debian's python3, 99 Hz): BPF cost per sample with unwind tables vs frame pointers only; what the victims lose vs perf's DWARF unwinding | $(fmt 0 "$(m r1d.hostprof-uw.ns)") ns vs $(fmt 0 "$(m r1d.hostprof-fp.ns)") ns ($(ratio "$(m r1d.hostprof-uw.ns)" "$(m r1d.hostprof-fp.ns)" 1)); victims lose $(fmt 2 "$(m r1d.hostprof-uw.loss)")% (frame pointers only $(fmt 2 "$(m r1d.hostprof-fp.loss)")%, perf --call-graph dwarf $(fmt 2 "$(m r1d.perf-dwarf.loss)")%) | $([[ -n $(m r1d.hostprof-uw.loss) && -n $(m r1d.perf-dwarf.loss) ]] && awk -v h="$(m r1d.hostprof-uw.loss)" -v p="$(m r1d.perf-dwarf.loss)" 'BEGIN { print (h < p) ? "met" : "**not met**" }' || echo "n/a") |
+| Python functions in stacks (#23): BPF cost per sample with the Python walk vs without, Debian's python3 (1d) and a native process (stress-ng, 1e) | python3: $(fmt 0 "$(m r1d.hostprof-uw.ns)") ns vs $(fmt 0 "$(m r1d.hostprof-nopy.ns)") ns ($(ratio "$(m r1d.hostprof-uw.ns)" "$(m r1d.hostprof-nopy.ns)" 2)); native: $(fmt 0 "$(m r1e.hostprof-uw.ns)") ns vs $(fmt 0 "$(m r1e.hostprof-nopy.ns)") ns ($(ratio "$(m r1e.hostprof-uw.ns)" "$(m r1e.hostprof-nopy.ns)" 2)) | — |
 | unwind-table build, once per file (CPU): libc, python3; a host of 100 programs (the first 100 ELF executables of /usr/bin and the libraries they load) | $(fmt 1 "$(gb_ms unwind_bench BM_CfiTableLibc)") ms, $(fmt 1 "$(gb_ms unwind_bench BM_CfiTablePython3)") ms; 100 programs: $(gb unwind_bench BM_Host100Binaries label) | — |
 | unwind-table rows in BPF maps within \`unwind_memory\` (16 MiB) | $(fmt 2 "$( [[ -n $(m r1d.map_bytes) ]] && calc "$(m r1d.map_bytes) / 1048576")") MiB for $(fmt 0 "$(m r1d.tables)") files (1d.) | $(target "$( [[ -n $(m r1d.map_bytes) ]] && calc "$(m r1d.map_bytes) / 1048576")" 16) |
 | CPU profiling at 99 Hz: < 0.5% of one CPU | $(fmt 3 "$hp1")% | $(target "$hp1" 0.5) |
@@ -987,7 +1017,8 @@ its row in the first table, everything it runs included.")
 
 Debian's \`python3\` (built without frame pointers) runs a pure-Python loop on each of
 the $(nproc) CPUs for ${W_PROF} s per configuration, ${REPS} rounds in rotating order,
-at 99 Hz on \`cpu-clock\` events (all three tools). hostprof walks the stacks with its unwind tables (the default), or with frame
+at 99 Hz on \`cpu-clock\` events (all three tools). hostprof walks the stacks with its unwind tables and
+Python frames (the default), with its unwind tables only (\`--python-frames false\`), or with frame
 pointers only (\`--unwind-tables false\`: \`bpf_get_stack\`, which stops after the leaf on
 this binary); perf records with \`--call-graph dwarf,16384\` (a 16 KiB stack copy per
 sample, unwound in user space afterwards: that part is not in this window). "Loss" is the
@@ -998,12 +1029,24 @@ victims' loops against the same round's run without a tool. BPF ns per sample fr
 |---|---:|---:|---:|
 | no tool | $(fmt 0 "$(m r1d.none.loops)") ($(range r1d.none.loops 0)) | — | — |
 | hostprof, unwind tables | $(fmt 0 "$(m r1d.hostprof-uw.loops)") ($(range r1d.hostprof-uw.loops 0)) | $(fmt 2 "$(m r1d.hostprof-uw.loss)") ($(range r1d.hostprof-uw.loss 2)) | $(fmt 0 "$(m r1d.hostprof-uw.ns)") ($(range r1d.hostprof-uw.ns 0)) |
+| hostprof, unwind tables, no Python walk | $(fmt 0 "$(m r1d.hostprof-nopy.loops)") ($(range r1d.hostprof-nopy.loops 0)) | $(fmt 2 "$(m r1d.hostprof-nopy.loss)") ($(range r1d.hostprof-nopy.loss 2)) | $(fmt 0 "$(m r1d.hostprof-nopy.ns)") ($(range r1d.hostprof-nopy.ns 0)) |
 | hostprof, frame pointers only | $(fmt 0 "$(m r1d.hostprof-fp.loops)") ($(range r1d.hostprof-fp.loops 0)) | $(fmt 2 "$(m r1d.hostprof-fp.loss)") ($(range r1d.hostprof-fp.loss 2)) | $(fmt 0 "$(m r1d.hostprof-fp.ns)") ($(range r1d.hostprof-fp.ns 0)) |
 | perf record --call-graph dwarf | $(fmt 0 "$(m r1d.perf-dwarf.loops)") ($(range r1d.perf-dwarf.loops 0)) | $(fmt 2 "$(m r1d.perf-dwarf.loss)") ($(range r1d.perf-dwarf.loss 2)) | — |
 
 Unwind tables in the agent's maps at the end of its window: $(fmt 0 "$(m r1d.tables)") files,
 $(fmt 2 "$( [[ -n $(m r1d.map_bytes) ]] && calc "$(m r1d.map_bytes) / 1024")") KiB of rows
 (every process this host ran during the window, not only the victims).
+
+### 1e. The Python walk on a native process
+
+\`stress-ng --cpu $(nproc)\` (a Debian binary: no frame pointers, no Python) for ${W_CPU} s per
+configuration, ${REPS} rounds, 99 Hz \`cpu-clock\`: what the Python walk adds to a sample of a
+process that is not Python (one hash lookup that misses).
+
+| configuration | BPF ns per sample (min–max) |
+|---|---:|
+| hostprof (Python walk on) | $(fmt 0 "$(m r1e.hostprof-uw.ns)") ($(range r1e.hostprof-uw.ns 0)) |
+| hostprof --python-frames false | $(fmt 0 "$(m r1e.hostprof-nopy.ns)") ($(range r1e.hostprof-nopy.ns 0)) |
 
 ## 2. Victim throughput
 
