@@ -141,8 +141,8 @@ void add_interpreter_families(const std::array<uint64_t, HP_PY_STAT_MAX>& k,
                          "truncated: more frames than the walk takes).",
                          MetricType::Counter);
     const std::pair<const char*, int> results[] = {
-        {"frames", HP_PY_STAT_STACKS},        {"no_thread", HP_PY_STAT_NO_THREAD},
-        {"no_frame", HP_PY_STAT_NO_FRAME},    {"bad_read", HP_PY_STAT_BAD_READ},
+        {"frames", HP_PY_STAT_STACKS},       {"no_thread", HP_PY_STAT_NO_THREAD},
+        {"no_frame", HP_PY_STAT_NO_FRAME},   {"bad_read", HP_PY_STAT_BAD_READ},
         {"truncated", HP_PY_STAT_TRUNCATED},
     };
     for (const auto& [name, i] : results)

@@ -59,8 +59,9 @@ struct Config {
     uint64_t ring_buffer_bytes = 2u << 20; // profile ring buffer (power of two)
     // User stacks: unwind tables (CFI, Go) walked in BPF, or frame pointers only.
     bool unwind_tables = true;
-    bool python_frames = true; // Python functions in CPython processes' stacks
     uint64_t unwind_memory_bytes = 16u << 20; // the rows map, in kernel memory
+    // Python functions in the stacks of CPython processes (needs unwind_tables).
+    bool python_frames = true;
     // Symbolizer's ELF/DWARF cache. 16 MiB keeps the agent within its 64 MiB RSS budget:
     // code, libraries and rings take ~20 MiB, kallsyms ~5 MiB, per-process state and
     // outliers ~5 MiB, and a symbolization pass holds libdw line tables transiently. At

@@ -31,8 +31,7 @@ uint64_t monotonic_now_ns() {
 // beats).
 class PipelineResolver final : public FrameResolver {
   public:
-    PipelineResolver(FrameResolver& inner, Watchdog::Consumer* watch,
-                     unwind::PythonSymbols* python)
+    PipelineResolver(FrameResolver& inner, Watchdog::Consumer* watch, unwind::PythonSymbols* python)
         : inner_(inner), watch_(watch), python_(python) {}
     ResolvedFrame kernel(uint64_t address) override {
         beat();
@@ -297,9 +296,10 @@ void Pipeline::on_proc(const ProcRecord& r) {
             return;
         }
     }
+    // exec: another program (other code objects), and the mappings read before it are stale
     if (python_)
-        python_->remove_process(r.pid); // exec: another program, other code objects
-    if (resolver_) { // exec: the mappings read before it are stale
+        python_->remove_process(r.pid);
+    if (resolver_) {
         std::lock_guard lock(resolver_mu_);
         resolver_->process_exited(r.pid);
     }

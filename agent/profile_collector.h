@@ -44,7 +44,7 @@ struct ProfileOptions {
     uint64_t unwind_budget_bytes = 16ull << 20; // the rows map (8 bytes a row)
     // Python functions in the stacks of CPython processes (needs `unwind`).
     bool python = true;
-    unwind::Builder unwind_builder;             // file -> rows (the agent's: CFI + Go)
+    unwind::Builder unwind_builder; // file -> rows (the agent's: CFI + Go)
     std::string proc_root = "/proc";
 };
 

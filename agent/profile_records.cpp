@@ -8,8 +8,8 @@
 namespace hostprof {
 
 std::span<const uint64_t> splice_python_record(std::span<const uint64_t> user,
-                                               std::span<const uint64_t> python,
-                                               uint64_t eval_lo, uint64_t eval_hi) {
+                                               std::span<const uint64_t> python, uint64_t eval_lo,
+                                               uint64_t eval_hi) {
     if (python.empty())
         return user;
     // One buffer per thread: a view is valid only inside the ring-buffer callback, and

@@ -48,8 +48,8 @@ struct ProcRecord {
 // are no Python frames.
 constexpr size_t kMaxSplicedFrames = HP_PROF_MAX_FRAMES + HP_PY_MAX_FRAMES;
 std::span<const uint64_t> splice_python_record(std::span<const uint64_t> user,
-                                               std::span<const uint64_t> python,
-                                               uint64_t eval_lo, uint64_t eval_hi);
+                                               std::span<const uint64_t> python, uint64_t eval_lo,
+                                               uint64_t eval_hi);
 
 std::optional<hp_prof_kind> record_kind(std::span<const std::byte> data);
 std::optional<StackRecordView> decode_stack_record(std::span<const std::byte> data);

@@ -441,6 +441,15 @@ stolen_rows r1c floor-sample none hostprof perf bpftrace
 PROF_HZ=99
 
 # ---------------------------------------------------------------- 1d. unwinding without frame pointers
+# BPF ns per run of hp_cpu_sample between two bpf_prog_stats snapshots (empty: no run).
+sample_ns() { # BEFORE AFTER
+    jq -n --argjson a "$1" --argjson b "$2" '
+        [$b[] | select(.name == "hp_cpu_sample")] as $B |
+        [$a[] | select(.name == "hp_cpu_sample")] as $A |
+        (($B | map(.t) | add // 0) - ($A | map(.t) | add // 0)) as $t |
+        (($B | map(.n) | add // 0) - ($A | map(.n) | add // 0)) as $n |
+        if $n > 0 then $t / $n else empty end'
+}
 # Debian's python3 (built without frame pointers) in a pure-Python loop on every CPU, at
 # 99 Hz: hostprof walking its stacks with unwind tables and Python frames (the default),
 # without the Python walk (--python-frames false: what it adds to a sample), with frame
@@ -478,12 +487,7 @@ for ((r = 0; r < REPS; r++)); do
         loops[$t]=$n
         put "r1d.$t.loops" "$n"
         if [[ $t == hostprof* ]]; then
-            ns=$(jq -n --argjson a "$s0" --argjson b "$s1" '
-                [$b[] | select(.name == "hp_cpu_sample")] as $B |
-                [$a[] | select(.name == "hp_cpu_sample")] as $A |
-                (($B | map(.t) | add // 0) - ($A | map(.t) | add // 0)) as $t |
-                (($B | map(.n) | add // 0) - ($A | map(.n) | add // 0)) as $n |
-                if $n > 0 then $t / $n else empty end')
+            ns=$(sample_ns "$s0" "$s1")
             [[ -n $ns ]] && put "r1d.$t.ns" "$ns"
             if [[ $t == hostprof-uw ]]; then
                 met=$(curl -s -m 3 "http://127.0.0.1:$HP_PORT/metrics" 2>/dev/null)
@@ -518,12 +522,7 @@ for ((r = 0; r < REPS; r++)); do
         stress-ng --cpu "$(nproc)" --timeout "${W_CPU}s" >/dev/null 2>&1
         s1=$(bpf_prog_stats "$TOOL_PID")
         stats 0
-        ns=$(jq -n --argjson a "$s0" --argjson b "$s1" '
-            [$b[] | select(.name == "hp_cpu_sample")] as $B |
-            [$a[] | select(.name == "hp_cpu_sample")] as $A |
-            (($B | map(.t) | add // 0) - ($A | map(.t) | add // 0)) as $t |
-            (($B | map(.n) | add // 0) - ($A | map(.n) | add // 0)) as $n |
-            if $n > 0 then $t / $n else empty end')
+        ns=$(sample_ns "$s0" "$s1")
         [[ -n $ns ]] && put "r1e.$t.ns" "$ns"
         stop_tool
         log "   $t: ${ns:-?} ns BPF per sample"

@@ -101,8 +101,8 @@ struct hp_prof_stack {
 	 * userspace drops them: moving the kept frames down in BPF took a 254-step loop the
 	 * verifier spent ~0.5 s of the agent's start on. */
 	__u16 kstack_skip;
-	__u16 kstack_len; /* frames, the skipped ones included */
-	__u16 ustack_len; /* frames */
+	__u16 kstack_len;  /* frames, the skipped ones included */
+	__u16 ustack_len;  /* frames */
 	__u16 pystack_len; /* Python frames (bpf/python.h), after the user frames */
 	__u16 pad16;
 	__u32 pad32;

@@ -41,7 +41,7 @@ struct hp_py_proc {
 	__u16 tstate_cframe;
 	__u16 tstate_native_thread_id;
 	__u16 cframe_current_frame;
-	__u16 frame_code;     /* all frame_ offsets + 8 <= HP_PY_FRAME_READ */
+	__u16 frame_code; /* all frame_ offsets + 8 <= HP_PY_FRAME_READ */
 	__u16 frame_previous;
 	__u16 frame_prev_instr;
 	__u16 frame_is_entry;
@@ -52,13 +52,13 @@ struct hp_py_proc {
 
 /* Counters in `hp_py_stats` (a per-CPU array, summed by userspace). */
 enum hp_py_stat {
-	HP_PY_STAT_STACKS,	   /* samples of Python processes with Python frames */
-	HP_PY_STAT_FRAMES,	   /* Python frames emitted */
-	HP_PY_STAT_NO_THREAD,	   /* a thread of a Python process with no thread state */
-	HP_PY_STAT_NO_FRAME,	   /* a thread state with no Python frame running */
-	HP_PY_STAT_BAD_READ,	   /* a read of the interpreter's memory failed mid-walk */
-	HP_PY_STAT_TRUNCATED,	   /* HP_PY_MAX_FRAMES reached */
-	HP_PY_STAT_TSTATE_CACHED,  /* the thread's state came from the per-thread cache */
+	HP_PY_STAT_STACKS,	    /* samples of Python processes with Python frames */
+	HP_PY_STAT_FRAMES,	    /* Python frames emitted */
+	HP_PY_STAT_NO_THREAD,	    /* a thread of a Python process with no thread state */
+	HP_PY_STAT_NO_FRAME,	    /* a thread state with no Python frame running */
+	HP_PY_STAT_BAD_READ,	    /* a read of the interpreter's memory failed mid-walk */
+	HP_PY_STAT_TRUNCATED,	    /* HP_PY_MAX_FRAMES reached */
+	HP_PY_STAT_TSTATE_CACHED,   /* the thread's state came from the per-thread cache */
 	HP_PY_STAT_TSTATE_SEARCHED, /* ... from a look through the interpreter's threads */
 	HP_PY_STAT_MAX,
 };

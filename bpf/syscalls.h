@@ -66,9 +66,9 @@ struct hp_sys_event {
 	__s64 ret;
 	__u32 nr;
 	__u32 cpu;
-	__u32 flags;	  /* enum hp_sys_flags */
-	__u16 kstack_len; /* frames */
-	__u16 ustack_len; /* frames */
+	__u32 flags;	   /* enum hp_sys_flags */
+	__u16 kstack_len;  /* frames */
+	__u16 ustack_len;  /* frames */
 	__u16 pystack_len; /* Python frames, after the user frames */
 	__u16 pad16;
 	__u32 pad32;

@@ -188,10 +188,9 @@ __noinline int hp_py_walk(__u32 pid, __u32 tid, __u64 now)
 				idx = (instr - first) / 2;
 			n = w->n;
 			if (n < HP_PY_MAX_FRAMES) {
-				w->frames[n] = HP_PY_FRAME_MARK | (idx << HP_PY_FRAME_INSTR_SHIFT) |
-					       code |
-					       (hp_py_field8(w, p->frame_is_entry) ? HP_PY_FRAME_ENTRY
-										   : 0);
+				w->frames[n] =
+				    HP_PY_FRAME_MARK | (idx << HP_PY_FRAME_INSTR_SHIFT) | code |
+				    (hp_py_field8(w, p->frame_is_entry) ? HP_PY_FRAME_ENTRY : 0);
 				w->n = n + 1;
 			}
 		}

@@ -15,10 +15,12 @@
 #include <vector>
 
 #include "bpf_test_util.h"
+#include "folded.h"
 
 namespace {
 
 using hostprof::bpftest::run_command;
+using namespace hostprof::bpftest;
 using Child = hostprof::bpftest::ChildProcess;
 
 const char* kScript = R"(import sys, threading, time, zlib
@@ -84,75 +86,6 @@ std::string slurp(const std::string& path) {
     return ss.str();
 }
 
-struct Stack {
-    std::vector<std::string> frames; // root first
-    long count = 0;
-};
-
-std::vector<Stack> parse_folded(const std::string& text) {
-    std::vector<Stack> out;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        const auto sp = line.rfind(' ');
-        if (sp == std::string::npos)
-            continue;
-        Stack s;
-        s.count = std::stol(line.substr(sp + 1));
-        std::istringstream fs(line.substr(0, sp));
-        std::string f;
-        while (std::getline(fs, f, ';'))
-            s.frames.push_back(f);
-        out.push_back(std::move(s));
-    }
-    return out;
-}
-
-// Index of the first `name` at or after `from` (npos when none).
-size_t find(const Stack& s, const std::string& name, size_t from = 0) {
-    for (size_t i = from; i < s.frames.size(); ++i)
-        if (s.frames[i] == name)
-            return i;
-    return std::string::npos;
-}
-
-// `want` in order, root first (not necessarily adjacent).
-bool has_chain(const Stack& s, const std::vector<std::string>& want) {
-    size_t at = 0;
-    for (const auto& w : want) {
-        at = find(s, w, at);
-        if (at == std::string::npos)
-            return false;
-        ++at;
-    }
-    return true;
-}
-
-struct Share {
-    long with = 0, total = 0;
-    double ratio() const { return total == 0 ? 0 : static_cast<double>(with) / total; }
-};
-
-template <class Pred> Share share(const std::vector<Stack>& stacks, Pred pred) {
-    Share s;
-    for (const Stack& st : stacks) {
-        s.total += st.count;
-        if (pred(st))
-            s.with += st.count;
-    }
-    return s;
-}
-
-std::string dump(const std::vector<Stack>& stacks) {
-    std::string s;
-    for (size_t i = 0; i < stacks.size() && i < 12; ++i) {
-        for (const auto& f : stacks[i].frames)
-            s += f + ";";
-        s += " " + std::to_string(stacks[i].count) + "\n";
-    }
-    return s;
-}
-
 std::vector<Stack> record(pid_t pid, int seconds, const std::string& extra,
                           const std::string& format = "folded", std::string* file = nullptr) {
     const std::string out = temp_path(std::to_string(pid) + "." + format);
@@ -186,20 +119,21 @@ TEST(Python, OnCpuChainInOrderWithNativeFramesAround) {
     const Share chain = share(stacks, [&](const Stack& st) {
         if (!has_chain(st, base))
             return false;
-        const size_t m = find(st, "middle");
+        const size_t m = find_frame(st, "middle");
         // Nothing of the interpreter loop is left between Python frames.
-        if (find(st, "_PyEval_EvalFrameDefault") != std::string::npos)
+        if (find_frame(st, "_PyEval_EvalFrameDefault") != std::string::npos)
             return false;
-        if (find(st, "leaf", m) == m + 1)
+        if (find_frame(st, "leaf", m) == m + 1)
             return true;
-        const size_t c = find(st, "compress", m);
-        return c == m + 1 && find(st, "deflate", c) != std::string::npos;
+        const size_t c = find_frame(st, "compress", m);
+        return c == m + 1 && find_frame(st, "deflate", c) != std::string::npos;
     });
     const Share in_c = share(stacks, [&](const Stack& st) {
         return has_chain(st, {"middle", "compress", "deflate"});
     });
-    const Share in_leaf =
-        share(stacks, [&](const Stack& st) { return has_chain(st, {"middle", "leaf"}); });
+    const Share in_leaf = share(stacks, [&](const Stack& st) {
+        return has_chain(st, {"middle", "leaf"});
+    });
     std::printf("python3 on-CPU: %ld/%ld samples with the chain (%.1f%%): leaf %ld, compress "
                 "(in libz) %ld\n",
                 chain.with, chain.total, 100 * chain.ratio(), in_leaf.with, in_c.with);
@@ -216,7 +150,7 @@ TEST(Python, OffCpuShowsTheFunctionThatSlept) {
     const auto stacks = record(py.pid, 3, "--off-cpu");
     const Share s = share(stacks, [](const Stack& st) {
         return has_chain(st, {"Py_BytesMain", "<module>", "sleeper", "nap"}) &&
-               find(st, "_PyEval_EvalFrameDefault") == std::string::npos;
+               find_frame(st, "_PyEval_EvalFrameDefault") == std::string::npos;
     });
     ASSERT_GE(s.total, 50) << dump(stacks);
     EXPECT_GE(s.ratio(), 0.90) << dump(stacks);
@@ -232,8 +166,8 @@ TEST(Python, ThreadsShowTheirOwnFunctions) {
         return has_chain(st, {"start_thread", "worker", "spin", "leaf"});
     });
     const Share mixed = share(stacks, [](const Stack& st) {
-        return find(st, "worker") != std::string::npos &&
-               find(st, "sleeper") != std::string::npos;
+        return find_frame(st, "worker") != std::string::npos &&
+               find_frame(st, "sleeper") != std::string::npos;
     });
     ASSERT_GE(worker.total, 100) << dump(stacks);
     EXPECT_GE(worker.ratio(), 0.90) << dump(stacks);
@@ -248,8 +182,7 @@ TEST(Python, PprofNamesFunctionsWithTheirFiles) {
     record(py.pid, 3, "", "pprof", &file);
     // -symbolize=none: the names in the profile, not pprof's own lookup in local binaries.
     // (pprof shortens "<module>" away as if it were C++ template arguments: not checked.)
-    const std::string go =
-        "HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -symbolize=none ";
+    const std::string go = "HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -symbolize=none ";
     const std::string top = run_command(go + "-top -cum " + file + " 2>&1");
     const std::string lines = run_command(go + "-top -lines " + file + " 2>&1");
     std::remove(file.c_str());

@@ -15,10 +15,12 @@
 #include <vector>
 
 #include "bpf_test_util.h"
+#include "folded.h"
 
 namespace {
 
 using hostprof::bpftest::run_command;
+using namespace hostprof::bpftest;
 
 using Child = hostprof::bpftest::ChildProcess;
 
@@ -31,62 +33,6 @@ std::string slurp(const std::string& path) {
     std::ostringstream ss;
     ss << in.rdbuf();
     return ss.str();
-}
-
-// A folded profile: stacks root first ("a;b;c N"), user frames then kernel frames.
-struct Stack {
-    std::vector<std::string> frames;
-    long count = 0;
-};
-
-std::vector<Stack> parse_folded(const std::string& text) {
-    std::vector<Stack> out;
-    std::istringstream in(text);
-    std::string line;
-    while (std::getline(in, line)) {
-        const auto sp = line.rfind(' ');
-        if (sp == std::string::npos)
-            continue;
-        Stack s;
-        s.count = std::stol(line.substr(sp + 1));
-        std::istringstream fs(line.substr(0, sp));
-        std::string f;
-        while (std::getline(fs, f, ';'))
-            s.frames.push_back(f);
-        out.push_back(std::move(s));
-    }
-    return out;
-}
-
-// `want` appears in order (not necessarily adjacent) in the stack.
-bool has_chain(const Stack& s, const std::vector<std::string>& want) {
-    size_t i = 0;
-    for (const auto& f : s.frames)
-        if (i < want.size() && f == want[i])
-            ++i;
-    return i == want.size();
-}
-
-bool has_frame(const Stack& s, const std::string& name) {
-    for (const auto& f : s.frames)
-        if (f == name)
-            return true;
-    return false;
-}
-
-struct Share {
-    long with = 0, total = 0;
-    double ratio() const { return total == 0 ? 0 : static_cast<double>(with) / total; }
-};
-
-template <class Pred> Share share(const std::vector<Stack>& stacks, Pred pred) {
-    Share s;
-    for (const Stack& st : stacks) {
-        s.total += st.count;
-        if (pred(st))
-            s.with += st.count;
-    }
-    return s;
 }
 
 // Records `pid` for `seconds` with hostprof (folded), returns the stacks.
@@ -102,16 +48,6 @@ std::vector<Stack> record_folded(pid_t pid, int seconds, const std::string& extr
     auto stacks = parse_folded(slurp(out));
     std::remove(out.c_str());
     return stacks;
-}
-
-std::string dump(const std::vector<Stack>& stacks) {
-    std::string s;
-    for (size_t i = 0; i < stacks.size() && i < 12; ++i) {
-        for (const auto& f : stacks[i].frames)
-            s += f + ";";
-        s += " " + std::to_string(stacks[i].count) + "\n";
-    }
-    return s;
 }
 
 const std::string kTarget = std::string(HOSTPROF_TESTPROGS_DIR) + "/unwind_target";

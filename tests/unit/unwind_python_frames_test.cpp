@@ -28,8 +28,8 @@ namespace {
 const char* kPython = "/usr/bin/python3.11";
 
 uint64_t py(uint64_t code, uint64_t instr, bool entry = false) {
-    return HP_PY_FRAME_MARK | (entry ? HP_PY_FRAME_ENTRY : 0) |
-           (instr << HP_PY_FRAME_INSTR_SHIFT) | code;
+    return HP_PY_FRAME_MARK | (entry ? HP_PY_FRAME_ENTRY : 0) | (instr << HP_PY_FRAME_INSTR_SHIFT) |
+           code;
 }
 
 std::vector<uint64_t> splice(const std::vector<uint64_t>& native, const std::vector<uint64_t>& p,
@@ -86,6 +86,15 @@ std::string real_python() {
     return real;
 }
 
+// A store that builds in the caller's thread and looks for interpreters.
+StoreOptions python_store_options() {
+    StoreOptions o;
+    o.builder = default_builder();
+    o.worker = false;
+    o.python = true;
+    return o;
+}
+
 std::string self_dir() {
     return std::filesystem::read_symlink("/proc/self/exe").parent_path().string();
 }
@@ -107,8 +116,8 @@ TEST(PythonFrames, GroupsReplaceTheInterpreterLoopFrames) {
     const std::vector<uint64_t> native{0x9000, 0x5100, 0x9100, 0x5200, 0x9200};
     const std::vector<uint64_t> frames{py(0xa0, 1), py(0xb0, 2), py(0xc0, 3, true), py(0xd0, 4),
                                        py(0xe0, 5, true)};
-    const std::vector<uint64_t> want{0x9000,      py(0xa0, 1), py(0xb0, 2), py(0xc0, 3),
-                                     0x9100,      py(0xd0, 4), py(0xe0, 5), 0x9200};
+    const std::vector<uint64_t> want{0x9000, py(0xa0, 1), py(0xb0, 2), py(0xc0, 3),
+                                     0x9100, py(0xd0, 4), py(0xe0, 5), 0x9200};
     EXPECT_EQ(splice(native, frames, lo, hi), want);
 }
 
@@ -169,11 +178,7 @@ TEST(PythonFrames, StoreAndSymbolsOnALivePython) {
 
     auto owned = std::make_unique<PyMaps>();
     PyMaps& maps = *owned;
-    StoreOptions o;
-    o.builder = default_builder();
-    o.worker = false;
-    o.python = true;
-    Store store(std::move(owned), o);
+    Store store(std::move(owned), python_store_options());
     // python3's own mapping appears once exec is done.
     uint64_t bias = 0;
     for (int i = 0; i < 200; ++i) {
@@ -213,8 +218,8 @@ TEST(PythonFrames, StoreAndSymbolsOnALivePython) {
             continue;
         words.clear();
         for (const PythonFrame& f : *frames) {
-            const uint64_t idx = f.instr < 0 ? HP_PY_FRAME_INSTR_UNKNOWN
-                                             : static_cast<uint64_t>(f.instr) / 2;
+            const uint64_t idx =
+                f.instr < 0 ? HP_PY_FRAME_INSTR_UNKNOWN : static_cast<uint64_t>(f.instr) / 2;
             words.push_back(py(f.code, idx, f.is_entry));
         }
     }
@@ -257,11 +262,7 @@ TEST(PythonFrames, UnsupportedVersionIsCountedNotWalked) {
     ASSERT_GT(c.pid, 0);
     auto owned = std::make_unique<PyMaps>();
     PyMaps& maps = *owned;
-    StoreOptions o;
-    o.builder = default_builder();
-    o.worker = false;
-    o.python = true;
-    Store store(std::move(owned), o);
+    Store store(std::move(owned), python_store_options());
     // Wait for the exec (the child's maps name fake_cpython).
     for (int i = 0; i < 200; ++i) {
         std::error_code ec;
