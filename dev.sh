@@ -7,9 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")"
 JOBS=$(nproc)
 
-build() { # build DIR [cmake args...]
+build() { # build DIR [cmake args...]: warnings are errors here (HOSTPROF_WERROR)
   local dir=$1; shift
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHOSTPROF_WERROR=ON "$@" >/dev/null
   cmake --build "$dir" -j "$JOBS"
 }
 
@@ -30,11 +30,16 @@ case "$cmd" in
       fi
       echo "dev.sh test: WARNING: not root: the privileged BPF tests will be skipped" >&2
     fi
+    # Formatting first: it takes a second (scripts/check-format.sh --fix repairs it).
+    scripts/check-format.sh
     build build
+    # A packager's build: plain CMake Release, the agent only, warnings not errors.
+    cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHOSTPROF_BUILD_TESTS=OFF >/dev/null
+    cmake --build build-release -j "$JOBS" --target hostprof
     # Unit, privileged (BPF) and end-to-end tests; the BPF ones run serially.
     ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 600
     # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.
-    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHOSTPROF_SANITIZE=ON >/dev/null
+    cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DHOSTPROF_SANITIZE=ON -DHOSTPROF_WERROR=ON >/dev/null
     cmake --build build-asan -j "$JOBS" --target unit_tests
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$JOBS" \
       -R '^unit\.' --timeout 600

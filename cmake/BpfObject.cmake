@@ -25,16 +25,19 @@ function(hostprof_bpf_object name)
     set(out_dir ${CMAKE_CURRENT_BINARY_DIR}/bpf_gen)
     set(obj ${out_dir}/${name}.bpf.o)
     set(skel ${out_dir}/${name}.skel.h)
-    file(GLOB lib_headers ${PROJECT_SOURCE_DIR}/bpf/lib/*.h)
+    # Every header of bpf/ (the ABI headers include one another: profile.h includes
+    # python.h) and bpf/lib/.
+    file(GLOB lib_headers ${PROJECT_SOURCE_DIR}/bpf/lib/*.h ${PROJECT_SOURCE_DIR}/bpf/*.h)
     set(deps ${src} ${HOSTPROF_VMLINUX_DIR}/vmlinux.h ${lib_headers})
-    if(EXISTS ${PROJECT_SOURCE_DIR}/bpf/${name}.h)
-        list(APPEND deps ${PROJECT_SOURCE_DIR}/bpf/${name}.h)
+    set(werror)
+    if(HOSTPROF_WERROR)
+        set(werror -Werror)
     endif()
     add_custom_command(
         OUTPUT ${obj}
         COMMAND ${CMAKE_COMMAND} -E make_directory ${out_dir}
         COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${HOSTPROF_BPF_ARCH}
-                -Wall -Werror -Wno-unused-function
+                -Wall ${werror} -Wno-unused-function
                 -I${HOSTPROF_VMLINUX_DIR} -I${PROJECT_SOURCE_DIR}/bpf
                 -c ${src} -o ${obj}
         DEPENDS ${deps}

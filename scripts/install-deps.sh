@@ -33,6 +33,7 @@ TEST_PKGS=(
   prometheus golang-go linux-perf bpftrace libbpf-tools fio stress-ng jq
   chromium python3-prometheus-client systemd
   python3-dev # CPython headers: unwind_python_test checks its offsets table against them
+  clang-format # scripts/check-format.sh (./dev.sh test)
   # tests/vm: Debian kernels booted under qemu (TCG) with a busybox initramfs
   qemu-system-x86 busybox-static xz-utils debian-archive-keyring
 )

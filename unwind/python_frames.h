@@ -13,9 +13,13 @@
 namespace hostprof::unwind {
 
 // A user-stack word that is a Python frame, not a native address.
-inline bool is_python_frame(uint64_t word) { return (word & HP_PY_FRAME_MARK) != 0; }
+inline bool is_python_frame(uint64_t word) {
+    return (word & HP_PY_FRAME_MARK) != 0;
+}
 // Its code object's address.
-inline uint64_t python_frame_code(uint64_t word) { return word & HP_PY_FRAME_ADDR_MASK; }
+inline uint64_t python_frame_code(uint64_t word) {
+    return word & HP_PY_FRAME_ADDR_MASK;
+}
 // Its instruction as a byte offset from the code's first code unit; -1 when unknown.
 inline int64_t python_frame_instr_bytes(uint64_t word) {
     const uint64_t idx = (word >> HP_PY_FRAME_INSTR_SHIFT) & HP_PY_FRAME_INSTR_UNKNOWN;

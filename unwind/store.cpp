@@ -404,8 +404,8 @@ void Store::update_python_locked(uint32_t pid, Process& proc) {
         v.eval_lo = rt.eval_addr + bias;
         v.eval_hi = rt.eval_addr + rt.eval_size + bias;
     }
-    v.version = static_cast<uint32_t>(rt.version.major << 16 | rt.version.minor << 8 |
-                                      rt.version.micro);
+    v.version =
+        static_cast<uint32_t>(rt.version.major << 16 | rt.version.minor << 8 | rt.version.micro);
     v.runtime_interpreters_head = o.runtime_interpreters_head;
     v.runtime_tstate_current = o.runtime_tstate_current;
     v.interp_threads_head = o.interp_threads_head;

@@ -109,9 +109,9 @@ struct StoreStats {
     uint64_t rows_used = 0;
     uint64_t row_capacity = 0;
     uint64_t processes = 0;
-    uint64_t mapping_entries = 0; // LPM entries
-    uint64_t map_errors = 0;      // a map update failed (full: entries dropped)
-    uint64_t process_errors = 0;  // maps of a process unreadable (it exited)
+    uint64_t mapping_entries = 0;  // LPM entries
+    uint64_t map_errors = 0;       // a map update failed (full: entries dropped)
+    uint64_t process_errors = 0;   // maps of a process unreadable (it exited)
     uint64_t python_processes = 0; // processes whose Python frames are walked, now
     // Processes seen running an interpreter that is refused, by "runtime version" (e.g.
     // "cpython 3.12"): a version not in the offsets table, or another build's layout.

@@ -9,7 +9,7 @@ shift || true
 all=(elf build_id maps perf_map kallsyms config flags web_config query unwind_cfi gopclntab)
 targets=("${@:-${all[@]}}")
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
-  -DCMAKE_CXX_COMPILER=clang++ -DHOSTPROF_FUZZ=ON -DHOSTPROF_BUILD_TESTS=OFF >/dev/null
+  -DCMAKE_CXX_COMPILER=clang++ -DHOSTPROF_FUZZ=ON -DHOSTPROF_BUILD_TESTS=OFF -DHOSTPROF_WERROR=ON >/dev/null
 cmake --build build-fuzz -j "$(nproc)" --target "${targets[@]/#/fuzz_}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -6,7 +6,8 @@
 __attribute__((used)) char _PyRuntime[4096];
 __attribute__((used)) const unsigned long Py_Version = 0x030c00f0UL;
 
-int main(void) {
-    for (;;)
-        pause();
+int main(void)
+{
+	for (;;)
+		pause();
 }
