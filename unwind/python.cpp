@@ -101,30 +101,48 @@ struct Sym {
     bool found = false;
 };
 
-// Looks `names` up in .dynsym then .symtab.
-void find_symbols(Elf* elf, const char* const* names, Sym* out, size_t n) {
+// Looks `names` up in the symbol tables of `type` (SHT_DYNSYM or SHT_SYMTAB); false when the
+// file has none of that type.
+bool scan_symbols(Elf* elf, uint32_t type, const char* const* names, Sym* out, size_t n) {
+    bool any = false;
     for (Elf_Scn* scn = nullptr; (scn = elf_nextscn(elf, scn)) != nullptr;) {
         GElf_Shdr sh;
-        if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB))
-            continue;
-        if (sh.sh_entsize == 0)
+        if (!gelf_getshdr(scn, &sh) || sh.sh_type != type || sh.sh_entsize == 0)
             continue;
         Elf_Data* d = elf_getdata(scn, nullptr);
         if (!d)
             continue;
+        any = true;
         const size_t count = d->d_size / sh.sh_entsize;
         for (size_t i = 0; i < count; ++i) {
             GElf_Sym s;
             if (!gelf_getsym(d, static_cast<int>(i), &s) || s.st_shndx == SHN_UNDEF)
                 continue;
             const char* nm = elf_strptr(elf, sh.sh_link, s.st_name);
-            if (!nm)
+            if (!nm || (nm[0] != '_' && nm[0] != 'P'))
                 continue;
             for (size_t k = 0; k < n; ++k)
                 if (!out[k].found && std::strcmp(nm, names[k]) == 0)
                     out[k] = Sym{s.st_value, s.st_size, s.st_shndx, true};
         }
     }
+    return any;
+}
+
+// Looks `names` up, names[0] first: in .dynsym, and in .symtab only when the file has no
+// .dynsym (a static program) or names[0] was found and another is missing. Every file a
+// process maps is asked: a program or library with dynamic symbols and no _PyRuntime among
+// them is no CPython (one that loads extension modules exports it), and its .symtab (often
+// the larger table) is not read.
+void find_symbols(Elf* elf, const char* const* names, Sym* out, size_t n) {
+    const bool dynamic = scan_symbols(elf, SHT_DYNSYM, names, out, n);
+    if (dynamic && !out[0].found)
+        return;
+    for (size_t k = 0; k < n; ++k)
+        if (!out[k].found) {
+            scan_symbols(elf, SHT_SYMTAB, names, out, n);
+            return;
+        }
 }
 
 // Bytes at a file address inside section `shndx`.
