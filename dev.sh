@@ -46,7 +46,7 @@ case "$cmd" in
     # A short libFuzzer run (clang) of every parser of untrusted bytes, seeded from tests/data.
     tests/fuzz/run.sh 10
     # The kernel matrix: the build/ binary on Debian's 5.10, 6.1 and 6.12 kernels under
-    # qemu (~3 min; tests/vm/README.md). HOSTPROF_SKIP_VM=1 skips it outside CI.
+    # qemu (~5 min; tests/vm/README.md). HOSTPROF_SKIP_VM=1 skips it outside CI.
     if [[ -n "${HOSTPROF_SKIP_VM:-}" && -z "${CI:-}" ]]; then
       echo "dev.sh test: WARNING: HOSTPROF_SKIP_VM set: the kernel matrix is skipped" >&2
     else
