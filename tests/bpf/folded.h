@@ -83,4 +83,35 @@ inline std::string dump(const std::vector<Stack>& stacks, size_t max = 12) {
     return s;
 }
 
+// `go tool pprof -traces` output: one block per stack (leaf first), separated by lines of
+// dashes. Of the blocks containing `marker` (a stack, not the header), how many contain
+// every one of `want` as a substring.
+struct TraceCount {
+    int blocks = 0, with_all = 0;
+};
+inline TraceCount count_traces(const std::string& traces, const std::string& marker,
+                               const std::vector<std::string>& want) {
+    TraceCount c;
+    std::istringstream in(traces);
+    std::string line, block;
+    auto close = [&] {
+        if (block.find(marker) != std::string::npos) {
+            ++c.blocks;
+            bool all = true;
+            for (const auto& w : want)
+                all = all && block.find(w) != std::string::npos;
+            c.with_all += all ? 1 : 0;
+        }
+        block.clear();
+    };
+    while (std::getline(in, line)) {
+        if (line.rfind("-----", 0) == 0)
+            close();
+        else
+            block += line + "\n";
+    }
+    close();
+    return c;
+}
+
 } // namespace hostprof::bpftest

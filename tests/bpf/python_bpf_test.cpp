@@ -209,30 +209,9 @@ TEST(Python, SyscallLatencyStacksNameThePythonFunction) {
     const std::string traces = run_command(
         "HOME=/tmp GOCACHE=/tmp/hostprof-gocache go tool pprof -traces " + file + " 2>&1");
     std::remove(file.c_str());
-    int blocks = 0, named = 0;
-    std::istringstream in(traces);
-    std::string line;
-    bool nap = false, sleeper = false, in_block = false;
-    auto close = [&] {
-        if (in_block) {
-            ++blocks;
-            named += nap && sleeper ? 1 : 0;
-        }
-        in_block = nap = sleeper = false;
-    };
-    while (std::getline(in, line)) {
-        if (line.rfind("-----", 0) == 0) {
-            close();
-            continue;
-        }
-        if (line.find("nanosleep") != std::string::npos) // a stack, not the header
-            in_block = true;
-        nap = nap || line.find(" nap") != std::string::npos;
-        sleeper = sleeper || line.find(" sleeper") != std::string::npos;
-    }
-    close();
-    ASSERT_GE(blocks, 1) << traces;
-    EXPECT_EQ(named, blocks) << traces;
+    const TraceCount c = count_traces(traces, "nanosleep", {" nap", " sleeper"});
+    ASSERT_GE(c.blocks, 1) << traces;
+    EXPECT_EQ(c.with_all, c.blocks) << traces;
 }
 
 } // namespace

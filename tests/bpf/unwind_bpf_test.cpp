@@ -304,30 +304,9 @@ TEST(Unwind, SyscallLatencyStacksReachMain) {
                     "-traces " +
                     file + " 2>&1");
     std::remove(file.c_str());
-    int blocks = 0, complete = 0;
-    std::istringstream in(traces);
-    std::string line;
-    bool main_seen = false, sleep_seen = false, in_block = false;
-    auto close = [&] {
-        if (in_block) {
-            ++blocks;
-            complete += main_seen && sleep_seen ? 1 : 0;
-        }
-        in_block = main_seen = sleep_seen = false;
-    };
-    while (std::getline(in, line)) {
-        if (line.rfind("-----", 0) == 0) {
-            close();
-            continue;
-        }
-        if (line.find("nanosleep") != std::string::npos)
-            in_block = true;
-        main_seen = main_seen || line.find(" main") != std::string::npos;
-        sleep_seen = sleep_seen || line.find("sleep_loop") != std::string::npos;
-    }
-    close();
-    ASSERT_GE(blocks, 1) << traces;
-    EXPECT_EQ(complete, blocks) << traces;
+    const TraceCount c = count_traces(traces, "nanosleep", {" main", "sleep_loop"});
+    ASSERT_GE(c.blocks, 1) << traces;
+    EXPECT_EQ(c.with_all, c.blocks) << traces;
 }
 
 } // namespace
