@@ -149,6 +149,16 @@ void add_interpreter_families(const std::array<uint64_t, HP_PY_STAT_MAX>& k,
         add_value(stacks, num(k[static_cast<size_t>(i)]),
                   {{"runtime", "cpython"}, {"result", name}});
     out.push_back(std::move(stacks));
+    auto tstate = family("hostprof_interpreter_thread_state_lookups_total",
+                         "How the BPF walk found a sampled thread's interpreter state (cached: "
+                         "the thread's cached state still its own; searched: the GIL holder or "
+                         "the interpreter's thread list).",
+                         MetricType::Counter);
+    add_value(tstate, num(k[HP_PY_STAT_TSTATE_CACHED]),
+              {{"runtime", "cpython"}, {"how", "cached"}});
+    add_value(tstate, num(k[HP_PY_STAT_TSTATE_SEARCHED]),
+              {{"runtime", "cpython"}, {"how", "searched"}});
+    out.push_back(std::move(tstate));
     auto frames = family("hostprof_interpreter_frames_total",
                          "Interpreter frames put in stacks by the BPF walk.", MetricType::Counter);
     add_value(frames, num(k[HP_PY_STAT_FRAMES]), {{"runtime", "cpython"}});

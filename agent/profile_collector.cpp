@@ -318,31 +318,15 @@ ProfileCounters ProfileCollector::counters() const {
     ProfileCounters out;
     out.records = records_.load(std::memory_order_relaxed);
     out.decode_errors = decode_errors_.load(std::memory_order_relaxed);
-    int ncpu = libbpf_num_possible_cpus();
-    if (ncpu <= 0)
-        return out;
-    std::vector<uint64_t> values(static_cast<size_t>(ncpu));
-    for (uint32_t i = 0; i < HP_PROF_STAT_MAX; ++i) {
-        if (bpf_map__lookup_elem(skel_->maps.hp_prof_stats, &i, sizeof(i), values.data(),
-                                 values.size() * sizeof(uint64_t), 0) != 0)
-            continue;
-        for (uint64_t v : values)
-            out.kernel[i] += v;
-    }
-    for (uint32_t i = 0; i < HP_UNW_STAT_MAX; ++i) {
-        if (bpf_map__lookup_elem(skel_->maps.hp_unw_stats, &i, sizeof(i), values.data(),
-                                 values.size() * sizeof(uint64_t), 0) != 0)
-            continue;
-        for (uint64_t v : values)
-            out.unwind[i] += v;
-    }
-    for (uint32_t i = 0; i < HP_PY_STAT_MAX; ++i) {
-        if (bpf_map__lookup_elem(skel_->maps.hp_py_stats, &i, sizeof(i), values.data(),
-                                 values.size() * sizeof(uint64_t), 0) != 0)
-            continue;
-        for (uint64_t v : values)
-            out.python[i] += v;
-    }
+    // The per-CPU counter arrays, summed (latency::sum_percpu_counters).
+    auto sum = [](const bpf_map* map, auto& into) {
+        std::vector<uint64_t> v(into.size());
+        latency::sum_percpu_counters(map, v);
+        std::copy(v.begin(), v.end(), into.begin());
+    };
+    sum(skel_->maps.hp_prof_stats, out.kernel);
+    sum(skel_->maps.hp_unw_stats, out.unwind);
+    sum(skel_->maps.hp_py_stats, out.python);
     return out;
 }
 
