@@ -16,7 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/aggregator.h"
+#include "agent/aggregate/aggregator.h"
 
 namespace hostprof {
 namespace {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/malloc_policy.h"
+#include "agent/host/malloc_policy.h"
 #include "exporters/flamegraph.h"
 #include "exporters/folded.h"
 #include "exporters/metrics.h"

@@ -1156,7 +1156,7 @@ hostprof's start-up work before it attaches: it probes the kernel's features by 
 small programs (kernel-compat), reads kallsyms for the tick sampler, and loads every
 program family (18 programs; libbpf reads the kernel's BTF once per BPF object). The
 verifier's time per program and what the allocator settings change are in
-docs/verifier.md and agent/malloc_policy.h.
+docs/verifier.md and agent/host/malloc_policy.h.
 hostprof's own log says "ready in $(fmt 0 "$(m r3.hostprof.ready_self)") ms" and "first sample $(fmt 0 "$(m r3.hostprof.first_self)") ms after start" (medians; its clock starts in \`main\`).
 bpftrace's "ready" is its "Attaching N probes..." line, printed before it attaches.
 
@@ -1205,7 +1205,7 @@ A real agent consumer does more per record (decode, aggregate) than this one.
 
 $(if [[ -s $GB_MD ]]; then
         echo "Each binary runs with \`--benchmark_format=json --benchmark_repetitions=$REPS\`; medians."
-        echo "exporters_bench runs with the agent's allocator settings (agent/malloc_policy.h: buffers"
+        echo "exporters_bench runs with the agent's allocator settings (agent/host/malloc_policy.h: buffers"
         echo "of 128 KiB and more are fresh mmap()ed memory, whose first touch faults), as the agent renders."
         cat "$GB_MD"
     else

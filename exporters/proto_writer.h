@@ -133,7 +133,7 @@ class Writer {
 
 // Spare Writers kept between encodings, so that a large buffer is reused rather than
 // allocated afresh. An encoded 60 s host profile is ~1.3 MB: at run time buffers of that
-// size are mmap()ed (agent/malloc_policy.h), and faulting their pages in cost more than
+// size are mmap()ed (agent/host/malloc_policy.h), and faulting their pages in cost more than
 // the encoding (bench VM, exporters_bench under the agent's allocator settings, old and
 // new side by side: encode alone 20-26 ms -> 7-10 ms, encode + gzip 31-33 ms -> 14-15 ms;
 // exporters/output.h). A pool serves one role (say, "the pprof output buffer"), so a

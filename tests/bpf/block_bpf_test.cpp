@@ -13,7 +13,7 @@
 #include <sstream>
 #include <string>
 
-#include "agent/block_collector.h"
+#include "agent/collect/block_collector.h"
 #include "bpf_test_util.h"
 
 using namespace hostprof;

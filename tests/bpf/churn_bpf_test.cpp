@@ -185,7 +185,7 @@ TEST(Churn, PidReuseNeverMixesExecutablesAndMemoryLevelsOff) {
     // 16 rounds (heap in use 12-16 MiB, malloc's free 8-13 MiB), symbol cache 6-10 MiB of
     // its 16 MiB, ~705 processes held. Before the fixes this test guards, RSS grew without
     // bound (134-194 MiB after three rounds: libdw line tables outside the cache bound,
-    // fragmented arenas), and until malloc's mmap threshold was fixed (agent/main.cpp)
+    // fragmented arenas), and until malloc's mmap threshold was fixed (agent/app/main.cpp)
     // it drifted 45 -> 58 MiB with malloc holding 20-34 MiB free (one CI failure of the
     // plateau check below). Plateau: the median of the last third of the rounds is within
     // 8 MiB of the middle third's (a leak of one profile's worth per round would add

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/config.h"
+#include "agent/config/config.h"
 #include "bpf_test_util.h"
 
 using hostprof::bpftest::run_command;

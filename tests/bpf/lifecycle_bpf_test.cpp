@@ -12,7 +12,7 @@
 #include <string>
 #include <thread>
 
-#include "agent/profile_collector.h"
+#include "agent/collect/profile_collector.h"
 #include "bpf_test_util.h"
 #include <nlohmann/json.hpp>
 #include "kernel-compat/tracefs.h"

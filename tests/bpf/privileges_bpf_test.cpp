@@ -10,7 +10,7 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/privileges.h"
+#include "agent/host/privileges.h"
 #include "bpf_test_util.h"
 
 using hostprof::bpftest::run_command;

@@ -9,8 +9,8 @@
 #include <cstdio>
 #include <vector>
 
-#include "agent/profile_collector.h"
-#include "agent/runqueue_collector.h"
+#include "agent/collect/profile_collector.h"
+#include "agent/collect/runqueue_collector.h"
 #include "bpf_test_util.h"
 #include "kernel-compat/tracefs.h"
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "agent/latency_syscall_table.h"
-#include "agent/syscall_collector.h"
+#include "kernel-compat/syscall_table.h"
+#include "agent/collect/syscall_collector.h"
 #include "bpf_test_util.h"
 #include "kernel-compat/tracefs.h"
 

@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "agent/tcp_collector.h"
+#include "agent/collect/tcp_collector.h"
 #include "bpf_test_util.h"
 #include "common/unique_fd.h"
 

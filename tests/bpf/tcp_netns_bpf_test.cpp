@@ -29,8 +29,8 @@
 #include <thread>
 #include <vector>
 
-#include "agent/agent_metrics.h"
-#include "agent/tcp_collector.h"
+#include "agent/serve/agent_metrics.h"
+#include "agent/collect/tcp_collector.h"
 #include "bpf_test_util.h"
 #include "common/unique_fd.h"
 

@@ -3,7 +3,7 @@
 #include <cstdint>
 #include <string>
 
-#include "agent/web_config.h"
+#include "agent/serve/web_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string text(reinterpret_cast<const char*>(data), size);

@@ -5,8 +5,8 @@
 #include <fstream>
 #include <map>
 
-#include "agent/aggregator.h"
-#include "agent/profile_builder.h"
+#include "agent/aggregate/aggregator.h"
+#include "agent/pipeline/profile_builder.h"
 
 using namespace hostprof;
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "agent/comm_pattern.h"
+#include "agent/process/comm_pattern.h"
 
 using namespace hostprof;
 

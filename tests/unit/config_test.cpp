@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "agent/config.h"
-#include "agent/symbolizer_resolver.h"
+#include "agent/config/config.h"
+#include "agent/pipeline/symbolizer_resolver.h"
 
 using namespace hostprof;
 

@@ -348,14 +348,15 @@ TEST(DeployGrafana, DashboardsParseAndQueryAgentMetrics) {
 }
 
 // Without running anything: every queried name is a metric family the agent's code
-// defines (a quoted literal in agent/*.cpp), so a typo or a renamed family fails here
+// defines (a quoted literal in agent/**/*.cpp), so a typo or a renamed family fails here
 // even before the collector behind it runs (tests/bpf/deploy_metrics_bpf_test.cpp then
 // checks a real scrape).
 TEST(DeployGrafana, EveryQueriedNameIsDefinedByTheAgent) {
     std::string code;
-    for (const auto& e : std::filesystem::directory_iterator(src("agent")))
+    const std::filesystem::path root = src("agent");
+    for (const auto& e : std::filesystem::recursive_directory_iterator(root))
         if (e.path().extension() == ".cpp")
-            code += read_text("agent/" + e.path().filename().string());
+            code += read_text("agent/" + std::filesystem::relative(e.path(), root).string());
     std::set<std::string> names;
     for (const char* f : {"node-kernel-latency.json", "hostprof-agent-health.json"}) {
         auto d = nlohmann::json::parse(read_text(std::string("deploy/grafana/dashboards/") + f));
@@ -382,7 +383,7 @@ TEST(DeployGrafana, EveryQueriedNameIsDefinedByTheAgent) {
             if (n.ends_with(suffix))
                 defined = defined || code.find("\"" + n.substr(0, n.size() - suffix.size()) +
                                                "\"") != std::string::npos;
-        EXPECT_TRUE(defined) << n << " is queried but no agent/*.cpp defines it";
+        EXPECT_TRUE(defined) << n << " is queried but no agent/**/*.cpp defines it";
     }
 }
 

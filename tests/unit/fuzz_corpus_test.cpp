@@ -8,9 +8,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "agent/config.h"
-#include "agent/http_query.h"
-#include "agent/web_config.h"
+#include "agent/config/config.h"
+#include "agent/serve/http_query.h"
+#include "agent/serve/web_config.h"
 #include "symbolizer/parsers.h"
 
 using namespace hostprof;

@@ -4,7 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "agent/http_server.h"
+#include "agent/serve/http_server.h"
 
 using namespace hostprof;
 

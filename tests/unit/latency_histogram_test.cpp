@@ -7,9 +7,9 @@
 #include <limits>
 #include <regex>
 
-#include "agent/latency_histogram.h"
-#include "agent/latency_syscall_table.h"
-#include "agent/syscall_collector.h"
+#include "agent/collect/latency_histogram.h"
+#include "kernel-compat/syscall_table.h"
+#include "agent/collect/syscall_collector.h"
 #include "syscalls.h"
 
 using namespace hostprof;

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <vector>
 
-#include "agent/block_collector.h"
-#include "agent/latency_records.h"
+#include "agent/collect/block_collector.h"
+#include "agent/collect/latency_records.h"
 #include "syscalls.h"
 
 using namespace hostprof;

@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <limits>
 
-#include "agent/latency.h"
-#include "agent/latency_histogram.h"
-#include "agent/outliers.h"
+#include "agent/pipeline/latency.h"
+#include "agent/collect/latency_histogram.h"
+#include "agent/aggregate/outliers.h"
 #include "exporters/metrics.h"
 
 using namespace hostprof;

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "agent/process_table.h"
+#include "agent/process/process_table.h"
 
 using namespace hostprof;
 

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "agent/profile_records.h"
+#include "agent/collect/profile_records.h"
 
 using namespace hostprof;
 

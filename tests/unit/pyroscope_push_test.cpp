@@ -14,8 +14,8 @@
 #include <set>
 #include <thread>
 
-#include "agent/config.h"
-#include "agent/pyroscope_push.h"
+#include "agent/config/config.h"
+#include "agent/push/pyroscope_push.h"
 #include "exporters/pprof.h"
 #include "exporters/pyroscope.h"
 #include "pyroscope_receiver.h"

@@ -5,7 +5,7 @@
 #include <cmath>
 #include <string>
 
-#include "agent/tcp_collector.h"
+#include "agent/collect/tcp_collector.h"
 #include "tcp.h"
 
 using namespace hostprof;

@@ -6,7 +6,7 @@
 #include <mutex>
 #include <thread>
 
-#include "agent/watchdog.h"
+#include "agent/host/watchdog.h"
 
 using namespace hostprof;
 using namespace std::chrono_literals;

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <fstream>
 
-#include "agent/http_server.h"
-#include "agent/web_config.h"
+#include "agent/serve/http_server.h"
+#include "agent/serve/web_config.h"
 
 using namespace hostprof;
 

@@ -1,0 +1,231 @@
+#include "agent/collect/tcp_collector.h"
+
+#include <cerrno>
+
+#include "agent/collect/latency_bpf_util.h"
+#include "tcp.skel.h"
+
+namespace hostprof {
+
+namespace {
+
+void add_slots(LatencyHistogram& to, const LatencyHistogram& from) {
+    if (to.slots.size() < from.slots.size())
+        to.slots.resize(from.slots.size(), 0);
+    for (size_t i = 0; i < from.slots.size(); ++i)
+        to.slots[i] += from.slots[i];
+    to.sum += from.sum;
+}
+
+} // namespace
+
+void TcpFamilyStats::add(const TcpFamilyStats& o) {
+    add_slots(connect, o.connect);
+    add_slots(srtt, o.srtt);
+    add_slots(duration, o.duration);
+    add_slots(sent_bytes, o.sent_bytes);
+    add_slots(received_bytes, o.received_bytes);
+    retransmits += o.retransmits;
+    resets_sent += o.resets_sent;
+    resets_received += o.resets_received;
+    connect_failed += o.connect_failed;
+}
+
+const TcpFamilyStats* TcpSnapshot::find(std::string_view family) const {
+    for (const TcpFamilyStats& f : families)
+        if (f.family == family)
+            return &f;
+    return nullptr;
+}
+
+const TcpFamilyStats* TcpSnapshot::find(std::string_view family, std::string_view port) const {
+    for (const TcpFamilyStats& f : series)
+        if (f.family == family && f.port == port)
+            return &f;
+    return nullptr;
+}
+
+Result<std::unique_ptr<TcpCollector>> TcpCollector::start(const TcpOptions& options) {
+    if (options.mode != compat::AttachMode::TpBtf && options.mode != compat::AttachMode::RawTp)
+        return Error{EINVAL, "tcp: needs tp_btf or raw_tp (sockets are keyed by pointer)"};
+    if (options.ports.size() > HP_TCP_MAX_PORTS)
+        return Error{EINVAL, "tcp: at most " + std::to_string(HP_TCP_MAX_PORTS) + " ports"};
+    std::unique_ptr<TcpCollector> c(new TcpCollector());
+    c->ports_.push_back("other");
+    for (uint16_t p : options.ports) {
+        if (p == 0)
+            return Error{EINVAL, "tcp: port 0 cannot be listed"};
+        c->ports_.push_back(std::to_string(p));
+    }
+    auto skel = Skeleton<tcp_bpf>::open();
+    if (!skel)
+        return skel.error();
+    c->skel_ = std::move(skel.value());
+    tcp_bpf* s = c->skel_.get();
+    for (size_t i = 0; i < options.ports.size(); ++i)
+        s->rodata->cfg_ports[i] = options.ports[i];
+    const bool btf = options.mode == compat::AttachMode::TpBtf;
+    struct Hook {
+        bpf_program* btf;
+        bpf_program* raw;
+        const char* name;
+    };
+    const Hook hooks[] = {
+        {s->progs.hp_tcpstate_btf, s->progs.hp_tcpstate_raw, "sock/inet_sock_set_state"},
+        {s->progs.hp_tcpprobe_btf, s->progs.hp_tcpprobe_raw, "tcp/tcp_probe"},
+        {s->progs.hp_tcpretx_btf, s->progs.hp_tcpretx_raw, "tcp/tcp_retransmit_skb"},
+        {s->progs.hp_tcprstout_btf, s->progs.hp_tcprstout_raw, "tcp/tcp_send_reset"},
+        {s->progs.hp_tcprstin_btf, s->progs.hp_tcprstin_raw, "tcp/tcp_receive_reset"},
+    };
+    for (const Hook& h : hooks) {
+        bpf_program__set_autoload(h.btf, btf);
+        bpf_program__set_autoload(h.raw, !btf);
+    }
+    if (Status st = c->skel_.load(); !st)
+        return st.error();
+    for (const Hook& h : hooks)
+        if (Status st = latency::attach_chosen(h.btf, h.raw, h.raw, h.name, options.mode, c->links_,
+                                               c->attached_);
+            !st)
+            return st.error();
+    return c;
+}
+
+TcpCollector::~TcpCollector() {
+    links_.clear();
+    skel_.reset();
+}
+
+TcpSnapshot TcpCollector::snapshot() const {
+    TcpSnapshot out;
+    std::vector<hp_tcp_hist> per_cpu(latency::possible_cpus());
+    for (uint32_t fam = 0; fam < 2; ++fam) {
+        TcpFamilyStats total;
+        total.family = fam == 0 ? "ipv4" : "ipv6";
+        for (uint32_t slot = 0; slot < ports_.size(); ++slot) {
+            TcpFamilyStats f;
+            f.family = total.family;
+            f.port = ports_[slot];
+            f.connect.slots.assign(HP_TCP_SLOTS, 0);
+            f.srtt.slots.assign(HP_TCP_SLOTS, 0);
+            f.duration.slots.assign(HP_TCP_SLOTS, 0);
+            f.sent_bytes.slots.assign(HP_TCP_SLOTS, 0);
+            f.received_bytes.slots.assign(HP_TCP_SLOTS, 0);
+            uint32_t idx = fam * HP_TCP_PORT_SLOTS + slot;
+            if (bpf_map__lookup_elem(skel_->maps.hp_tcp_hist, &idx, sizeof(idx), per_cpu.data(),
+                                     per_cpu.size() * sizeof(hp_tcp_hist), 0) == 0) {
+                for (const hp_tcp_hist& h : per_cpu) {
+                    for (size_t i = 0; i < HP_TCP_SLOTS; ++i) {
+                        f.connect.slots[i] += h.connect[i];
+                        f.srtt.slots[i] += h.srtt[i];
+                        f.duration.slots[i] += h.duration[i];
+                        f.sent_bytes.slots[i] += h.sent[i];
+                        f.received_bytes.slots[i] += h.received[i];
+                    }
+                    f.duration.sum += h.duration_sum_ns;
+                    f.sent_bytes.sum += h.sent_sum;
+                    f.received_bytes.sum += h.received_sum;
+                    f.connect.sum += h.connect_sum_ns;
+                    f.srtt.sum += h.srtt_sum_ns;
+                    f.retransmits += h.retransmits;
+                    f.resets_sent += h.resets_sent;
+                    f.resets_received += h.resets_received;
+                    f.connect_failed += h.connect_failed;
+                }
+            }
+            total.add(f);
+            out.series.push_back(std::move(f));
+        }
+        out.families.push_back(std::move(total));
+    }
+    out.kernel_stats.assign(HP_TCP_STAT_MAX, 0);
+    latency::sum_percpu_counters(skel_->maps.hp_tcp_stats, out.kernel_stats);
+    return out;
+}
+
+std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) {
+    using prometheus::MetricType;
+    prometheus::MetricFamily connect{"hostprof_tcp_connect_latency_seconds",
+                                     "Active TCP connect latency (SYN_SENT to ESTABLISHED)",
+                                     MetricType::Histogram,
+                                     {}};
+    prometheus::MetricFamily srtt{"hostprof_tcp_srtt_seconds",
+                                  "Smoothed RTT of TCP sockets, sampled at each tcp_probe",
+                                  MetricType::Histogram,
+                                  {}};
+    prometheus::MetricFamily retx{
+        "hostprof_tcp_retransmits_total", "TCP segments retransmitted", MetricType::Counter, {}};
+    prometheus::MetricFamily resets{
+        "hostprof_tcp_resets_total", "TCP resets sent or received", MetricType::Counter, {}};
+    prometheus::MetricFamily failed{"hostprof_tcp_connect_failures_total",
+                                    "Active connects that ended in CLOSE from SYN_SENT",
+                                    MetricType::Counter,
+                                    {}};
+    prometheus::MetricFamily duration{
+        "hostprof_tcp_connection_duration_seconds",
+        "Lifetime of closed TCP connections, from ESTABLISHED to CLOSE",
+        MetricType::Histogram,
+        {}};
+    prometheus::MetricFamily sent{"hostprof_tcp_connection_sent_bytes",
+                                  "Payload bytes a closed TCP connection sent (each byte once, "
+                                  "retransmissions not counted again)",
+                                  MetricType::Histogram,
+                                  {}};
+    prometheus::MetricFamily received{"hostprof_tcp_connection_received_bytes",
+                                      "Payload bytes a closed TCP connection received",
+                                      MetricType::Histogram,
+                                      {}};
+    auto counter = [](std::vector<prometheus::ClientMetric::Label> l, uint64_t v) {
+        prometheus::ClientMetric m;
+        m.label = std::move(l);
+        m.counter.value = static_cast<double>(v);
+        return m;
+    };
+    for (const TcpFamilyStats& f : s.series) {
+        const std::vector<prometheus::ClientMetric::Label> labels = {{"family", f.family},
+                                                                     {"port", f.port}};
+        prometheus::ClientMetric m;
+        m.label = labels;
+        m.histogram = to_prometheus_histogram(f.connect, 1e-9);
+        connect.metric.push_back(m);
+        m.histogram = to_prometheus_histogram(f.srtt, 1e-9);
+        srtt.metric.push_back(m);
+        m.histogram = to_prometheus_histogram(f.duration, 1e-9);
+        duration.metric.push_back(m);
+        m.histogram = to_prometheus_histogram(f.sent_bytes, 1.0);
+        sent.metric.push_back(m);
+        m.histogram = to_prometheus_histogram(f.received_bytes, 1.0);
+        received.metric.push_back(m);
+        retx.metric.push_back(counter(labels, f.retransmits));
+        resets.metric.push_back(
+            counter({{"direction", "received"}, labels[0], labels[1]}, f.resets_received));
+        resets.metric.push_back(
+            counter({{"direction", "sent"}, labels[0], labels[1]}, f.resets_sent));
+        failed.metric.push_back(counter(labels, f.connect_failed));
+    }
+    std::vector<prometheus::MetricFamily> out;
+    out.push_back(std::move(connect));
+    out.push_back(std::move(srtt));
+    out.push_back(std::move(retx));
+    out.push_back(std::move(resets));
+    out.push_back(std::move(failed));
+    out.push_back(std::move(duration));
+    out.push_back(std::move(sent));
+    out.push_back(std::move(received));
+    // Sockets the per-socket map refused (full): their connect, lifetime and bytes are
+    // not recorded; active connects whose SYN_SENT entry was not found at ESTABLISHED.
+    const std::pair<size_t, const char*> reasons[] = {
+        {HP_TCP_STAT_START_FAILED, "start_map_full"},
+        {HP_TCP_STAT_MISSED_START, "missed_start"},
+    };
+    out.push_back(lost_by_reason("hostprof_tcp_lost_total",
+                                 "TCP connections not tracked, by reason", reasons,
+                                 s.kernel_stats));
+    return out;
+}
+
+std::vector<ProgramFd> TcpCollector::programs() const {
+    return loaded_programs(skel_->obj);
+}
+
+} // namespace hostprof
