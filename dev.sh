@@ -30,8 +30,10 @@ case "$cmd" in
       fi
       echo "dev.sh test: WARNING: not root: the privileged BPF tests will be skipped" >&2
     fi
-    # Formatting first: it takes a second (scripts/check-format.sh --fix repairs it).
+    # Formatting and the layer rule first: they take seconds (scripts/check-format.sh --fix
+    # repairs the formatting; scripts/check-layers.sh says which include breaks which rule).
     scripts/check-format.sh
+    scripts/check-layers.sh
     build build
     # A packager's build: plain CMake Release, the agent only, warnings not errors.
     cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHOSTPROF_BUILD_TESTS=OFF >/dev/null

@@ -30,6 +30,9 @@ struct Features {
     Feature kprobe;                // a kprobe attaches through the kprobe PMU
     Feature uprobe;                // a uprobe attaches through the uprobe PMU
     Feature atomics;               // BPF atomic compare-and-exchange loads (5.12+)
+    Feature task_btf;              // bpf_get_current_task_btf from perf_event programs (5.11+)
+    Feature task_stack;            // bpf_get_task_stack from perf_event programs (5.9+)
+    Feature task_storage;          // task-local storage usable from tracing programs (5.11+)
     // The scheduler tick as the on-CPU sampling clock (see tick.h): the tick's hrtimer
     // callback and the timer interrupt's entry found in kallsyms, the interrupted
     // registers reachable (BTF), the tick rate known, and no nohz_full CPU (a busy one
@@ -55,6 +58,21 @@ struct ProbeOptions {
 // loads. Before, the verifier rejects it ("BPF_STX uses reserved fields"), so programs
 // that use it take another path (bpf/block.bpf.c: cfg_cmpxchg).
 Feature probe_bpf_atomics();
+
+// bpf_get_current_task_btf (Linux 5.11+) accepted in perf_event programs: the current task
+// read by plain BTF loads instead of helper calls (bpf/profile.bpf.c, bpf/block.bpf.c:
+// cfg_task_btf); without it, bpf_get_current_task and probe reads.
+Feature probe_task_btf();
+
+// bpf_get_task_stack (Linux 5.9+) accepted in perf_event programs: the off-CPU kernel stack
+// read from the woken task (bpf/profile.bpf.c: cfg_task_stack) rather than at the block.
+Feature probe_task_stack();
+
+// Task-local storage from tracing programs (Linux 5.11+): the map type, and
+// bpf_task_storage_get and bpf_get_current_task_btf accepted in raw_tp programs (raw_tp
+// true) or classic tracepoint programs (false). Holds the syscall in flight
+// (bpf/syscalls.bpf.c: cfg_task_storage); without it, an LRU hash by tid.
+Feature probe_task_storage(bool raw_tp);
 
 // Loads and attaches tiny programs to find out what works. Needs CAP_BPF+CAP_PERFMON
 // (root); without them every BPF feature reads as unavailable with the errno in detail.

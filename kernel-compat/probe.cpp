@@ -289,6 +289,50 @@ Feature probe_bpf_atomics() {
 
 namespace {
 
+// One helper in one program type: libbpf loads a program calling it.
+Feature probe_helper(bpf_prog_type type, bpf_func_id helper, const std::string& name,
+                     const std::string& where, const char* needs) {
+    int r = libbpf_probe_bpf_helper(type, helper, nullptr);
+    if (r == 1)
+        return yes(name + " accepted in " + where + " programs");
+    if (r == 0)
+        return no(name + " rejected in " + where + " programs (needs " + needs + ")");
+    return no(name + " probe failed: " + err_text(r));
+}
+
+} // namespace
+
+Feature probe_task_btf() {
+    return probe_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_get_current_task_btf,
+                        "bpf_get_current_task_btf", "perf_event", "Linux 5.11+");
+}
+
+Feature probe_task_stack() {
+    return probe_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_get_task_stack, "bpf_get_task_stack",
+                        "perf_event", "Linux 5.9+");
+}
+
+Feature probe_task_storage(bool raw_tp) {
+    int r = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, nullptr);
+    if (r != 1)
+        return no(r == 0 ? "map type BPF_MAP_TYPE_TASK_STORAGE rejected (needs Linux 5.11+)"
+                         : "task storage map probe failed: " + err_text(r));
+    const bpf_prog_type type = raw_tp ? BPF_PROG_TYPE_RAW_TRACEPOINT : BPF_PROG_TYPE_TRACEPOINT;
+    const std::string where = raw_tp ? "raw_tp" : "tracepoint";
+    Feature f =
+        probe_helper(type, BPF_FUNC_task_storage_get, "bpf_task_storage_get", where, "Linux 5.11+");
+    if (!f.available)
+        return f;
+    f = probe_helper(type, BPF_FUNC_get_current_task_btf, "bpf_get_current_task_btf", where,
+                     "Linux 5.11+");
+    if (!f.available)
+        return f;
+    return yes("task storage map; bpf_task_storage_get and bpf_get_current_task_btf accepted in " +
+               where + " programs");
+}
+
+namespace {
+
 // A function of ours for the uprobe test attach: never called, only located.
 extern "C" __attribute__((noinline, used)) int hostprof_uprobe_probe_target(int x) {
     return x + 1;
@@ -418,6 +462,9 @@ Features probe_features(const ProbeOptions& options) {
     f.kprobe = probe_kprobe();
     f.uprobe = probe_uprobe();
     f.atomics = probe_bpf_atomics();
+    f.task_btf = probe_task_btf();
+    f.task_stack = probe_task_stack();
+    f.task_storage = probe_task_storage(true);
     f.tick = probe_tick(options, vmlinux.get(), f);
 
     libbpf_set_print(old_print);

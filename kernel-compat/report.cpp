@@ -9,11 +9,14 @@ namespace {
 
 std::vector<std::pair<const char*, const Feature*>> feature_rows(const Features& f) {
     std::vector<std::pair<const char*, const Feature*>> rows = {
-        {"btf", &f.kernel_btf},  {"ringbuf", &f.ringbuf},       {"get_stack", &f.get_stack},
-        {"unwind", &f.unwind},   {"perf_event", &f.perf_event}, {"tp_btf", &f.tp_btf},
-        {"raw_tp", &f.raw_tp},   {"tracepoint", &f.tracepoint}, {"fentry", &f.fentry},
-        {"kprobe", &f.kprobe},   {"uprobe", &f.uprobe},         {"tick", &f.tick},
-        {"atomics", &f.atomics},
+        {"btf", &f.kernel_btf},        {"ringbuf", &f.ringbuf},
+        {"get_stack", &f.get_stack},   {"unwind", &f.unwind},
+        {"perf_event", &f.perf_event}, {"tp_btf", &f.tp_btf},
+        {"raw_tp", &f.raw_tp},         {"tracepoint", &f.tracepoint},
+        {"fentry", &f.fentry},         {"kprobe", &f.kprobe},
+        {"uprobe", &f.uprobe},         {"tick", &f.tick},
+        {"atomics", &f.atomics},       {"task_btf", &f.task_btf},
+        {"task_stack", &f.task_stack}, {"task_storage", &f.task_storage},
     };
     if (!f.external_btf_path.empty())
         rows.insert(rows.begin() + 1, {"external_btf", &f.external_btf});

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Generates the syscall-name table of the build's architecture from the kernel UAPI
 # header (e.g. /usr/include/x86_64-linux-gnu/asm/unistd_64.h): one `{nr, "name"},` line
-# per `#define __NR_name nr`. Run by CMake at build time (agent/CMakeLists.txt); the
+# per `#define __NR_name nr`. Run by CMake at build time (kernel-compat/CMakeLists.txt); the
 # output is included by kernel-compat/syscall_table.cpp. Nothing here is hand-typed.
 # Usage: gen_syscall_table.sh UNISTD_H OUTPUT MAX_NR
 set -eu

@@ -16,6 +16,7 @@
 #include "agent/serve/agent_metrics.h"
 #include "agent/serve/endpoints.h"
 #include "agent/serve/http_server.h"
+#include "agent/serve/latency_metrics.h"
 #include "agent/pipeline/latency.h"
 #include "agent/host/malloc_policy.h"
 #include "agent/aggregate/outliers.h"
@@ -302,8 +303,8 @@ int run_agent(const Config& config) {
     auto metrics = std::make_shared<AgentMetrics>(pipeline.get(), state.programs, prog_fds);
     state.collectables.push_back(metrics);
     if (latency && !latency->empty())
-        state.collectables.push_back(latency);
-    state.collectables.push_back(watchdog);
+        state.collectables.push_back(std::make_shared<LatencyMetrics>(latency, &outliers));
+    state.collectables.push_back(std::make_shared<WatchdogMetrics>(watchdog));
 
     HttpOptions ho;
     ho.listen = config.listen;
@@ -321,8 +322,9 @@ int run_agent(const Config& config) {
                      "basic_auth_users, or listen on 127.0.0.1.",
                      config.listen);
     ho.request_timeout_ms = (config.max_profile_seconds + 30) * 1000;
-    // Everything is loaded and attached: keep only what run time needs. No thread other
-    // than this one exists yet (capabilities are per thread), the HTTP workers come next.
+    // Everything is loaded and attached: keep only what run time needs, in every thread
+    // (capabilities are per thread: the unwind-table worker already runs; the HTTP
+    // workers come next and inherit the lowered sets).
     if (config.drop_capabilities) {
         auto dropped = drop_to_runtime_capabilities();
         if (!dropped)

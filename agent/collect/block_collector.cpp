@@ -85,8 +85,7 @@ Result<std::unique_ptr<BlockCollector>> BlockCollector::start(const BlockOptions
     c->skel_ = std::move(skel.value());
     block_bpf* s = c->skel_.get();
     s->rodata->cfg_slow_ns = options.slow_threshold_ns;
-    s->rodata->cfg_task_btf = libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT,
-                                                      BPF_FUNC_get_current_task_btf, nullptr) == 1;
+    s->rodata->cfg_task_btf = compat::probe_task_btf().available;
     // Insert and issue claim array slots with compare-and-swap (Linux 5.12+); before,
     // their _nocas programs keep every request in the hash map.
     const bool cas = options.inflight_slots && compat::probe_bpf_atomics().available;
@@ -245,81 +244,6 @@ BlockSnapshot BlockCollector::snapshot() const {
     latency::sum_percpu_counters(skel_->maps.hp_blk_counters, out.kernel_stats);
     out.slow_records = records_.load(std::memory_order_relaxed);
     out.decode_errors = decode_errors_.load(std::memory_order_relaxed);
-    return out;
-}
-
-std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot& s) {
-    using prometheus::MetricType;
-    prometheus::MetricFamily service{"hostprof_block_io_latency_seconds",
-                                     "Block request service time (issue to completion)",
-                                     MetricType::Histogram,
-                                     {}};
-    prometheus::MetricFamily queue{"hostprof_block_io_queue_seconds",
-                                   "Block request queue time (insert to issue), where seen",
-                                   MetricType::Histogram,
-                                   {}};
-    prometheus::MetricFamily size{
-        "hostprof_block_io_size_bytes", "Block request size", MetricType::Histogram, {}};
-    prometheus::MetricFamily requests{
-        "hostprof_block_io_requests_total", "Block requests completed", MetricType::Counter, {}};
-    prometheus::MetricFamily bytes{"hostprof_block_io_bytes_total",
-                                   "Bytes of completed block requests",
-                                   MetricType::Counter,
-                                   {}};
-    for (const BlockStats& b : s.devices) {
-        std::vector<prometheus::ClientMetric::Label> labels = {{"device", b.device}, {"op", b.op}};
-        prometheus::ClientMetric m;
-        m.label = labels;
-        m.histogram = to_prometheus_histogram(b.service, 1e-9);
-        service.metric.push_back(m);
-        m.histogram = to_prometheus_histogram(b.queue, 1e-9);
-        queue.metric.push_back(m);
-        m.histogram = to_prometheus_histogram(b.size, 1.0);
-        size.metric.push_back(m);
-        m.histogram = {};
-        m.counter.value = static_cast<double>(b.requests);
-        requests.metric.push_back(m);
-        m.counter.value = static_cast<double>(b.bytes);
-        bytes.metric.push_back(m);
-    }
-    auto stat = [&](size_t i) {
-        return i < s.kernel_stats.size() ? static_cast<double>(s.kernel_stats[i]) : 0.0;
-    };
-    prometheus::ClientMetric slow;
-    slow.counter.value = stat(HP_BLK_STAT_OUTLIERS);
-    const std::pair<size_t, const char*> reasons[] = {
-        {HP_BLK_STAT_MISSED_ISSUE, "missed_issue"},
-        {HP_BLK_STAT_START_FAILED, "start_map_full"},
-        {HP_BLK_STAT_STATS_FULL, "stats_map_full"},
-        {HP_BLK_STAT_RINGBUF_DROPS, "ringbuf_full"},
-    };
-    std::vector<prometheus::MetricFamily> out;
-    out.push_back(std::move(service));
-    out.push_back(std::move(queue));
-    out.push_back(std::move(size));
-    out.push_back(std::move(requests));
-    out.push_back(std::move(bytes));
-    out.push_back({"hostprof_block_io_slow_total",
-                   "Block requests slower than the threshold",
-                   MetricType::Counter,
-                   {slow}});
-    out.push_back(lost_by_reason("hostprof_block_io_lost_total",
-                                 "Block requests or slow-I/O records lost, by reason", reasons,
-                                 s.kernel_stats));
-    prometheus::ClientMetric taken;
-    taken.counter.value = stat(HP_BLK_STAT_SLOT_TAKEN);
-    out.push_back({"hostprof_block_inflight_collisions_total",
-                   "Requests whose in-flight slot another request held (tracked in the "
-                   "overflow hash map instead; nothing lost)",
-                   MetricType::Counter,
-                   {taken}});
-    prometheus::ClientMetric dev_taken;
-    dev_taken.counter.value = stat(HP_BLK_STAT_DEV_SLOT_TAKEN);
-    out.push_back({"hostprof_block_stats_collisions_total",
-                   "Completions whose (device, op) found its per-CPU stats slot held by "
-                   "another (counted in the overflow hash map instead; nothing lost)",
-                   MetricType::Counter,
-                   {dev_taken}});
     return out;
 }
 

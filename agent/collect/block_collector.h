@@ -17,8 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include <prometheus/metric_family.h>
-
 #include "agent/collect/latency_histogram.h"
 #include "block.h"
 #include "common/bpf_handles.h"
@@ -115,14 +113,5 @@ class BlockCollector {
     std::atomic<uint64_t> decode_errors_{0};
     std::vector<std::string> attached_;
 };
-
-// hostprof_block_io_latency_seconds{device,op}       histogram (issue -> complete)
-// hostprof_block_io_queue_seconds{device,op}         histogram (insert -> issue)
-// hostprof_block_io_size_bytes{device,op}            histogram
-// hostprof_block_io_requests_total{device,op}        counter
-// hostprof_block_io_bytes_total{device,op}           counter
-// hostprof_block_io_slow_total                       counter
-// hostprof_block_io_lost_total{reason}               counter
-std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot& s);
 
 } // namespace hostprof

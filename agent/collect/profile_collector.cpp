@@ -13,6 +13,7 @@
 
 #include "agent/collect/latency_bpf_util.h"
 #include "common/unique_fd.h"
+#include "kernel-compat/features.h"
 #include "profile.skel.h"
 
 namespace hostprof {
@@ -51,10 +52,8 @@ Status ProfileCollector::open_and_load(const ProfileOptions& options, bool unwin
     s->rodata->cfg_filter_pids = !options.pids.empty();
     s->rodata->cfg_filter_cgroups = !options.cgroup_dir.empty();
     s->rodata->cfg_offcpu_min_ns = options.off_cpu_min_ns;
-    s->rodata->cfg_task_btf = libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT,
-                                                      BPF_FUNC_get_current_task_btf, nullptr) == 1;
-    s->rodata->cfg_task_stack =
-        libbpf_probe_bpf_helper(BPF_PROG_TYPE_PERF_EVENT, BPF_FUNC_get_task_stack, nullptr) == 1;
+    s->rodata->cfg_task_btf = compat::probe_task_btf().available;
+    s->rodata->cfg_task_stack = compat::probe_task_stack().available;
     auto* p = s->progs.hp_cpu_sample;
     const bool tick = options.on_cpu_mode != compat::AttachMode::PerfEvent;
     if (options.on_cpu && tick) {

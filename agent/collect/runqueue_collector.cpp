@@ -74,26 +74,6 @@ RunQueueSnapshot RunQueueCollector::snapshot() const {
     return out;
 }
 
-std::vector<prometheus::MetricFamily> runqueue_metric_families(const RunQueueSnapshot& s) {
-    prometheus::ClientMetric hist;
-    hist.histogram = to_prometheus_histogram(s.latency, 1e-9);
-    prometheus::ClientMetric lost;
-    lost.label = {{"reason", "start_map_full"}};
-    lost.counter.value = s.kernel_stats.size() > HP_RQ_STAT_START_FAILED
-                             ? static_cast<double>(s.kernel_stats[HP_RQ_STAT_START_FAILED])
-                             : 0.0;
-    std::vector<prometheus::MetricFamily> out;
-    out.push_back({"hostprof_runqueue_latency_seconds",
-                   "Time runnable threads waited for a CPU (wakeup or preemption to switch-in)",
-                   prometheus::MetricType::Histogram,
-                   {std::move(hist)}});
-    out.push_back({"hostprof_runqueue_lost_total",
-                   "Run-queue waits not measured, by reason",
-                   prometheus::MetricType::Counter,
-                   {std::move(lost)}});
-    return out;
-}
-
 std::vector<ProgramFd> RunQueueCollector::programs() const {
     return loaded_programs(skel_->obj);
 }

@@ -11,8 +11,6 @@
 #include <string>
 #include <vector>
 
-#include <prometheus/metric_family.h>
-
 #include "agent/collect/latency_histogram.h"
 #include "common/bpf_handles.h"
 #include "common/result.h"
@@ -53,9 +51,5 @@ class RunQueueCollector {
     std::vector<BpfLink> links_;
     std::vector<std::string> attached_;
 };
-
-// hostprof_runqueue_latency_seconds (histogram) and
-// hostprof_runqueue_lost_total{reason="start_map_full"} (counter).
-std::vector<prometheus::MetricFamily> runqueue_metric_families(const RunQueueSnapshot& s);
 
 } // namespace hostprof

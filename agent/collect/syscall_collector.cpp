@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "agent/collect/latency_bpf_util.h"
+#include "kernel-compat/features.h"
 #include "kernel-compat/syscall_table.h"
 #include "syscalls.skel.h"
 
@@ -74,14 +75,10 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
     // The syscall in flight lives in task-local storage where tracing programs can use it
     // (Linux 5.11+: a pointer walk per syscall instead of a hash lookup); elsewhere in an
     // LRU hash by tid. The map not used shrinks to a harmless one-entry hash.
-    const bpf_prog_type probe_type = options.mode == compat::AttachMode::Tracepoint
-                                         ? BPF_PROG_TYPE_TRACEPOINT
-                                         : BPF_PROG_TYPE_RAW_TRACEPOINT;
+    // Probed by kernel-compat in the attach mode's program type (raw_tp stands for tp_btf).
     const bool task_storage =
         !options.force_hash_in_flight &&
-        libbpf_probe_bpf_map_type(BPF_MAP_TYPE_TASK_STORAGE, nullptr) == 1 &&
-        libbpf_probe_bpf_helper(probe_type, BPF_FUNC_task_storage_get, nullptr) == 1 &&
-        libbpf_probe_bpf_helper(probe_type, BPF_FUNC_get_current_task_btf, nullptr) == 1;
+        compat::probe_task_storage(options.mode != compat::AttachMode::Tracepoint).available;
     s->rodata->cfg_task_storage = task_storage;
     if (task_storage) {
         bpf_map__set_max_entries(s->maps.hp_sys_start, 1);
@@ -323,85 +320,6 @@ std::string errno_label(int err) {
     if (const char* n = strerrorname_np(err))
         return n;
     return std::to_string(err);
-}
-
-namespace {
-
-prometheus::ClientMetric counter(std::vector<prometheus::ClientMetric::Label> labels,
-                                 double value) {
-    prometheus::ClientMetric m;
-    m.label = std::move(labels);
-    m.counter.value = value;
-    return m;
-}
-
-} // namespace
-
-std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnapshot& s) {
-    using prometheus::MetricType;
-    prometheus::MetricFamily latency{"hostprof_syscall_latency_seconds",
-                                     "Time from raw_syscalls:sys_enter to sys_exit, per syscall",
-                                     MetricType::Histogram,
-                                     {}};
-    prometheus::MetricFamily errors{"hostprof_syscall_errors_total",
-                                    "Syscalls that returned an error, per syscall and errno",
-                                    MetricType::Counter,
-                                    {}};
-    for (const SyscallStats& st : s.syscalls) {
-        prometheus::ClientMetric m;
-        m.label = {{"syscall", st.name}};
-        m.histogram = to_prometheus_histogram(st.latency, 1e-9);
-        latency.metric.push_back(std::move(m));
-        for (const auto& [err, n] : st.errors)
-            errors.metric.push_back(counter({{"errno", errno_label(err)}, {"syscall", st.name}},
-                                            static_cast<double>(n)));
-    }
-    std::vector<prometheus::MetricFamily> out;
-    out.push_back(std::move(latency));
-    out.push_back(std::move(errors));
-
-    if (s.per_cgroup || !s.by_cgroup.empty()) {
-        prometheus::MetricFamily cg{"hostprof_cgroup_syscall_latency_seconds",
-                                    "Syscall latency of allowlisted cgroups, per syscall",
-                                    MetricType::Histogram,
-                                    {}};
-        for (const SyscallStats& st : s.by_cgroup) {
-            prometheus::ClientMetric m;
-            auto path = s.cgroup_paths.find(st.cgroup_id);
-            m.label = {{"cgroup", path == s.cgroup_paths.end() ? "" : path->second},
-                       {"cgroup_id", std::to_string(st.cgroup_id)},
-                       {"syscall", st.name}};
-            m.histogram = to_prometheus_histogram(st.latency, 1e-9);
-            cg.metric.push_back(std::move(m));
-        }
-        out.push_back(std::move(cg));
-    }
-
-    auto stat = [&](size_t i) {
-        return i < s.kernel_stats.size() ? static_cast<double>(s.kernel_stats[i]) : 0.0;
-    };
-    prometheus::MetricFamily outliers{"hostprof_syscall_outliers_total",
-                                      "Syscalls slower than their threshold, streamed with stacks",
-                                      MetricType::Counter,
-                                      {counter({}, stat(HP_SYS_STAT_OUTLIERS))}};
-    out.push_back(std::move(outliers));
-    const std::pair<size_t, const char*> reasons[] = {
-        {HP_SYS_STAT_MISSED_START, "missed_start"},
-        {HP_SYS_STAT_START_FAILED, "start_map_full"},
-        {HP_SYS_STAT_BAD_NR, "bad_syscall_nr"},
-        {HP_SYS_STAT_ERRNO_FULL, "errno_map_full"},
-        {HP_SYS_STAT_CGROUP_FULL, "cgroup_map_full"},
-        {HP_SYS_STAT_RINGBUF_DROPS, "ringbuf_full"},
-        {HP_SYS_STAT_KSTACK_ERRORS, "kernel_stack_error"},
-        {HP_SYS_STAT_USTACK_ERRORS, "user_stack_error"},
-    };
-    prometheus::MetricFamily lost =
-        lost_by_reason("hostprof_syscall_lost_total",
-                       "Syscall observations or outliers lost, by reason", reasons, s.kernel_stats);
-    lost.metric.push_back(
-        counter({{"reason", "decode_error"}}, static_cast<double>(s.decode_errors)));
-    out.push_back(std::move(lost));
-    return out;
 }
 
 std::vector<ProgramFd> SyscallCollector::programs() const {

@@ -14,8 +14,6 @@
 #include <string>
 #include <vector>
 
-#include <prometheus/metric_family.h>
-
 #include "agent/collect/latency_histogram.h"
 #include "agent/collect/latency_records.h"
 #include "common/bpf_handles.h"
@@ -120,14 +118,5 @@ class SyscallCollector {
 // errno as a label value: "EAGAIN"; kernel-internal restart codes by their kernel names;
 // the number when it has no name.
 std::string errno_label(int err);
-
-// The Prometheus families of a snapshot:
-//   hostprof_syscall_latency_seconds{syscall}               histogram
-//   hostprof_syscall_errors_total{syscall,errno}            counter
-//   hostprof_cgroup_syscall_latency_seconds{cgroup_id,cgroup,syscall} histogram (allowlist;
-//                                            the family is present whenever per_cgroup is)
-//   hostprof_syscall_outliers_total                         counter (shipped to the ring)
-//   hostprof_syscall_lost_total{reason}                     counter (every kernel drop)
-std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnapshot& s);
 
 } // namespace hostprof

@@ -13,8 +13,6 @@
 #include <string>
 #include <vector>
 
-#include <prometheus/metric_family.h>
-
 #include "agent/collect/latency_histogram.h"
 #include "common/bpf_handles.h"
 #include "common/result.h"
@@ -79,16 +77,5 @@ class TcpCollector {
     std::vector<std::string> attached_;
     std::vector<std::string> ports_; // label values by port slot: "other", then the ports
 };
-
-// Every family is labelled {family, port} (port: a configured port or "other"):
-// hostprof_tcp_connect_latency_seconds        histogram (SYN_SENT -> ESTABLISHED)
-// hostprof_tcp_srtt_seconds                   histogram (at each tcp_probe)
-// hostprof_tcp_retransmits_total              counter
-// hostprof_tcp_resets_total{direction}        counter (direction: sent, received)
-// hostprof_tcp_connect_failures_total         counter (SYN_SENT -> CLOSE)
-// hostprof_tcp_connection_duration_seconds    histogram (ESTABLISHED -> CLOSE)
-// hostprof_tcp_connection_sent_bytes          histogram (payload, per closed connection)
-// hostprof_tcp_connection_received_bytes      histogram (payload, per closed connection)
-std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s);
 
 } // namespace hostprof

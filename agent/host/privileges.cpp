@@ -1,15 +1,21 @@
 #include "agent/host/privileges.h"
 
 #include <bpf/bpf.h>
+#include <dirent.h>
 #include <linux/capability.h>
+#include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
-
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
+#include <thread>
+#include <vector>
 
 namespace hostprof {
 namespace {
@@ -106,6 +112,88 @@ bool set_effective(__user_cap_header_struct& hdr, const __user_cap_data_struct (
     return ::syscall(SYS_capset, &hdr, d) == 0;
 }
 
+// Capabilities and no_new_privs belong to a thread: capset() changes its caller only.
+// Threads started before the drop (the unwind-table worker starts with the pipeline, the
+// debuginfod fetcher with the symbolizer) take the caller's new sets in a signal handler
+// of their own (capset and prctl are plain syscalls, safe there), the way libcap's psx
+// does. kTargetSignal is a real-time signal nothing else in the agent uses.
+__user_cap_data_struct g_target[2];
+std::atomic<int> g_answers{0};
+const int kTargetSignal = SIGRTMIN + 3;
+
+void take_target_capabilities(int) {
+    const int saved = errno;
+    __user_cap_header_struct hdr{};
+    hdr.version = _LINUX_CAPABILITY_VERSION_3;
+    __user_cap_data_struct d[2] = {g_target[0], g_target[1]};
+    ::syscall(SYS_capset, &hdr, d);
+    ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    g_answers.fetch_add(1);
+    errno = saved;
+}
+
+// Threads of this process (but the caller) whose effective or permitted set holds more
+// than `keep`, as {tid, "name (tid)"}.
+std::vector<std::pair<pid_t, std::string>> threads_above(uint64_t keep) {
+    std::vector<std::pair<pid_t, std::string>> out;
+    const pid_t self = static_cast<pid_t>(::syscall(SYS_gettid));
+    DIR* d = ::opendir("/proc/self/task");
+    if (d == nullptr)
+        return out;
+    while (dirent* e = ::readdir(d)) {
+        const pid_t tid = static_cast<pid_t>(std::atoi(e->d_name));
+        if (tid <= 0 || tid == self)
+            continue;
+        const std::string dir = std::string("/proc/self/task/") + e->d_name;
+        std::ifstream in(dir + "/status");
+        std::stringstream b;
+        b << in.rdbuf();
+        if (b.str().empty())
+            continue; // exited meanwhile
+        const CapabilitySets c = parse_capabilities(b.str());
+        if (((c.effective | c.permitted) & ~keep) == 0)
+            continue;
+        std::ifstream comm(dir + "/comm");
+        std::string name;
+        std::getline(comm, name);
+        out.emplace_back(tid, name + " (" + std::to_string(tid) + ")");
+    }
+    ::closedir(d);
+    return out;
+}
+
+// Gives every other thread the sets in g_target; an error names the threads that still
+// hold more than `keep` after 2 s (a thread blocking the signal).
+Status apply_to_other_threads(uint64_t keep) {
+    struct sigaction sa {
+    }, old{};
+    sa.sa_handler = take_target_capabilities;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (::sigaction(kTargetSignal, &sa, &old) != 0)
+        return errno_error("sigaction");
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    std::vector<std::pair<pid_t, std::string>> left = threads_above(keep);
+    // Rounds: a thread created meanwhile by one not yet lowered inherits its sets.
+    while (!left.empty() && std::chrono::steady_clock::now() < deadline) {
+        g_answers.store(0);
+        int sent = 0;
+        for (const auto& [tid, name] : left)
+            if (::syscall(SYS_tgkill, ::getpid(), tid, kTargetSignal) == 0)
+                ++sent;
+        while (g_answers.load() < sent && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        left = threads_above(keep);
+    }
+    ::sigaction(kTargetSignal, &old, nullptr);
+    if (left.empty())
+        return {};
+    std::string names;
+    for (const auto& [tid, name] : left)
+        names += (names.empty() ? "" : ", ") + name;
+    return Error{0, "threads kept their capabilities: " + names};
+}
+
 } // namespace
 
 Result<uint64_t> drop_to_runtime_capabilities() {
@@ -145,6 +233,10 @@ Result<uint64_t> drop_to_runtime_capabilities() {
         return errno_error("capset");
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         return errno_error("prctl(PR_SET_NO_NEW_PRIVS)");
+    g_target[0] = data[0];
+    g_target[1] = data[1];
+    if (Status st = apply_to_other_threads(keep); !st)
+        return st.error();
     return extra;
 }
 

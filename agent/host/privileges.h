@@ -38,8 +38,10 @@ std::string capability_names(uint64_t mask);
 Status check_load_capabilities(const CapabilitySets& caps);
 
 // Keeps only CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_SYSLOG and CAP_CHECKPOINT_RESTORE (those
-// of them it has) in the effective and permitted sets
-// of the calling thread (call before any other thread exists) and sets no_new_privs.
+// of them it has) in the effective and permitted sets and sets no_new_privs: of the
+// calling thread, then of every other thread of the process (capabilities are per thread;
+// each takes the caller's sets in a handler of a real-time signal; an error names the
+// threads that did not within 2 s).
 // When a map lookup on a held descriptor fails with EPERM once the effective set is
 // lowered, CAP_BPF (CAP_SYS_ADMIN on kernels without CAP_BPF) is kept as well: returns
 // that extra capability, 0 when none was needed.

@@ -1,6 +1,5 @@
 #include "agent/host/watchdog.h"
 
-#include <prometheus/metric_family.h>
 #include <spdlog/spdlog.h>
 
 namespace hostprof {
@@ -117,26 +116,11 @@ double Watchdog::seconds_since_progress(std::string_view consumer) const {
     return c != nullptr ? since(*c) : 0.0;
 }
 
-std::vector<prometheus::MetricFamily> Watchdog::Collect() const {
-    std::vector<prometheus::MetricFamily> out(2);
-    out[0].name = "hostprof_watchdog_stalls_total";
-    out[0].help = "Times a consumer (ring loop, latency thread, symbolizer) went longer than "
-                  "the watchdog timeout without progress.";
-    out[0].type = prometheus::MetricType::Counter;
-    out[1].name = "hostprof_watchdog_seconds_since_progress";
-    out[1].help = "Seconds since a consumer last made progress (0 while an idle task).";
-    out[1].type = prometheus::MetricType::Gauge;
+std::vector<Watchdog::ConsumerReport> Watchdog::report() const {
+    std::vector<ConsumerReport> out;
     std::lock_guard lock(mu_);
-    for (const auto& c : consumers_) {
-        prometheus::ClientMetric m;
-        m.label = {{"consumer", c->name_}};
-        m.counter.value = static_cast<double>(c->stalls_.load());
-        out[0].metric.push_back(m);
-        prometheus::ClientMetric g;
-        g.label = {{"consumer", c->name_}};
-        g.gauge.value = since(*c);
-        out[1].metric.push_back(std::move(g));
-    }
+    for (const auto& c : consumers_)
+        out.push_back({c->name_, c->stalls_.load(), since(*c)});
     return out;
 }
 

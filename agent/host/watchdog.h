@@ -2,8 +2,8 @@
 // ring thread, the symbolizer building a profile) registers under a name and reports
 // progress; a monitor thread calls check() periodically. A consumer that made no progress
 // for longer than the stall timeout (stuck symbolizing, blocked on a file, starved) is
-// logged once and counted under its name, and logged again when it resumes. Exported as
-// hostprof_watchdog_stalls_total{consumer} and
+// logged once and counted under its name, and logged again when it resumes. Exported
+// (serve/agent_metrics.h, from report()) as hostprof_watchdog_stalls_total{consumer} and
 // hostprof_watchdog_seconds_since_progress{consumer}.
 //
 // Two kinds of consumer:
@@ -15,9 +15,6 @@
 //
 // Time comes from an injectable clock, so the unit test drives it explicitly.
 #pragma once
-
-#include <prometheus/collectable.h>
-#include <prometheus/metric_family.h>
 
 #include <atomic>
 #include <chrono>
@@ -33,7 +30,7 @@
 
 namespace hostprof {
 
-class Watchdog : public prometheus::Collectable {
+class Watchdog {
   public:
     using Now = std::function<std::chrono::nanoseconds()>; // monotonic
     static std::chrono::nanoseconds steady_now();
@@ -60,7 +57,7 @@ class Watchdog : public prometheus::Collectable {
     };
 
     explicit Watchdog(std::chrono::nanoseconds stall_timeout, Now now = steady_now);
-    ~Watchdog() override;
+    ~Watchdog();
     Watchdog(const Watchdog&) = delete;
     Watchdog& operator=(const Watchdog&) = delete;
 
@@ -80,7 +77,13 @@ class Watchdog : public prometheus::Collectable {
     // 0 while idle.
     double seconds_since_progress(std::string_view consumer) const;
 
-    std::vector<prometheus::MetricFamily> Collect() const override;
+    // Every consumer, in registration order.
+    struct ConsumerReport {
+        std::string name;
+        uint64_t stalls = 0;
+        double seconds_since_progress = 0; // 0 while idle
+    };
+    std::vector<ConsumerReport> report() const;
 
   private:
     const Consumer* find(std::string_view name) const; // with mu_ held

@@ -37,23 +37,6 @@ compat::AttachMode mode_for(const LatencyOptions& o, compat::Collector c) {
     return it == o.collectors.end() ? compat::AttachMode::None : it->second;
 }
 
-prometheus::MetricFamily gauge_family(std::string name, std::string help, double value) {
-    prometheus::MetricFamily f{std::move(name), std::move(help), prometheus::MetricType::Gauge, {}};
-    prometheus::ClientMetric m;
-    m.gauge.value = value;
-    f.metric.push_back(std::move(m));
-    return f;
-}
-
-prometheus::MetricFamily counter_family(std::string name, std::string help, double value) {
-    prometheus::MetricFamily f{
-        std::move(name), std::move(help), prometheus::MetricType::Counter, {}};
-    prometheus::ClientMetric m;
-    m.counter.value = value;
-    f.metric.push_back(std::move(m));
-    return f;
-}
-
 } // namespace
 
 std::pair<std::map<uint64_t, std::string>, size_t>
@@ -321,44 +304,22 @@ std::vector<ProgramFd> LatencyCollectors::programs() const {
     return out;
 }
 
-std::vector<prometheus::MetricFamily> LatencyCollectors::Collect() const {
+LatencySnapshot LatencyCollectors::snapshot() const {
     std::lock_guard lock(collect_mu_);
-    std::vector<prometheus::MetricFamily> out;
-    auto add = [&](std::vector<prometheus::MetricFamily> v) {
-        out.insert(out.end(), std::make_move_iterator(v.begin()), std::make_move_iterator(v.end()));
-    };
+    LatencySnapshot out;
     if (syscalls_) {
-        SyscallSnapshot s = syscalls_->snapshot();
-        size_t over = 0;
-        {
-            std::lock_guard names(names_mu_);
-            s.cgroup_paths = cgroup_paths_;
-            over = cgroups_over_limit_;
-        }
-        add(syscall_metric_families(s));
-        if (!options_.syscall_cgroups.empty())
-            out.push_back(gauge_family(
-                "hostprof_syscall_cgroups_over_limit",
-                "Cgroups matching syscall_cgroups beyond the per-cgroup histogram limit",
-                static_cast<double>(over)));
+        out.syscalls = syscalls_->snapshot();
+        std::lock_guard names(names_mu_);
+        out.syscalls->cgroup_paths = cgroup_paths_;
+        out.cgroups_over_limit = cgroups_over_limit_;
+        out.syscall_cgroups = !options_.syscall_cgroups.empty();
     }
     if (tcp_)
-        add(tcp_metric_families(tcp_->snapshot()));
+        out.tcp = tcp_->snapshot();
     if (block_)
-        add(block_metric_families(block_->snapshot()));
+        out.block = block_->snapshot();
     if (runqueue_)
-        add(runqueue_metric_families(runqueue_->snapshot()));
-    if (store_ != nullptr) {
-        out.push_back(gauge_family("hostprof_outliers_stored",
-                                   "Slow events kept for exemplars and /debug/outliers",
-                                   static_cast<double>(store_->size())));
-        out.push_back(gauge_family("hostprof_outliers_capacity",
-                                   "Bound of the outlier store (outlier_store_size)",
-                                   static_cast<double>(store_->capacity())));
-        out.push_back(counter_family("hostprof_outliers_evicted_total",
-                                     "Slow events evicted from the store, oldest first",
-                                     static_cast<double>(store_->evicted())));
-    }
+        out.runqueue = runqueue_->snapshot();
     return out;
 }
 

@@ -3,6 +3,7 @@
 // rings that stream slow events, and the scrape-time view of their kernel maps.
 //
 //   bpf/syscalls.bpf.c --maps--> SyscallCollector::snapshot --> /metrics histograms
+//                                (LatencyCollectors::snapshot, serve/latency_metrics.h)
 //                      --ring--> outliers --> OutlierStore (exemplars, /debug/outliers)
 //                                         --> Pipeline::add_record (syscall_latency profile)
 //   bpf/block.bpf.c    --maps--> BlockCollector::snapshot --> /metrics
@@ -15,12 +16,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <prometheus/collectable.h>
 
 #include "agent/collect/block_collector.h"
 #include "agent/aggregate/outliers.h"
@@ -64,13 +64,23 @@ struct LatencyStart {
 std::pair<std::map<uint64_t, std::string>, size_t>
 match_cgroups(const std::string& root, const std::vector<std::string>& patterns, size_t limit);
 
-class LatencyCollectors : public prometheus::Collectable {
+// What one scrape reads from the kernel maps: each running collector's snapshot.
+struct LatencySnapshot {
+    std::optional<SyscallSnapshot> syscalls; // with cgroup_paths filled in
+    bool syscall_cgroups = false;            // syscall_cgroups is configured
+    size_t cgroups_over_limit = 0;           // matching cgroups beyond the histogram limit
+    std::optional<TcpSnapshot> tcp;
+    std::optional<BlockSnapshot> block;
+    std::optional<RunQueueSnapshot> runqueue;
+};
+
+class LatencyCollectors {
   public:
     // Starts each wanted collector independently (a failure stops only that one; see
     // `report`). Outliers go to `store`, syscall outliers also to `pipeline` (may be null).
     LatencyCollectors(const LatencyOptions& options, OutlierStore* store, Pipeline* pipeline,
                       std::vector<LatencyStart>& report);
-    ~LatencyCollectors() override; // stops the consumer, then detaches
+    ~LatencyCollectors(); // stops the consumer, then detaches
     LatencyCollectors(const LatencyCollectors&) = delete;
     LatencyCollectors& operator=(const LatencyCollectors&) = delete;
 
@@ -84,7 +94,8 @@ class LatencyCollectors : public prometheus::Collectable {
     std::vector<ProgramFd> programs() const;
     uint64_t consumed() const { return consumed_.load(); }
 
-    std::vector<prometheus::MetricFamily> Collect() const override;
+    // Reads every running collector's maps (one caller at a time).
+    LatencySnapshot snapshot() const;
 
   private:
     void consume_loop();

@@ -498,4 +498,27 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
     return out;
 }
 
+std::vector<prometheus::MetricFamily>
+watchdog_metric_families(const std::vector<Watchdog::ConsumerReport>& consumers) {
+    std::vector<prometheus::MetricFamily> out(2);
+    out[0].name = "hostprof_watchdog_stalls_total";
+    out[0].help = "Times a consumer (ring loop, latency thread, symbolizer) went longer than "
+                  "the watchdog timeout without progress.";
+    out[0].type = prometheus::MetricType::Counter;
+    out[1].name = "hostprof_watchdog_seconds_since_progress";
+    out[1].help = "Seconds since a consumer last made progress (0 while an idle task).";
+    out[1].type = prometheus::MetricType::Gauge;
+    for (const Watchdog::ConsumerReport& c : consumers) {
+        prometheus::ClientMetric m;
+        m.label = {{"consumer", c.name}};
+        m.counter.value = static_cast<double>(c.stalls);
+        out[0].metric.push_back(m);
+        prometheus::ClientMetric g;
+        g.label = {{"consumer", c.name}};
+        g.gauge.value = c.seconds_since_progress;
+        out[1].metric.push_back(std::move(g));
+    }
+    return out;
+}
+
 } // namespace hostprof

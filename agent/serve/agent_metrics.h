@@ -7,10 +7,12 @@
 #include <prometheus/metric_family.h>
 
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "agent/host/watchdog.h"
 #include "agent/pipeline/pipeline.h"
 
 namespace hostprof {
@@ -41,6 +43,23 @@ class AgentMetrics : public prometheus::Collectable {
     std::vector<ProgramFd> prog_fds_;
     mutable std::mutex mu_;
     std::map<std::string, uint64_t> service_samples_;
+};
+
+// hostprof_watchdog_stalls_total{consumer} and hostprof_watchdog_seconds_since_progress
+// {consumer} of the watchdog's consumers (host/watchdog.h).
+std::vector<prometheus::MetricFamily>
+watchdog_metric_families(const std::vector<Watchdog::ConsumerReport>& consumers);
+
+class WatchdogMetrics : public prometheus::Collectable {
+  public:
+    explicit WatchdogMetrics(std::shared_ptr<const Watchdog> watchdog)
+        : watchdog_(std::move(watchdog)) {}
+    std::vector<prometheus::MetricFamily> Collect() const override {
+        return watchdog_metric_families(watchdog_->report());
+    }
+
+  private:
+    std::shared_ptr<const Watchdog> watchdog_;
 };
 
 // CPU seconds (user+system) and resident bytes of this process, from /proc/self/stat;

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "agent/collect/block_collector.h"
+#include "agent/serve/latency_metrics.h"
 #include "bpf_test_util.h"
 
 using namespace hostprof;

@@ -1,11 +1,13 @@
 // Privileged: the agent refuses to start without the capabilities loading needs (naming
 // the missing one), and after attaching keeps only CAP_SYS_PTRACE + CAP_DAC_READ_SEARCH +
-// CAP_SYSLOG while still serving metrics.
+// CAP_SYSLOG (+ CAP_CHECKPOINT_RESTORE) in every one of its threads while still serving
+// metrics.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -54,17 +56,30 @@ TEST(Privileges, RunningAgentKeepsOnlyRuntimeCapabilities) {
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
         metrics = run_command("curl -s http://127.0.0.1:" + std::to_string(port) + "/metrics");
     }
-    std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-    std::stringstream status;
-    status << in.rdbuf();
-    auto caps = hostprof::parse_capabilities(status.str());
+    // Capabilities are per thread: every thread, those started before the drop (the
+    // unwind-table worker) as well as after (HTTP workers).
+    std::vector<std::pair<std::string, hostprof::CapabilitySets>> threads;
+    for (const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+        std::ifstream in(e.path() / "status");
+        std::stringstream status;
+        status << in.rdbuf();
+        std::ifstream comm(e.path() / "comm");
+        std::string name;
+        std::getline(comm, name);
+        threads.emplace_back(name + " " + e.path().filename().string(),
+                             hostprof::parse_capabilities(status.str()));
+    }
     ::kill(pid, SIGTERM);
     int st = 0;
     ::waitpid(pid, &st, 0);
     EXPECT_NE(metrics.find("hostprof_program_attached"), std::string::npos);
-    EXPECT_EQ(caps.effective, hostprof::runtime_capability_mask())
-        << hostprof::capability_names(caps.effective);
-    EXPECT_EQ(caps.permitted, hostprof::runtime_capability_mask());
+    EXPECT_GE(threads.size(), 3u); // main, unwind-table worker, HTTP
+    for (const auto& [name, caps] : threads) {
+        EXPECT_EQ(caps.effective, hostprof::runtime_capability_mask())
+            << name << ": " << hostprof::capability_names(caps.effective);
+        EXPECT_EQ(caps.permitted, hostprof::runtime_capability_mask()) << name;
+    }
     // Detaching needs no capability: a clean exit.
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }

@@ -11,6 +11,7 @@
 
 #include "agent/collect/profile_collector.h"
 #include "agent/collect/runqueue_collector.h"
+#include "agent/serve/latency_metrics.h"
 #include "bpf_test_util.h"
 #include "kernel-compat/tracefs.h"
 

@@ -17,6 +17,7 @@
 
 #include "kernel-compat/syscall_table.h"
 #include "agent/collect/syscall_collector.h"
+#include "agent/serve/latency_metrics.h"
 #include "bpf_test_util.h"
 #include "kernel-compat/tracefs.h"
 

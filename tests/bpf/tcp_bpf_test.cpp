@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "agent/collect/tcp_collector.h"
+#include "agent/serve/latency_metrics.h"
 #include "bpf_test_util.h"
 #include "common/unique_fd.h"
 

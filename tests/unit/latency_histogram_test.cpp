@@ -10,6 +10,7 @@
 #include "agent/collect/latency_histogram.h"
 #include "kernel-compat/syscall_table.h"
 #include "agent/collect/syscall_collector.h"
+#include "agent/serve/latency_metrics.h"
 #include "syscalls.h"
 
 using namespace hostprof;

@@ -8,6 +8,7 @@
 #include "agent/pipeline/latency.h"
 #include "agent/collect/latency_histogram.h"
 #include "agent/aggregate/outliers.h"
+#include "agent/serve/latency_metrics.h"
 #include "exporters/metrics.h"
 
 using namespace hostprof;

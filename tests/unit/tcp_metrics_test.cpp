@@ -6,6 +6,7 @@
 #include <string>
 
 #include "agent/collect/tcp_collector.h"
+#include "agent/serve/latency_metrics.h"
 #include "tcp.h"
 
 using namespace hostprof;

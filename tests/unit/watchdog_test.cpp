@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "agent/host/watchdog.h"
+#include "agent/serve/agent_metrics.h"
 
 using namespace hostprof;
 using namespace std::chrono_literals;
@@ -65,7 +66,7 @@ TEST(Watchdog, CountsEachStallOncePerConsumerAndNoticesRecovery) {
     EXPECT_EQ(w.total_stalls(), 3u);
     EXPECT_EQ(w.stalls("no such consumer"), 0u);
 
-    auto families = w.Collect();
+    auto families = watchdog_metric_families(w.report());
     ASSERT_EQ(families.size(), 2u);
     EXPECT_EQ(families[0].name, "hostprof_watchdog_stalls_total");
     EXPECT_EQ(families[1].name, "hostprof_watchdog_seconds_since_progress");
