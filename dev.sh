@@ -35,9 +35,15 @@ case "$cmd" in
     scripts/check-format.sh
     scripts/check-layers.sh
     build build
-    # A packager's build: plain CMake Release, the agent only, warnings not errors.
+    # clang-tidy over the product's sources, with build/'s compile commands (~3 min).
+    scripts/run-clang-tidy.sh build
+    # A packager's build: plain CMake Release, the agent only, warnings not errors; and
+    # the same with clang, warnings as errors (every compiler we name must build it).
     cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DHOSTPROF_BUILD_TESTS=OFF >/dev/null
     cmake --build build-release -j "$JOBS" --target hostprof
+    CC=clang CXX=clang++ cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release \
+      -DHOSTPROF_BUILD_TESTS=OFF -DHOSTPROF_WERROR=ON >/dev/null
+    cmake --build build-clang -j "$JOBS" --target hostprof
     # Unit, privileged (BPF) and end-to-end tests; the BPF ones run serially.
     ctest --test-dir build --output-on-failure -j "$JOBS" --timeout 600
     # The unit tests again under AddressSanitizer + UndefinedBehaviorSanitizer.

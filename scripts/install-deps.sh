@@ -34,6 +34,7 @@ TEST_PKGS=(
   chromium python3-prometheus-client systemd
   python3-dev # CPython headers: unwind_python_test checks its offsets table against them
   clang-format # scripts/check-format.sh (./dev.sh test)
+  clang-tidy-15 # scripts/run-clang-tidy.sh (./dev.sh test; 16 crashes on our code)
   # tests/vm: Debian kernels booted under qemu (TCG) with a busybox initramfs
   qemu-system-x86 busybox-static xz-utils debian-archive-keyring
 )

@@ -133,8 +133,8 @@ std::optional<KernelSymbol> Kallsyms::lookup(uint64_t address) const {
 
 size_t Kallsyms::bytes() const {
     size_t b = symbols_.capacity() * sizeof(Entry) + names_.capacity();
-    for (const auto& m : modules_)
-        b += sizeof(m) + m.capacity();
+    for (const std::string& m : modules_)
+        b += sizeof(std::string) + m.capacity();
     return b;
 }
 

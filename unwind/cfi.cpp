@@ -831,6 +831,7 @@ Row classify_frame(Dwarf_Frame* frame) {
     // Where the caller's rbp is: same value (and undefined, which no walker can do better
     // than keep), saved at CFA + off, or unknown (a register, an expression, an offset
     // beyond int16).
+    // NOLINTNEXTLINE(bugprone-branch-clone): unknown on two paths, as said above
     if (dwarf_frame_register(frame, kRegRbp, mem, &ops, &n) != 0) {
         r.rbp = HP_UNW_RBP_UNKNOWN;
     } else if (n == 0) {

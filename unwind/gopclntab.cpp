@@ -224,11 +224,14 @@ size_t sp_disp_insn(const std::vector<CodeBytes>& code, uint64_t addr, uint8_t o
         return 0;
     if (b[2] == 0x2c && disp == 0)
         return 4;
-    if (b[2] == 0x6c && disp >= -128 && disp < 128 && (b = code_at(code, addr, 5)) &&
-        int8_t(b[4]) == disp)
-        return 5;
-    if (b[2] == 0xac && (b = code_at(code, addr, 8)) && int64_t(int32_t(le32(b + 4))) == disp)
-        return 8;
+    if (b[2] == 0x6c && disp >= -128 && disp < 128) {
+        const uint8_t* d8 = code_at(code, addr, 5);
+        return d8 && int8_t(d8[4]) == disp ? 5 : 0;
+    }
+    if (b[2] == 0xac) {
+        const uint8_t* d32 = code_at(code, addr, 8);
+        return d32 && int64_t(int32_t(le32(d32 + 4))) == disp ? 8 : 0;
+    }
     return 0;
 }
 

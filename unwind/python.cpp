@@ -199,8 +199,8 @@ bool version_from_rodata(Elf* elf, PythonVersion& v) {
             if (n2 == 0)
                 continue;
             std::string_view tail = s.substr(i);
-            bool ok = tail.empty() || tail == "+" || tail.rfind("a", 0) == 0 ||
-                      tail.rfind("b", 0) == 0 || tail.rfind("rc", 0) == 0;
+            bool ok = tail.empty() || tail == "+" || tail.rfind('a', 0) == 0 ||
+                      tail.rfind('b', 0) == 0 || tail.rfind("rc", 0) == 0;
             if (!ok)
                 continue;
             v = PythonVersion{3, mi, mc};

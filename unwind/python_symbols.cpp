@@ -35,7 +35,9 @@ void PythonSymbols::note(uint32_t pid, std::span<const uint64_t> frames) {
     for (uint64_t f : frames) {
         if (!is_python_frame(f))
             continue;
-        if (p == nullptr && (p = proc_locked(pid)) == nullptr)
+        if (p == nullptr)
+            p = proc_locked(pid);
+        if (p == nullptr)
             return;
         const size_t reads = p->reader->code_reads();
         if (!p->reader->code(python_frame_code(f)))

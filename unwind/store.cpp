@@ -272,6 +272,12 @@ bool Store::add_process(uint32_t pid) {
                 uint32_t id = 0;
                 if (auto it = by_file_.find(key); it != by_file_.end()) {
                     id = it->second;
+                    Table& t = *tables_[id];
+                    if (t.state == Table::State::Failed &&
+                        now - t.failed_at >= options_.retry_failed_ns && fd) {
+                        t.state = Table::State::Pending;
+                        jobs.push_back({id, std::move(fd)});
+                    }
                 } else {
                     auto t = std::make_unique<Table>();
                     t->id = id = next_table_++;
@@ -284,11 +290,6 @@ bool Store::add_process(uint32_t pid) {
                     jobs.push_back({id, std::move(fd)});
                 }
                 Table& t = *tables_[id];
-                if (t.state == Table::State::Failed &&
-                    now - t.failed_at >= options_.retry_failed_ns && fd) {
-                    t.state = Table::State::Pending;
-                    jobs.push_back({id, std::move(fd)});
-                }
                 // bias: file address = address - bias, through the segment that holds
                 // this mapping's file offset.
                 for (const LoadSegment& s : t.segments) {

@@ -60,9 +60,7 @@ hostprof::Result<hostprof::Config> build_config(const std::string& config_file,
     return config;
 }
 
-} // namespace
-
-int main(int argc, char** argv) {
+int run_main(int argc, char** argv) {
     hostprof::set_startup_malloc_policy();
     CLI::App app{"hostprof: continuous CPU profiles and kernel latency metrics from eBPF"};
     app.require_subcommand(1);
@@ -158,4 +156,19 @@ int main(int argc, char** argv) {
         return hostprof::run_record(config.value(), record_opts);
     }
     return hostprof::run_agent(config.value());
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    // The last resort: an exception no layer handled (std::bad_alloc, a filesystem error)
+    // ends the agent with one readable line and a failure status instead of an abort.
+    try {
+        return run_main(argc, argv);
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hostprof: fatal: %s\n", e.what());
+    } catch (...) {
+        std::fprintf(stderr, "hostprof: fatal: unknown exception\n");
+    }
+    return 1;
 }

@@ -92,7 +92,12 @@ Result<ProfileRequest> parse_profile_request(std::string_view query, const Endpo
                                     printable(raw) + "'"};
         }
     }
-    const auto& [seconds, pid, cgroup, container, service, comm] = values;
+    const std::optional<std::string>& seconds = values[0];
+    const std::optional<std::string>& pid = values[1];
+    const std::optional<std::string>& cgroup = values[2];
+    const std::optional<std::string>& container = values[3];
+    const std::optional<std::string>& service = values[4];
+    const std::optional<std::string>& comm = values[5];
 
     ProfileRequest r;
     r.seconds = limits.default_seconds;
