@@ -856,8 +856,27 @@ using FramePtr = std::unique_ptr<Dwarf_Frame, FrameDeleter>;
 // at `pc` holds up to the frame's end or the next FDE's start, whichever is first (FDEs
 // may overlap in bad input; libdw answers by its own lookup either way, so the table
 // gives libdw's answer at every address). Addresses no FDE covers get a NONE row.
+//
+// Rows come out in increasing address order, and one whose rule equals the previous row's
+// is not kept (normalize() would drop it): the vector holds only the table's final rows,
+// growing by a quarter at a time rather than doubling (a million rows of libLLVM).
+class RowSink {
+  public:
+    explicit RowSink(std::vector<Row>& rows) : rows_(rows) {}
+    void push_back(const Row& r) {
+        if (!rows_.empty() && rows_.back().pc < r.pc && rows_.back().same_rule(r))
+            return;
+        if (rows_.size() == rows_.capacity())
+            rows_.reserve(rows_.capacity() + std::max<size_t>(rows_.capacity() / 4, 1024));
+        rows_.push_back(r);
+    }
+
+  private:
+    std::vector<Row>& rows_;
+};
+
 Status walk_fdes(Dwarf_CFI* cfi, const std::vector<Fde>& fdes, CfiTable& out) {
-    std::vector<Row>& rows = out.rows;
+    RowSink rows(out.rows);
     constexpr uint64_t kEnd = std::numeric_limits<uint64_t>::max();
     size_t j = 0; // fdes[j].start <= pc < fdes[j + 1].start
     uint64_t pc = fdes.empty() ? kEnd : fdes[0].start;
@@ -1026,6 +1045,7 @@ Result<CfiTable> build_cfi_table(Elf* elf, Elf* debug_elf) {
         return out;
     }
     out.stats.fdes = static_cast<uint32_t>(fdes.size());
+    // Final rows per FDE, measured: libc 7.6 (28,274 for 3,713), libstdc++ 7.1, python3 6.3.
     out.rows.reserve(fdes.size() * 8);
     if (auto st = walk_fdes(cfi, fdes, out); !st)
         return st.error();

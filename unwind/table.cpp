@@ -5,18 +5,22 @@
 namespace hostprof::unwind {
 
 void normalize(std::vector<Row>& rows) {
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const Row& a, const Row& b) { return a.pc < b.pc; });
-    std::vector<Row> out;
-    out.reserve(rows.size());
-    for (const Row& r : rows) {
-        if (!out.empty() && out.back().pc == r.pc)
-            out.pop_back();
-        if (!out.empty() && out.back().same_rule(r))
+    // In place: a libLLVM-sized table has a million rows, and a second copy of them (or
+    // stable_sort's buffer) was the largest allocation of its build. The builders emit
+    // rows in address order, so the sort is usually skipped.
+    auto by_pc = [](const Row& a, const Row& b) { return a.pc < b.pc; };
+    if (!std::is_sorted(rows.begin(), rows.end(), by_pc))
+        std::stable_sort(rows.begin(), rows.end(), by_pc);
+    size_t n = 0; // rows[0, n) is the result so far
+    for (size_t i = 0; i < rows.size(); ++i) {
+        const Row r = rows[i];
+        if (n > 0 && rows[n - 1].pc == r.pc)
+            --n; // the last row of equal pcs wins
+        if (n > 0 && rows[n - 1].same_rule(r))
             continue;
-        out.push_back(r);
+        rows[n++] = r;
     }
-    rows.swap(out);
+    rows.resize(n);
 }
 
 const Row* find(const std::vector<Row>& rows, uint64_t pc) {
