@@ -14,6 +14,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <span>
+#include <string_view>
 
 #include "symbolizer/demangle.h"
 #include "symbolizer/parsers.h"
@@ -456,26 +458,24 @@ void ElfImage::account_bytes() {
     bytes_ += lines_bytes_ + inflated_bytes_;
 }
 
-// Bytes libdw holds per line-table row once a unit's table was read (its Dwarf_Line rows,
-// the sorted copy and the file table, measured with heaptrack on our own binary: ~1.1 MB
-// for a unit of ~18k rows).
-constexpr size_t kLineRowBytes = 64;
 // Mapped debug data one DWARF lookup brings into this process's resident set: the function
 // and inline-chain DIEs and their names, each faulting in the 64 KiB around it.
 constexpr size_t kLookupTouchBytes = 64 * 1024;
 
 size_t ElfImage::release_memory() {
     size_t freed = 0;
-    if (dwarf_ != nullptr && dwarf_file_ && !lines_read_.empty()) {
-        Dwarf* fresh = dwarf_begin_elf(dwarf_file_->elf(), DWARF_C_READ, nullptr);
-        if (fresh != nullptr) {
-            dwarf_end(dwarf_);
-            dwarf_ = fresh;
-            freed = lines_bytes_;
-            lines_read_.clear();
-            lines_bytes_ = 0;
-            account_bytes();
+    if (!line_tables_.empty()) {
+        freed = lines_bytes_;
+        line_tables_.clear();
+        lines_bytes_ = 0;
+        // The units looked up also left their abbreviations in libdw: a fresh handle.
+        if (dwarf_ != nullptr && dwarf_file_) {
+            if (Dwarf* fresh = dwarf_begin_elf(dwarf_file_->elf(), DWARF_C_READ, nullptr)) {
+                dwarf_end(dwarf_);
+                dwarf_ = fresh;
+            }
         }
+        account_bytes();
     }
     drop_mapped_pages();
     walked_bytes_ = 0;
@@ -880,6 +880,67 @@ uint64_t ElfImage::unit_of(uint64_t vaddr) const {
     return r != nullptr ? r->die_offset : UINT64_MAX;
 }
 
+namespace {
+
+// The bytes of a section of `elf` by name (inflated if libdw has not already done it).
+std::span<const uint8_t> section_bytes(Elf* elf, const char* want) {
+    size_t shstrndx = 0;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return {};
+    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == nullptr || sh.sh_type == SHT_NOBITS)
+            continue;
+        const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
+        if (name == nullptr || std::strcmp(name, want) != 0)
+            continue;
+        if ((sh.sh_flags & SHF_COMPRESSED) != 0 && elf_compress(scn, 0, 0) < 0)
+            return {};
+        Elf_Data* d = elf_getdata(scn, nullptr);
+        if (d == nullptr || d->d_buf == nullptr)
+            return {};
+        return {static_cast<const uint8_t*>(d->d_buf), d->d_size};
+    }
+    return {};
+}
+
+} // namespace
+
+const LineTable* ElfImage::line_table(Dwarf_Die* cu, uint64_t die_offset) const {
+    auto [it, added] = line_tables_.try_emplace(die_offset);
+    std::optional<LineTable>& slot = it->second;
+    if (!added)
+        return slot.has_value() ? &slot.value() : nullptr;
+    Dwarf_Attribute attr;
+    Dwarf_Word stmt_list = 0;
+    if (!dwarf_file_ || dwarf_attr(cu, DW_AT_stmt_list, &attr) == nullptr ||
+        dwarf_formudata(&attr, &stmt_list) != 0)
+        return nullptr;
+    const char* comp_dir = nullptr;
+    if (dwarf_attr(cu, DW_AT_comp_dir, &attr) != nullptr)
+        comp_dir = dwarf_formstring(&attr);
+    uint8_t address_size = 0;
+    Dwarf_Die unit;
+    if (dwarf_diecu(cu, &unit, &address_size, nullptr) == nullptr)
+        address_size = 0;
+    Elf* e = dwarf_file_->elf();
+    LineSections s;
+    s.debug_line = section_bytes(e, ".debug_line");
+    s.debug_line_str = section_bytes(e, ".debug_line_str");
+    s.debug_str = section_bytes(e, ".debug_str");
+    s.big_endian =
+        elf_getident(e, nullptr) != nullptr && elf_getident(e, nullptr)[EI_DATA] == ELFDATA2MSB;
+    auto table = LineTable::parse(
+        s, stmt_list, comp_dir != nullptr ? std::string_view(comp_dir) : std::string_view(),
+        address_size);
+    if (!table)
+        return nullptr;
+    const LineTable& t = slot.emplace(std::move(table.value()));
+    lines_bytes_ += t.bytes();
+    bytes_ += t.bytes();
+    return &t;
+}
+
 bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_names, bool inlines,
                             std::vector<SymbolizedFrame>& out) const {
     std::vector<const CuRange*> others; // further claimants, for the line only
@@ -889,40 +950,29 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_nam
     Dwarf_Die cudie;
     if (dwarf_offdie(dwarf_, range->die_offset, &cudie) == nullptr)
         return false;
-    // The unit's line for vaddr; libdw then holds the unit's line table until the handle
-    // restarts (release_memory): charged to this object.
-    auto line_in = [&](Dwarf_Die* die, uint64_t die_offset) {
-        Dwarf_Line* l = dwarf_getsrc_die(die, vaddr);
-        if (lines_read_.insert(die_offset).second) {
-            Dwarf_Lines* table = nullptr;
-            size_t rows = 0;
-            if (dwarf_getsrclines(die, &table, &rows) == 0) {
-                lines_bytes_ += rows * kLineRowBytes;
-                bytes_ += rows * kLineRowBytes;
-            }
-        }
-        return l;
+    // The unit's line for vaddr, from its line table (read once, kept until
+    // release_memory, charged to this object).
+    auto line_in = [&](Dwarf_Die* die, uint64_t die_offset) -> std::optional<LineTable::Line> {
+        const LineTable* t = line_table(die, die_offset);
+        return t != nullptr ? t->find(vaddr) : std::nullopt;
     };
     SymbolizedFrame leaf;
-    Dwarf_Line* line = line_in(&cudie, range->die_offset);
+    std::optional<LineTable::Line> line = line_in(&cudie, range->die_offset);
     // The first unit's line table may not cover the address (a static initializer's
     // .constprop clone seen in our own test binary): another unit claiming it may, as
     // eu-addr2line finds through .debug_aranges. Names still come from the first unit.
     std::sort(others.begin(), others.end(),
               [](const CuRange* a, const CuRange* b) { return a->die_offset < b->die_offset; });
-    for (size_t i = 0; line == nullptr && i < others.size(); ++i) {
+    for (size_t i = 0; !line && i < others.size(); ++i) {
         Dwarf_Die other;
         if (others[i]->die_offset != range->die_offset &&
             dwarf_offdie(dwarf_, others[i]->die_offset, &other) != nullptr)
             line = line_in(&other, others[i]->die_offset);
     }
-    if (line != nullptr) {
-        const char* src = dwarf_linesrc(line, nullptr, nullptr);
-        int lineno = 0;
-        dwarf_lineno(line, &lineno);
-        if (src != nullptr)
-            leaf.file = src;
-        leaf.line = lineno;
+    if (line) {
+        if (!line->file.empty())
+            leaf.file = std::string(line->file);
+        leaf.line = static_cast<int>(line->line);
     }
     auto name_of = [&](Dwarf_Die* die) {
         bool mangled = false;
@@ -989,10 +1039,8 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_nam
         out.push_back(std::move(leaf));
         return true;
     }
-    Dwarf_Files* files = nullptr;
-    size_t nfiles = 0;
-    if (funcs.size() > 1 && dwarf_getsrcfiles(&cudie, &files, &nfiles) != 0)
-        files = nullptr;
+    // DW_AT_call_file indexes the unit's file table.
+    const LineTable* files = funcs.size() > 1 ? line_table(&cudie, range->die_offset) : nullptr;
     leaf.inlined = funcs.size() > 1;
     out.push_back(std::move(leaf));
     for (size_t i = 1; i < funcs.size(); ++i) {
@@ -1005,9 +1053,9 @@ bool ElfImage::dwarf_frames(uint64_t vaddr, const Symbol* sym, bool demangle_nam
             dwarf_formudata(&attr, &word) == 0)
             f.line = static_cast<int>(word);
         if (files != nullptr && dwarf_attr(&funcs[i - 1], DW_AT_call_file, &attr) != nullptr &&
-            dwarf_formudata(&attr, &word) == 0 && word < nfiles)
-            if (const char* src = dwarf_filesrc(files, word, nullptr, nullptr))
-                f.file = src;
+            dwarf_formudata(&attr, &word) == 0 && word < files->files())
+            if (std::string_view src = files->file_name(word); !src.empty())
+                f.file = std::string(src);
         out.push_back(std::move(f));
     }
     return true;

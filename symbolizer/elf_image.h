@@ -16,12 +16,12 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "common/elf_handle.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
+#include "symbolizer/line_table.h"
 #include "symbolizer/safe_open.h"
 
 namespace hostprof::sym {
@@ -96,14 +96,15 @@ class ElfImage {
     // Estimated heap bytes held (symbol table, names, DWARF index and libdw's state,
     // line tables included).
     size_t bytes() const { return bytes_; }
-    // Gives back what lookups accumulated: libdw's per-unit state (line tables,
-    // abbreviations; freed by ending and restarting the Dwarf handle, the index of this
-    // class holds offsets and stays valid) and the pages of the mapped debug data that
+    // Gives back what lookups accumulated: the units' line tables (ours, line_table.h),
+    // libdw's per-unit state (abbreviations; freed by ending and restarting the Dwarf
+    // handle, the index of this class holds offsets and stays valid) and the pages of the
+    // mapped debug data that
     // parsing touched (dropped from this process's page tables; the next lookup faults
     // them in again from the page cache). Not thread-safe. Returns the heap bytes freed
     // (estimated).
     size_t release_memory();
-    // What release_memory() would give back: libdw's line tables (estimated) plus the debug
+    // What release_memory() would give back: the line tables (exact) plus the debug
     // data the per-unit walks read through the file mapping (the pages they touched stay
     // resident until dropped). A lookup in a large DWARF file adds megabytes: within a
     // Symbolizer::user_batch the sum over all objects is bounded (lookup_memory_bytes).
@@ -186,10 +187,11 @@ class ElfImage {
     const std::string& symbol_name(const Symbol& s, bool demangle) const;
     mutable std::string scratch_;
     mutable size_t bytes_ = 0;
-    // Units whose line table libdw holds since the Dwarf handle was (re)started, and the
-    // bytes charged for them (libdw keeps ~50 bytes per row until dwarf_end).
-    mutable std::unordered_set<uint64_t> lines_read_;
+    // Line tables read since the last release, by unit DIE offset (nullopt: the unit has
+    // none, or it did not parse), and the bytes they hold (~16 per row: line_table.h).
+    mutable std::unordered_map<uint64_t, std::optional<LineTable>> line_tables_;
     mutable size_t lines_bytes_ = 0;
+    const LineTable* line_table(Dwarf_Die* cu, uint64_t die_offset) const;
     mutable size_t walked_bytes_ = 0; // sizes of the units walked since the last release
     size_t inflated_bytes_ = 0;       // compressed debug sections libelf inflated for libdw
 };

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
 shift || true
-all=(elf build_id maps perf_map kallsyms config flags web_config query unwind_cfi gopclntab)
+all=(elf build_id maps perf_map kallsyms config flags web_config query unwind_cfi gopclntab line_table)
 targets=("${@:-${all[@]}}")
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DHOSTPROF_FUZZ=ON -DHOSTPROF_BUILD_TESTS=OFF -DHOSTPROF_WERROR=ON >/dev/null
@@ -23,6 +23,11 @@ cp "$sym"/perf-garbage.map "$work/perf_map/"
 cp "$sym"/kallsyms.txt "$work/kallsyms/"
 for t in maps perf_map config flags web_config query unwind_cfi gopclntab; do cp "$fz/$t"/* "$work/$t/"; done
 cp tests/data/unwind/*.elf "$work/unwind_cfi/"
+# .debug_line of a test program (DWARF 5), and of the same built for DWARF 4.
+objcopy -O binary --only-section=.debug_line "$sym"/dwarf.elf "$work/line_table/dwarf5"
+printf 'int f(int x) { return x * 3; }\nint main(int c, char** v) { (void)v; return f(c); }\n' |
+  cc -gdwarf-4 -O1 -x c - -o "$work/dwarf4.elf"
+objcopy -O binary --only-section=.debug_line "$work/dwarf4.elf" "$work/line_table/dwarf4"
 for t in "${targets[@]}"; do
   echo "fuzz_$t: ${secs}s"
   # -timeout: one input taking longer than 10 s (e.g. a regex blow-up) is a failure.
