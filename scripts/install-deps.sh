@@ -35,6 +35,7 @@ TEST_PKGS=(
   python3-dev # CPython headers: unwind_python_test checks its offsets table against them
   clang-format # scripts/check-format.sh (./dev.sh test)
   clang-tidy-15 # scripts/run-clang-tidy.sh (./dev.sh test; 16 crashes on our code)
+  libc6-dbg # a compressed debug file of a real library (symbolizer line-table test)
   # tests/vm: Debian kernels booted under qemu (TCG) with a busybox initramfs
   qemu-system-x86 busybox-static xz-utils debian-archive-keyring
 )
