@@ -23,23 +23,14 @@
 
 #include "common/unique_fd.h"
 #include "symbolizer/symbolizer.h"
+#include "run_command.h"
 
 namespace hostprof::sym {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string run(const std::string& cmd) {
-    std::string out;
-    std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
-    if (!p)
-        return out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0)
-        out.append(buf.data(), n);
-    return out;
-}
+using test::run_command;
 
 // A loopback TCP socket bound to a free port; listening when `listen_now`.
 UniqueFd loopback_socket(int& port, bool listen_now) {
@@ -65,18 +56,18 @@ class SymbolizerDebuginfod : public ::testing::Test {
         fs::create_directories(dir_ / "served");
         const std::string prog = fs::read_symlink("/proc/self/exe").parent_path() / "sym_target";
         ASSERT_TRUE(fs::exists(prog)) << prog;
-        std::istringstream nm(run("nm --defined-only " + prog));
+        std::istringstream nm(run_command("nm --defined-only " + prog));
         std::string addr, type, name;
         while (nm >> addr >> type >> name)
             if (name == "sym_target_alpha")
                 alpha_ = std::stoull(addr, nullptr, 16);
         ASSERT_NE(alpha_, 0u);
         const std::string d = dir_.string();
-        ASSERT_EQ(run("set -e; objcopy --only-keep-debug " + prog + " " + d +
-                      "/served/sym_target.debug; strip --strip-all -o " + d + "/stripped " + prog +
-                      "; echo ok"),
+        ASSERT_EQ(run_command("set -e; objcopy --only-keep-debug " + prog + " " + d +
+                              "/served/sym_target.debug; strip --strip-all -o " + d + "/stripped " +
+                              prog + "; echo ok"),
                   "ok\n");
-        ASSERT_EQ(run("command -v debuginfod >/dev/null && echo ok"), "ok\n")
+        ASSERT_EQ(run_command("command -v debuginfod >/dev/null && echo ok"), "ok\n")
             << "the debuginfod server is needed (scripts/install-deps.sh --test)";
         UniqueFd probe = loopback_socket(port_, false);
         ASSERT_TRUE(probe);
@@ -92,7 +83,7 @@ class SymbolizerDebuginfod : public ::testing::Test {
             ::_exit(127);
         }
         ASSERT_GT(server_, 0);
-        build_id_ = run("readelf -n " + d + "/stripped | awk '/Build ID/ {print $3}'");
+        build_id_ = run_command("readelf -n " + d + "/stripped | awk '/Build ID/ {print $3}'");
         build_id_.erase(build_id_.find_last_not_of('\n') + 1);
         ASSERT_EQ(build_id_.size(), 40u);
         // Ready when the scan has indexed the debug file (the first scan runs at start).
@@ -100,8 +91,8 @@ class SymbolizerDebuginfod : public ::testing::Test {
         std::string code;
         for (int i = 0; i < 600 && code != "200"; ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            code = run("curl -s -o /dev/null -w '%{http_code}' " + url + "/buildid/" + build_id_ +
-                       "/debuginfo");
+            code = run_command("curl -s -o /dev/null -w '%{http_code}' " + url + "/buildid/" +
+                               build_id_ + "/debuginfo");
         }
         ASSERT_EQ(code, "200") << "debuginfod did not serve the debug file";
         url_ = url;

@@ -28,23 +28,14 @@
 #include <vector>
 
 #include "symbolizer/line_table.h"
+#include "run_command.h"
 
 namespace hostprof::sym {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string run(const std::string& cmd) {
-    std::string out;
-    std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
-    if (!p)
-        return out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0)
-        out.append(buf.data(), n);
-    return out;
-}
+using test::run_command;
 
 size_t heap_in_use() {
     const struct mallinfo2 mi = ::mallinfo2();
@@ -381,7 +372,7 @@ TEST(SymbolizerLineTable, OwnBinariesMatchLibdw) {
 
 // Debian's libc debug file (libc6-dbg), by the build id of the libc the tests run with.
 TEST(SymbolizerLineTable, LibcDebugFileMatchesLibdw) {
-    const std::string notes = run("readelf -n /lib/x86_64-linux-gnu/libc.so.6 2>/dev/null");
+    const std::string notes = run_command("readelf -n /lib/x86_64-linux-gnu/libc.so.6 2>/dev/null");
     const size_t at = notes.find("Build ID: ");
     if (at == std::string::npos)
         GTEST_SKIP() << "no x86-64 libc build id";
@@ -444,7 +435,7 @@ int main(int argc, char** argv) {
         const std::string cmd = "cd " + dir_.string() + " && cc -O2 -ffunction-sections -g " +
                                 flags + " -Iinc main.c " + (dir_ / "sub" / "other.c").string() +
                                 " -o " + out + " 2>&1 && echo ok";
-        EXPECT_EQ(run(cmd), "ok\n") << cmd;
+        EXPECT_EQ(run_command(cmd), "ok\n") << cmd;
         return out;
     }
 

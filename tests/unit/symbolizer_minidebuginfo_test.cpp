@@ -15,23 +15,14 @@
 
 #include "symbolizer/elf_image.h"
 #include "symbolizer/symbolizer.h"
+#include "run_command.h"
 
 namespace hostprof::sym {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string run(const std::string& cmd) {
-    std::string out;
-    std::unique_ptr<FILE, int (*)(FILE*)> p(::popen(cmd.c_str(), "r"), ::pclose);
-    if (!p)
-        return out;
-    std::array<char, 4096> buf;
-    size_t n;
-    while ((n = std::fread(buf.data(), 1, buf.size(), p.get())) > 0)
-        out.append(buf.data(), n);
-    return out;
-}
+using test::run_command;
 
 class SymbolizerMiniDebugInfo : public ::testing::Test {
   protected:
@@ -42,7 +33,7 @@ class SymbolizerMiniDebugInfo : public ::testing::Test {
         const std::string prog = fs::read_symlink("/proc/self/exe").parent_path() / "sym_target";
         ASSERT_TRUE(fs::exists(prog)) << prog;
         // Function addresses from the unstripped program.
-        std::istringstream nm(run("nm --defined-only " + prog));
+        std::istringstream nm(run_command("nm --defined-only " + prog));
         std::string addr, type, name;
         while (nm >> addr >> type >> name)
             if (name.rfind("sym_target_", 0) == 0)
@@ -63,7 +54,7 @@ class SymbolizerMiniDebugInfo : public ::testing::Test {
             "head -c 4096 /dev/urandom > junk; cp stripped corrupt; "
             "objcopy --add-section .gnu_debugdata=junk corrupt; echo ok";
         std::ofstream(dir_ / "make.sh") << script << "\n";
-        ASSERT_EQ(run("bash " + (dir_ / "make.sh").string() + " 2>&1"), "ok\n");
+        ASSERT_EQ(run_command("bash " + (dir_ / "make.sh").string() + " 2>&1"), "ok\n");
     }
     void TearDown() override { fs::remove_all(dir_); }
 
@@ -92,7 +83,7 @@ TEST_F(SymbolizerMiniDebugInfo, FunctionsResolveOnlyThroughGnuDebugdata) {
         // elfutils agrees.
         char hex[32];
         std::snprintf(hex, sizeof hex, "0x%llx", static_cast<unsigned long long>(addr + 2));
-        std::string eu = run("eu-addr2line -f -e " + path("mdi") + " " + hex);
+        std::string eu = run_command("eu-addr2line -f -e " + path("mdi") + " " + hex);
         EXPECT_EQ(eu.substr(0, eu.find('\n')), name) << "eu-addr2line: " << eu;
     }
     // Through the Symbolizer too (the --elf path).
