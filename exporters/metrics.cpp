@@ -38,6 +38,7 @@ bool iequals(std::string_view a, std::string_view b) {
 struct MediaRange {
     std::string_view type;
     std::string_view version; // empty when absent
+    std::string_view proto, encoding; // protobuf's parameters, empty when absent
     double q = 1.0;
 };
 
@@ -66,6 +67,10 @@ std::optional<MediaRange> parse_media_range(std::string_view item) {
             r.q = q;
         } else if (iequals(name, "version")) {
             r.version = value;
+        } else if (iequals(name, "proto")) {
+            r.proto = value;
+        } else if (iequals(name, "encoding")) {
+            r.encoding = value;
         }
     }
     return r;
@@ -156,10 +161,7 @@ size_t utf8_chars(std::string_view s) {
 }
 
 void append_exemplar(std::string& out, const Exemplar& e) {
-    size_t chars = 0;
-    for (const auto& l : e.labels)
-        chars += utf8_chars(l.name) + utf8_chars(l.value);
-    if (chars > kMaxExemplarLabelChars)
+    if (!exemplar_fits(e))
         return;
     out += " # ";
     if (e.labels.empty())
@@ -264,7 +266,15 @@ void append_histogram(std::string& out, const std::string& family, std::string_v
 
 } // namespace
 
+bool exemplar_fits(const Exemplar& e) {
+    size_t chars = 0;
+    for (const auto& l : e.labels)
+        chars += utf8_chars(l.name) + utf8_chars(l.value);
+    return chars <= kMaxExemplarLabelChars;
+}
+
 MetricsFormat choose_format(std::string_view accept_header) {
+    double q_protobuf = 0;
     double q_openmetrics = 0;
     double q_text = 0;
     size_t pos = 0;
@@ -277,7 +287,10 @@ MetricsFormat choose_format(std::string_view accept_header) {
         pos = comma + 1;
         if (!r)
             continue;
-        if (iequals(r->type, "application/openmetrics-text")) {
+        if (iequals(r->type, "application/vnd.google.protobuf")) {
+            if (r->proto == "io.prometheus.client.MetricFamily" && r->encoding == "delimited")
+                q_protobuf = std::max(q_protobuf, r->q);
+        } else if (iequals(r->type, "application/openmetrics-text")) {
             if (r->version.empty() || r->version == "1.0.0" || r->version == "0.0.1")
                 q_openmetrics = std::max(q_openmetrics, r->q);
         } else if (iequals(r->type, "text/plain")) {
@@ -287,13 +300,22 @@ MetricsFormat choose_format(std::string_view accept_header) {
             q_text = std::max(q_text, r->q);
         }
     }
+    if (q_protobuf > 0 && q_protobuf >= q_openmetrics && q_protobuf >= q_text)
+        return MetricsFormat::kProtobuf;
     return q_openmetrics > 0 && q_openmetrics >= q_text ? MetricsFormat::kOpenMetrics
                                                         : MetricsFormat::kPrometheusText;
 }
 
 std::string_view content_type(MetricsFormat format) {
-    return format == MetricsFormat::kOpenMetrics ? kOpenMetricsContentType
-                                                 : kPrometheusTextContentType;
+    switch (format) {
+    case MetricsFormat::kProtobuf:
+        return kProtobufContentType;
+    case MetricsFormat::kOpenMetrics:
+        return kOpenMetricsContentType;
+    case MetricsFormat::kPrometheusText:
+        break;
+    }
+    return kPrometheusTextContentType;
 }
 
 std::string render_prometheus_text(const std::vector<prometheus::MetricFamily>& families) {
@@ -413,9 +435,19 @@ std::pair<std::string, std::string>
 render_metrics_negotiated(const std::vector<prometheus::MetricFamily>& families,
                           std::string_view accept_header, const ExemplarSet& exemplars) {
     const MetricsFormat format = choose_format(accept_header);
-    return {std::string(content_type(format)), format == MetricsFormat::kOpenMetrics
-                                                   ? render_openmetrics(families, exemplars)
-                                                   : render_prometheus_text(families)};
+    std::string body;
+    switch (format) {
+    case MetricsFormat::kProtobuf:
+        body = render_prometheus_protobuf(families, exemplars);
+        break;
+    case MetricsFormat::kOpenMetrics:
+        body = render_openmetrics(families, exemplars);
+        break;
+    case MetricsFormat::kPrometheusText:
+        body = render_prometheus_text(families);
+        break;
+    }
+    return {std::string(content_type(format)), std::move(body)};
 }
 
 double log2_bucket_upper_bound(size_t i, double unit_in_base) {

@@ -1,5 +1,6 @@
 // Prometheus exposition: text format 0.0.4 (prometheus-cpp's TextSerializer), our own
-// OpenMetrics 1.0 text with exemplars, Accept negotiation, and log2 histograms.
+// OpenMetrics 1.0 text with exemplars, the protobuf format with native histograms
+// (metrics_protobuf.cpp), Accept negotiation, and log2 histograms.
 #pragma once
 
 #include <prometheus/client_metric.h>
@@ -16,16 +17,21 @@
 
 namespace hostprof {
 
-enum class MetricsFormat { kPrometheusText, kOpenMetrics };
+enum class MetricsFormat { kPrometheusText, kOpenMetrics, kProtobuf };
 
 inline constexpr std::string_view kPrometheusTextContentType =
     "text/plain; version=0.0.4; charset=utf-8";
 inline constexpr std::string_view kOpenMetricsContentType =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
+inline constexpr std::string_view kProtobufContentType =
+    "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; encoding=delimited";
 
-// OpenMetrics when the Accept header names application/openmetrics-text (version 1.0.0,
-// 0.0.1 or none) with a q-value at least that of any text/plain, text/* or */* range;
-// text 0.0.4 otherwise (also for an empty or unparsable header).
+// Of the formats the Accept header names, the one with the highest q-value; on a tie
+// protobuf, then OpenMetrics, then text. Protobuf: application/vnd.google.protobuf with
+// proto=io.prometheus.client.MetricFamily and encoding=delimited (what Prometheus asks for
+// with native histograms on). OpenMetrics: application/openmetrics-text, version 1.0.0,
+// 0.0.1 or none. Text 0.0.4: text/plain (version 0.0.4 or none), text/* or */*, and any
+// empty or unparsable header.
 MetricsFormat choose_format(std::string_view accept_header);
 std::string_view content_type(MetricsFormat format);
 
@@ -63,6 +69,32 @@ class ExemplarSet {
 // and values exceed the 128 characters OpenMetrics allows is left out.
 std::string render_openmetrics(const std::vector<prometheus::MetricFamily>& families,
                                const ExemplarSet& exemplars = {});
+
+// Whether an exemplar's label names and values fit the 128 characters OpenMetrics allows
+// (Prometheus drops larger ones whatever the format).
+bool exemplar_fits(const Exemplar& e);
+
+// The Prometheus protobuf exposition: io.prometheus.client.MetricFamily messages, each
+// preceded by its length as a varint (exporters/metrics.proto is the schema, written from
+// the published field numbers). Histograms carry their classic buckets with exemplars and,
+// when native_buckets() maps them, the native (schema 0) form too: a Prometheus with
+// native histograms on stores the native form, one without it the classic buckets.
+std::string render_prometheus_protobuf(const std::vector<prometheus::MetricFamily>& families,
+                                       const ExemplarSet& exemplars = {});
+
+// A classic histogram as the buckets of a native histogram of schema 0, whose bucket k
+// holds (2^(k-1), 2^k]. Mapped only when every finite bound is twice the one before (at
+// least two of them): every log2 histogram of ours is. Bucket i is then native bucket
+// first_index + i, where first_index = round(log2(first bound)): exact when the bounds are
+// powers of two (bytes); for nanoseconds shown in seconds (2^i ns is not a power of two of
+// seconds) each kernel bucket goes to the native bucket that holds 90% of it on a log scale,
+// whose bounds are 7% below the kernel's (1e-9 s = 2^-29.897 s). Observations above the
+// last finite bound go one bucket further. The first bucket also holds observations of 0.
+struct NativeBuckets {
+    int32_t first_index = 0;
+    std::vector<uint64_t> counts; // counts[j]: native bucket first_index + j
+};
+std::optional<NativeBuckets> native_buckets(const prometheus::ClientMetric::Histogram& h);
 
 // Renders in the format chosen by choose_format; returns {Content-Type, body}.
 std::pair<std::string, std::string>

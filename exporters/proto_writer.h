@@ -1,11 +1,13 @@
 // A minimal protobuf wire-format writer for the encoders whose speed matters (pprof,
-// Pyroscope push requests): varints and length-delimited fields appended straight to a
+// Pyroscope push requests, the Prometheus protobuf exposition): varints and length-delimited fields appended straight to a
 // growable byte buffer, with no message objects in between. The caller writes fields in
 // field-number order and leaves out proto3 defaults, so the bytes are the canonical
 // encoding that the generated classes' SerializeAsString() would give (the pprof unit
 // tests check that byte for byte).
 #pragma once
 
+#include <bit>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -19,7 +21,12 @@
 
 namespace hostprof::proto {
 
-enum WireType : uint32_t { kVarint = 0, kLen = 2 };
+enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2 };
+
+// Zigzag encoding of sint32/sint64 fields.
+constexpr uint64_t zigzag(int64_t v) {
+    return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
 
 constexpr size_t varint_size(uint64_t v) {
     size_t n = 1;
@@ -79,6 +86,17 @@ class Writer {
         }
     }
     void int64_field(uint32_t field, int64_t v) { uint64_field(field, static_cast<uint64_t>(v)); }
+    void sint64_field(uint32_t field, int64_t v) { uint64_field(field, zigzag(v)); }
+    // A double (fixed 64-bit, little-endian as on every host we build for).
+    void double_field(uint32_t field, double v) {
+        static_assert(std::endian::native == std::endian::little);
+        if (v == 0 && !std::signbit(v))
+            return;
+        tag(field, kFixed64);
+        ensure(8);
+        std::memcpy(data_.get() + size_, &v, 8);
+        size_ += 8;
+    }
     void bool_field(uint32_t field, bool v) { uint64_field(field, v ? 1 : 0); }
 
     // A length-delimited field (string, bytes, or an already encoded sub-message). Always
