@@ -37,7 +37,7 @@ bool iequals(std::string_view a, std::string_view b) {
 
 struct MediaRange {
     std::string_view type;
-    std::string_view version; // empty when absent
+    std::string_view version;         // empty when absent
     std::string_view proto, encoding; // protobuf's parameters, empty when absent
     double q = 1.0;
 };

@@ -133,8 +133,7 @@ void write_histogram(proto::Writer& out, Scratch& s, const std::string& family,
     auto close_span = [&] {
         const int64_t start_index = native->first_index + static_cast<int64_t>(span_start);
         s.item.clear();
-        s.item.sint64_field(field::kSpanOffset,
-                            start_index - previous_span_end_index.value_or(0));
+        s.item.sint64_field(field::kSpanOffset, start_index - previous_span_end_index.value_or(0));
         s.item.uint64_field(field::kSpanLength, span_end - span_start);
         out.len_field(field::kHistPositiveSpan, s.item.view());
         previous_span_end_index = native->first_index + static_cast<int64_t>(span_end);

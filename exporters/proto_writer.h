@@ -1,8 +1,8 @@
 // A minimal protobuf wire-format writer for the encoders whose speed matters (pprof,
-// Pyroscope push requests, the Prometheus protobuf exposition): varints and length-delimited fields appended straight to a
-// growable byte buffer, with no message objects in between. The caller writes fields in
-// field-number order and leaves out proto3 defaults, so the bytes are the canonical
-// encoding that the generated classes' SerializeAsString() would give (the pprof unit
+// Pyroscope push requests, the Prometheus protobuf exposition): varints and length-delimited fields
+// appended straight to a growable byte buffer, with no message objects in between. The caller
+// writes fields in field-number order and leaves out proto3 defaults, so the bytes are the
+// canonical encoding that the generated classes' SerializeAsString() would give (the pprof unit
 // tests check that byte for byte).
 #pragma once
 

@@ -110,7 +110,8 @@ TEST(ExportersMetricsProtobuf, NativeBucketsOfLog2Histograms) {
 }
 
 TEST(ExportersMetricsProtobuf, EveryFieldDecodes) {
-    const auto families = decode(render_prometheus_protobuf(fixture_families(), fixture_exemplars()));
+    const auto families =
+        decode(render_prometheus_protobuf(fixture_families(), fixture_exemplars()));
     ASSERT_EQ(families.size(), 5u);
 
     const pb::MetricFamily& lat = families[0];
@@ -152,8 +153,8 @@ TEST(ExportersMetricsProtobuf, EveryFieldDecodes) {
     EXPECT_EQ(h.zero_count(), 0u);
     ASSERT_EQ(h.positive_span_size(), 1);
     EXPECT_EQ(h.positive_span(0).offset(), -19);
-    EXPECT_EQ(native_counts(h), (std::map<int64_t, int64_t>{
-                                    {-19, 3}, {-18, 10}, {-17, 4}, {-16, 0}, {-15, 1}}));
+    EXPECT_EQ(native_counts(h),
+              (std::map<int64_t, int64_t>{{-19, 3}, {-18, 10}, {-17, 4}, {-16, 0}, {-15, 1}}));
     // Timestamped exemplars also go to the native histogram's own list.
     ASSERT_EQ(h.exemplars_size(), 1);
     EXPECT_DOUBLE_EQ(h.exemplars(0).value(), 2.1e-05);
@@ -188,7 +189,7 @@ TEST(ExportersMetricsProtobuf, SpansSplitAtGapsAndEmptyHistogramsStayNative) {
     std::vector<uint64_t> counts(40, 0);
     counts[3] = 5;
     counts[4] = 1;
-    counts[7] = 2; // two empty buckets before it: same span
+    counts[7] = 2;  // two empty buckets before it: same span
     counts[20] = 9; // twelve: a new span
     const std::vector<Log2Histogram> series = {{counts, 1.0, 100.0, {}}};
     MetricFamily f = log2_histogram_family("x_bytes", "", series);
@@ -202,8 +203,8 @@ TEST(ExportersMetricsProtobuf, SpansSplitAtGapsAndEmptyHistogramsStayNative) {
     EXPECT_EQ(h.positive_span(0).length(), 5u);
     EXPECT_EQ(h.positive_span(1).offset(), 12);
     EXPECT_EQ(h.positive_span(1).length(), 1u);
-    EXPECT_EQ(native_counts(h), (std::map<int64_t, int64_t>{
-                                    {4, 5}, {5, 1}, {6, 0}, {7, 0}, {8, 2}, {21, 9}}));
+    EXPECT_EQ(native_counts(h),
+              (std::map<int64_t, int64_t>{{4, 5}, {5, 1}, {6, 0}, {7, 0}, {8, 2}, {21, 9}}));
     const pb::Histogram& empty = families[0].metric(1).histogram();
     EXPECT_EQ(empty.sample_count(), 0u);
     EXPECT_EQ(empty.positive_span_size(), 0);
@@ -280,9 +281,9 @@ finally:
     prom.wait(timeout=10)
 )PY";
     testing::write_file((dir / "scrape.py").string(), script);
-    const auto r = testing::run_command("timeout 60 /usr/bin/python3 " +
-                                        (dir / "scrape.py").string() + " " + dir.string() + " '" +
-                                        std::string(kProtobufContentType) + "' 2>&1");
+    const auto r =
+        testing::run_command("timeout 60 /usr/bin/python3 " + (dir / "scrape.py").string() + " " +
+                             dir.string() + " '" + std::string(kProtobufContentType) + "' 2>&1");
     const std::string prom_log = testing::read_file((dir / "prometheus.log").string());
     std::filesystem::remove_all(dir);
     ASSERT_EQ(r.exit_code, 0) << r.output << "\n" << prom_log.substr(0, 3000);
