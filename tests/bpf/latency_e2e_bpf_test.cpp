@@ -10,10 +10,12 @@
 #include <cstdio>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "bpf_test_util.h"
 
@@ -147,57 +149,80 @@ TEST(LatencyE2E, OutlierStackSymbolizesWithoutAProfileSubscriber) {
     }
 }
 
+// A real Prometheus server scraping the agent every second, in a directory of its own;
+// stopped and removed with the object.
+class PromServer {
+  public:
+    PromServer(int agent_port, const std::string& name, std::vector<std::string> flags = {})
+        : dir_("/tmp/hostprof-prom-" + name + "-" + std::to_string(::getpid())),
+          port_(40000 + (::getpid() % 20000) + static_cast<int>(name.size())) {
+        run_command("rm -rf " + dir_ + " && mkdir -p " + dir_);
+        {
+            std::ofstream cfg(dir_ + "/prometheus.yml");
+            cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                << "scrape_configs:\n  - job_name: hostprof\n    static_configs:\n"
+                << "      - targets: ['127.0.0.1:" << agent_port << "']\n";
+        }
+        flags.insert(flags.begin(), {"prometheus", "--config.file=" + dir_ + "/prometheus.yml",
+                                     "--storage.tsdb.path=" + dir_ + "/data",
+                                     "--web.listen-address=127.0.0.1:" + std::to_string(port_)});
+        pid_ = ::fork();
+        if (pid_ == 0) {
+            std::freopen((dir_ + "/prometheus.log").c_str(), "w", stderr);
+            std::vector<char*> argv;
+            for (auto& f : flags)
+                argv.push_back(f.data());
+            argv.push_back(nullptr);
+            ::execvp(argv[0], argv.data());
+            ::_exit(127);
+        }
+    }
+    ~PromServer() {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGTERM);
+            ::waitpid(pid_, nullptr, 0);
+        }
+        run_command("rm -rf " + dir_);
+    }
+    PromServer(const PromServer&) = delete;
+    PromServer& operator=(const PromServer&) = delete;
+
+    nlohmann::json query(const std::string& promql) const {
+        std::string body =
+            run_command("curl -s --max-time 10 -G --data-urlencode 'query=" + promql +
+                        "' http://127.0.0.1:" + std::to_string(port_) + "/api/v1/query 2>&1");
+        return nlohmann::json::parse(body, nullptr, false);
+    }
+    // The first result's value, if there is one.
+    std::optional<double> scalar(const std::string& promql) const {
+        const nlohmann::json r = query(promql);
+        if (!r.is_object() || r.value("status", "") != "success" || r["data"]["result"].empty())
+            return std::nullopt;
+        return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());
+    }
+    // True once the agent's target is up (within 30 s).
+    bool wait_up() const {
+        for (int i = 0; i < 60; ++i) {
+            if (scalar("up{job=\"hostprof\"}") == 1.0)
+                return true;
+            std::this_thread::sleep_for(500ms);
+        }
+        return false;
+    }
+    std::string log() const { return run_command("tail -20 " + dir_ + "/prometheus.log"); }
+
+  private:
+    std::string dir_;
+    int port_;
+    pid_t pid_ = -1;
+};
+
 TEST(LatencyE2E, PrometheusScrapesTheAgentAndAnswersHistogramQuantile) {
     HOSTPROF_REQUIRE_ROOT();
     AgentProcess a({"--frequency", "19"});
     ASSERT_TRUE(a.ready()) << a.log();
-
-    std::string dir = "/tmp/hostprof-prom-" + std::to_string(::getpid());
-    run_command("rm -rf " + dir + " && mkdir -p " + dir);
-    int prom_port = 40000 + (::getpid() % 20000);
-    {
-        std::ofstream cfg(dir + "/prometheus.yml");
-        cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-            << "scrape_configs:\n  - job_name: hostprof\n    static_configs:\n"
-            << "      - targets: ['127.0.0.1:" << a.port() << "']\n";
-    }
-    pid_t prom = ::fork();
-    ASSERT_GE(prom, 0);
-    if (prom == 0) {
-        std::string cfg = "--config.file=" + dir + "/prometheus.yml";
-        std::string db = "--storage.tsdb.path=" + dir + "/data";
-        std::string listen = "--web.listen-address=127.0.0.1:" + std::to_string(prom_port);
-        std::freopen((dir + "/prometheus.log").c_str(), "w", stderr);
-        ::execlp("prometheus", "prometheus", cfg.c_str(), db.c_str(), listen.c_str(),
-                 static_cast<char*>(nullptr));
-        ::_exit(127);
-    }
-    struct Reap {
-        pid_t pid;
-        ~Reap() {
-            ::kill(pid, SIGTERM);
-            ::waitpid(pid, nullptr, 0);
-        }
-    } reap{prom};
-    std::string api = "http://127.0.0.1:" + std::to_string(prom_port) + "/api/v1/query";
-    auto query = [&](const std::string& promql) {
-        std::string body = run_command(
-            "curl -s --max-time 10 -G --data-urlencode 'query=" + promql + "' " + api + " 2>&1");
-        return nlohmann::json::parse(body, nullptr, false);
-    };
-    auto scalar = [](const nlohmann::json& r) -> std::optional<double> {
-        if (!r.is_object() || r.value("status", "") != "success" || r["data"]["result"].empty())
-            return std::nullopt;
-        return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());
-    };
-
-    // Up within 30 s.
-    std::optional<double> up;
-    for (int i = 0; i < 60 && up != 1.0; ++i) {
-        std::this_thread::sleep_for(500ms);
-        up = scalar(query("up{job=\"hostprof\"}"));
-    }
-    ASSERT_EQ(up, 1.0) << run_command("tail -20 " + dir + "/prometheus.log");
+    PromServer prom(a.port(), "classic");
+    ASSERT_TRUE(prom.wait_up()) << prom.log();
 
     // 400 nanosleep(10 ms), about 4 s, spanning several scrapes.
     run_command(testprog("syscall_latency") + " 400 0 0");
@@ -209,13 +234,72 @@ TEST(LatencyE2E, PrometheusScrapesTheAgentAndAnswersHistogramQuantile) {
     // percentile is ours while our 400 calls are over 1% of the window's nanosleeps.
     const std::string q = "histogram_quantile(0.99, sum by (le) (increase("
                           "hostprof_syscall_latency_seconds_bucket{syscall=\"nanosleep\"}[30s])))";
-    auto p99 = scalar(query(q));
-    ASSERT_TRUE(p99.has_value()) << query(q).dump();
+    auto p99 = prom.scalar(q);
+    ASSERT_TRUE(p99.has_value()) << prom.query(q).dump();
     std::printf("Prometheus: %s = %.4f s\n", q.c_str(), *p99);
     // Linear interpolation inside the log2 bucket that holds 10 ms: [2^23, 2^24] ns.
     EXPECT_GE(*p99, 0.008388608);
     EXPECT_LE(*p99, 0.016777216);
-    run_command("rm -rf " + dir);
+}
+
+// Two real Prometheus servers scrape one agent: one with native histograms on (it asks for
+// protobuf and keeps the native form), one without (text, classic buckets). Over the
+// syscall, TCP and block histograms both answer the same counts, and quantiles whose ratio
+// is what the bucket mapping predicts: 2^i ns buckets sit in native buckets whose bounds
+// are 2^-0.103 = 0.931 times theirs (exporters/metrics.h, native_buckets).
+TEST(LatencyE2E, NativeHistogramsAgreeWithClassicOnesInRealPrometheus) {
+    HOSTPROF_REQUIRE_ROOT();
+    AgentProcess a({"--frequency", "19", "--collectors", "cpu,syscalls,tcp,block"});
+    ASSERT_TRUE(a.ready()) << a.log();
+    PromServer native(a.port(), "native", {"--enable-feature=native-histograms"});
+    PromServer classic(a.port(), "classic");
+    ASSERT_TRUE(native.wait_up()) << native.log();
+    ASSERT_TRUE(classic.wait_up()) << classic.log();
+
+    // Work for each histogram: 100 nanosleep(10 ms), 100 direct 4 KiB writes, 50 loopback
+    // TCP connections (curl to the agent).
+    run_command(testprog("syscall_latency") + " 100 0 0");
+    const std::string file = "/var/tmp/hostprof-native-" + std::to_string(::getpid());
+    run_command("dd if=/dev/zero of=" + file + " bs=4k count=100 oflag=direct 2>&1");
+    std::remove(file.c_str());
+    for (int i = 0; i < 50; ++i)
+        curl(a.url("/healthz"));
+    std::this_thread::sleep_for(3500ms); // three more scrapes by each server
+
+    struct Case {
+        std::string family, selector;
+    };
+    for (const Case& c : {Case{"hostprof_syscall_latency_seconds", "{syscall=\"nanosleep\"}"},
+                          Case{"hostprof_block_io_latency_seconds", ""},
+                          Case{"hostprof_tcp_connect_latency_seconds", ""}}) {
+        SCOPED_TRACE(c.family);
+        // The native series is named after the family; classic ones take _bucket/_count.
+        const auto native_count =
+            native.scalar("histogram_count(sum(" + c.family + c.selector + "))");
+        const auto classic_count = classic.scalar("sum(" + c.family + "_count" + c.selector + ")");
+        ASSERT_TRUE(native_count && classic_count)
+            << native.query("histogram_count(sum(" + c.family + c.selector + "))").dump() << "\n"
+            << native.log();
+        EXPECT_EQ(classic.scalar("count(" + c.family + c.selector + ")"), std::nullopt);
+        EXPECT_EQ(native.scalar("count(" + c.family + "_bucket" + c.selector + ")"), std::nullopt)
+            << "Prometheus 2.42 with native histograms keeps the native form only";
+        EXPECT_GT(*native_count, 0);
+        // The servers scrape at different instants of a host-wide histogram.
+        EXPECT_NEAR(*native_count, *classic_count, 0.05 * *classic_count + 3);
+        for (double q : {0.5, 0.9, 0.99}) {
+            const std::string qs = std::to_string(q);
+            const auto n =
+                native.scalar("histogram_quantile(" + qs + ", sum(" + c.family + c.selector + "))");
+            const auto k = classic.scalar("histogram_quantile(" + qs + ", sum by (le) (" +
+                                          c.family + "_bucket" + c.selector + "))");
+            ASSERT_TRUE(n && k) << qs;
+            std::printf("%s%s q%.2f: native %.3g s, classic %.3g s, ratio %.3f, count %.0f/%.0f\n",
+                        c.family.c_str(), c.selector.c_str(), q, *n, *k, *n / *k, *native_count,
+                        *classic_count);
+            EXPECT_GT(*n / *k, 0.88) << qs;
+            EXPECT_LT(*n / *k, 0.97) << qs;
+        }
+    }
 }
 
 } // namespace
