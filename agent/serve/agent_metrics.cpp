@@ -458,19 +458,25 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
         out.push_back(std::move(per_service));
     }
 
+    // The kernel counts run time and runs only while kernel.bpf_stats_enabled=1: a program
+    // with no count was not measured, and a 0 would read as "costs nothing".
     auto run_time = family("hostprof_bpf_program_run_seconds_total",
-                           "Time spent running our BPF programs (kernel.bpf_stats_enabled=1).",
+                           "Time spent running our BPF programs (only while "
+                           "kernel.bpf_stats_enabled=1; absent for a program never measured).",
                            MetricType::Counter);
-    auto run_count =
-        family("hostprof_bpf_program_runs_total",
-               "Runs of our BPF programs (kernel.bpf_stats_enabled=1).", MetricType::Counter);
+    auto run_count = family("hostprof_bpf_program_runs_total",
+                            "Runs of our BPF programs (only while kernel.bpf_stats_enabled=1; "
+                            "absent for a program never measured).",
+                            MetricType::Counter);
     auto misses = family("hostprof_bpf_program_recursion_misses_total",
                          "Events the kernel did not hand to our BPF program because it was "
                          "already running on that CPU (the event came from an interrupt).",
                          MetricType::Counter);
     for (const BpfProgramStats& p : read_bpf_program_stats(prog_fds_)) {
-        add_value(run_time, static_cast<double>(p.run_time_ns) / 1e9, {{"program", p.name}});
-        add_value(run_count, static_cast<double>(p.run_count), {{"program", p.name}});
+        if (p.run_count > 0) {
+            add_value(run_time, static_cast<double>(p.run_time_ns) / 1e9, {{"program", p.name}});
+            add_value(run_count, static_cast<double>(p.run_count), {{"program", p.name}});
+        }
         add_value(misses, static_cast<double>(p.recursion_misses), {{"program", p.name}});
     }
     out.push_back(std::move(run_time));

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -161,6 +162,79 @@ ChildProcess::~ChildProcess() {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, nullptr, 0);
     }
+}
+
+PromServer::PromServer(int agent_port, const std::string& name, std::vector<std::string> flags,
+                       const std::vector<std::string>& rule_files)
+    : dir_("/tmp/hostprof-prom-" + name + "-" + std::to_string(::getpid())),
+      port_(40000 + (::getpid() % 20000) + static_cast<int>(name.size())) {
+    run_command("rm -rf " + dir_ + " && mkdir -p " + dir_);
+    {
+        std::ofstream cfg(dir_ + "/prometheus.yml");
+        cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n";
+        if (!rule_files.empty()) {
+            cfg << "rule_files:\n";
+            for (const std::string& f : rule_files)
+                cfg << "  - '" << f << "'\n";
+        }
+        cfg << "scrape_configs:\n  - job_name: hostprof\n    static_configs:\n"
+            << "      - targets: ['127.0.0.1:" << agent_port << "']\n";
+    }
+    flags.insert(flags.begin(), {"prometheus", "--config.file=" + dir_ + "/prometheus.yml",
+                                 "--storage.tsdb.path=" + dir_ + "/data",
+                                 "--web.listen-address=127.0.0.1:" + std::to_string(port_)});
+    pid_ = ::fork();
+    if (pid_ == 0) {
+        std::freopen((dir_ + "/prometheus.log").c_str(), "w", stderr);
+        std::vector<char*> argv;
+        for (auto& f : flags)
+            argv.push_back(f.data());
+        argv.push_back(nullptr);
+        ::execvp(argv[0], argv.data());
+        ::_exit(127);
+    }
+}
+
+PromServer::~PromServer() {
+    if (pid_ > 0) {
+        ::kill(pid_, SIGTERM);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    run_command("rm -rf " + dir_);
+}
+
+nlohmann::json
+PromServer::api(const std::string& path,
+                const std::vector<std::pair<std::string, std::string>>& params) const {
+    std::string cmd = "curl -s --max-time 10 -G";
+    for (const auto& [k, v] : params) {
+        std::string quoted; // single-quoted for the shell
+        for (char c : v)
+            quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        cmd += " --data-urlencode '" + k + "=" + quoted + "'";
+    }
+    cmd += " http://127.0.0.1:" + std::to_string(port_) + "/api/v1/" + path + " 2>&1";
+    return nlohmann::json::parse(run_command(cmd), nullptr, false);
+}
+
+std::optional<double> PromServer::scalar(const std::string& promql) const {
+    const nlohmann::json r = query(promql);
+    if (!r.is_object() || r.value("status", "") != "success" || r["data"]["result"].empty())
+        return std::nullopt;
+    return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());
+}
+
+bool PromServer::wait_up() const {
+    for (int i = 0; i < 60; ++i) {
+        if (scalar("up{job=\"hostprof\"}") == 1.0)
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    return false;
+}
+
+std::string PromServer::log() const {
+    return run_command("tail -20 " + dir_ + "/prometheus.log");
 }
 
 } // namespace hostprof::bpftest

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -77,6 +79,36 @@ class AgentProcess {
     int port_ = 0;
     bool eof_ = false;
     std::string log_;
+};
+
+// A real Prometheus server (Debian's `prometheus`) scraping the agent on `agent_port` every
+// second, evaluating `rule_files` every second, in a directory of its own; `flags` are
+// added to its command line. Stopped and its directory removed on destruction.
+class PromServer {
+  public:
+    PromServer(int agent_port, const std::string& name, std::vector<std::string> flags = {},
+               const std::vector<std::string>& rule_files = {});
+    ~PromServer();
+    PromServer(const PromServer&) = delete;
+    PromServer& operator=(const PromServer&) = delete;
+
+    // GET /api/v1/<path> with the query parameters, parsed (null on any failure).
+    nlohmann::json api(const std::string& path,
+                       const std::vector<std::pair<std::string, std::string>>& params = {}) const;
+    nlohmann::json query(const std::string& promql) const {
+        return api("query", {{"query", promql}});
+    }
+    // The first result's value, if there is one.
+    std::optional<double> scalar(const std::string& promql) const;
+    // True once the agent's target is up (within 30 s).
+    bool wait_up() const;
+    // The end of its log.
+    std::string log() const;
+
+  private:
+    std::string dir_;
+    int port_;
+    pid_t pid_ = -1;
 };
 
 } // namespace hostprof::bpftest

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <chrono>
 #include <functional>
 #include <iostream>
@@ -251,6 +252,173 @@ TEST(DeployMetrics, EveryDashboardAndAlertMetricIsInARealScrape) {
                                             f += "  " + x + "\n";
                                         return f;
                                     }();
+}
+
+// The agent's flags in a shipped deployment, without `run` and `--listen`.
+std::vector<std::string> systemd_unit_args() {
+    std::ifstream in(src("deploy/systemd/hostprof.service"));
+    std::vector<std::string> args;
+    for (std::string line; std::getline(in, line);) {
+        if (line.rfind("ExecStart=", 0) != 0)
+            continue;
+        std::istringstream words(line.substr(10));
+        std::string w;
+        words >> w >> w; // the binary, then `run`
+        while (words >> w)
+            args.push_back(w);
+    }
+    return args;
+}
+
+std::vector<std::string> daemonset_args() {
+    std::vector<std::string> args;
+    for (const YAML::Node& d : YAML::LoadAllFromFile(src("deploy/kubernetes/daemonset.yaml"))) {
+        if (d["kind"].as<std::string>("") != "DaemonSet")
+            continue;
+        for (const YAML::Node& a : d["spec"]["template"]["spec"]["containers"][0]["args"]) {
+            std::string s = a.as<std::string>();
+            if (s != "run" && s.rfind("--listen", 0) != 0)
+                args.push_back(s);
+        }
+    }
+    return args;
+}
+
+struct Panel {
+    std::string where, description;
+    std::vector<std::string> exprs; // its Prometheus queries
+};
+
+std::vector<Panel> dashboard_panels() {
+    std::vector<Panel> out;
+    for (const char* f : {"node-kernel-latency.json", "hostprof-agent-health.json"}) {
+        std::ifstream in(src(std::string("deploy/grafana/dashboards/") + f));
+        auto d = nlohmann::json::parse(in);
+        std::function<void(const nlohmann::json&)> walk = [&](const nlohmann::json& p) {
+            Panel panel{std::string(f) + " \"" + p.value("title", "") + "\"",
+                        p.value("description", ""),
+                        {}};
+            if (p.contains("targets"))
+                for (const auto& t : p["targets"])
+                    if (t.contains("expr"))
+                        panel.exprs.push_back(t["expr"].get<std::string>());
+            if (!panel.exprs.empty())
+                out.push_back(panel);
+            if (p.contains("panels"))
+                for (const auto& c : p["panels"])
+                    walk(c);
+        };
+        walk(d);
+    }
+    return out;
+}
+
+// A dashboard query as Grafana would send it: every template variable is "All" (.*), the
+// rate interval 10 s (the test's Prometheus scrapes every second).
+std::string as_grafana_sends(const std::string& expr) {
+    std::string e =
+        std::regex_replace(expr, std::regex(R"(\$__rate_interval|\$__interval)"), "10s");
+    return std::regex_replace(e, std::regex(R"(\$\{?[A-Za-z_][A-Za-z0-9_]*\}?)"), ".*");
+}
+
+// Whether a query result holds a number (not just NaN, as a quantile of no events is).
+bool has_data(const nlohmann::json& r) {
+    if (!r.is_object() || r.value("status", "") != "success")
+        return false;
+    for (const auto& s : r["data"]["result"]) {
+        const std::string v = s["value"][1].get<std::string>();
+        if (v != "NaN")
+            return true;
+    }
+    return false;
+}
+
+// Metrics that exist only where something is set, by name prefix.
+const std::vector<std::pair<std::string, std::string>> kConditional = {
+    {"hostprof_cgroup_syscall_latency_seconds", "needs --syscall-cgroups matching live cgroups"},
+    {"hostprof_bpf_program_run", "needs kernel.bpf_stats_enabled=1"},
+};
+
+// With each shipped configuration (the systemd unit's and the DaemonSet's flags; the Helm
+// chart renders the DaemonSet's, tests/unit/deploy_manifests_test.cpp), a real Prometheus
+// scrapes the agent and evaluates the shipped alert rules. Every dashboard panel has data,
+// or its description says what it needs ("Needs ..."); every rule evaluates without error
+// and every metric it names has series.
+TEST(DeployMetrics, EveryPanelHasDataUnderTheShippedConfigurations) {
+    HOSTPROF_REQUIRE_ROOT();
+    const auto panels = dashboard_panels();
+    ASSERT_GT(panels.size(), 20u);
+    for (const auto& [config, args] : {std::pair{std::string("systemd unit"), systemd_unit_args()},
+                                       std::pair{std::string("DaemonSet"), daemonset_args()}}) {
+        SCOPED_TRACE(config);
+        ASSERT_GT(args.size(), 1u);
+        hostprof::bpftest::AgentProcess agent(args);
+        ASSERT_TRUE(agent.ready()) << agent.log();
+        hostprof::bpftest::PromServer prom(agent.port(), "deploy", {},
+                                           {src("deploy/prometheus/hostprof-rules.yaml")});
+        ASSERT_TRUE(prom.wait_up()) << prom.log();
+        // What a node does anyway, a little of each: TCP connections that open and close,
+        // direct block writes, syscalls, CPU.
+        const std::string file = "/var/tmp/hostprof-deploy-" + std::to_string(::getpid());
+        for (int round = 0; round < 6; ++round) {
+            for (int i = 0; i < 10; ++i)
+                http_get(agent.port(), "/healthz");
+            hostprof::bpftest::run_command("dd if=/dev/zero of=" + file +
+                                           " bs=4k count=50 oflag=direct 2>&1");
+            std::this_thread::sleep_for(2s);
+        }
+        std::remove(file.c_str());
+
+        std::string missing;
+        int with_data = 0;
+        for (const Panel& p : panels) {
+            bool any = false;
+            for (const std::string& e : p.exprs)
+                any = any || has_data(prom.query(as_grafana_sends(e)));
+            if (any) {
+                ++with_data;
+                continue;
+            }
+            if (p.description.find("Needs ") == std::string::npos)
+                missing += "  " + p.where + ": " + as_grafana_sends(p.exprs.front()) + "\n";
+            else
+                std::cout << "[ NOTE ] " << config << ": " << p.where
+                          << " has no data: " << p.description.substr(p.description.find("Needs "))
+                          << "\n";
+        }
+        std::cout << "[ NOTE ] " << config << ": " << with_data << " of " << panels.size()
+                  << " panels have data\n";
+        EXPECT_TRUE(missing.empty())
+            << "panels with no data whose description does not say what they need:\n"
+            << missing;
+
+        // The alert rules: each evaluated without error; each metric it names has series,
+        // but for the two that exist only where something is set.
+        const nlohmann::json rules = prom.api("rules");
+        ASSERT_TRUE(rules.is_object() && rules.value("status", "") == "success") << rules.dump();
+        int evaluated = 0;
+        for (const auto& g : rules["data"]["groups"])
+            for (const auto& r : g["rules"]) {
+                ++evaluated;
+                EXPECT_EQ(r.value("health", ""), "ok")
+                    << r.value("name", "") << ": " << r.value("lastError", "");
+                for (const std::string& n :
+                     hostprof::deploytest::promql_metric_names(r["query"].get<std::string>())) {
+                    if (has_data(prom.query("count({__name__=\"" + n + "\"})")))
+                        continue;
+                    const auto cond =
+                        std::find_if(kConditional.begin(), kConditional.end(),
+                                     [&](const auto& c) { return n.rfind(c.first, 0) == 0; });
+                    if (cond == kConditional.end())
+                        ADD_FAILURE()
+                            << r.value("name", "") << " queries " << n << ", which has no series";
+                    else
+                        std::cout << "[ NOTE ] " << config << ": " << r.value("name", "") << ": no "
+                                  << n << " here (" << cond->second << ")\n";
+                }
+            }
+        EXPECT_GT(evaluated, 5);
+    }
 }
 
 } // namespace

@@ -20,6 +20,7 @@
 #include "bpf_test_util.h"
 
 using hostprof::bpftest::AgentProcess;
+using hostprof::bpftest::PromServer;
 using hostprof::bpftest::run_command;
 using namespace std::chrono_literals;
 
@@ -148,74 +149,6 @@ TEST(LatencyE2E, OutlierStackSymbolizesWithoutAProfileSubscriber) {
         EXPECT_NE(stack.find(";main;slow_read"), std::string::npos) << stack;
     }
 }
-
-// A real Prometheus server scraping the agent every second, in a directory of its own;
-// stopped and removed with the object.
-class PromServer {
-  public:
-    PromServer(int agent_port, const std::string& name, std::vector<std::string> flags = {})
-        : dir_("/tmp/hostprof-prom-" + name + "-" + std::to_string(::getpid())),
-          port_(40000 + (::getpid() % 20000) + static_cast<int>(name.size())) {
-        run_command("rm -rf " + dir_ + " && mkdir -p " + dir_);
-        {
-            std::ofstream cfg(dir_ + "/prometheus.yml");
-            cfg << "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
-                << "scrape_configs:\n  - job_name: hostprof\n    static_configs:\n"
-                << "      - targets: ['127.0.0.1:" << agent_port << "']\n";
-        }
-        flags.insert(flags.begin(), {"prometheus", "--config.file=" + dir_ + "/prometheus.yml",
-                                     "--storage.tsdb.path=" + dir_ + "/data",
-                                     "--web.listen-address=127.0.0.1:" + std::to_string(port_)});
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            std::freopen((dir_ + "/prometheus.log").c_str(), "w", stderr);
-            std::vector<char*> argv;
-            for (auto& f : flags)
-                argv.push_back(f.data());
-            argv.push_back(nullptr);
-            ::execvp(argv[0], argv.data());
-            ::_exit(127);
-        }
-    }
-    ~PromServer() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        run_command("rm -rf " + dir_);
-    }
-    PromServer(const PromServer&) = delete;
-    PromServer& operator=(const PromServer&) = delete;
-
-    nlohmann::json query(const std::string& promql) const {
-        std::string body =
-            run_command("curl -s --max-time 10 -G --data-urlencode 'query=" + promql +
-                        "' http://127.0.0.1:" + std::to_string(port_) + "/api/v1/query 2>&1");
-        return nlohmann::json::parse(body, nullptr, false);
-    }
-    // The first result's value, if there is one.
-    std::optional<double> scalar(const std::string& promql) const {
-        const nlohmann::json r = query(promql);
-        if (!r.is_object() || r.value("status", "") != "success" || r["data"]["result"].empty())
-            return std::nullopt;
-        return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());
-    }
-    // True once the agent's target is up (within 30 s).
-    bool wait_up() const {
-        for (int i = 0; i < 60; ++i) {
-            if (scalar("up{job=\"hostprof\"}") == 1.0)
-                return true;
-            std::this_thread::sleep_for(500ms);
-        }
-        return false;
-    }
-    std::string log() const { return run_command("tail -20 " + dir_ + "/prometheus.log"); }
-
-  private:
-    std::string dir_;
-    int port_;
-    pid_t pid_ = -1;
-};
 
 TEST(LatencyE2E, PrometheusScrapesTheAgentAndAnswersHistogramQuantile) {
     HOSTPROF_REQUIRE_ROOT();
