@@ -87,6 +87,16 @@ class Writer {
     }
     void int64_field(uint32_t field, int64_t v) { uint64_field(field, static_cast<uint64_t>(v)); }
     void sint64_field(uint32_t field, int64_t v) { uint64_field(field, zigzag(v)); }
+    // A fixed64 (little-endian as on every host we build for).
+    void fixed64_field(uint32_t field, uint64_t v) {
+        static_assert(std::endian::native == std::endian::little);
+        if (v == 0)
+            return;
+        tag(field, kFixed64);
+        ensure(8);
+        std::memcpy(data_.get() + size_, &v, 8);
+        size_ += 8;
+    }
     // A double (fixed 64-bit, little-endian as on every host we build for).
     void double_field(uint32_t field, double v) {
         static_assert(std::endian::native == std::endian::little);
