@@ -27,8 +27,8 @@ void on_signal(int) {
 } // namespace
 
 int run_record(Config config, const RecordOptions& o) {
-    if (o.format != "pprof" && o.format != "folded" && o.format != "html") {
-        spdlog::error("--format {}: must be pprof, folded or html", o.format);
+    if (o.format != "pprof" && o.format != "folded" && o.format != "html" && o.format != "otlp") {
+        spdlog::error("--format {}: must be pprof, folded, html or otlp", o.format);
         return 2;
     }
     ProfileFilter filter;
@@ -96,6 +96,7 @@ int run_record(Config config, const RecordOptions& o) {
 
     std::string bytes = o.format == "pprof"    ? render_pprof_bytes(prof)
                         : o.format == "folded" ? render_folded_text(prof)
+                        : o.format == "otlp"   ? render_otlp_bytes(prof)
                                                : render_flamegraph_page(prof, "hostprof record");
     std::ofstream out(o.output, std::ios::binary | std::ios::trunc);
     if (!out || !out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()))) {

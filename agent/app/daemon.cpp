@@ -22,6 +22,7 @@
 #include "agent/aggregate/outliers.h"
 #include "agent/pipeline/pipeline.h"
 #include "agent/host/privileges.h"
+#include "agent/push/otlp_push.h"
 #include "agent/push/pyroscope_push.h"
 #include "agent/pipeline/symbolizer_resolver.h"
 #include "agent/host/watchdog.h"
@@ -347,6 +348,9 @@ int run_agent(const Config& config) {
     auto pyroscope = start_pyroscope_push(config, pipeline.get());
     if (pyroscope)
         state.collectables.push_back(pyroscope->metrics());
+    auto otlp = start_otlp_push(config, pipeline.get());
+    if (otlp)
+        state.collectables.push_back(otlp->metrics());
     auto server = HttpServer::start(ho, make_routes(state));
     if (!server) {
         spdlog::error("{}", server.error().message());
@@ -439,6 +443,7 @@ int run_agent(const Config& config) {
                      s.collector.kernel[HP_PROF_STAT_RINGBUF_DROPS], s.collector.decode_errors);
     }
     pyroscope.reset(); // before the pipeline it collects from
+    otlp.reset();
     // The latency consumer feeds the pipeline: it stops first.
     state.collectables.clear();
     if (latency) {

@@ -64,7 +64,7 @@ int run_main(int argc, char** argv) {
     hostprof::set_startup_malloc_policy();
     CLI::App app{"hostprof: continuous CPU profiles and kernel latency metrics from eBPF"};
     app.require_subcommand(1);
-    app.set_version_flag("--version", "hostprof 0.1.0");
+    app.set_version_flag("--version", std::string("hostprof ") + HOSTPROF_VERSION);
 
     std::string config_file;
     std::map<std::string, std::string> run_flags, probe_flags;
@@ -86,7 +86,10 @@ int run_main(int argc, char** argv) {
         app.add_subcommand("record", "Record one profile to a file (perf record style)");
     record->add_option("--config", config_file, "YAML configuration file")->type_name("FILE");
     record->add_option("-o,--output", record_opts.output, "Output file")->type_name("FILE");
-    record->add_option("--format", record_opts.format, "pprof (gzipped), folded or html")
+    record
+        ->add_option(
+            "--format", record_opts.format,
+            "pprof (gzipped), folded, html or otlp (an OTLP profiles export request, protobuf)")
         ->type_name("FORMAT");
     record->add_option("--pid", record_pid, "Only this process (filtered in the kernel)")
         ->type_name("PID");

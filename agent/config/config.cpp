@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -509,6 +510,66 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return c.pyroscope_tenant_id; }});
+    s.push_back({"otlp_url", "URL",
+                 "Push CPU and off-CPU profiles as OTLP (profiles v1development, proto 1.10/"
+                 "1.11 layout) to this endpoint: requests go to URL/v1development/profiles "
+                 "(e.g. http://otel-collector:4318, or Pyroscope 1.20+). Empty: no push.",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (!v.empty() && !v.starts_with("http://") && !v.starts_with("https://"))
+                         return bad("otlp_url", v, "must start with http:// or https://");
+                     c.otlp_url = v;
+                     return {};
+                 },
+                 [](const Config& c) { return c.otlp_url; }});
+    s.push_back({"otlp_interval", "DURATION",
+                 "How often the OTLP profiles of an interval are pushed (1s..10m).", false,
+                 [](Config& c, const std::string& v) -> Status {
+                     auto d = parse_duration_ns(v);
+                     if (!d)
+                         return bad("otlp_interval", v, d.error().message());
+                     if (*d < 1'000'000'000ULL || *d > 600'000'000'000ULL)
+                         return bad("otlp_interval", v, "must be between 1s and 10m");
+                     c.otlp_interval_ns = *d;
+                     return {};
+                 },
+                 [](const Config& c) { return show_duration(c.otlp_interval_ns); }});
+    s.push_back({"otlp_headers", "LIST",
+                 "Extra headers of every OTLP request, NAME=VALUE comma-separated (e.g. "
+                 "Authorization=Bearer TOKEN,X-Scope-OrgID=team-a).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     std::vector<std::pair<std::string, std::string>> headers;
+                     size_t pos = 0;
+                     while (pos < v.size()) {
+                         size_t comma = v.find(',', pos);
+                         if (comma == std::string::npos)
+                             comma = v.size();
+                         const std::string item = v.substr(pos, comma - pos);
+                         pos = comma + 1;
+                         const size_t eq = item.find('=');
+                         if (eq == 0 || eq == std::string::npos)
+                             return bad("otlp_headers", v, "each item must be NAME=VALUE");
+                         const std::string name = item.substr(0, eq);
+                         const std::string value = item.substr(eq + 1);
+                         for (char ch : name)
+                             if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' &&
+                                 ch != '_')
+                                 return bad("otlp_headers", v, "bad header name '" + name + "'");
+                         for (char ch : value)
+                             if (ch < 0x20 || ch > 0x7e)
+                                 return bad("otlp_headers", v, "values must be printable ASCII");
+                         headers.emplace_back(name, value);
+                     }
+                     c.otlp_headers = std::move(headers);
+                     return {};
+                 },
+                 [](const Config& c) {
+                     std::string out;
+                     for (const auto& [k, v] : c.otlp_headers)
+                         out += (out.empty() ? "" : ",") + k + "=" + v;
+                     return out;
+                 }});
     s.push_back({"debuginfod_urls", "LIST",
                  "debuginfod servers (http:// or https://, comma-separated) asked for the debug "
                  "files of binaries without DWARF or .symtab, by build-id, off the sampling "

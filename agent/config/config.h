@@ -53,7 +53,11 @@ struct Config {
     std::vector<std::pair<std::string, std::string>> pyroscope_labels;
     uint64_t pyroscope_queue_bytes = 16u << 20;
     std::string pyroscope_tenant_id;
-    std::vector<std::string> debuginfod_urls; // empty: debuginfod off
+    // OTLP profiles push (off while otlp_url is empty).
+    std::string otlp_url;
+    uint64_t otlp_interval_ns = 15'000'000'000ULL;
+    std::vector<std::pair<std::string, std::string>> otlp_headers; // extra request headers
+    std::vector<std::string> debuginfod_urls;                      // empty: debuginfod off
     std::string debuginfod_cache_dir = "/var/cache/hostprof/debuginfod";
     uint64_t debuginfod_timeout_ns = 30'000'000'000ULL;
     uint64_t ring_buffer_bytes = 2u << 20; // profile ring buffer (power of two)

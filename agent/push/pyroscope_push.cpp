@@ -1,42 +1,15 @@
 #include "agent/push/pyroscope_push.h"
 
-#include <curl/curl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <limits.h>
 #include <unordered_map>
 
 #include "agent/config/config.h"
-#include "agent/pipeline/pipeline.h"
 #include "exporters/pprof.h"
 
 namespace hostprof {
 namespace {
-
-using prometheus::ClientMetric;
-using prometheus::MetricFamily;
-using prometheus::MetricType;
-
-const char* const kDropReasons[] = {"queue_full", "retries_exhausted", "rejected", "too_large",
-                                    "shutdown"};
-
-class PipelinePushSource : public PushSource {
-  public:
-    explicit PipelinePushSource(Pipeline& p) : p_(p) {}
-    uint64_t subscribe(hp_prof_kind kind) override { return p_.subscribe(kind, {}); }
-    ProfileWindow collect(uint64_t id) override { return p_.collect(id); }
-    Profile symbolize(const ProfileWindow& w) override {
-        BuildOptions o;
-        o.frequency_hz = p_.frequency_hz();
-        return p_.symbolize(w, o);
-    }
-
-  private:
-    Pipeline& p_;
-};
 
 // Drops the sample labels and merges what becomes equal: locations with the same address,
 // mapping and frames (processes of one executable, e.g. a service's worker pids, each got
@@ -80,56 +53,31 @@ void merge_unlabelled_samples(Profile& p) {
     p.samples = std::move(merged);
 }
 
-std::string local_hostname() {
-    char buf[HOST_NAME_MAX + 1] = {};
-    if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0')
-        return "unknown";
-    return buf;
+// Series batched into requests of at most max_request_bytes (a larger series goes alone).
+std::vector<PushBody> batch_requests(std::vector<PyroscopeSeries> series,
+                                     size_t max_request_bytes) {
+    std::vector<PushBody> out;
+    std::vector<PyroscopeSeries> batch;
+    size_t batch_bytes = 0;
+    auto flush = [&] {
+        if (batch.empty())
+            return;
+        out.push_back({encode_push_request(batch), batch.size()});
+        batch.clear();
+        batch_bytes = 0;
+    };
+    for (PyroscopeSeries& s : series) {
+        const size_t n = encoded_series_size(s);
+        if (!batch.empty() && batch_bytes + n > max_request_bytes)
+            flush();
+        batch_bytes += n;
+        batch.push_back(std::move(s));
+    }
+    flush();
+    return out;
 }
-
-MetricFamily family(const std::string& name, const std::string& help, MetricType type) {
-    MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-}
-
-void add_value(MetricFamily& f, double v, std::vector<ClientMetric::Label> labels = {}) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    if (f.type == MetricType::Counter)
-        m.counter.value = v;
-    else
-        m.gauge.value = v;
-    f.metric.push_back(std::move(m));
-}
-
-// libcurl callbacks.
-size_t keep_some_body(char* data, size_t size, size_t n, void* user) {
-    auto* out = static_cast<std::string*>(user);
-    const size_t len = size * n;
-    if (out->size() < 512)
-        out->append(data, std::min(len, 512 - out->size()));
-    return len;
-}
-
-int abort_when_stopping(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
-    return static_cast<const std::atomic<bool>*>(user)->load() ? 1 : 0;
-}
-
-struct CurlDeleter {
-    void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistDeleter {
-    void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
 
 } // namespace
-
-std::unique_ptr<PushSource> make_pipeline_push_source(Pipeline& pipeline) {
-    return std::make_unique<PipelinePushSource>(pipeline);
-}
 
 const char* pyroscope_profile_name(hp_prof_kind kind) {
     return kind == HP_PROF_OFF_CPU ? "off_cpu" : "process_cpu";
@@ -184,235 +132,47 @@ Result<std::unique_ptr<PyroscopePusher>>
 PyroscopePusher::start(PyroscopePushOptions options, std::unique_ptr<PushSource> source) {
     if (!options.url.starts_with("http://") && !options.url.starts_with("https://"))
         return Error{0, "pyroscope_url: '" + options.url + "' must start with http:// or https://"};
-    if (options.interval.count() <= 0 || !source)
-        return Error{0, "pyroscope push: bad interval or no profile source"};
     for (const auto& [name, value] : options.static_labels)
         if (!valid_label_name(name) || name.starts_with("__"))
             return Error{0, "pyroscope_labels: bad label name '" + name + "'"};
-    // Thread-safe in the libcurl of Debian 12 (7.88); done before any thread uses curl.
-    static const CURLcode global_init = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (global_init != CURLE_OK)
-        return Error{0, std::string("libcurl initialization failed: ") +
-                            curl_easy_strerror(global_init)};
-    std::unique_ptr<PyroscopePusher> p(new PyroscopePusher(std::move(options), std::move(source)));
-    p->collector_ = std::thread([raw = p.get()] { raw->collector_loop(); });
-    p->sender_ = std::thread([raw = p.get()] { raw->sender_loop(); });
-    return p;
-}
-
-PyroscopePusher::PyroscopePusher(PyroscopePushOptions options, std::unique_ptr<PushSource> source)
-    : options_(std::move(options)), source_(std::move(source)) {
-    std::string base = options_.url;
+    ProfilePusherOptions o;
+    o.protocol = "pyroscope";
+    o.item_noun = "series";
+    o.item_help = "Profile series (one per service, profile type and interval)";
+    o.server = "the Pyroscope server";
+    std::string base = options.url;
     while (!base.empty() && base.back() == '/')
         base.pop_back();
-    push_url_ = base + "/push.v1.PusherService/Push";
-    base_labels_ = options_.static_labels;
-    base_labels_.emplace_back("hostname",
-                              options_.hostname.empty() ? local_hostname() : options_.hostname);
-    for (const char* reason : kDropReasons)
-        s_->stats.dropped[reason] = 0;
-}
-
-PyroscopePusher::~PyroscopePusher() {
-    stop();
-}
-
-void PyroscopePusher::stop() {
-    {
-        std::lock_guard lock(s_->mu);
-        s_->stopping = true;
-    }
-    abort_.store(true);
-    s_->wake_collector.notify_all();
-    s_->wake_sender.notify_all();
-    if (collector_.joinable())
-        collector_.join();
-    if (sender_.joinable())
-        sender_.join();
-    std::lock_guard lock(s_->mu);
-    if (!s_->queue.empty()) {
-        s_->stats.dropped["shutdown"] += s_->queue.size();
-        s_->queue.clear();
-        s_->queue_bytes = 0;
-    }
-}
-
-void PyroscopePusher::collector_loop() {
-    struct Stream {
-        hp_prof_kind kind;
-        uint64_t id;
-    };
-    std::vector<Stream> streams;
-    if (options_.on_cpu)
-        streams.push_back({HP_PROF_ON_CPU, source_->subscribe(HP_PROF_ON_CPU)});
-    if (options_.off_cpu)
-        streams.push_back({HP_PROF_OFF_CPU, source_->subscribe(HP_PROF_OFF_CPU)});
-    using clock = std::chrono::steady_clock;
-    auto next = clock::now() + options_.interval;
-    std::unique_lock lock(s_->mu);
-    while (!s_->wake_collector.wait_until(lock, next, [&] { return s_->stopping; })) {
-        lock.unlock();
-        std::vector<ProfileWindow> windows;
-        for (Stream& s : streams) {
-            windows.push_back(source_->collect(s.id));
-            s.id = source_->subscribe(s.kind);
-        }
+    o.url = base + "/push.v1.PusherService/Push";
+    o.headers = {"Content-Type: application/proto", "Connect-Protocol-Version: 1"};
+    if (!options.tenant_id.empty())
+        o.headers.push_back("X-Scope-OrgID: " + options.tenant_id);
+    o.interval = options.interval;
+    o.on_cpu = options.on_cpu;
+    o.off_cpu = options.off_cpu;
+    o.max_queue_bytes = options.max_queue_bytes;
+    o.max_attempts = options.max_attempts;
+    o.initial_backoff = options.initial_backoff;
+    o.max_backoff = options.max_backoff;
+    o.connect_timeout = options.connect_timeout;
+    o.request_timeout = options.request_timeout;
+    LabelList base_labels = options.static_labels;
+    base_labels.emplace_back("hostname",
+                             options.hostname.empty() ? local_hostname() : options.hostname);
+    const size_t max_request_bytes = options.max_request_bytes;
+    auto build = [base_labels, max_request_bytes](std::vector<ProfileWindow> windows,
+                                                  PushSource& source) {
         std::vector<PyroscopeSeries> series;
         for (ProfileWindow& w : windows) {
-            auto more = build_push_series(std::move(w), *source_, base_labels_);
+            auto more = build_push_series(std::move(w), source, base_labels);
             std::move(more.begin(), more.end(), std::back_inserter(series));
         }
-        enqueue(std::move(series));
-        next += options_.interval;
-        if (next <= clock::now())
-            next = clock::now() + options_.interval; // fell behind: skip, do not burst
-        lock.lock();
-    }
-    lock.unlock();
-    for (Stream& s : streams)
-        source_->collect(s.id); // ends the subscriptions
-}
-
-void PyroscopePusher::enqueue(std::vector<PyroscopeSeries> series) {
-    // Batch series into requests of at most max_request_bytes (a larger series goes alone).
-    std::vector<PyroscopeSeries> batch;
-    size_t batch_bytes = 0;
-    auto flush = [&] {
-        if (batch.empty())
-            return;
-        push_request(encode_push_request(batch), batch.size());
-        batch.clear();
-        batch_bytes = 0;
+        return batch_requests(std::move(series), max_request_bytes);
     };
-    for (PyroscopeSeries& s : series) {
-        const size_t n = encoded_series_size(s);
-        if (!batch.empty() && batch_bytes + n > options_.max_request_bytes)
-            flush();
-        batch_bytes += n;
-        batch.push_back(std::move(s));
-    }
-    flush();
-}
-
-void PyroscopePusher::push_request(std::string body, size_t n_series) {
-    std::lock_guard lock(s_->mu);
-    if (body.size() > options_.max_queue_bytes) {
-        ++s_->stats.dropped["too_large"];
-        return;
-    }
-    while (!s_->queue.empty() && s_->queue_bytes + body.size() > options_.max_queue_bytes) {
-        s_->queue_bytes -= s_->queue.front().body.size();
-        s_->queue.pop_front();
-        ++s_->stats.dropped["queue_full"];
-    }
-    s_->queue_bytes += body.size();
-    s_->queue.push_back({std::move(body), n_series, 0});
-    s_->wake_sender.notify_one();
-}
-
-void PyroscopePusher::sender_loop() {
-    Shared& sh = *s_;
-    PyroscopePushStats& st = sh.stats;
-    bool failing = false;
-    std::unique_lock lock(sh.mu);
-    while (true) {
-        sh.wake_sender.wait(lock, [&] { return sh.stopping || !sh.queue.empty(); });
-        if (sh.stopping)
-            return;
-        Request r = std::move(sh.queue.front());
-        sh.queue.pop_front();
-        sh.queue_bytes -= r.body.size();
-        auto backoff = options_.initial_backoff;
-        while (true) {
-            lock.unlock();
-            std::string why;
-            const int status = post(r.body, &why);
-            lock.lock();
-            ++r.attempts;
-            st.last_http_status = status;
-            if (status >= 200 && status < 300) {
-                ++st.requests_ok;
-                st.bytes_pushed += r.body.size();
-                st.series_pushed += r.series;
-                if (failing)
-                    spdlog::info("pyroscope push: {} is accepting profiles again", push_url_);
-                failing = false;
-                break;
-            }
-            ++st.requests_failed;
-            if (sh.stopping) {
-                ++st.dropped["shutdown"];
-                return;
-            }
-            if (!failing)
-                spdlog::warn("pyroscope push to {} failed: {} (retrying; further failures are "
-                             "counted in hostprof_pyroscope_requests_total)",
-                             push_url_, why);
-            failing = true;
-            // A 4xx other than timeout / rate limit will not succeed on a retry.
-            if (status >= 400 && status < 500 && status != 408 && status != 429) {
-                ++st.dropped["rejected"];
-                break;
-            }
-            if (r.attempts >= options_.max_attempts) {
-                ++st.dropped["retries_exhausted"];
-                break;
-            }
-            if (sh.wake_sender.wait_for(lock, backoff, [&] { return sh.stopping; })) {
-                ++st.dropped["shutdown"];
-                return;
-            }
-            backoff = std::min(backoff * 2, options_.max_backoff);
-        }
-    }
-}
-
-int PyroscopePusher::post(const std::string& body, std::string* why) {
-    thread_local std::unique_ptr<CURL, CurlDeleter> handle; // keeps the connection alive
-    if (!handle)
-        handle.reset(curl_easy_init());
-    CURL* c = handle.get();
-    if (c == nullptr) {
-        *why = "curl_easy_init failed";
-        return 0;
-    }
-    curl_easy_reset(c);
-    std::unique_ptr<curl_slist, SlistDeleter> headers;
-    auto add_header = [&](const std::string& h) {
-        headers.reset(curl_slist_append(headers.release(), h.c_str()));
-    };
-    add_header("Content-Type: application/proto");
-    add_header("Connect-Protocol-Version: 1");
-    add_header("Expect:"); // no 100-continue round trip
-    if (!options_.tenant_id.empty())
-        add_header("X-Scope-OrgID: " + options_.tenant_id);
-    std::string response;
-    curl_easy_setopt(c, CURLOPT_URL, push_url_.c_str());
-    curl_easy_setopt(c, CURLOPT_POST, 1L);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "hostprof");
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); // threads: no SIGALRM for DNS timeouts
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(options_.connect_timeout.count()));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_some_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, abort_when_stopping);
-    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &abort_);
-    const CURLcode rc = curl_easy_perform(c);
-    if (rc != CURLE_OK) {
-        *why = curl_easy_strerror(rc);
-        return 0;
-    }
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if (status < 200 || status >= 300)
-        *why = "HTTP " + std::to_string(status) + (response.empty() ? "" : ": " + response);
-    return static_cast<int>(status);
+    auto started = ProfilePusher::start(std::move(o), std::move(source), std::move(build));
+    if (!started)
+        return started.error();
+    return std::unique_ptr<PyroscopePusher>(new PyroscopePusher(std::move(started.value())));
 }
 
 std::unique_ptr<PyroscopePusher> start_pyroscope_push(const Config& config, Pipeline* pipeline) {
@@ -439,65 +199,6 @@ std::unique_ptr<PyroscopePusher> start_pyroscope_push(const Config& config, Pipe
     spdlog::info("pushing profiles to {} every {} ms", started.value()->push_url(),
                  config.pyroscope_interval_ns / 1'000'000);
     return std::move(started.value());
-}
-
-PyroscopePushStats PyroscopePusher::Shared::snapshot() const {
-    std::lock_guard lock(mu);
-    PyroscopePushStats s = stats;
-    s.queue_requests = queue.size();
-    s.queue_bytes = queue_bytes;
-    return s;
-}
-
-PyroscopePushStats PyroscopePusher::stats() const {
-    return s_->snapshot();
-}
-
-class PyroscopePusher::Metrics : public prometheus::Collectable {
-  public:
-    explicit Metrics(std::shared_ptr<const Shared> s) : s_(std::move(s)) {}
-    std::vector<MetricFamily> Collect() const override;
-
-  private:
-    std::shared_ptr<const Shared> s_;
-};
-
-std::shared_ptr<prometheus::Collectable> PyroscopePusher::metrics() const {
-    return std::make_shared<Metrics>(s_);
-}
-
-std::vector<MetricFamily> PyroscopePusher::Metrics::Collect() const {
-    const PyroscopePushStats s = s_->snapshot();
-    std::vector<MetricFamily> out;
-    auto requests = family("hostprof_pyroscope_requests_total",
-                           "Pyroscope push attempts, by result.", MetricType::Counter);
-    add_value(requests, static_cast<double>(s.requests_ok), {{"result", "ok"}});
-    add_value(requests, static_cast<double>(s.requests_failed), {{"result", "error"}});
-    out.push_back(std::move(requests));
-    auto bytes = family("hostprof_pyroscope_pushed_bytes_total",
-                        "Request bytes accepted by the Pyroscope server.", MetricType::Counter);
-    add_value(bytes, static_cast<double>(s.bytes_pushed));
-    out.push_back(std::move(bytes));
-    auto series = family("hostprof_pyroscope_series_pushed_total",
-                         "Profile series (one per service, profile type and interval) "
-                         "accepted by the Pyroscope server.",
-                         MetricType::Counter);
-    add_value(series, static_cast<double>(s.series_pushed));
-    out.push_back(std::move(series));
-    auto dropped = family("hostprof_pyroscope_dropped_requests_total",
-                          "Push requests given up, by reason.", MetricType::Counter);
-    for (const auto& [reason, n] : s.dropped)
-        add_value(dropped, static_cast<double>(n), {{"reason", reason}});
-    out.push_back(std::move(dropped));
-    auto queue = family("hostprof_pyroscope_queue_requests", "Push requests waiting to be sent.",
-                        MetricType::Gauge);
-    add_value(queue, static_cast<double>(s.queue_requests));
-    out.push_back(std::move(queue));
-    auto queue_bytes = family("hostprof_pyroscope_queue_bytes",
-                              "Bytes of push requests waiting to be sent.", MetricType::Gauge);
-    add_value(queue_bytes, static_cast<double>(s.queue_bytes));
-    out.push_back(std::move(queue_bytes));
-    return out;
 }
 
 } // namespace hostprof

@@ -1,8 +1,11 @@
 #include "agent/serve/renderers.h"
 
+#include <unistd.h>
+
 #include "exporters/flamegraph.h"
 #include "exporters/folded.h"
 #include "exporters/metrics.h"
+#include "exporters/otlp.h"
 #include "exporters/pprof.h"
 
 namespace hostprof {
@@ -30,6 +33,15 @@ std::string render_flamegraph_page(const Profile& p, const std::string& title) {
 
 std::string render_folded_text(const Profile& p) {
     return render_folded(p, weight_index(p));
+}
+
+std::string render_otlp_bytes(const Profile& p) {
+    OtlpOptions o;
+    o.scope_version = HOSTPROF_VERSION;
+    char host[256] = {};
+    if (::gethostname(host, sizeof(host) - 1) == 0)
+        o.host_name = host;
+    return encode_otlp_profiles(std::span<const Profile>(&p, 1), o);
 }
 
 std::pair<std::string, std::string>

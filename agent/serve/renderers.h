@@ -15,6 +15,8 @@ namespace hostprof {
 std::string render_pprof_bytes(const Profile& p);                               // gzipped pprof
 std::string render_flamegraph_page(const Profile& p, const std::string& title); // HTML
 std::string render_folded_text(const Profile& p);                               // folded stacks
+// An OTLP profiles export request (protobuf; exporters/otlp.h), host.name this host's.
+std::string render_otlp_bytes(const Profile& p);
 // Content negotiation on Accept: Prometheus text 0.0.4 or OpenMetrics 1.0.
 // Returns {content type, body}. Exemplars are shown in OpenMetrics only.
 std::pair<std::string, std::string>

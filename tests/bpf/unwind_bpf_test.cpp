@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bpf_test_util.h"
+#include "exporters/otlp_profiles.pb.h"
 #include "folded.h"
 
 namespace {
@@ -72,6 +73,64 @@ TEST_P(UnwindChains, ReachEntryWithoutFramePointers) {
     EXPECT_GE(s.ratio(), 0.95) << c.mode << ": " << s.with << " of " << s.total
                                << " samples have the chain\n"
                                << dump(stacks) << log;
+}
+
+// `hostprof record --format otlp` of the same program without frame pointers: an OTLP
+// request whose process resource names the executable (path, build id) and whose stacks,
+// read through the dictionary, are symbolized and reach main as the folded ones do.
+TEST(UnwindOtlp, RecordedRequestCarriesCompleteSymbolizedStacks) {
+    HOSTPROF_REQUIRE_ROOT();
+    Child target({kTarget, "chain"});
+    ::usleep(200 * 1000);
+    const std::string out = temp_path("otlp.bin");
+    const std::string log = run_command(
+        std::string(HOSTPROF_BINARY) + " record --duration 3s --frequency 99 --format otlp --pid " +
+        std::to_string(target.pid) + " -o " + out + " 2>&1");
+    hostprof::otlp::ExportProfilesServiceRequest req;
+    ASSERT_TRUE(req.ParseFromString(slurp(out))) << log;
+    std::remove(out.c_str());
+    const auto& d = req.dictionary();
+    auto str = [&](int32_t i) { return d.string_table(i); };
+    ASSERT_EQ(req.resource_profiles_size(), 1) << log;
+    std::map<std::string, std::string> attrs;
+    for (const auto& kv : req.resource_profiles(0).resource().attributes())
+        attrs[kv.key()] = kv.value().has_int_value() ? std::to_string(kv.value().int_value())
+                                                     : kv.value().string_value();
+    EXPECT_EQ(attrs["process.pid"], std::to_string(target.pid));
+    EXPECT_EQ(attrs["process.executable.path"], kTarget);
+    EXPECT_EQ(attrs["process.executable.build_id.gnu"].size(), 40u)
+        << attrs["process.executable.build_id.gnu"];
+    EXPECT_FALSE(attrs["host.name"].empty());
+    const auto& profiles = req.resource_profiles(0).scope_profiles(0).profiles();
+    ASSERT_EQ(profiles.size(), 1);
+    EXPECT_EQ(str(profiles[0].period_type().type_strindex()), "cpu");
+    int64_t total = 0, complete = 0;
+    for (const auto& sample : profiles[0].samples()) {
+        // Root first; a location's inlined functions outermost first.
+        std::vector<std::string> chain;
+        const auto& locs = d.stack_table(sample.stack_index()).location_indices();
+        for (auto it = locs.rbegin(); it != locs.rend(); ++it)
+            for (int l = d.location_table(*it).lines_size() - 1; l >= 0; --l)
+                chain.push_back(
+                    str(d.function_table(d.location_table(*it).lines(l).function_index())
+                            .name_strindex()));
+        total += sample.values(0);
+        // _start, main, chain_a, chain_b in this order (libc's frames may come between).
+        size_t at = 0;
+        for (const char* want : {"_start", "main", "chain_a", "chain_b"}) {
+            while (at < chain.size() && chain[at] != want)
+                ++at;
+            if (at < chain.size())
+                ++at;
+            else
+                at = chain.size() + 1;
+        }
+        if (at <= chain.size())
+            complete += sample.values(0);
+    }
+    ASSERT_GT(total, 100) << log;
+    EXPECT_GE(complete * 100, total * 95)
+        << complete << " of " << total << " samples reach main;chain_a;chain_b";
 }
 
 INSTANTIATE_TEST_SUITE_P(

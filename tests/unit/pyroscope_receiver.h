@@ -1,6 +1,7 @@
 // An in-test Pyroscope receiver: a civetweb server on a loopback port that accepts
 // POST /push.v1.PusherService/Push, keeps every request, and decodes the Connect/protobuf
-// bodies with the generated classes (exporters/push.proto, exporters/profile.proto).
+// bodies with the generated classes (exporters/push.proto, exporters/profile.proto). It
+// keeps any other POST too (the OTLP push tests read those requests themselves).
 // Shared by the unit tests (tests/unit/pyroscope_push_test.cpp) and the privileged
 // end-to-end test (tests/bpf/pyroscope_bpf_test.cpp).
 #pragma once
@@ -21,7 +22,8 @@
 namespace hostprof::testing {
 
 struct ReceivedPush {
-    std::string method, path, content_type, connect_version, tenant;
+    std::string method, path, content_type, content_encoding, connect_version, tenant;
+    std::string authorization;
     std::string body;
 };
 
@@ -106,6 +108,8 @@ class PyroscopeReceiver {
             return std::string(v ? v : "");
         };
         r.content_type = header("Content-Type");
+        r.content_encoding = header("Content-Encoding");
+        r.authorization = header("Authorization");
         r.connect_version = header("Connect-Protocol-Version");
         r.tenant = header("X-Scope-OrgID");
         char buf[65536];
