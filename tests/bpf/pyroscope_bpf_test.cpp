@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <chrono>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "../unit/pyroscope_receiver.h"
+#include "exporters/otlp_profiles.pb.h"
 #include "bpf_test_util.h"
 
 using hostprof::bpftest::run_command;
@@ -129,6 +131,69 @@ TEST(PyroscopePush, AgentPushesCpuRatioServiceWithItsHotFunctions) {
     const std::string m = agent.metrics();
     EXPECT_GE(metric(m, "hostprof_pyroscope_requests_total{result=\"ok\"} ").value_or(0), 1) << m;
     EXPECT_GT(metric(m, "hostprof_pyroscope_pushed_bytes_total ").value_or(0), 0);
+}
+
+// The same with OTLP: the agent pushes gzipped OTLP profile requests; cpu_ratio's process
+// is a resource of its own (pid, executable path) whose on-CPU profile has its hot
+// functions, symbolized, on stacks that reach main.
+TEST(OtlpPush, AgentPushesCpuRatioAsAnOtlpResourceWithItsHotFunctions) {
+    HOSTPROF_REQUIRE_ROOT();
+    PyroscopeReceiver receiver;
+    ASSERT_GT(receiver.port(), 0);
+    Child prog("cpu_ratio", "20");
+    Agent agent({"--otlp-url", receiver.url(), "--otlp-interval", "2s"});
+    ASSERT_TRUE(agent.ready()) << agent.log();
+    const std::string pid = std::to_string(prog.pid);
+
+    bool found = false;
+    int64_t samples = 0, reaching_main = 0;
+    const auto deadline = std::chrono::steady_clock::now() + 25s;
+    while (!found && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1s);
+        for (const auto& r : receiver.requests()) {
+            EXPECT_EQ(r.path, "/v1development/profiles");
+            EXPECT_EQ(r.content_type, "application/x-protobuf");
+            EXPECT_EQ(r.content_encoding, "gzip");
+            const auto body = hostprof::gzip_decompress(r.body);
+            hostprof::otlp::ExportProfilesServiceRequest req;
+            ASSERT_TRUE(body && req.ParseFromString(*body)) << "a push body did not decode";
+            const auto& d = req.dictionary();
+            for (const auto& rp : req.resource_profiles()) {
+                std::map<std::string, std::string> attrs;
+                for (const auto& kv : rp.resource().attributes())
+                    attrs[kv.key()] = kv.value().has_int_value()
+                                          ? std::to_string(kv.value().int_value())
+                                          : kv.value().string_value();
+                if (attrs["process.pid"] != pid)
+                    continue;
+                EXPECT_EQ(attrs["process.executable.path"],
+                          std::string(HOSTPROF_TESTPROGS_DIR) + "/cpu_ratio");
+                EXPECT_EQ(attrs["process.executable.name"], "cpu_ratio");
+                for (const auto& prof : rp.scope_profiles(0).profiles()) {
+                    if (d.string_table(prof.period_type().type_strindex()) != "cpu")
+                        continue;
+                    for (const auto& sample : prof.samples()) {
+                        std::set<std::string> fns;
+                        for (int32_t li : d.stack_table(sample.stack_index()).location_indices())
+                            for (const auto& line : d.location_table(li).lines())
+                                fns.insert(d.string_table(
+                                    d.function_table(line.function_index()).name_strindex()));
+                        samples += sample.values(0);
+                        if (fns.contains("main"))
+                            reaching_main += sample.values(0);
+                        found = found || fns.contains("hot_three_quarters");
+                    }
+                }
+            }
+        }
+    }
+    ASSERT_TRUE(found) << receiver.count() << " requests, none with cpu_ratio's "
+                       << "hot_three_quarters\n"
+                       << agent.log();
+    EXPECT_GE(reaching_main * 100, samples * 95) << reaching_main << " of " << samples;
+    const std::string m = agent.metrics();
+    EXPECT_GE(metric(m, "hostprof_otlp_requests_total{result=\"ok\"} ").value_or(0), 1) << m;
+    EXPECT_GT(metric(m, "hostprof_otlp_profiles_pushed_total ").value_or(0), 0) << m;
 }
 
 int closed_port() {
