@@ -37,8 +37,8 @@ std::vector<PushBody> build_otlp_requests(std::vector<ProfileWindow> windows, Pu
     return out;
 }
 
-Result<std::unique_ptr<OtlpPusher>> OtlpPusher::start(OtlpPushOptions options,
-                                                      std::unique_ptr<PushSource> source) {
+Result<std::unique_ptr<ProfilePusher>> start_otlp_pusher(OtlpPushOptions options,
+                                                         std::unique_ptr<PushSource> source) {
     if (!options.url.starts_with("http://") && !options.url.starts_with("https://"))
         return Error{0, "otlp_url: '" + options.url + "' must start with http:// or https://"};
     ProfilePusherOptions o;
@@ -56,23 +56,15 @@ Result<std::unique_ptr<OtlpPusher>> OtlpPusher::start(OtlpPushOptions options,
     o.interval = options.interval;
     o.on_cpu = options.on_cpu;
     o.off_cpu = options.off_cpu;
-    o.max_queue_bytes = options.max_queue_bytes;
-    o.max_attempts = options.max_attempts;
-    o.initial_backoff = options.initial_backoff;
-    o.max_backoff = options.max_backoff;
-    o.connect_timeout = options.connect_timeout;
-    o.request_timeout = options.request_timeout;
+    o.retry = options.retry;
     const std::string hostname = options.hostname.empty() ? local_hostname() : options.hostname;
     auto build = [hostname](std::vector<ProfileWindow> windows, PushSource& source) {
         return build_otlp_requests(std::move(windows), source, hostname);
     };
-    auto started = ProfilePusher::start(std::move(o), std::move(source), std::move(build));
-    if (!started)
-        return started.error();
-    return std::unique_ptr<OtlpPusher>(new OtlpPusher(std::move(started.value())));
+    return ProfilePusher::start(std::move(o), std::move(source), std::move(build));
 }
 
-std::unique_ptr<OtlpPusher> start_otlp_push(const Config& config, Pipeline* pipeline) {
+std::unique_ptr<ProfilePusher> start_otlp_push(const Config& config, Pipeline* pipeline) {
     if (config.otlp_url.empty())
         return nullptr;
     if (pipeline == nullptr) {
@@ -84,14 +76,15 @@ std::unique_ptr<OtlpPusher> start_otlp_push(const Config& config, Pipeline* pipe
     o.interval = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::nanoseconds(config.otlp_interval_ns));
     o.headers = config.otlp_headers;
-    o.request_timeout = std::min(o.request_timeout, std::max(o.interval, o.connect_timeout));
-    auto started = OtlpPusher::start(std::move(o), make_pipeline_push_source(*pipeline));
+    o.retry.request_timeout =
+        std::min(o.retry.request_timeout, std::max(o.interval, o.retry.connect_timeout));
+    auto started = start_otlp_pusher(std::move(o), make_pipeline_push_source(*pipeline));
     if (!started) {
         spdlog::error("OTLP push not started: {}", started.error().message());
         return nullptr;
     }
     spdlog::info("pushing OTLP profiles (proto {}) to {} every {} ms", kOtlpProtoVersion,
-                 started.value()->push_url(), config.otlp_interval_ns / 1'000'000);
+                 started.value()->url(), config.otlp_interval_ns / 1'000'000);
     return std::move(started.value());
 }
 

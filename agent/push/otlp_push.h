@@ -25,12 +25,7 @@ struct OtlpPushOptions {
     std::string hostname;                                     // host.name; empty: gethostname()
     bool on_cpu = true;
     bool off_cpu = true;
-    size_t max_queue_bytes = 16u << 20;
-    int max_attempts = 4;
-    std::chrono::milliseconds initial_backoff{1'000};
-    std::chrono::milliseconds max_backoff{30'000};
-    std::chrono::milliseconds connect_timeout{3'000};
-    std::chrono::milliseconds request_timeout{15'000};
+    PushRetryOptions retry;
 };
 
 // One interval's windows as request bodies: the symbolized windows in one request,
@@ -39,27 +34,16 @@ struct OtlpPushOptions {
 std::vector<PushBody> build_otlp_requests(std::vector<ProfileWindow> windows, PushSource& source,
                                           const std::string& hostname);
 
-class OtlpPusher {
-  public:
-    // Validates the options and starts the collector and sender threads.
-    static Result<std::unique_ptr<OtlpPusher>> start(OtlpPushOptions options,
-                                                     std::unique_ptr<PushSource> source);
-    void stop() { pusher_->stop(); }
-    PushStats stats() const { return pusher_->stats(); }
-    // hostprof_otlp_* (requests by result, bytes, profiles, drops by reason, queue).
-    std::shared_ptr<prometheus::Collectable> metrics() const { return pusher_->metrics(); }
-    const std::string& push_url() const { return pusher_->url(); }
-
-  private:
-    explicit OtlpPusher(std::unique_ptr<ProfilePusher> p) : pusher_(std::move(p)) {}
-    std::unique_ptr<ProfilePusher> pusher_;
-};
+// Validates the options and starts a ProfilePusher POSTing to {url}/v1development/profiles;
+// its metrics are hostprof_otlp_* (items: profiles).
+Result<std::unique_ptr<ProfilePusher>> start_otlp_pusher(OtlpPushOptions options,
+                                                         std::unique_ptr<PushSource> source);
 
 struct Config;
 class Pipeline;
 
 // The daemon's hook: a running pusher when config.otlp_url is set and `pipeline` is not
 // null, else null (logged).
-std::unique_ptr<OtlpPusher> start_otlp_push(const Config& config, Pipeline* pipeline);
+std::unique_ptr<ProfilePusher> start_otlp_push(const Config& config, Pipeline* pipeline);
 
 } // namespace hostprof

@@ -168,11 +168,11 @@ void ProfilePusher::collector_loop() {
 
 void ProfilePusher::push_request(PushBody b) {
     std::lock_guard lock(s_->mu);
-    if (b.body.size() > options_.max_queue_bytes) {
+    if (b.body.size() > options_.retry.max_queue_bytes) {
         ++s_->stats.dropped["too_large"];
         return;
     }
-    while (!s_->queue.empty() && s_->queue_bytes + b.body.size() > options_.max_queue_bytes) {
+    while (!s_->queue.empty() && s_->queue_bytes + b.body.size() > options_.retry.max_queue_bytes) {
         s_->queue_bytes -= s_->queue.front().body.size();
         s_->queue.pop_front();
         ++s_->stats.dropped["queue_full"];
@@ -194,7 +194,7 @@ void ProfilePusher::sender_loop() {
         Request r = std::move(sh.queue.front());
         sh.queue.pop_front();
         sh.queue_bytes -= r.body.size();
-        auto backoff = options_.initial_backoff;
+        auto backoff = options_.retry.initial_backoff;
         while (true) {
             lock.unlock();
             std::string why;
@@ -227,7 +227,7 @@ void ProfilePusher::sender_loop() {
                 ++st.dropped["rejected"];
                 break;
             }
-            if (r.attempts >= options_.max_attempts) {
+            if (r.attempts >= options_.retry.max_attempts) {
                 ++st.dropped["retries_exhausted"];
                 break;
             }
@@ -235,7 +235,7 @@ void ProfilePusher::sender_loop() {
                 ++st.dropped["shutdown"];
                 return;
             }
-            backoff = std::min(backoff * 2, options_.max_backoff);
+            backoff = std::min(backoff * 2, options_.retry.max_backoff);
         }
     }
 }
@@ -266,8 +266,9 @@ int ProfilePusher::post(const std::string& body, std::string* why) {
     curl_easy_setopt(c, CURLOPT_USERAGENT, "hostprof");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L); // threads: no SIGALRM for DNS timeouts
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(options_.connect_timeout.count()));
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.request_timeout.count()));
+                     static_cast<long>(options_.retry.connect_timeout.count()));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+                     static_cast<long>(options_.retry.request_timeout.count()));
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, keep_some_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &response);

@@ -63,6 +63,16 @@ struct PushStats {
     int last_http_status = 0;
 };
 
+// The queue and retry knobs every push shares.
+struct PushRetryOptions {
+    size_t max_queue_bytes = 16u << 20; // queued request bodies; oldest dropped beyond
+    int max_attempts = 4;               // per request, first try included
+    std::chrono::milliseconds initial_backoff{1'000};
+    std::chrono::milliseconds max_backoff{30'000};
+    std::chrono::milliseconds connect_timeout{3'000};
+    std::chrono::milliseconds request_timeout{15'000};
+};
+
 struct ProfilePusherOptions {
     std::string protocol;  // "pyroscope", "otlp": log messages, metric names
     std::string item_noun; // "series", "profiles": hostprof_<protocol>_<noun>_pushed_total
@@ -73,12 +83,7 @@ struct ProfilePusherOptions {
     std::chrono::milliseconds interval{15'000};
     bool on_cpu = true;
     bool off_cpu = true;
-    size_t max_queue_bytes = 16u << 20; // queued request bodies; oldest dropped beyond
-    int max_attempts = 4;               // per request, first try included
-    std::chrono::milliseconds initial_backoff{1'000};
-    std::chrono::milliseconds max_backoff{30'000};
-    std::chrono::milliseconds connect_timeout{3'000};
-    std::chrono::milliseconds request_timeout{15'000};
+    PushRetryOptions retry;
 };
 
 class ProfilePusher {

@@ -128,8 +128,8 @@ std::vector<PyroscopeSeries> build_push_series(ProfileWindow window, PushSource&
     return out;
 }
 
-Result<std::unique_ptr<PyroscopePusher>>
-PyroscopePusher::start(PyroscopePushOptions options, std::unique_ptr<PushSource> source) {
+Result<std::unique_ptr<ProfilePusher>> start_pyroscope_pusher(PyroscopePushOptions options,
+                                                              std::unique_ptr<PushSource> source) {
     if (!options.url.starts_with("http://") && !options.url.starts_with("https://"))
         return Error{0, "pyroscope_url: '" + options.url + "' must start with http:// or https://"};
     for (const auto& [name, value] : options.static_labels)
@@ -150,12 +150,7 @@ PyroscopePusher::start(PyroscopePushOptions options, std::unique_ptr<PushSource>
     o.interval = options.interval;
     o.on_cpu = options.on_cpu;
     o.off_cpu = options.off_cpu;
-    o.max_queue_bytes = options.max_queue_bytes;
-    o.max_attempts = options.max_attempts;
-    o.initial_backoff = options.initial_backoff;
-    o.max_backoff = options.max_backoff;
-    o.connect_timeout = options.connect_timeout;
-    o.request_timeout = options.request_timeout;
+    o.retry = options.retry;
     LabelList base_labels = options.static_labels;
     base_labels.emplace_back("hostname",
                              options.hostname.empty() ? local_hostname() : options.hostname);
@@ -169,13 +164,10 @@ PyroscopePusher::start(PyroscopePushOptions options, std::unique_ptr<PushSource>
         }
         return batch_requests(std::move(series), max_request_bytes);
     };
-    auto started = ProfilePusher::start(std::move(o), std::move(source), std::move(build));
-    if (!started)
-        return started.error();
-    return std::unique_ptr<PyroscopePusher>(new PyroscopePusher(std::move(started.value())));
+    return ProfilePusher::start(std::move(o), std::move(source), std::move(build));
 }
 
-std::unique_ptr<PyroscopePusher> start_pyroscope_push(const Config& config, Pipeline* pipeline) {
+std::unique_ptr<ProfilePusher> start_pyroscope_push(const Config& config, Pipeline* pipeline) {
     if (config.pyroscope_url.empty())
         return nullptr;
     if (pipeline == nullptr) {
@@ -188,15 +180,16 @@ std::unique_ptr<PyroscopePusher> start_pyroscope_push(const Config& config, Pipe
     o.interval = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::nanoseconds(config.pyroscope_interval_ns));
     o.static_labels = config.pyroscope_labels;
-    o.max_queue_bytes = config.pyroscope_queue_bytes;
+    o.retry.max_queue_bytes = config.pyroscope_queue_bytes;
     o.tenant_id = config.pyroscope_tenant_id;
-    o.request_timeout = std::min(o.request_timeout, std::max(o.interval, o.connect_timeout));
-    auto started = PyroscopePusher::start(std::move(o), make_pipeline_push_source(*pipeline));
+    o.retry.request_timeout =
+        std::min(o.retry.request_timeout, std::max(o.interval, o.retry.connect_timeout));
+    auto started = start_pyroscope_pusher(std::move(o), make_pipeline_push_source(*pipeline));
     if (!started) {
         spdlog::error("pyroscope push not started: {}", started.error().message());
         return nullptr;
     }
-    spdlog::info("pushing profiles to {} every {} ms", started.value()->push_url(),
+    spdlog::info("pushing profiles to {} every {} ms", started.value()->url(),
                  config.pyroscope_interval_ns / 1'000'000);
     return std::move(started.value());
 }

@@ -31,13 +31,8 @@ struct PyroscopePushOptions {
     std::string tenant_id; // X-Scope-OrgID header when not empty
     bool on_cpu = true;
     bool off_cpu = true;
-    size_t max_queue_bytes = 16u << 20;  // queued request bodies; oldest dropped beyond
     size_t max_request_bytes = 4u << 20; // series are batched into requests up to this
-    int max_attempts = 4;                // per request, first try included
-    std::chrono::milliseconds initial_backoff{1'000};
-    std::chrono::milliseconds max_backoff{30'000};
-    std::chrono::milliseconds connect_timeout{3'000};
-    std::chrono::milliseconds request_timeout{15'000};
+    PushRetryOptions retry;
 };
 
 // The Pyroscope profile name (__name__) of a window kind: process_cpu (what Pyroscope's
@@ -55,30 +50,15 @@ std::map<std::string, ProfileWindow> split_by_service(ProfileWindow window);
 std::vector<PyroscopeSeries> build_push_series(ProfileWindow window, PushSource& source,
                                                const LabelList& base_labels);
 
-// Pyroscope's counters: PushStats, items being series.
-using PyroscopePushStats = PushStats;
-
-// A ProfilePusher speaking Pyroscope's Push API.
-class PyroscopePusher {
-  public:
-    // Validates the options and starts the collector and sender threads.
-    static Result<std::unique_ptr<PyroscopePusher>> start(PyroscopePushOptions options,
-                                                          std::unique_ptr<PushSource> source);
-    void stop() { pusher_->stop(); }
-    PushStats stats() const { return pusher_->stats(); }
-    // hostprof_pyroscope_* (requests by result, bytes, series, drops by reason, queue).
-    std::shared_ptr<prometheus::Collectable> metrics() const { return pusher_->metrics(); }
-    const std::string& push_url() const { return pusher_->url(); }
-
-  private:
-    explicit PyroscopePusher(std::unique_ptr<ProfilePusher> p) : pusher_(std::move(p)) {}
-    std::unique_ptr<ProfilePusher> pusher_;
-};
+// Validates the options and starts a ProfilePusher speaking Pyroscope's Push API to
+// {url}/push.v1.PusherService/Push; its metrics are hostprof_pyroscope_* (items: series).
+Result<std::unique_ptr<ProfilePusher>> start_pyroscope_pusher(PyroscopePushOptions options,
+                                                              std::unique_ptr<PushSource> source);
 
 struct Config;
 
 // The daemon's hook: a running pusher when config.pyroscope_url is set and `pipeline` is
 // not null, else null (logged).
-std::unique_ptr<PyroscopePusher> start_pyroscope_push(const Config& config, Pipeline* pipeline);
+std::unique_ptr<ProfilePusher> start_pyroscope_push(const Config& config, Pipeline* pipeline);
 
 } // namespace hostprof

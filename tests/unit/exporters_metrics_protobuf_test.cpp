@@ -225,73 +225,27 @@ TEST(ExportersMetricsProtobuf, SpansSplitAtGapsAndEmptyHistogramsStayNative) {
 TEST(ExportersMetricsProtobuf, RealPrometheusStoresNativeHistograms) {
     HOSTPROF_REQUIRE_TOOL("prometheus");
     HOSTPROF_REQUIRE_TOOL("/usr/bin/python3");
-    const auto dir = testing::temp_dir("prom-native");
     auto families = fixture_families();
     static const std::vector<uint64_t> none(20, 0);
     const std::vector<Log2Histogram> empty = {{none, kNs, std::nullopt, {}}};
     families.push_back(log2_histogram_family("hostprof_empty_seconds", "Never observed.", empty));
-    testing::write_file((dir / "metrics.pb").string(),
-                        render_prometheus_protobuf(families, fixture_exemplars()));
-    const std::string script = R"PY(
-import http.server, json, os, socket, subprocess, sys, threading, time, urllib.parse, urllib.request
-d = sys.argv[1]
-body = open(os.path.join(d, "metrics.pb"), "rb").read()
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        open(os.path.join(d, "accept.txt"), "w").write(self.headers.get("Accept", ""))
-        self.send_response(200)
-        self.send_header("Content-Type", sys.argv[2])
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-srv = http.server.HTTPServer(("127.0.0.1", 0), H)
-threading.Thread(target=srv.serve_forever, daemon=True).start()
-s = socket.socket(); s.bind(("127.0.0.1", 0)); web = s.getsockname()[1]; s.close()
-open(os.path.join(d, "prometheus.yml"), "w").write(
-    "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-    "scrape_configs:\n- job_name: exp\n  static_configs: [{targets: ['127.0.0.1:%d']}]\n" % srv.server_address[1])
-log = open(os.path.join(d, "prometheus.log"), "w")
-prom = subprocess.Popen(["prometheus", "--config.file=" + os.path.join(d, "prometheus.yml"),
-    "--storage.tsdb.path=" + os.path.join(d, "data"), "--web.listen-address=127.0.0.1:%d" % web,
-    "--enable-feature=native-histograms"], stdout=log, stderr=log)
-def value(expr):
-    url = "http://127.0.0.1:%d/api/v1/query?%s" % (web, urllib.parse.urlencode({"query": expr}))
-    r = json.load(urllib.request.urlopen(url, timeout=2))["data"]["result"]
-    return r[0]["value"][1] if r else None
-try:
-    deadline = time.time() + 25
-    while time.time() < deadline:
-        try:
-            if value('histogram_count(hostprof_empty_seconds)') is not None:
-                break
-        except Exception:
-            pass
-        time.sleep(0.3)
-    print("up", value('up{job="exp"}'))
-    print("counter", value('hostprof_ringbuf_events_total{ringbuf="profile"}'))
-    print("count", value('histogram_count(hostprof_syscall_latency_seconds{syscall="read"})'))
-    print("sum", value('histogram_sum(hostprof_syscall_latency_seconds{syscall="read"})'))
-    print("p50", value('histogram_quantile(0.5, hostprof_syscall_latency_seconds{syscall="read"})'))
-    print("classic", value('count(hostprof_syscall_latency_seconds_bucket)'))
-    print("empty", value('histogram_count(hostprof_empty_seconds)'))
-    print("accept", open(os.path.join(d, "accept.txt")).read())
-finally:
-    prom.terminate()
-    prom.wait(timeout=10)
-)PY";
-    testing::write_file((dir / "scrape.py").string(), script);
-    const auto r =
-        testing::run_command("timeout 60 /usr/bin/python3 " + (dir / "scrape.py").string() + " " +
-                             dir.string() + " '" + std::string(kProtobufContentType) + "' 2>&1");
-    const std::string prom_log = testing::read_file((dir / "prometheus.log").string());
-    std::filesystem::remove_all(dir);
-    ASSERT_EQ(r.exit_code, 0) << r.output << "\n" << prom_log.substr(0, 3000);
+    const auto r = testing::scrape_with_prometheus(
+        render_prometheus_protobuf(families, fixture_exemplars()),
+        std::string(kProtobufContentType), "--enable-feature=native-histograms",
+        "histogram_count(hostprof_empty_seconds)",
+        {{"up", "up{job=\"exp\"}"},
+         {"counter", "hostprof_ringbuf_events_total{ringbuf=\"profile\"}"},
+         {"count", "histogram_count(hostprof_syscall_latency_seconds{syscall=\"read\"})"},
+         {"sum", "histogram_sum(hostprof_syscall_latency_seconds{syscall=\"read\"})"},
+         {"p50", "histogram_quantile(0.5, hostprof_syscall_latency_seconds{syscall=\"read\"})"},
+         {"classic", "count(hostprof_syscall_latency_seconds_bucket)"},
+         {"empty", "histogram_count(hostprof_empty_seconds)"}});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
     std::cout << r.output;
     for (const char* want : {"up 1\n", "counter 1234\n", "count 18\n", "empty 0\n",
                              "classic None\n"}) // 2.42 keeps the native form only
         EXPECT_NE(r.output.find(want), std::string::npos) << "missing: " << want << "\n"
-                                                          << r.output << prom_log.substr(0, 3000);
+                                                          << r.output;
     auto number = [&](const std::string& key) {
         const size_t at = r.output.find(key + " ");
         return at == std::string::npos ? NAN : std::stod(r.output.substr(at + key.size() + 1));

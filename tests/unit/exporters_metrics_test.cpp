@@ -208,70 +208,18 @@ for f in text_string_to_metric_families(open(sys.argv[1]).read()):
 TEST(ExportersMetrics, RealPrometheusScrapesOpenMetrics) {
     HOSTPROF_REQUIRE_TOOL("prometheus");
     HOSTPROF_REQUIRE_TOOL("/usr/bin/python3");
-    const auto dir = testing::temp_dir("prom-scrape");
-    testing::write_file((dir / "metrics.om").string(),
-                        render_openmetrics(fixture_families(), fixture_exemplars()));
-    const std::string script = R"PY(
-import http.server, json, os, socket, subprocess, sys, threading, time, urllib.parse, urllib.request
-d = sys.argv[1]
-body = open(os.path.join(d, "metrics.om"), "rb").read()
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        open(os.path.join(d, "accept.txt"), "w").write(self.headers.get("Accept", ""))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a): pass
-srv = http.server.HTTPServer(("127.0.0.1", 0), H)
-threading.Thread(target=srv.serve_forever, daemon=True).start()
-s = socket.socket(); s.bind(("127.0.0.1", 0)); web = s.getsockname()[1]; s.close()
-open(os.path.join(d, "prometheus.yml"), "w").write(
-    "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-    "scrape_configs:\n- job_name: exp\n  static_configs: [{targets: ['127.0.0.1:%d']}]\n" % srv.server_address[1])
-log = open(os.path.join(d, "prometheus.log"), "w")
-prom = subprocess.Popen(["prometheus", "--config.file=" + os.path.join(d, "prometheus.yml"),
-    "--storage.tsdb.path=" + os.path.join(d, "data"), "--web.listen-address=127.0.0.1:%d" % web,
-    "--enable-feature=exemplar-storage"], stdout=log, stderr=log)
-def api(path, **q):
-    url = "http://127.0.0.1:%d/api/v1/%s?%s" % (web, path, urllib.parse.urlencode(q))
-    return json.load(urllib.request.urlopen(url, timeout=2))["data"]
-def value(expr):
-    r = api("query", query=expr)["result"]
-    return r[0]["value"][1] if r else None
-try:
-    deadline = time.time() + 25
-    while time.time() < deadline:
-        try:
-            if value('hostprof_ringbuf_events_total{ringbuf="profile"}') is not None:
-                break
-        except Exception:
-            pass
-        time.sleep(0.3)
-    t = api("targets")["activeTargets"][0]
-    print("health", t["health"], "error", repr(t["lastError"]))
-    print("up", value('up{job="exp"}'))
-    print("counter", value('hostprof_ringbuf_events_total{ringbuf="profile"}'))
-    print("bucket", value('hostprof_syscall_latency_seconds_bucket{syscall="read",le="3.2768e-05"}'))
-    print("p50", value('histogram_quantile(0.5, hostprof_syscall_latency_seconds_bucket{syscall="read"})'))
-    print("rss", value('hostprof_resident_memory_bytes'))
-    now = time.time()
-    for series in api("query_exemplars", query='hostprof_syscall_latency_seconds_bucket', start=1600000000, end=now + 60):
-        for e in series["exemplars"]:
-            print("exemplar", series["seriesLabels"].get("le"), sorted(e["labels"].items()), e["value"])
-    print("accept", open(os.path.join(d, "accept.txt")).read())
-finally:
-    prom.terminate()
-    prom.wait(timeout=10)
-)PY";
-    testing::write_file((dir / "scrape.py").string(), script);
-    const auto r =
-        testing::run_command("timeout 60 /usr/bin/python3 " + (dir / "scrape.py").string() + " " +
-                             dir.string() + " 2>&1");
-    const std::string prom_log = testing::read_file((dir / "prometheus.log").string());
-    std::filesystem::remove_all(dir);
-    ASSERT_EQ(r.exit_code, 0) << r.output << "\n" << prom_log.substr(0, 3000);
+    const auto r = testing::scrape_with_prometheus(
+        render_openmetrics(fixture_families(), fixture_exemplars()),
+        std::string(kOpenMetricsContentType), "--enable-feature=exemplar-storage",
+        "hostprof_ringbuf_events_total{ringbuf=\"profile\"}",
+        {{"up", "up{job=\"exp\"}"},
+         {"counter", "hostprof_ringbuf_events_total{ringbuf=\"profile\"}"},
+         {"bucket", "hostprof_syscall_latency_seconds_bucket{syscall=\"read\",le=\"3.2768e-05\"}"},
+         {"p50",
+          "histogram_quantile(0.5, hostprof_syscall_latency_seconds_bucket{syscall=\"read\"})"},
+         {"rss", "hostprof_resident_memory_bytes"}},
+        "hostprof_syscall_latency_seconds_bucket");
+    ASSERT_EQ(r.exit_code, 0) << r.output;
     for (const char* want :
          {"health up error ''\n", "up 1\n", "counter 1234\n", "bucket 18\n", "rss 52428800\n",
           "exemplar 3.2768e-05 [('comm', 'postgres'), ('pid', '4242'), ('stack_id', "

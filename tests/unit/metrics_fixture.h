@@ -3,9 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "exporters/metrics.h"
+#include "exporters_fixture.h"
 
 namespace hostprof::testing {
 
@@ -71,6 +75,91 @@ inline ExemplarSet fixture_exemplars() {
            log2_bucket_upper_bound(12, kNs),
            {{{"trace", std::string(130, 'a')}}, 5e-06, std::nullopt});
     return ex;
+}
+
+// A real Debian `prometheus` (with `flags`) scrapes `body`, served with `content_type` from
+// a loopback stub, every second, until `ready` has a value (25 s at most). The output has
+// a line "health H error 'E'", then "NAME VALUE" for each query (None: no result),
+// "exemplar LE [LABELS] VALUE" for each exemplar of `exemplar_series` when given, and
+// "accept HEADER" (what Prometheus asked the stub for).
+inline CommandResult
+scrape_with_prometheus(const std::string& body, const std::string& content_type,
+                       const std::string& flags, const std::string& ready,
+                       const std::vector<std::pair<std::string, std::string>>& queries,
+                       const std::string& exemplar_series = "") {
+    const auto dir = temp_dir("prom-scrape");
+    write_file((dir / "body").string(), body);
+    std::string q;
+    for (const auto& [name, promql] : queries)
+        q += name + "\t" + promql + "\n";
+    write_file((dir / "queries").string(), q);
+    const std::string script = R"PY(
+import http.server, json, os, socket, subprocess, sys, threading, time, urllib.parse, urllib.request
+d, content_type, flags, ready, exemplar_series = sys.argv[1:6]
+body = open(os.path.join(d, "body"), "rb").read()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        open(os.path.join(d, "accept.txt"), "w").write(self.headers.get("Accept", ""))
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+threading.Thread(target=srv.serve_forever, daemon=True).start()
+s = socket.socket(); s.bind(("127.0.0.1", 0)); web = s.getsockname()[1]; s.close()
+open(os.path.join(d, "prometheus.yml"), "w").write(
+    "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+    "scrape_configs:\n- job_name: exp\n  static_configs: [{targets: ['127.0.0.1:%d']}]\n" % srv.server_address[1])
+log = open(os.path.join(d, "prometheus.log"), "w")
+prom = subprocess.Popen(["prometheus", "--config.file=" + os.path.join(d, "prometheus.yml"),
+    "--storage.tsdb.path=" + os.path.join(d, "data"), "--web.listen-address=127.0.0.1:%d" % web]
+    + flags.split(), stdout=log, stderr=log)
+def api(path, **q):
+    url = "http://127.0.0.1:%d/api/v1/%s?%s" % (web, path, urllib.parse.urlencode(q))
+    return json.load(urllib.request.urlopen(url, timeout=2))["data"]
+def value(expr):
+    r = api("query", query=expr)["result"]
+    return r[0]["value"][1] if r else None
+try:
+    deadline = time.time() + 25
+    while time.time() < deadline:
+        try:
+            if value(ready) is not None:
+                break
+        except Exception:
+            pass
+        time.sleep(0.3)
+    t = api("targets")["activeTargets"][0]
+    print("health", t["health"], "error", repr(t["lastError"]))
+    for line in open(os.path.join(d, "queries")).read().splitlines():
+        name, expr = line.split("\t", 1)
+        print(name, value(expr))
+    if exemplar_series:
+        for series in api("query_exemplars", query=exemplar_series, start=1600000000, end=time.time() + 60):
+            for e in series["exemplars"]:
+                print("exemplar", series["seriesLabels"].get("le"), sorted(e["labels"].items()), e["value"])
+    print("accept", open(os.path.join(d, "accept.txt")).read())
+finally:
+    prom.terminate()
+    prom.wait(timeout=10)
+)PY";
+    write_file((dir / "scrape.py").string(), script);
+    auto quote = [](const std::string& v) {
+        std::string out = "'";
+        for (char c : v)
+            out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        return out + "'";
+    };
+    CommandResult r =
+        run_command("timeout 60 /usr/bin/python3 " + (dir / "scrape.py").string() + " " +
+                    dir.string() + " " + quote(content_type) + " " + quote(flags) + " " +
+                    quote(ready) + " " + quote(exemplar_series) + " 2>&1");
+    if (r.exit_code != 0)
+        r.output += "\n" + read_file((dir / "prometheus.log").string()).substr(0, 3000);
+    std::filesystem::remove_all(dir);
+    return r;
 }
 
 } // namespace hostprof::testing

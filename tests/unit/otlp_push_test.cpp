@@ -30,8 +30,8 @@ OtlpPushOptions fast_options(const std::string& url) {
     o.interval = 200ms;
     o.hostname = "test-host";
     o.headers = {{"Authorization", "Bearer abc"}};
-    o.initial_backoff = 20ms;
-    o.max_backoff = 100ms;
+    o.retry.initial_backoff = 20ms;
+    o.retry.max_backoff = 100ms;
     return o;
 }
 
@@ -56,9 +56,9 @@ TEST(OtlpPush, PushesGzippedRequestsThatDecodeFieldByField) {
     ASSERT_GT(receiver.port(), 0);
     auto source = std::make_unique<SyntheticSource>();
     SyntheticSource* src = source.get();
-    auto pusher = OtlpPusher::start(fast_options(receiver.url() + "/"), std::move(source));
+    auto pusher = start_otlp_pusher(fast_options(receiver.url() + "/"), std::move(source));
     ASSERT_TRUE(pusher) << pusher.error().message();
-    EXPECT_EQ(pusher.value()->push_url(), receiver.url() + "/v1development/profiles");
+    EXPECT_EQ(pusher.value()->url(), receiver.url() + "/v1development/profiles");
     ASSERT_TRUE(wait_for([&] { return pusher.value()->stats().requests_ok >= 2; }));
     pusher.value()->stop();
     EXPECT_EQ(src->active(), 0u) << "subscriptions released at stop";
@@ -137,7 +137,7 @@ TEST(OtlpPush, PushesGzippedRequestsThatDecodeFieldByField) {
 TEST(OtlpPush, RejectedRequestsAreDroppedAndCounted) {
     PyroscopeReceiver receiver(400);
     auto pusher =
-        OtlpPusher::start(fast_options(receiver.url()), std::make_unique<SyntheticSource>());
+        start_otlp_pusher(fast_options(receiver.url()), std::make_unique<SyntheticSource>());
     ASSERT_TRUE(pusher);
     ASSERT_TRUE(wait_for([&] { return pusher.value()->stats().dropped.at("rejected") >= 1; }));
     pusher.value()->stop();
@@ -147,8 +147,8 @@ TEST(OtlpPush, RejectedRequestsAreDroppedAndCounted) {
 
 TEST(OtlpPush, RejectsBadOptions) {
     EXPECT_FALSE(
-        OtlpPusher::start(fast_options("grpc://x:4317"), std::make_unique<SyntheticSource>()));
-    EXPECT_FALSE(OtlpPusher::start(fast_options("http://127.0.0.1:1"), nullptr));
+        start_otlp_pusher(fast_options("grpc://x:4317"), std::make_unique<SyntheticSource>()));
+    EXPECT_FALSE(start_otlp_pusher(fast_options("http://127.0.0.1:1"), nullptr));
 }
 
 } // namespace

@@ -99,8 +99,8 @@ PyroscopePushOptions fast_options(const std::string& url) {
     o.hostname = "test-host";
     o.static_labels = {{"env", "ci"}};
     o.tenant_id = "team-a";
-    o.initial_backoff = 20ms;
-    o.max_backoff = 100ms;
+    o.retry.initial_backoff = 20ms;
+    o.retry.max_backoff = 100ms;
     return o;
 }
 
@@ -128,7 +128,7 @@ TEST(PyroscopePush, PushesOneSeriesPerServiceAndKind) {
     ASSERT_GT(receiver.port(), 0);
     auto source = std::make_unique<SyntheticSource>();
     SyntheticSource* src = source.get();
-    auto pusher = PyroscopePusher::start(fast_options(receiver.url() + "/"), std::move(source));
+    auto pusher = start_pyroscope_pusher(fast_options(receiver.url() + "/"), std::move(source));
     ASSERT_TRUE(pusher) << pusher.error().message();
     // Two pushes answered (the receiver counts a request before it answers: stopping at
     // its count could abort the second push in flight).
@@ -187,7 +187,7 @@ TEST(PyroscopePush, PushesOneSeriesPerServiceAndKind) {
 
     // A push in flight when stop() came (the next interval's, 200 ms later) is aborted and
     // counted failed, whether or not the receiver saw it; every other one went through.
-    const PyroscopePushStats st = pusher.value()->stats();
+    const PushStats st = pusher.value()->stats();
     ASSERT_LE(st.requests_failed, 1u);
     ASSERT_GE(requests.size(), st.requests_ok);
     ASSERT_LE(requests.size(), st.requests_ok + st.requests_failed);
@@ -215,18 +215,18 @@ int closed_port() {
 TEST(PyroscopePush, ServerDownQueueStaysBoundedAndDropsAreCounted) {
     auto o = fast_options("http://127.0.0.1:" + std::to_string(closed_port()));
     o.interval = 20ms;
-    o.initial_backoff = 60s; // the sender sits in its backoff: the queue must bound itself
-    o.max_queue_bytes = 8192;
-    auto pusher = PyroscopePusher::start(o, std::make_unique<SyntheticSource>());
+    o.retry.initial_backoff = 60s; // the sender sits in its backoff: the queue must bound itself
+    o.retry.max_queue_bytes = 8192;
+    auto pusher = start_pyroscope_pusher(o, std::make_unique<SyntheticSource>());
     ASSERT_TRUE(pusher) << pusher.error().message();
-    PyroscopePusher& p = *pusher.value();
+    ProfilePusher& p = *pusher.value();
     size_t max_seen = 0;
     ASSERT_TRUE(wait_for([&] {
         const auto s = p.stats();
         max_seen = std::max(max_seen, s.queue_bytes);
         return s.dropped.at("queue_full") >= 5;
     })) << "queue_full drops never came";
-    EXPECT_LE(max_seen, o.max_queue_bytes);
+    EXPECT_LE(max_seen, o.retry.max_queue_bytes);
     auto s = p.stats();
     EXPECT_GE(s.requests_failed, 1u);
     EXPECT_EQ(s.requests_ok, 0u);
@@ -251,10 +251,10 @@ TEST(PyroscopePush, RetriesWithBackoffThenGivesUpOrRecovers) {
     PyroscopeReceiver receiver(503);
     auto o = fast_options(receiver.url());
     o.interval = 300ms;
-    o.max_attempts = 3;
-    auto pusher = PyroscopePusher::start(o, std::make_unique<SyntheticSource>());
+    o.retry.max_attempts = 3;
+    auto pusher = start_pyroscope_pusher(o, std::make_unique<SyntheticSource>());
     ASSERT_TRUE(pusher) << pusher.error().message();
-    PyroscopePusher& p = *pusher.value();
+    ProfilePusher& p = *pusher.value();
     ASSERT_TRUE(wait_for([&] { return p.stats().dropped.at("retries_exhausted") >= 1; }));
     EXPECT_GE(receiver.count(), 3u) << "three attempts for the first request";
     EXPECT_EQ(p.stats().last_http_status, 503);
@@ -287,11 +287,11 @@ TEST(PyroscopePush, SplitBySurvivesMissingMetadata) {
 
 TEST(PyroscopePush, RejectsBadOptions) {
     EXPECT_FALSE(
-        PyroscopePusher::start(fast_options("ftp://x"), std::make_unique<SyntheticSource>()));
+        start_pyroscope_pusher(fast_options("ftp://x"), std::make_unique<SyntheticSource>()));
     auto o = fast_options("http://127.0.0.1:1");
     o.static_labels = {{"__name__", "x"}};
-    EXPECT_FALSE(PyroscopePusher::start(o, std::make_unique<SyntheticSource>()));
-    EXPECT_FALSE(PyroscopePusher::start(fast_options("http://127.0.0.1:1"), nullptr));
+    EXPECT_FALSE(start_pyroscope_pusher(o, std::make_unique<SyntheticSource>()));
+    EXPECT_FALSE(start_pyroscope_pusher(fast_options("http://127.0.0.1:1"), nullptr));
 }
 
 } // namespace
