@@ -266,6 +266,25 @@ void append_histogram(std::string& out, const std::string& family, std::string_v
 
 } // namespace
 
+prometheus::MetricFamily metric_family(std::string name, std::string help,
+                                       prometheus::MetricType type) {
+    prometheus::MetricFamily f;
+    f.name = std::move(name);
+    f.help = std::move(help);
+    f.type = type;
+    return f;
+}
+
+void add_metric_value(prometheus::MetricFamily& f, double v, Labels labels) {
+    prometheus::ClientMetric m;
+    m.label = std::move(labels);
+    if (f.type == prometheus::MetricType::Counter)
+        m.counter.value = v;
+    else
+        m.gauge.value = v;
+    f.metric.push_back(std::move(m));
+}
+
 bool exemplar_fits(const Exemplar& e) {
     size_t chars = 0;
     for (const auto& l : e.labels)

@@ -70,6 +70,12 @@ class ExemplarSet {
 std::string render_openmetrics(const std::vector<prometheus::MetricFamily>& families,
                                const ExemplarSet& exemplars = {});
 
+// Building families by hand: an empty family, and one series (a counter's or a gauge's
+// value, by the family's type) appended to it.
+prometheus::MetricFamily metric_family(std::string name, std::string help,
+                                       prometheus::MetricType type);
+void add_metric_value(prometheus::MetricFamily& f, double v, Labels labels = {});
+
 // Whether an exemplar's label names and values fit the 128 characters OpenMetrics allows
 // (Prometheus drops larger ones whatever the format).
 bool exemplar_fits(const Exemplar& e);

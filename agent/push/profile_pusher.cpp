@@ -9,6 +9,7 @@
 #include <atomic>
 
 #include "agent/pipeline/pipeline.h"
+#include "exporters/metrics.h"
 
 namespace hostprof {
 namespace {
@@ -34,24 +35,6 @@ class PipelinePushSource : public PushSource {
   private:
     Pipeline& p_;
 };
-
-MetricFamily family(const std::string& name, const std::string& help, MetricType type) {
-    MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-}
-
-void add_value(MetricFamily& f, double v, std::vector<ClientMetric::Label> labels = {}) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    if (f.type == MetricType::Counter)
-        m.counter.value = v;
-    else
-        m.gauge.value = v;
-    f.metric.push_back(std::move(m));
-}
 
 // libcurl callbacks.
 size_t keep_some_body(char* data, size_t size, size_t n, void* user) {
@@ -319,31 +302,32 @@ std::vector<MetricFamily> ProfilePusher::Metrics::Collect() const {
     const PushStats s = s_->snapshot();
     const std::string prefix = "hostprof_" + protocol_ + "_";
     std::vector<MetricFamily> out;
-    auto requests = family(prefix + "requests_total",
-                           "Push attempts to " + server_ + ", by result.", MetricType::Counter);
-    add_value(requests, static_cast<double>(s.requests_ok), {{"result", "ok"}});
-    add_value(requests, static_cast<double>(s.requests_failed), {{"result", "error"}});
+    auto requests =
+        metric_family(prefix + "requests_total", "Push attempts to " + server_ + ", by result.",
+                      MetricType::Counter);
+    add_metric_value(requests, static_cast<double>(s.requests_ok), {{"result", "ok"}});
+    add_metric_value(requests, static_cast<double>(s.requests_failed), {{"result", "error"}});
     out.push_back(std::move(requests));
-    auto bytes = family(prefix + "pushed_bytes_total", "Request bytes accepted by " + server_ + ".",
-                        MetricType::Counter);
-    add_value(bytes, static_cast<double>(s.bytes_pushed));
+    auto bytes = metric_family(prefix + "pushed_bytes_total",
+                               "Request bytes accepted by " + server_ + ".", MetricType::Counter);
+    add_metric_value(bytes, static_cast<double>(s.bytes_pushed));
     out.push_back(std::move(bytes));
-    auto items = family(prefix + noun_ + "_pushed_total",
-                        item_help_ + " accepted by " + server_ + ".", MetricType::Counter);
-    add_value(items, static_cast<double>(s.items_pushed));
+    auto items = metric_family(prefix + noun_ + "_pushed_total",
+                               item_help_ + " accepted by " + server_ + ".", MetricType::Counter);
+    add_metric_value(items, static_cast<double>(s.items_pushed));
     out.push_back(std::move(items));
-    auto dropped = family(prefix + "dropped_requests_total", "Push requests given up, by reason.",
-                          MetricType::Counter);
+    auto dropped = metric_family(prefix + "dropped_requests_total",
+                                 "Push requests given up, by reason.", MetricType::Counter);
     for (const auto& [reason, n] : s.dropped)
-        add_value(dropped, static_cast<double>(n), {{"reason", reason}});
+        add_metric_value(dropped, static_cast<double>(n), {{"reason", reason}});
     out.push_back(std::move(dropped));
-    auto queue =
-        family(prefix + "queue_requests", "Push requests waiting to be sent.", MetricType::Gauge);
-    add_value(queue, static_cast<double>(s.queue_requests));
+    auto queue = metric_family(prefix + "queue_requests", "Push requests waiting to be sent.",
+                               MetricType::Gauge);
+    add_metric_value(queue, static_cast<double>(s.queue_requests));
     out.push_back(std::move(queue));
-    auto queue_bytes = family(prefix + "queue_bytes", "Bytes of push requests waiting to be sent.",
-                              MetricType::Gauge);
-    add_value(queue_bytes, static_cast<double>(s.queue_bytes));
+    auto queue_bytes = metric_family(
+        prefix + "queue_bytes", "Bytes of push requests waiting to be sent.", MetricType::Gauge);
+    add_metric_value(queue_bytes, static_cast<double>(s.queue_bytes));
     out.push_back(std::move(queue_bytes));
     return out;
 }

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/unique_fd.h"
+#include "exporters/metrics.h"
 #include "symbolizer/symbolizer.h"
 #include "unwind/python_symbols.h"
 #include "unwind/store.h"
@@ -23,24 +24,6 @@ using prometheus::MetricType;
 
 constexpr size_t kMaxServices = 200;
 
-MetricFamily family(const std::string& name, const std::string& help, MetricType type) {
-    MetricFamily f;
-    f.name = name;
-    f.help = help;
-    f.type = type;
-    return f;
-}
-
-void add_value(MetricFamily& f, double v, std::vector<ClientMetric::Label> labels = {}) {
-    ClientMetric m;
-    m.label = std::move(labels);
-    if (f.type == MetricType::Counter)
-        m.counter.value = v;
-    else
-        m.gauge.value = v;
-    f.metric.push_back(std::move(m));
-}
-
 double num(uint64_t v) {
     return static_cast<double>(v);
 }
@@ -48,8 +31,8 @@ double num(uint64_t v) {
 // One family of one unlabelled sample.
 void add_single(std::vector<MetricFamily>& out, const char* name, const char* help, MetricType type,
                 double v) {
-    auto f = family(name, help, type);
-    add_value(f, v);
+    auto f = metric_family(name, help, type);
+    add_metric_value(f, v);
     out.push_back(std::move(f));
 }
 
@@ -57,35 +40,38 @@ void add_single(std::vector<MetricFamily>& out, const char* name, const char* he
 // store's (unwind/store.h). Label values come from fixed enums.
 void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const unwind::Store* store,
                          std::vector<MetricFamily>& out) {
-    auto frames = family("hostprof_unwind_frames_total",
-                         "User frames stepped by the BPF unwinder, by method (cfi: a CFI row; "
-                         "go: a row from Go's pclntab; fp: a frame-pointer step where no table "
-                         "covers the code).",
-                         MetricType::Counter);
-    add_value(frames, num(k[HP_UNW_STAT_FRAMES_CFI]), {{"method", "cfi"}});
-    add_value(frames, num(k[HP_UNW_STAT_FRAMES_GO]), {{"method", "go"}});
-    add_value(frames, num(k[HP_UNW_STAT_FRAMES_FP]), {{"method", "fp"}});
+    auto frames =
+        metric_family("hostprof_unwind_frames_total",
+                      "User frames stepped by the BPF unwinder, by method (cfi: a CFI row; "
+                      "go: a row from Go's pclntab; fp: a frame-pointer step where no table "
+                      "covers the code).",
+                      MetricType::Counter);
+    add_metric_value(frames, num(k[HP_UNW_STAT_FRAMES_CFI]), {{"method", "cfi"}});
+    add_metric_value(frames, num(k[HP_UNW_STAT_FRAMES_GO]), {{"method", "go"}});
+    add_metric_value(frames, num(k[HP_UNW_STAT_FRAMES_FP]), {{"method", "fp"}});
     out.push_back(std::move(frames));
-    auto stacks = family("hostprof_unwind_stacks_total",
-                         "User stacks, by how they were walked (tables: the BPF unwinder; "
-                         "frame_pointers: bpf_get_stack, because the process had no tables yet "
-                         "or its registers could not be read).",
-                         MetricType::Counter);
-    add_value(stacks, num(k[HP_UNW_STAT_STACKS]), {{"method", "tables"}});
-    add_value(stacks, num(k[HP_UNW_STAT_FALLBACK_FP] + k[HP_UNW_STAT_NO_REGS]),
-              {{"method", "frame_pointers"}});
+    auto stacks =
+        metric_family("hostprof_unwind_stacks_total",
+                      "User stacks, by how they were walked (tables: the BPF unwinder; "
+                      "frame_pointers: bpf_get_stack, because the process had no tables yet "
+                      "or its registers could not be read).",
+                      MetricType::Counter);
+    add_metric_value(stacks, num(k[HP_UNW_STAT_STACKS]), {{"method", "tables"}});
+    add_metric_value(stacks, num(k[HP_UNW_STAT_FALLBACK_FP] + k[HP_UNW_STAT_NO_REGS]),
+                     {{"method", "frame_pointers"}});
     out.push_back(std::move(stacks));
-    auto ended = family("hostprof_unwind_stacks_ended_total",
-                        "Stacks walked with tables, by why the walk ended (end_of_stack: the "
-                        "outermost frame, complete).",
-                        MetricType::Counter);
+    auto ended =
+        metric_family("hostprof_unwind_stacks_ended_total",
+                      "Stacks walked with tables, by why the walk ended (end_of_stack: the "
+                      "outermost frame, complete).",
+                      MetricType::Counter);
     const std::pair<const char*, int> reasons[] = {
         {"end_of_stack", HP_UNW_STAT_END_OF_STACK},   {"no_table", HP_UNW_STAT_NO_TABLE},
         {"table_pending", HP_UNW_STAT_TABLE_PENDING}, {"bad_read", HP_UNW_STAT_BAD_READ},
         {"depth_limit", HP_UNW_STAT_DEPTH_LIMIT},     {"invalid_rule", HP_UNW_STAT_INVALID_RULE},
     };
     for (const auto& [name, i] : reasons)
-        add_value(ended, num(k[static_cast<size_t>(i)]), {{"reason", name}});
+        add_metric_value(ended, num(k[static_cast<size_t>(i)]), {{"reason", name}});
     out.push_back(std::move(ended));
     if (store == nullptr)
         return;
@@ -104,13 +90,14 @@ void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const u
     gauge("hostprof_unwind_mapping_entries",
           "Entries of the {pid, address} -> table trie (processes' executable mappings).",
           num(st.mapping_entries));
-    auto builds = family("hostprof_unwind_table_builds_total",
-                         "Unwind-table builds, by result (no_fit: larger than the free budget "
-                         "after evicting unused tables; walked with frame pointers).",
-                         MetricType::Counter);
-    add_value(builds, num(st.builds - st.build_failures - st.no_fit), {{"result", "built"}});
-    add_value(builds, num(st.build_failures), {{"result", "failed"}});
-    add_value(builds, num(st.no_fit), {{"result", "no_fit"}});
+    auto builds =
+        metric_family("hostprof_unwind_table_builds_total",
+                      "Unwind-table builds, by result (no_fit: larger than the free budget "
+                      "after evicting unused tables; walked with frame pointers).",
+                      MetricType::Counter);
+    add_metric_value(builds, num(st.builds - st.build_failures - st.no_fit), {{"result", "built"}});
+    add_metric_value(builds, num(st.build_failures), {{"result", "failed"}});
+    add_metric_value(builds, num(st.no_fit), {{"result", "no_fit"}});
     out.push_back(std::move(builds));
     add_single(out, "hostprof_unwind_table_build_seconds_total",
                "Time spent building unwind tables.", MetricType::Counter,
@@ -118,12 +105,12 @@ void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const u
     add_single(out, "hostprof_unwind_table_evictions_total",
                "Unwind tables evicted (unused by any process for 5 minutes, or to make room).",
                MetricType::Counter, num(st.evictions));
-    auto errs = family("hostprof_unwind_errors_total",
-                       "Unwind store errors, by kind (map: a BPF map update failed, e.g. "
-                       "full; process: a process's mappings could not be read).",
-                       MetricType::Counter);
-    add_value(errs, num(st.map_errors), {{"kind", "map"}});
-    add_value(errs, num(st.process_errors), {{"kind", "process"}});
+    auto errs = metric_family("hostprof_unwind_errors_total",
+                              "Unwind store errors, by kind (map: a BPF map update failed, e.g. "
+                              "full; process: a process's mappings could not be read).",
+                              MetricType::Counter);
+    add_metric_value(errs, num(st.map_errors), {{"kind", "map"}});
+    add_metric_value(errs, num(st.process_errors), {{"kind", "process"}});
     out.push_back(std::move(errs));
 }
 
@@ -133,52 +120,57 @@ void add_unwind_families(const std::array<uint64_t, HP_UNW_STAT_MAX>& k, const u
 void add_interpreter_families(const std::array<uint64_t, HP_PY_STAT_MAX>& k,
                               const unwind::Store* store, const unwind::PythonSymbols* symbols,
                               std::vector<MetricFamily>& out) {
-    auto stacks = family("hostprof_interpreter_stacks_total",
-                         "Samples of interpreter processes, by what the interpreter walk found "
-                         "(frames: its functions are in the stack; no_thread: a thread with no "
-                         "interpreter state, e.g. a C library's; no_frame: a thread running "
-                         "no interpreted code; bad_read: its memory could not be read mid-walk; "
-                         "truncated: more frames than the walk takes).",
-                         MetricType::Counter);
+    auto stacks =
+        metric_family("hostprof_interpreter_stacks_total",
+                      "Samples of interpreter processes, by what the interpreter walk found "
+                      "(frames: its functions are in the stack; no_thread: a thread with no "
+                      "interpreter state, e.g. a C library's; no_frame: a thread running "
+                      "no interpreted code; bad_read: its memory could not be read mid-walk; "
+                      "truncated: more frames than the walk takes).",
+                      MetricType::Counter);
     const std::pair<const char*, int> results[] = {
         {"frames", HP_PY_STAT_STACKS},       {"no_thread", HP_PY_STAT_NO_THREAD},
         {"no_frame", HP_PY_STAT_NO_FRAME},   {"bad_read", HP_PY_STAT_BAD_READ},
         {"truncated", HP_PY_STAT_TRUNCATED},
     };
     for (const auto& [name, i] : results)
-        add_value(stacks, num(k[static_cast<size_t>(i)]),
-                  {{"runtime", "cpython"}, {"result", name}});
+        add_metric_value(stacks, num(k[static_cast<size_t>(i)]),
+                         {{"runtime", "cpython"}, {"result", name}});
     out.push_back(std::move(stacks));
-    auto tstate = family("hostprof_interpreter_thread_state_lookups_total",
-                         "How the BPF walk found a sampled thread's interpreter state (cached: "
-                         "the thread's cached state still its own; searched: the GIL holder or "
-                         "the interpreter's thread list).",
-                         MetricType::Counter);
-    add_value(tstate, num(k[HP_PY_STAT_TSTATE_CACHED]),
-              {{"runtime", "cpython"}, {"how", "cached"}});
-    add_value(tstate, num(k[HP_PY_STAT_TSTATE_SEARCHED]),
-              {{"runtime", "cpython"}, {"how", "searched"}});
+    auto tstate =
+        metric_family("hostprof_interpreter_thread_state_lookups_total",
+                      "How the BPF walk found a sampled thread's interpreter state (cached: "
+                      "the thread's cached state still its own; searched: the GIL holder or "
+                      "the interpreter's thread list).",
+                      MetricType::Counter);
+    add_metric_value(tstate, num(k[HP_PY_STAT_TSTATE_CACHED]),
+                     {{"runtime", "cpython"}, {"how", "cached"}});
+    add_metric_value(tstate, num(k[HP_PY_STAT_TSTATE_SEARCHED]),
+                     {{"runtime", "cpython"}, {"how", "searched"}});
     out.push_back(std::move(tstate));
-    auto frames = family("hostprof_interpreter_frames_total",
-                         "Interpreter frames put in stacks by the BPF walk.", MetricType::Counter);
-    add_value(frames, num(k[HP_PY_STAT_FRAMES]), {{"runtime", "cpython"}});
+    auto frames =
+        metric_family("hostprof_interpreter_frames_total",
+                      "Interpreter frames put in stacks by the BPF walk.", MetricType::Counter);
+    add_metric_value(frames, num(k[HP_PY_STAT_FRAMES]), {{"runtime", "cpython"}});
     out.push_back(std::move(frames));
     if (store != nullptr) {
         const unwind::StoreStats st = store->stats();
-        auto procs = family("hostprof_interpreter_processes",
-                            "Processes whose interpreter frames are walked.", MetricType::Gauge);
-        add_value(procs, num(st.python_processes), {{"runtime", "cpython"}});
+        auto procs =
+            metric_family("hostprof_interpreter_processes",
+                          "Processes whose interpreter frames are walked.", MetricType::Gauge);
+        add_metric_value(procs, num(st.python_processes), {{"runtime", "cpython"}});
         out.push_back(std::move(procs));
-        auto refused = family("hostprof_interpreter_unsupported_total",
-                              "Processes running an interpreter whose frames are not walked: a "
-                              "version not in the offsets table, or a build of another layout "
-                              "(their native frames are still profiled).",
-                              MetricType::Counter);
+        auto refused =
+            metric_family("hostprof_interpreter_unsupported_total",
+                          "Processes running an interpreter whose frames are not walked: a "
+                          "version not in the offsets table, or a build of another layout "
+                          "(their native frames are still profiled).",
+                          MetricType::Counter);
         for (const auto& [what, n] : st.interpreter_unsupported) {
             const size_t sp = what.find(' ');
-            add_value(refused, num(n),
-                      {{"runtime", what.substr(0, sp)},
-                       {"version", sp == std::string::npos ? "" : what.substr(sp + 1)}});
+            add_metric_value(refused, num(n),
+                             {{"runtime", what.substr(0, sp)},
+                              {"version", sp == std::string::npos ? "" : what.substr(sp + 1)}});
         }
         out.push_back(std::move(refused));
     }
@@ -226,15 +218,16 @@ void add_symbolizer_families(const sym::SymbolizerStats& s, std::vector<MetricFa
           num(s.processes));
 
     auto frames =
-        family("hostprof_frames_total", "Frames symbolized, by kind.", MetricType::Counter);
-    add_value(frames, num(s.kernel_frames), {{"kind", "kernel"}});
-    add_value(frames, num(s.user_frames), {{"kind", "user"}});
+        metric_family("hostprof_frames_total", "Frames symbolized, by kind.", MetricType::Counter);
+    add_metric_value(frames, num(s.kernel_frames), {{"kind", "kernel"}});
+    add_metric_value(frames, num(s.user_frames), {{"kind", "user"}});
     out.push_back(std::move(frames));
-    auto misses = family("hostprof_frames_unsymbolized_total",
-                         "Frames left without a function name, by reason.", MetricType::Counter);
+    auto misses =
+        metric_family("hostprof_frames_unsymbolized_total",
+                      "Frames left without a function name, by reason.", MetricType::Counter);
     for (int r = 1; r < sym::kMissReasonCount; ++r)
-        add_value(misses, num(s.unsymbolized[r]),
-                  {{"reason", sym::miss_reason_name(static_cast<sym::MissReason>(r))}});
+        add_metric_value(misses, num(s.unsymbolized[r]),
+                         {{"reason", sym::miss_reason_name(static_cast<sym::MissReason>(r))}});
     out.push_back(std::move(misses));
 
     counter("hostprof_perf_map_malformed_lines_total",
@@ -242,20 +235,20 @@ void add_symbolizer_families(const sym::SymbolizerStats& s, std::vector<MetricFa
     counter("hostprof_symbolizer_files_opened_total",
             "Files opened inside processes' roots (binaries, debug files, perf maps).",
             s.files_opened);
-    auto refusals = family("hostprof_symbolizer_file_refusals_total",
-                           "Files not opened for a process, by reason (docs/security.md).",
-                           MetricType::Counter);
+    auto refusals = metric_family("hostprof_symbolizer_file_refusals_total",
+                                  "Files not opened for a process, by reason (docs/security.md).",
+                                  MetricType::Counter);
     for (sym::OpenRefusal r :
          {sym::OpenRefusal::Symlink, sym::OpenRefusal::Escape, sym::OpenRefusal::NotRegular,
           sym::OpenRefusal::TooLarge, sym::OpenRefusal::Error})
-        add_value(refusals, num(s.open_failures[static_cast<int>(r)]),
-                  {{"reason", sym::open_refusal_name(r)}});
+        add_metric_value(refusals, num(s.open_failures[static_cast<int>(r)]),
+                         {{"reason", sym::open_refusal_name(r)}});
     out.push_back(std::move(refusals));
-    auto minidebug = family("hostprof_symbolizer_minidebuginfo_total",
-                            "Objects whose .gnu_debugdata (MiniDebugInfo) was read, by result.",
-                            MetricType::Counter);
-    add_value(minidebug, num(s.minidebuginfo_loaded), {{"result", "loaded"}});
-    add_value(minidebug, num(s.minidebuginfo_errors), {{"result", "error"}});
+    auto minidebug = metric_family(
+        "hostprof_symbolizer_minidebuginfo_total",
+        "Objects whose .gnu_debugdata (MiniDebugInfo) was read, by result.", MetricType::Counter);
+    add_metric_value(minidebug, num(s.minidebuginfo_loaded), {{"result", "loaded"}});
+    add_metric_value(minidebug, num(s.minidebuginfo_errors), {{"result", "error"}});
     out.push_back(std::move(minidebug));
 
     gauge("hostprof_debuginfod_enabled", "Whether debuginfod lookups are on (--debuginfod-urls).",
@@ -328,115 +321,126 @@ void AgentMetrics::add_service_samples(const std::string& service, uint64_t samp
 std::vector<MetricFamily> AgentMetrics::Collect() const {
     std::vector<MetricFamily> out;
 
-    auto attached =
-        family("hostprof_program_attached",
-               "Whether a hook's BPF program is attached (1) or not (0).", MetricType::Gauge);
+    auto attached = metric_family("hostprof_program_attached",
+                                  "Whether a hook's BPF program is attached (1) or not (0).",
+                                  MetricType::Gauge);
     for (const ProgramState& p : programs_)
-        add_value(attached, p.attached ? 1 : 0,
-                  {{"collector", p.collector}, {"hook", p.hook}, {"mode", p.mode}});
+        add_metric_value(attached, p.attached ? 1 : 0,
+                         {{"collector", p.collector}, {"hook", p.hook}, {"mode", p.mode}});
     out.push_back(std::move(attached));
 
     if (pipeline_ != nullptr) {
         PipelineStats s = pipeline_->stats();
         const auto& k = s.collector.kernel;
-        auto records = family("hostprof_ringbuf_records_total",
-                              "Records consumed from a BPF ring buffer.", MetricType::Counter);
-        add_value(records, static_cast<double>(s.collector.records), {{"ring", "profile"}});
+        auto records =
+            metric_family("hostprof_ringbuf_records_total",
+                          "Records consumed from a BPF ring buffer.", MetricType::Counter);
+        add_metric_value(records, static_cast<double>(s.collector.records), {{"ring", "profile"}});
         out.push_back(std::move(records));
         auto drops =
-            family("hostprof_ringbuf_dropped_total",
-                   "Records lost because a BPF ring buffer was full.", MetricType::Counter);
-        add_value(drops, static_cast<double>(k[HP_PROF_STAT_RINGBUF_DROPS]), {{"ring", "profile"}});
+            metric_family("hostprof_ringbuf_dropped_total",
+                          "Records lost because a BPF ring buffer was full.", MetricType::Counter);
+        add_metric_value(drops, static_cast<double>(k[HP_PROF_STAT_RINGBUF_DROPS]),
+                         {{"ring", "profile"}});
         out.push_back(std::move(drops));
-        auto decode = family("hostprof_decode_errors_total",
-                             "Ring-buffer records rejected by the decoders.", MetricType::Counter);
-        add_value(decode, static_cast<double>(s.collector.decode_errors), {{"ring", "profile"}});
+        auto decode =
+            metric_family("hostprof_decode_errors_total",
+                          "Ring-buffer records rejected by the decoders.", MetricType::Counter);
+        add_metric_value(decode, static_cast<double>(s.collector.decode_errors),
+                         {{"ring", "profile"}});
         out.push_back(std::move(decode));
         auto window_drops =
-            family("hostprof_profile_stacks_dropped_total",
-                   "Stack records the agent dropped after consuming them (consumer side): "
-                   "the profile window already held its maximum of distinct stacks.",
-                   MetricType::Counter);
-        add_value(window_drops, static_cast<double>(s.window_stack_drops));
+            metric_family("hostprof_profile_stacks_dropped_total",
+                          "Stack records the agent dropped after consuming them (consumer side): "
+                          "the profile window already held its maximum of distinct stacks.",
+                          MetricType::Counter);
+        add_metric_value(window_drops, static_cast<double>(s.window_stack_drops));
         out.push_back(std::move(window_drops));
 
-        auto samples = family("hostprof_profile_events_total",
-                              "Profiling events seen in the kernel, by kind.", MetricType::Counter);
-        add_value(samples, static_cast<double>(k[HP_PROF_STAT_ON_CPU_SAMPLES]),
-                  {{"kind", "on_cpu"}});
-        add_value(samples, static_cast<double>(k[HP_PROF_STAT_ON_CPU_IDLE]),
-                  {{"kind", "on_cpu_idle"}});
-        add_value(samples, static_cast<double>(k[HP_PROF_STAT_FILTERED]), {{"kind", "filtered"}});
-        add_value(samples, static_cast<double>(k[HP_PROF_STAT_OFF_CPU_EVENTS]),
-                  {{"kind", "off_cpu"}});
-        add_value(samples, static_cast<double>(k[HP_PROF_STAT_PROC_EVENTS]), {{"kind", "process"}});
-        add_value(samples, static_cast<double>(k[HP_PROF_STAT_TICKS]), {{"kind", "tick"}});
+        auto samples =
+            metric_family("hostprof_profile_events_total",
+                          "Profiling events seen in the kernel, by kind.", MetricType::Counter);
+        add_metric_value(samples, static_cast<double>(k[HP_PROF_STAT_ON_CPU_SAMPLES]),
+                         {{"kind", "on_cpu"}});
+        add_metric_value(samples, static_cast<double>(k[HP_PROF_STAT_ON_CPU_IDLE]),
+                         {{"kind", "on_cpu_idle"}});
+        add_metric_value(samples, static_cast<double>(k[HP_PROF_STAT_FILTERED]),
+                         {{"kind", "filtered"}});
+        add_metric_value(samples, static_cast<double>(k[HP_PROF_STAT_OFF_CPU_EVENTS]),
+                         {{"kind", "off_cpu"}});
+        add_metric_value(samples, static_cast<double>(k[HP_PROF_STAT_PROC_EVENTS]),
+                         {{"kind", "process"}});
+        add_metric_value(samples, static_cast<double>(k[HP_PROF_STAT_TICKS]), {{"kind", "tick"}});
         out.push_back(std::move(samples));
 
-        auto untrimmed = family(
+        auto untrimmed = metric_family(
             "hostprof_tick_stacks_untrimmed_total",
             "Tick-sampler samples whose kernel stack did not show the timer interrupt's entry "
             "within its first frames: kept whole, the interrupt's own frames on top.",
             MetricType::Counter);
-        add_value(untrimmed, static_cast<double>(k[HP_PROF_STAT_TICK_UNTRIMMED]));
+        add_metric_value(untrimmed, static_cast<double>(k[HP_PROF_STAT_TICK_UNTRIMMED]));
         out.push_back(std::move(untrimmed));
-        auto regs = family(
+        auto regs = metric_family(
             "hostprof_tick_regs_failures_total",
             "Tick-sampler samples whose interrupted registers told nothing, by reason "
             "(unreadable: the kernel stack was walked to tell user from kernel mode, at several "
             "times the cost; mismatch: they said kernel mode and the walk found none).",
             MetricType::Counter);
-        add_value(regs, static_cast<double>(k[HP_PROF_STAT_TICK_REGS_UNKNOWN]),
-                  {{"reason", "unreadable"}});
-        add_value(regs, static_cast<double>(k[HP_PROF_STAT_TICK_REGS_MISMATCH]),
-                  {{"reason", "mismatch"}});
+        add_metric_value(regs, static_cast<double>(k[HP_PROF_STAT_TICK_REGS_UNKNOWN]),
+                         {{"reason", "unreadable"}});
+        add_metric_value(regs, static_cast<double>(k[HP_PROF_STAT_TICK_REGS_MISMATCH]),
+                         {{"reason", "mismatch"}});
         out.push_back(std::move(regs));
 
-        auto stack_err = family("hostprof_stack_errors_total", "bpf_get_stack failures, by stack.",
-                                MetricType::Counter);
-        add_value(stack_err, static_cast<double>(k[HP_PROF_STAT_KSTACK_ERRORS]),
-                  {{"stack", "kernel"}});
-        add_value(stack_err, static_cast<double>(k[HP_PROF_STAT_USTACK_ERRORS]),
-                  {{"stack", "user"}});
+        auto stack_err = metric_family("hostprof_stack_errors_total",
+                                       "bpf_get_stack failures, by stack.", MetricType::Counter);
+        add_metric_value(stack_err, static_cast<double>(k[HP_PROF_STAT_KSTACK_ERRORS]),
+                         {{"stack", "kernel"}});
+        add_metric_value(stack_err, static_cast<double>(k[HP_PROF_STAT_USTACK_ERRORS]),
+                         {{"stack", "user"}});
         out.push_back(std::move(stack_err));
 
-        auto trunc = family("hostprof_stacks_truncated_total",
-                            "Stacks that filled all 127 frames (possibly cut short), by stack.",
-                            MetricType::Counter);
-        add_value(trunc, static_cast<double>(s.kernel_stacks_truncated), {{"stack", "kernel"}});
-        add_value(trunc, static_cast<double>(s.user_stacks_truncated), {{"stack", "user"}});
+        auto trunc =
+            metric_family("hostprof_stacks_truncated_total",
+                          "Stacks that filled all 127 frames (possibly cut short), by stack.",
+                          MetricType::Counter);
+        add_metric_value(trunc, static_cast<double>(s.kernel_stacks_truncated),
+                         {{"stack", "kernel"}});
+        add_metric_value(trunc, static_cast<double>(s.user_stacks_truncated), {{"stack", "user"}});
         out.push_back(std::move(trunc));
 
-        auto wakeups =
-            family("hostprof_ringbuf_wakeups_total",
-                   "Records shipped with a forced consumer wakeup, by reason (fill: "
-                   "the ring passed its wakeup fill level; new_process: the first "
-                   "sample of a process and its second one 5 ms later, for reading /proc at once).",
-                   MetricType::Counter);
+        auto wakeups = metric_family(
+            "hostprof_ringbuf_wakeups_total",
+            "Records shipped with a forced consumer wakeup, by reason (fill: "
+            "the ring passed its wakeup fill level; new_process: the first "
+            "sample of a process and its second one 5 ms later, for reading /proc at once).",
+            MetricType::Counter);
         const double forced = static_cast<double>(k[HP_PROF_STAT_WAKEUPS]);
         const double fresh = static_cast<double>(k[HP_PROF_STAT_PROCESS_WAKEUPS]);
-        add_value(wakeups, forced > fresh ? forced - fresh : 0,
-                  {{"ring", "profile"}, {"reason", "fill"}});
-        add_value(wakeups, fresh, {{"ring", "profile"}, {"reason", "new_process"}});
+        add_metric_value(wakeups, forced > fresh ? forced - fresh : 0,
+                         {{"ring", "profile"}, {"reason", "fill"}});
+        add_metric_value(wakeups, fresh, {{"ring", "profile"}, {"reason", "new_process"}});
         out.push_back(std::move(wakeups));
-        auto captures =
-            family("hostprof_process_captures_total",
-                   "Sampled processes whose memory mappings the symbolizer tried to read, by "
-                   "result (exited: the process was gone before they were read, so its user "
-                   "frames stay unsymbolized).",
-                   MetricType::Counter);
-        add_value(captures, static_cast<double>(s.processes_captured), {{"result", "captured"}});
-        add_value(captures, static_cast<double>(s.processes_exited_before_capture),
-                  {{"result", "exited"}});
+        auto captures = metric_family(
+            "hostprof_process_captures_total",
+            "Sampled processes whose memory mappings the symbolizer tried to read, by "
+            "result (exited: the process was gone before they were read, so its user "
+            "frames stay unsymbolized).",
+            MetricType::Counter);
+        add_metric_value(captures, static_cast<double>(s.processes_captured),
+                         {{"result", "captured"}});
+        add_metric_value(captures, static_cast<double>(s.processes_exited_before_capture),
+                         {{"result", "exited"}});
         out.push_back(std::move(captures));
 
-        auto procs = family("hostprof_process_table_entries", "Processes whose metadata is cached.",
-                            MetricType::Gauge);
-        add_value(procs, static_cast<double>(s.processes.size));
+        auto procs = metric_family("hostprof_process_table_entries",
+                                   "Processes whose metadata is cached.", MetricType::Gauge);
+        add_metric_value(procs, static_cast<double>(s.processes.size));
         out.push_back(std::move(procs));
-        auto evict = family("hostprof_process_table_evictions_total",
-                            "Process-table entries evicted by its bound.", MetricType::Counter);
-        add_value(evict, static_cast<double>(s.processes.evictions));
+        auto evict =
+            metric_family("hostprof_process_table_evictions_total",
+                          "Process-table entries evicted by its bound.", MetricType::Counter);
+        add_metric_value(evict, static_cast<double>(s.processes.evictions));
         out.push_back(std::move(evict));
 
         add_unwind_families(s.collector.unwind, pipeline_->unwinder(), out);
@@ -451,55 +455,59 @@ std::vector<MetricFamily> AgentMetrics::Collect() const {
     {
         std::lock_guard lock(mu_);
         auto per_service =
-            family("hostprof_cpu_samples_total", "On-CPU samples per service (completed windows).",
-                   MetricType::Counter);
+            metric_family("hostprof_cpu_samples_total",
+                          "On-CPU samples per service (completed windows).", MetricType::Counter);
         for (const auto& [svc, n] : service_samples_)
-            add_value(per_service, static_cast<double>(n), {{"service_name", svc}});
+            add_metric_value(per_service, static_cast<double>(n), {{"service_name", svc}});
         out.push_back(std::move(per_service));
     }
 
     // The kernel counts run time and runs only while kernel.bpf_stats_enabled=1: a program
     // with no count was not measured, and a 0 would read as "costs nothing".
-    auto run_time = family("hostprof_bpf_program_run_seconds_total",
-                           "Time spent running our BPF programs (only while "
-                           "kernel.bpf_stats_enabled=1; absent for a program never measured).",
-                           MetricType::Counter);
-    auto run_count = family("hostprof_bpf_program_runs_total",
-                            "Runs of our BPF programs (only while kernel.bpf_stats_enabled=1; "
-                            "absent for a program never measured).",
-                            MetricType::Counter);
-    auto misses = family("hostprof_bpf_program_recursion_misses_total",
-                         "Events the kernel did not hand to our BPF program because it was "
-                         "already running on that CPU (the event came from an interrupt).",
-                         MetricType::Counter);
+    auto run_time =
+        metric_family("hostprof_bpf_program_run_seconds_total",
+                      "Time spent running our BPF programs (only while "
+                      "kernel.bpf_stats_enabled=1; absent for a program never measured).",
+                      MetricType::Counter);
+    auto run_count =
+        metric_family("hostprof_bpf_program_runs_total",
+                      "Runs of our BPF programs (only while kernel.bpf_stats_enabled=1; "
+                      "absent for a program never measured).",
+                      MetricType::Counter);
+    auto misses = metric_family("hostprof_bpf_program_recursion_misses_total",
+                                "Events the kernel did not hand to our BPF program because it was "
+                                "already running on that CPU (the event came from an interrupt).",
+                                MetricType::Counter);
     for (const BpfProgramStats& p : read_bpf_program_stats(prog_fds_)) {
         if (p.run_count > 0) {
-            add_value(run_time, static_cast<double>(p.run_time_ns) / 1e9, {{"program", p.name}});
-            add_value(run_count, static_cast<double>(p.run_count), {{"program", p.name}});
+            add_metric_value(run_time, static_cast<double>(p.run_time_ns) / 1e9,
+                             {{"program", p.name}});
+            add_metric_value(run_count, static_cast<double>(p.run_count), {{"program", p.name}});
         }
-        add_value(misses, static_cast<double>(p.recursion_misses), {{"program", p.name}});
+        add_metric_value(misses, static_cast<double>(p.recursion_misses), {{"program", p.name}});
     }
     out.push_back(std::move(run_time));
     out.push_back(std::move(run_count));
     out.push_back(std::move(misses));
 
     SelfUsage u = read_self_usage();
-    auto cpu =
-        family("process_cpu_seconds_total", "Agent CPU time, user + system.", MetricType::Counter);
-    add_value(cpu, u.cpu_seconds);
+    auto cpu = metric_family("process_cpu_seconds_total", "Agent CPU time, user + system.",
+                             MetricType::Counter);
+    add_metric_value(cpu, u.cpu_seconds);
     out.push_back(std::move(cpu));
-    auto rss = family("process_resident_memory_bytes", "Agent resident memory.", MetricType::Gauge);
-    add_value(rss, static_cast<double>(u.rss_bytes));
+    auto rss =
+        metric_family("process_resident_memory_bytes", "Agent resident memory.", MetricType::Gauge);
+    add_metric_value(rss, static_cast<double>(u.rss_bytes));
     out.push_back(std::move(rss));
-    auto heap_used = family("hostprof_heap_in_use_bytes",
-                            "Bytes the agent's malloc has handed out (arenas and mmapped blocks).",
-                            MetricType::Gauge);
-    add_value(heap_used, static_cast<double>(u.heap_in_use_bytes));
+    auto heap_used = metric_family(
+        "hostprof_heap_in_use_bytes",
+        "Bytes the agent's malloc has handed out (arenas and mmapped blocks).", MetricType::Gauge);
+    add_metric_value(heap_used, static_cast<double>(u.heap_in_use_bytes));
     out.push_back(std::move(heap_used));
-    auto heap_free = family("hostprof_heap_free_bytes",
-                            "Free bytes malloc holds in its arenas (not all of them resident).",
-                            MetricType::Gauge);
-    add_value(heap_free, static_cast<double>(u.heap_free_bytes));
+    auto heap_free = metric_family(
+        "hostprof_heap_free_bytes",
+        "Free bytes malloc holds in its arenas (not all of them resident).", MetricType::Gauge);
+    add_metric_value(heap_free, static_cast<double>(u.heap_free_bytes));
     out.push_back(std::move(heap_free));
     return out;
 }
