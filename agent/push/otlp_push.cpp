@@ -11,8 +11,8 @@
 
 namespace hostprof {
 
-std::vector<PushBody> build_otlp_requests(std::vector<ProfileWindow> windows, PushSource& source,
-                                          const std::string& hostname) {
+std::vector<PushBody> build_otlp_requests(const std::vector<ProfileWindow>& windows,
+                                          PushSource& source, const std::string& hostname) {
     std::vector<Profile> profiles;
     size_t items = 0;
     for (const ProfileWindow& w : windows) {
@@ -37,7 +37,7 @@ std::vector<PushBody> build_otlp_requests(std::vector<ProfileWindow> windows, Pu
     return out;
 }
 
-Result<std::unique_ptr<ProfilePusher>> start_otlp_pusher(OtlpPushOptions options,
+Result<std::unique_ptr<ProfilePusher>> start_otlp_pusher(const OtlpPushOptions& options,
                                                          std::unique_ptr<PushSource> source) {
     if (!options.url.starts_with("http://") && !options.url.starts_with("https://"))
         return Error{0, "otlp_url: '" + options.url + "' must start with http:// or https://"};
@@ -58,8 +58,8 @@ Result<std::unique_ptr<ProfilePusher>> start_otlp_pusher(OtlpPushOptions options
     o.off_cpu = options.off_cpu;
     o.retry = options.retry;
     const std::string hostname = options.hostname.empty() ? local_hostname() : options.hostname;
-    auto build = [hostname](std::vector<ProfileWindow> windows, PushSource& source) {
-        return build_otlp_requests(std::move(windows), source, hostname);
+    auto build = [hostname](const std::vector<ProfileWindow>& windows, PushSource& source) {
+        return build_otlp_requests(windows, source, hostname);
     };
     return ProfilePusher::start(std::move(o), std::move(source), std::move(build));
 }
@@ -78,7 +78,7 @@ std::unique_ptr<ProfilePusher> start_otlp_push(const Config& config, Pipeline* p
     o.headers = config.otlp_headers;
     o.retry.request_timeout =
         std::min(o.retry.request_timeout, std::max(o.interval, o.retry.connect_timeout));
-    auto started = start_otlp_pusher(std::move(o), make_pipeline_push_source(*pipeline));
+    auto started = start_otlp_pusher(o, make_pipeline_push_source(*pipeline));
     if (!started) {
         spdlog::error("OTLP push not started: {}", started.error().message());
         return nullptr;

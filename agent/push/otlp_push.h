@@ -31,12 +31,12 @@ struct OtlpPushOptions {
 // One interval's windows as request bodies: the symbolized windows in one request,
 // gzipped; none when no window has samples. `items` counts the OTLP profiles (one per
 // process and window kind).
-std::vector<PushBody> build_otlp_requests(std::vector<ProfileWindow> windows, PushSource& source,
-                                          const std::string& hostname);
+std::vector<PushBody> build_otlp_requests(const std::vector<ProfileWindow>& windows,
+                                          PushSource& source, const std::string& hostname);
 
 // Validates the options and starts a ProfilePusher POSTing to {url}/v1development/profiles;
 // its metrics are hostprof_otlp_* (items: profiles).
-Result<std::unique_ptr<ProfilePusher>> start_otlp_pusher(OtlpPushOptions options,
+Result<std::unique_ptr<ProfilePusher>> start_otlp_pusher(const OtlpPushOptions& options,
                                                          std::unique_ptr<PushSource> source);
 
 struct Config;

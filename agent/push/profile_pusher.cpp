@@ -14,7 +14,6 @@
 namespace hostprof {
 namespace {
 
-using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 

@@ -128,7 +128,7 @@ std::vector<PyroscopeSeries> build_push_series(ProfileWindow window, PushSource&
     return out;
 }
 
-Result<std::unique_ptr<ProfilePusher>> start_pyroscope_pusher(PyroscopePushOptions options,
+Result<std::unique_ptr<ProfilePusher>> start_pyroscope_pusher(const PyroscopePushOptions& options,
                                                               std::unique_ptr<PushSource> source) {
     if (!options.url.starts_with("http://") && !options.url.starts_with("https://"))
         return Error{0, "pyroscope_url: '" + options.url + "' must start with http:// or https://"};
@@ -184,7 +184,7 @@ std::unique_ptr<ProfilePusher> start_pyroscope_push(const Config& config, Pipeli
     o.tenant_id = config.pyroscope_tenant_id;
     o.retry.request_timeout =
         std::min(o.retry.request_timeout, std::max(o.interval, o.retry.connect_timeout));
-    auto started = start_pyroscope_pusher(std::move(o), make_pipeline_push_source(*pipeline));
+    auto started = start_pyroscope_pusher(o, make_pipeline_push_source(*pipeline));
     if (!started) {
         spdlog::error("pyroscope push not started: {}", started.error().message());
         return nullptr;

@@ -52,7 +52,7 @@ std::vector<PyroscopeSeries> build_push_series(ProfileWindow window, PushSource&
 
 // Validates the options and starts a ProfilePusher speaking Pyroscope's Push API to
 // {url}/push.v1.PusherService/Push; its metrics are hostprof_pyroscope_* (items: series).
-Result<std::unique_ptr<ProfilePusher>> start_pyroscope_pusher(PyroscopePushOptions options,
+Result<std::unique_ptr<ProfilePusher>> start_pyroscope_pusher(const PyroscopePushOptions& options,
                                                               std::unique_ptr<PushSource> source);
 
 struct Config;
