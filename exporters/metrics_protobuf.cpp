@@ -21,9 +21,10 @@ constexpr uint32_t kLabelName = 1, kLabelValue = 2;
 constexpr uint32_t kValue = 1; // Gauge, Counter, Untyped
 constexpr uint32_t kSummaryCount = 1, kSummarySum = 2, kSummaryQuantile = 3;
 constexpr uint32_t kQuantileQuantile = 1, kQuantileValue = 2;
-constexpr uint32_t kHistCount = 1, kHistSum = 2, kHistBucket = 3, kHistSchema = 5,
-                   kHistZeroThreshold = 6, kHistZeroCount = 7, kHistPositiveSpan = 12,
-                   kHistPositiveDelta = 13, kHistExemplars = 16;
+// (Histogram.schema, field 5, is left at its default: schema 0.)
+constexpr uint32_t kHistCount = 1, kHistSum = 2, kHistBucket = 3, kHistZeroThreshold = 6,
+                   kHistZeroCount = 7, kHistPositiveSpan = 12, kHistPositiveDelta = 13,
+                   kHistExemplars = 16;
 constexpr uint32_t kBucketCumulativeCount = 1, kBucketUpperBound = 2, kBucketExemplar = 3;
 constexpr uint32_t kSpanOffset = 1, kSpanLength = 2;
 constexpr uint32_t kExemplarLabel = 1, kExemplarValue = 2, kExemplarTimestamp = 3;
