@@ -213,7 +213,9 @@ TEST(ExportersMetricsProtobuf, SpansSplitAtGapsAndEmptyHistogramsStayNative) {
     MetricFamily linear{"y_seconds", "", MetricType::Histogram, {}};
     linear.metric.resize(1);
     linear.metric[0].histogram = {3, 1, {{1, 0.1}, {2, 0.2}, {3, 0.3}}};
-    const pb::Histogram& c = decode(render_prometheus_protobuf({linear}))[0].metric(0).histogram();
+    const auto decoded = decode(render_prometheus_protobuf({linear}));
+    ASSERT_EQ(decoded.size(), 1u);
+    const pb::Histogram& c = decoded[0].metric(0).histogram();
     EXPECT_EQ(c.bucket_size(), 4);
     EXPECT_EQ(c.zero_threshold(), 0.0);
     EXPECT_EQ(c.positive_span_size(), 0);
