@@ -235,6 +235,7 @@ tool_cmd() {
     perf-dwarf) echo "perf record -F $PROF_HZ -a --call-graph dwarf,16384 -o $WORK/perf-dwarf.data" ;;
     hostprof-all) echo "$HP run --frequency 99 --collectors $HP_ALL --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-sys) echo "$HP run --collectors syscalls --listen 127.0.0.1:$HP_PORT" ;;
+    hostprof-sys-n3) echo "$HP run --collectors syscalls --native-schema 3 --listen 127.0.0.1:$HP_PORT" ;;
     hostprof-blk) echo "$HP run --collectors block --listen 127.0.0.1:$HP_PORT" ;;
     biolatency) echo "biolatency" ;;
     perf) echo "perf record -F $PROF_HZ -a -g -o $WORK/perf.data" ;;
@@ -263,6 +264,7 @@ tool_available() {
     hostprof-nopy) "$HP" config-reference 2>/dev/null | grep -q python_frames ;;
     perf-dwarf) have perf ;;
     hostprof-sys) has_collector syscalls ;;
+    hostprof-sys-n3) has_collector syscalls && "$HP" config-reference 2>/dev/null | grep -q native_schema ;;
     hostprof-blk) has_collector block ;;
     biolatency) have biolatency ;;
     perf) have perf ;;
@@ -570,9 +572,13 @@ log "2b. syscall-heavy victim: getppid loop for ${W_SYS}s on CPU $SYS_CPU"
 # the run without a tool of the same round (the machine's speed drifts between rounds).
 for ((r = 0; r < REPS_SYS; r++)); do
     declare -A ns=()
-    for t in $(rotate "$r" none hostprof-sys hostprof-all syscount bpftrace-sys floor floor-clock); do
+    for t in $(rotate "$r" none hostprof-sys hostprof-sys-n3 hostprof-all syscount bpftrace-sys floor floor-clock); do
         start_tool "$t" || { put "r2b.$t.failed" 1; continue; }
         out=$(taskset -c "$SYS_CPU" "$B/bench_syscall_loop" "$W_SYS")
+        if [[ $t == hostprof-sys* ]]; then # kernel memory of its maps, and of the native buckets
+            put "r2b.$t.map_bytes" "$(bpf_map_bytes "$TOOL_PID")"
+            put "r2b.$t.native_bytes" "$(bpf_map_bytes "$TOOL_PID" hp_native)"
+        fi
         stop_tool
         v=$(sed -n 's/.* ns_per_call=\([0-9.]*\).*/\1/p' <<<"$out")
         [[ -n $v ]] && put "r2b.$t.ns" "$v" && ns[$t]=$v
@@ -1102,9 +1108,15 @@ $(row2b none "no agent")
 $(row2b floor "empty tp_btf floor")
 $(row2b floor-clock "floor + one clock read per hook")
 $(row2b hostprof-sys "hostprof syscall histograms (\`--collectors syscalls\`)")
+$(row2b hostprof-sys-n3 "hostprof syscall histograms with exact native buckets (\`--native-schema 3\`)")
 $(row2b hostprof-all "hostprof everything on ($HP_ALL)")
 $(row2b syscount "syscount -L")
 $(row2b bpftrace-sys "bpftrace histogram")
+
+$(if [[ $(count r2b.hostprof-sys-n3.native_bytes) -gt 0 ]]; then
+    nb=$(m r2b.hostprof-sys-n3.native_bytes)
+    echo "Kernel memory of the syscall collector's maps ($(nproc) CPUs): $(fmt 2 "$(calc "$(m r2b.hostprof-sys.map_bytes) / 1048576")") MiB without native buckets, $(fmt 2 "$(calc "$(m r2b.hostprof-sys-n3.map_bytes) / 1048576")") MiB with \\`--native-schema 3\\`, whose \\`hp_native\\` map is $(fmt 2 "$(calc "$nb / 1048576")") MiB ($(fmt 2 "$(calc "$nb / 1048576 / $(nproc)")") MiB per CPU: 512 syscall numbers x 354 buckets x 8 bytes). The added ns of the two hostprof rows differ by the bucket search and one more per-CPU array update per syscall."
+fi)
 
 ### Block I/O: fio 4k random direct reads, ${W_SYS} s, BPF run time per request
 

@@ -11,6 +11,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lib/hp_log2.h"
+#include "lib/hp_native.h"
 #include "block.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -249,21 +250,25 @@ static __always_inline __u32 dev_slot_of(__u32 major, __u32 minor, __u32 op)
 }
 
 /* This CPU's stats of (disk, op): its array slot (claimed on first use; only this CPU
- * touches its copy), else the hash map. */
-static __always_inline struct hp_blk_stats *stats_of(struct hp_blk_key *k)
+ * touches its copy), else the hash map. *dev_slot: the array slot, or HP_BLK_DEV_SLOTS
+ * for the hash. */
+static __always_inline struct hp_blk_stats *stats_of(struct hp_blk_key *k, __u32 *dev_slot)
 {
 	__u32 idx = dev_slot_of(k->major, k->minor, k->op);
 	struct hp_blk_dev_slot *slot = bpf_map_lookup_elem(&hp_blk_dev_stats, &idx);
 	struct hp_blk_stats *st;
 
+	*dev_slot = HP_BLK_DEV_SLOTS;
 	if (slot) {
 		if (!slot->used) {
 			slot->key = *k;
 			slot->used = 1;
 		}
 		if (slot->key.major == k->major && slot->key.minor == k->minor &&
-		    slot->key.op == k->op)
+		    slot->key.op == k->op) {
+			*dev_slot = idx;
 			return &slot->stats;
+		}
 		count(HP_BLK_STAT_DEV_SLOT_TAKEN);
 	}
 	st = bpf_map_lookup_elem(&hp_blk_stats, k);
@@ -282,7 +287,7 @@ static __always_inline void completed(struct request *rq, __u64 key, int error, 
 	struct hp_blk_key k = {};
 	struct hp_blk_stats *st;
 	struct rq_info info = {};
-	__u32 bytes;
+	__u32 bytes, dev_slot;
 
 	if (!s || s->issue_ts == 0) {
 		count(HP_BLK_STAT_MISSED_ISSUE);
@@ -302,13 +307,20 @@ static __always_inline void completed(struct request *rq, __u64 key, int error, 
 	k.op = info.op;
 	bytes = info.bytes;
 
-	st = stats_of(&k);
+	st = stats_of(&k, &dev_slot);
 	if (st) {
 		add(st->service, service);
 		st->service_sum_ns += service;
 		if (queue) {
 			add(st->queue, queue);
 			st->queue_sum_ns += queue;
+		}
+		if (dev_slot < HP_BLK_DEV_SLOTS) {
+			hp_native_add(dev_slot * HP_BLK_NATIVE_KINDS + HP_BLK_NATIVE_SERVICE,
+				      service);
+			if (queue)
+				hp_native_add(dev_slot * HP_BLK_NATIVE_KINDS + HP_BLK_NATIVE_QUEUE,
+					      queue);
 		}
 		add(st->size, bytes);
 		st->bytes += bytes;

@@ -42,6 +42,17 @@ struct hp_blk_dev_slot {
 	struct hp_blk_stats stats;
 };
 
+/* Native histograms (bpf/native.h) of the durations of a (disk, op) held in its
+ * hp_blk_dev_stats slot: histogram dev slot * HP_BLK_NATIVE_KINDS + kind, on the CPUs
+ * where the slot holds that (disk, op). A (disk, op) counted in the hash on some CPU has
+ * no native buckets there. */
+enum hp_blk_native {
+	HP_BLK_NATIVE_SERVICE,
+	HP_BLK_NATIVE_QUEUE,
+	HP_BLK_NATIVE_KINDS,
+};
+#define HP_BLK_NATIVE_HISTS (HP_BLK_DEV_SLOTS * HP_BLK_NATIVE_KINDS)
+
 /* Counters in the per-CPU array hp_blk_counters, summed by userspace. */
 enum hp_blk_stat {
 	HP_BLK_STAT_MISSED_ISSUE,   /* complete without a recorded issue */

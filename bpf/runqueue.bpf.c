@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lib/hp_log2.h"
+#include "lib/hp_native.h"
 #include "lib/hp_task.h"
 #include "runqueue.h"
 
@@ -84,6 +85,7 @@ static __always_inline void switched(bool prev_runnable, __u32 prev_tgid, __u32 
 	if (slot < HP_RQ_SLOTS)
 		h->slots[slot] += 1;
 	h->sum_ns += delta;
+	hp_native_add(0, delta);
 }
 
 static __always_inline bool runnable(struct task_struct *t)

@@ -10,6 +10,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lib/hp_log2.h"
+#include "lib/hp_native.h"
 #include "lib/hp_task.h"
 #include "lib/hp_unwind.h"
 #include "lib/hp_python.h"
@@ -362,6 +363,7 @@ static __always_inline int on_exit(void *ctx, long ret)
 	h = bpf_map_lookup_elem(&hp_sys_hist, &nr);
 	if (h)
 		observe(h, delta);
+	hp_native_add(nr, delta); /* histogram nr; host-wide only */
 	if (ret < 0 && ret >= -4095)
 		count_error(nr, ret);
 	if (cfg_per_cgroup) {

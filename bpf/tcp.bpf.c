@@ -10,6 +10,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "lib/hp_log2.h"
+#include "lib/hp_native.h"
 #include "tcp.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -67,11 +68,21 @@ static __always_inline __u32 port_slot(__u16 port)
 	return 0;
 }
 
+static __always_inline __u32 hist_index(bool ipv6, __u32 slot)
+{
+	return (ipv6 ? HP_TCP_PORT_SLOTS : 0) + slot;
+}
+
 static __always_inline struct hp_tcp_hist *hist_at(bool ipv6, __u32 slot)
 {
-	__u32 idx = (ipv6 ? HP_TCP_PORT_SLOTS : 0) + slot;
+	__u32 idx = hist_index(ipv6, slot);
 
 	return bpf_map_lookup_elem(&hp_tcp_hist, &idx);
+}
+
+static __always_inline void native_add(bool ipv6, __u32 slot, enum hp_tcp_native kind, __u64 d)
+{
+	hp_native_add(hist_index(ipv6, slot) * HP_TCP_NATIVE_KINDS + kind, d);
 }
 
 static __always_inline bool is_ipv6(const struct sock *sk)
@@ -129,10 +140,12 @@ static __always_inline void closed(const struct sock *sk, __u64 lifetime_ns, __u
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	__u64 sent, retrans, received;
-	struct hp_tcp_hist *h = hist_at(is_ipv6(sk), slot);
+	bool ipv6 = is_ipv6(sk);
+	struct hp_tcp_hist *h = hist_at(ipv6, slot);
 
 	if (!h)
 		return;
+	native_add(ipv6, slot, HP_TCP_NATIVE_DURATION, lifetime_ns);
 	sent = BPF_CORE_READ(tp, bytes_sent);
 	retrans = BPF_CORE_READ(tp, bytes_retrans);
 	sent = sent > retrans ? sent - retrans : 0;
@@ -180,11 +193,14 @@ static __always_inline void set_state(const struct sock *sk, int oldstate, int n
 			count_stat(HP_TCP_STAT_MISSED_START);
 		} else if (oldstate == HP_TCP_SYN_SENT) {
 			__u64 d = now - e->syn_sent_ns;
+			bool ipv6 = is_ipv6(sk);
+			__u32 slot = slot_of(sk);
 
-			h = hist_of(sk);
+			h = hist_at(ipv6, slot);
 			if (h) {
 				add(h->connect, d);
 				h->connect_sum_ns += d;
+				native_add(ipv6, slot, HP_TCP_NATIVE_CONNECT, d);
 			}
 		}
 		e->syn_sent_ns = 0;
@@ -208,7 +224,9 @@ static __always_inline void set_state(const struct sock *sk, int oldstate, int n
 static __always_inline void probe(struct sock *sk)
 {
 	struct tcp_sock *tp = (struct tcp_sock *)sk;
-	struct hp_tcp_hist *h = hist_of(sk);
+	bool ipv6 = is_ipv6(sk);
+	__u32 slot = slot_of(sk);
+	struct hp_tcp_hist *h = hist_at(ipv6, slot);
 	__u64 srtt_ns;
 
 	if (!h)
@@ -216,6 +234,7 @@ static __always_inline void probe(struct sock *sk)
 	srtt_ns = (__u64)(BPF_CORE_READ(tp, srtt_us) >> 3) * 1000;
 	add(h->srtt, srtt_ns);
 	h->srtt_sum_ns += srtt_ns;
+	native_add(ipv6, slot, HP_TCP_NATIVE_SRTT, srtt_ns);
 }
 
 SEC("tp_btf/inet_sock_set_state")

@@ -9,6 +9,16 @@
 #define HP_TCP_MAX_PORTS 16
 #define HP_TCP_PORT_SLOTS (HP_TCP_MAX_PORTS + 1)
 
+/* Native histograms (bpf/native.h) of the durations: histogram
+ * (family * HP_TCP_PORT_SLOTS + port slot) * HP_TCP_NATIVE_KINDS + kind. */
+enum hp_tcp_native {
+	HP_TCP_NATIVE_CONNECT,
+	HP_TCP_NATIVE_SRTT,
+	HP_TCP_NATIVE_DURATION,
+	HP_TCP_NATIVE_KINDS,
+};
+#define HP_TCP_NATIVE_HISTS (2 * HP_TCP_PORT_SLOTS * HP_TCP_NATIVE_KINDS)
+
 /* Value of the per-CPU array hp_tcp_hist, indexed family * HP_TCP_PORT_SLOTS + port slot
  * (family 0 IPv4, 1 IPv6; port slot 0 "other", slot i+1 the i-th configured port). A
  * connection's port is its local port when that is configured (a service this host

@@ -384,6 +384,17 @@ const Exemplar* ExemplarSet::find(const std::string& family, const Labels& serie
     return it == exemplars_.end() ? nullptr : &it->second;
 }
 
+void NativeHistogramSet::set(std::string family, Labels series_labels, NativeBuckets b) {
+    natives_.insert_or_assign({std::move(family), sorted(std::move(series_labels))}, std::move(b));
+}
+
+const NativeBuckets* NativeHistogramSet::find(const std::string& family,
+                                              const Labels& series_labels) const {
+    const bool is_sorted = std::is_sorted(series_labels.begin(), series_labels.end());
+    auto it = natives_.find({family, is_sorted ? series_labels : sorted(series_labels)});
+    return it == natives_.end() ? nullptr : &it->second;
+}
+
 std::string render_openmetrics(const std::vector<prometheus::MetricFamily>& families,
                                const ExemplarSet& exemplars) {
     static SizeHint hint;
@@ -452,12 +463,13 @@ std::string render_openmetrics(const std::vector<prometheus::MetricFamily>& fami
 
 std::pair<std::string, std::string>
 render_metrics_negotiated(const std::vector<prometheus::MetricFamily>& families,
-                          std::string_view accept_header, const ExemplarSet& exemplars) {
+                          std::string_view accept_header, const ExemplarSet& exemplars,
+                          const NativeHistogramSet& natives) {
     const MetricsFormat format = choose_format(accept_header);
     std::string body;
     switch (format) {
     case MetricsFormat::kProtobuf:
-        body = render_prometheus_protobuf(families, exemplars);
+        body = render_prometheus_protobuf(families, exemplars, natives);
         break;
     case MetricsFormat::kOpenMetrics:
         body = render_openmetrics(families, exemplars);

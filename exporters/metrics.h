@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace hostprof {
@@ -80,14 +81,6 @@ void add_metric_value(prometheus::MetricFamily& f, double v, Labels labels = {})
 // (Prometheus drops larger ones whatever the format).
 bool exemplar_fits(const Exemplar& e);
 
-// The Prometheus protobuf exposition: io.prometheus.client.MetricFamily messages, each
-// preceded by its length as a varint (exporters/metrics.proto is the schema, written from
-// the published field numbers). Histograms carry their classic buckets with exemplars and,
-// when native_buckets() maps them, the native (schema 0) form too: a Prometheus with
-// native histograms on stores the native form, one without it the classic buckets.
-std::string render_prometheus_protobuf(const std::vector<prometheus::MetricFamily>& families,
-                                       const ExemplarSet& exemplars = {});
-
 // A classic histogram as the buckets of a native histogram of schema 0, whose bucket k
 // holds (2^(k-1), 2^k]. Mapped only when every finite bound is twice the one before (at
 // least two of them): every log2 histogram of ours is. Bucket i is then native bucket
@@ -97,15 +90,53 @@ std::string render_prometheus_protobuf(const std::vector<prometheus::MetricFamil
 // whose bounds are 7% below the kernel's (1e-9 s = 2^-29.897 s). Observations above the
 // last finite bound go one bucket further. The first bucket also holds observations of 0.
 struct NativeBuckets {
+    int32_t schema = 0; // 2^schema buckets per power of two: bucket i holds (b^(i-1), b^i]
     int32_t first_index = 0;
-    std::vector<uint64_t> counts; // counts[j]: native bucket first_index + j
+    std::vector<uint64_t> counts;     // counts[j]: native bucket first_index + j
+    double zero_threshold = 0x1p-128; // the zero bucket: observations in [0, zero_threshold]
+    uint64_t zero_count = 0;
 };
 std::optional<NativeBuckets> native_buckets(const prometheus::ClientMetric::Histogram& h);
+
+// Native buckets counted exactly where the data is kept (the latency collectors with the
+// native_schema setting), keyed by (family name, label set of the series): a histogram
+// found here is written with these buckets instead of the ones native_buckets() derives
+// from its classic buckets, and its count is theirs (zero_count + counts). Label order
+// does not matter.
+class NativeHistogramSet {
+  public:
+    void set(std::string family, Labels series_labels, NativeBuckets b);
+    const NativeBuckets* find(const std::string& family, const Labels& series_labels) const;
+    size_t size() const { return natives_.size(); }
+
+  private:
+    std::map<std::pair<std::string, Labels>, NativeBuckets> natives_;
+};
+
+// A source of metric families whose histograms may have exact native buckets: the
+// /metrics handler collects it with a NativeHistogramSet.
+class NativeHistogramSource {
+  public:
+    virtual ~NativeHistogramSource() = default;
+    virtual std::vector<prometheus::MetricFamily>
+    collect_with_native(NativeHistogramSet& natives) const = 0;
+};
+
+// The Prometheus protobuf exposition: io.prometheus.client.MetricFamily messages, each
+// preceded by its length as a varint (exporters/metrics.proto is the schema, written from
+// the published field numbers). Histograms carry their classic buckets with exemplars and
+// a native form too: the exact buckets of `natives` where it has the series, else what
+// native_buckets() derives (schema 0). A Prometheus with native histograms on stores the
+// native form, one without it the classic buckets.
+std::string render_prometheus_protobuf(const std::vector<prometheus::MetricFamily>& families,
+                                       const ExemplarSet& exemplars = {},
+                                       const NativeHistogramSet& natives = {});
 
 // Renders in the format chosen by choose_format; returns {Content-Type, body}.
 std::pair<std::string, std::string>
 render_metrics_negotiated(const std::vector<prometheus::MetricFamily>& families,
-                          std::string_view accept_header, const ExemplarSet& exemplars = {});
+                          std::string_view accept_header, const ExemplarSet& exemplars = {},
+                          const NativeHistogramSet& natives = {});
 
 // A log2 histogram as the kernel keeps it: counts[i] events in [2^i, 2^(i+1)) units
 // (bucket 0 also holds 0). `unit_in_base` converts one unit to the metric's base unit

@@ -21,10 +21,9 @@ constexpr uint32_t kLabelName = 1, kLabelValue = 2;
 constexpr uint32_t kValue = 1; // Gauge, Counter, Untyped
 constexpr uint32_t kSummaryCount = 1, kSummarySum = 2, kSummaryQuantile = 3;
 constexpr uint32_t kQuantileQuantile = 1, kQuantileValue = 2;
-// (Histogram.schema, field 5, is left at its default: schema 0.)
-constexpr uint32_t kHistCount = 1, kHistSum = 2, kHistBucket = 3, kHistZeroThreshold = 6,
-                   kHistZeroCount = 7, kHistPositiveSpan = 12, kHistPositiveDelta = 13,
-                   kHistExemplars = 16;
+constexpr uint32_t kHistCount = 1, kHistSum = 2, kHistBucket = 3, kHistSchema = 5,
+                   kHistZeroThreshold = 6, kHistZeroCount = 7, kHistPositiveSpan = 12,
+                   kHistPositiveDelta = 13, kHistExemplars = 16;
 constexpr uint32_t kBucketCumulativeCount = 1, kBucketUpperBound = 2, kBucketExemplar = 3;
 constexpr uint32_t kSpanOffset = 1, kSpanLength = 2;
 constexpr uint32_t kExemplarLabel = 1, kExemplarValue = 2, kExemplarTimestamp = 3;
@@ -47,12 +46,6 @@ uint64_t type_code(prometheus::MetricType t) {
     }
     return 3;
 }
-
-// The zero bucket's width: any positive value marks a histogram as native for every
-// Prometheus since 2.40 (2.42 looks no further, and an empty native histogram would
-// otherwise read as a classic one). Nothing we observe is this small; Prometheus's own
-// Go client uses the same default.
-constexpr double kZeroThreshold = 0x1p-128;
 
 // Up to this many empty buckets are written inside a span rather than starting a new one
 // (two cost less than a new span's offset and length).
@@ -88,14 +81,24 @@ void write_exemplar(proto::Writer& parent, uint32_t field, Scratch& s, const Exe
 }
 
 void write_histogram(proto::Writer& out, Scratch& s, const std::string& family,
-                     const prometheus::ClientMetric& m, const ExemplarSet& exemplars) {
+                     const prometheus::ClientMetric& m, const ExemplarSet& exemplars,
+                     const NativeHistogramSet& natives) {
     const auto& h = m.histogram;
-    out.uint64_field(field::kHistCount, h.sample_count);
-    out.double_field(field::kHistSum, h.sample_sum);
     const bool any_exemplars = exemplars.size() > 0;
     Labels key_labels = m.label;
-    if (any_exemplars)
+    if (any_exemplars || natives.size() > 0)
         std::sort(key_labels.begin(), key_labels.end());
+    const NativeBuckets* exact = natives.size() > 0 ? natives.find(family, key_labels) : nullptr;
+    uint64_t count = h.sample_count;
+    if (exact != nullptr) {
+        // The native buckets were read from the kernel just after the classic ones: the
+        // count is theirs, so that a native histogram's buckets never exceed its count.
+        count = exact->zero_count;
+        for (uint64_t c : exact->counts)
+            count += c;
+    }
+    out.uint64_field(field::kHistCount, count);
+    out.double_field(field::kHistSum, h.sample_sum);
     std::vector<const Exemplar*> timestamped; // for the native histogram's own list
     auto bucket = [&](double upper, uint64_t cumulative) {
         s.item.clear();
@@ -118,12 +121,17 @@ void write_histogram(proto::Writer& out, Scratch& s, const std::string& family,
     if (last != std::numeric_limits<double>::infinity())
         bucket(std::numeric_limits<double>::infinity(), h.sample_count);
 
-    const std::optional<NativeBuckets> native = native_buckets(h);
-    if (!native)
+    const std::optional<NativeBuckets> derived =
+        exact == nullptr ? native_buckets(h) : std::optional<NativeBuckets>();
+    const NativeBuckets* native = exact != nullptr ? exact : derived ? &*derived : nullptr;
+    if (native == nullptr)
         return;
-    // Schema 0 is the default: not written. Spans over the non-empty buckets.
-    out.double_field(field::kHistZeroThreshold, kZeroThreshold);
-    out.uint64_field(field::kHistZeroCount, 0);
+    // Spans over the non-empty buckets. A positive zero threshold marks the histogram as
+    // native for every Prometheus since 2.40 (2.42 looks no further, so an empty native
+    // histogram would otherwise read as a classic one).
+    out.sint64_field(field::kHistSchema, native->schema);
+    out.double_field(field::kHistZeroThreshold, native->zero_threshold);
+    out.uint64_field(field::kHistZeroCount, native->zero_count);
     std::vector<int64_t> deltas;
     int64_t previous_count = 0;
     size_t span_start = 0, span_end = 0; // [start, end) of the open span in counts
@@ -166,7 +174,8 @@ void write_histogram(proto::Writer& out, Scratch& s, const std::string& family,
 }
 
 void write_metric(proto::Writer& out, Scratch& s, const prometheus::MetricFamily& f,
-                  const prometheus::ClientMetric& m, const ExemplarSet& exemplars) {
+                  const prometheus::ClientMetric& m, const ExemplarSet& exemplars,
+                  const NativeHistogramSet& natives) {
     for (const auto& l : m.label)
         write_label(out, field::kMetricLabel, s.item, l);
     s.value.clear();
@@ -195,7 +204,7 @@ void write_metric(proto::Writer& out, Scratch& s, const prometheus::MetricFamily
         out.len_field(field::kMetricSummary, s.value.view());
         break;
     case prometheus::MetricType::Histogram:
-        write_histogram(s.value, s, f.name, m, exemplars);
+        write_histogram(s.value, s, f.name, m, exemplars, natives);
         out.len_field(field::kMetricHistogram, s.value.view());
         break;
     }
@@ -233,7 +242,8 @@ std::optional<NativeBuckets> native_buckets(const prometheus::ClientMetric::Hist
 }
 
 std::string render_prometheus_protobuf(const std::vector<prometheus::MetricFamily>& families,
-                                       const ExemplarSet& exemplars) {
+                                       const ExemplarSet& exemplars,
+                                       const NativeHistogramSet& natives) {
     proto::Writer out, family;
     Scratch s;
     for (const prometheus::MetricFamily& f : families) {
@@ -243,7 +253,7 @@ std::string render_prometheus_protobuf(const std::vector<prometheus::MetricFamil
         family.uint64_field(field::kFamilyType, type_code(f.type));
         for (const prometheus::ClientMetric& m : f.metric) {
             s.metric.clear();
-            write_metric(s.metric, s, f, m, exemplars);
+            write_metric(s.metric, s, f, m, exemplars, natives);
             family.len_field(field::kFamilyMetric, s.metric.view());
         }
         out.varint(family.size());

@@ -105,6 +105,7 @@ LatencyOptions latency_options(const Config& config, const compat::AttachPlan& p
     lo.syscall_cgroups = config.syscall_cgroups;
     lo.block_slow_ns = config.block_slow_threshold_ns;
     lo.tcp_ports = config.tcp_ports;
+    lo.native_schema = config.native_schema;
     lo.cgroup_root = config.cgroup_root.empty() ? cgroup2_root() : config.cgroup_root;
     return lo;
 }

@@ -85,6 +85,12 @@ Result<std::unique_ptr<BlockCollector>> BlockCollector::start(const BlockOptions
     c->skel_ = std::move(skel.value());
     block_bpf* s = c->skel_.get();
     s->rodata->cfg_slow_ns = options.slow_threshold_ns;
+    if (Status st = latency::configure_native(s->maps.hp_native, s->rodata->cfg_native_buckets,
+                                              s->rodata->cfg_native_bounds, options.native_schema,
+                                              HP_BLK_NATIVE_HISTS);
+        !st)
+        return st.error();
+    c->native_schema_ = options.native_schema;
     s->rodata->cfg_task_btf = compat::probe_task_btf().available;
     // Insert and issue claim array slots with compare-and-swap (Linux 5.12+); before,
     // their _nocas programs keep every request in the hash map.
@@ -194,15 +200,53 @@ BlockSnapshot BlockCollector::snapshot() const {
     const size_t ncpu = latency::possible_cpus();
     // (disk, op) -> its stats over every CPU, from both maps: each CPU keeps a (disk, op)
     // in its own copy of an array slot, or in the hash where that slot was taken.
-    std::map<std::tuple<uint32_t, uint32_t, uint32_t>, hp_blk_stats> sums;
+    using Key = std::tuple<uint32_t, uint32_t, uint32_t>;
+    std::map<Key, hp_blk_stats> sums;
+    // The native buckets of a (disk, op), from the CPUs whose array slot holds it; a
+    // (disk, op) in the hash on any CPU has none (the hash keeps no native buckets).
+    struct Natives {
+        NativeHistogram service, queue;
+    };
+    std::map<Key, Natives> natives;
+    const uint32_t buckets = native_bucket_count(native_schema_);
+    auto add_cpu = [&](NativeHistogram& to, const std::vector<std::vector<uint64_t>>& from,
+                       size_t cpu) {
+        if (to.schema < 0) {
+            to.schema = native_schema_;
+            to.buckets.assign(buckets, 0);
+        }
+        if (cpu < from.size())
+            for (size_t k = 0; k < buckets; ++k)
+                to.buckets[k] += from[cpu][k];
+    };
     std::vector<hp_blk_dev_slot> slots(ncpu);
+    std::vector<std::vector<uint64_t>> service, queue;
     for (uint32_t i = 0; i < HP_BLK_DEV_SLOTS; ++i) {
         if (bpf_map__lookup_elem(skel_->maps.hp_blk_dev_stats, &i, sizeof(i), slots.data(),
                                  slots.size() * sizeof(hp_blk_dev_slot), 0) != 0)
             continue;
-        for (const hp_blk_dev_slot& v : slots)
-            if (v.used)
-                add_stats(sums[{v.key.major, v.key.minor, v.key.op}], v.stats);
+        service.clear();
+        queue.clear();
+        if (buckets != 0) {
+            latency::read_native_percpu(skel_->maps.hp_native,
+                                        i * HP_BLK_NATIVE_KINDS + HP_BLK_NATIVE_SERVICE, buckets,
+                                        service);
+            latency::read_native_percpu(skel_->maps.hp_native,
+                                        i * HP_BLK_NATIVE_KINDS + HP_BLK_NATIVE_QUEUE, buckets,
+                                        queue);
+        }
+        for (size_t cpu = 0; cpu < slots.size(); ++cpu) {
+            const hp_blk_dev_slot& v = slots[cpu];
+            if (!v.used)
+                continue;
+            const Key k{v.key.major, v.key.minor, v.key.op};
+            add_stats(sums[k], v.stats);
+            if (buckets == 0)
+                continue;
+            Natives& n = natives[k];
+            add_cpu(n.service, service, cpu);
+            add_cpu(n.queue, queue, cpu);
+        }
     }
     std::vector<hp_blk_stats> per_cpu(ncpu);
     hp_blk_key key{}, next{};
@@ -216,6 +260,7 @@ BlockSnapshot BlockCollector::snapshot() const {
         hp_blk_stats& sum = sums[{key.major, key.minor, key.op}];
         for (const hp_blk_stats& v : per_cpu)
             add_stats(sum, v);
+        natives.erase({key.major, key.minor, key.op});
     }
     auto names = block_device_names(sys_root_);
     for (const auto& [k, sum] : sums) {
@@ -231,6 +276,10 @@ BlockSnapshot BlockCollector::snapshot() const {
         b.service.sum = sum.service_sum_ns;
         b.queue = slots_of(sum.queue);
         b.queue.sum = sum.queue_sum_ns;
+        if (auto n = natives.find(k); n != natives.end()) {
+            b.service.native = std::move(n->second.service);
+            b.queue.native = std::move(n->second.queue);
+        }
         b.size = slots_of(sum.size);
         b.size.sum = sum.bytes;
         b.bytes = sum.bytes;

@@ -36,6 +36,9 @@ struct BlockOptions {
     // Requests in flight take a direct-mapped array slot where BPF compare-and-exchange
     // works (5.12+, probed); false: the hash map alone, as on older kernels (tests).
     bool inflight_slots = true;
+    // Exact native-histogram buckets at this schema (0..3) for the service and queue
+    // times; -1: none (bpf/native.h).
+    int native_schema = -1;
 };
 
 struct BlockStats {
@@ -109,6 +112,7 @@ class BlockCollector {
     RingBuffer ring_;
     SlowHandler on_slow_;
     std::string sys_root_;
+    int native_schema_ = -1;
     std::atomic<uint64_t> records_{0};
     std::atomic<uint64_t> decode_errors_{0};
     std::vector<std::string> attached_;

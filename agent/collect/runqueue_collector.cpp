@@ -22,6 +22,12 @@ RunQueueCollector::start(const RunQueueOptions& options) {
     c->skel_ = std::move(skel.value());
     runqueue_bpf* s = c->skel_.get();
     s->rodata->cfg_filter_tgid = options.tgid;
+    if (Status st =
+            latency::configure_native(s->maps.hp_native, s->rodata->cfg_native_buckets,
+                                      s->rodata->cfg_native_bounds, options.native_schema, 1);
+        !st)
+        return st.error();
+    c->native_schema_ = options.native_schema;
 
     latency::choose_variant(s->progs.hp_rqwake_btf, s->progs.hp_rqwake_raw, s->progs.hp_rqwake_tp,
                             true, options.mode);
@@ -69,6 +75,8 @@ RunQueueSnapshot RunQueueCollector::snapshot() const {
             out.latency.sum += h.sum_ns;
         }
     }
+    if (native_schema_ >= 0)
+        out.latency.native = latency::read_native(skel_->maps.hp_native, 0, native_schema_);
     out.kernel_stats.assign(HP_RQ_STAT_MAX, 0);
     latency::sum_percpu_counters(skel_->maps.hp_rq_stats, out.kernel_stats);
     return out;

@@ -26,6 +26,8 @@ struct RunQueueOptions {
     // Only threads of this process (0: every thread). Not with AttachMode::Tracepoint,
     // whose wakeup records carry no tgid: start() refuses that combination.
     uint32_t tgid = 0;
+    // Exact native-histogram buckets at this schema (0..3); -1: none (bpf/native.h).
+    int native_schema = -1;
 };
 
 struct RunQueueSnapshot {
@@ -48,6 +50,7 @@ class RunQueueCollector {
   private:
     RunQueueCollector() = default;
     Skeleton<runqueue_bpf> skel_;
+    int native_schema_ = -1;
     std::vector<BpfLink> links_;
     std::vector<std::string> attached_;
 };

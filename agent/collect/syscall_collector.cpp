@@ -101,6 +101,12 @@ Result<std::unique_ptr<SyscallCollector>> SyscallCollector::start(const SyscallO
         if (ns != 0 && (min_ns == 0 || ns < min_ns))
             min_ns = ns;
     s->rodata->cfg_outlier_min_ns = min_ns;
+    if (Status st = latency::configure_native(s->maps.hp_native, s->rodata->cfg_native_buckets,
+                                              s->rodata->cfg_native_bounds, options.native_schema,
+                                              HP_SYS_MAX_NR);
+        !st)
+        return st.error();
+    c->native_schema_ = options.native_schema;
 
     // tp_btf with task storage: the syscall in flight sits in a per-CPU slot and moves to
     // task storage only when its thread is switched out (bpf/syscalls.bpf.c, hp_sys_cpu).
@@ -259,6 +265,8 @@ SyscallSnapshot SyscallCollector::snapshot() const {
         LatencyHistogram h = sum_hists(hists);
         if (h.count() == 0)
             continue;
+        if (native_schema_ >= 0)
+            h.native = latency::read_native(s->maps.hp_native, nr, native_schema_);
         out.syscalls.push_back({nr, syscall_label(nr), 0, std::move(h), {}});
     }
 

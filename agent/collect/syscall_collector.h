@@ -41,6 +41,9 @@ struct SyscallOptions {
     // Keep the syscall in flight in the LRU hash even where task storage works (tests of
     // the fallback that older kernels use).
     bool force_hash_in_flight = false;
+    // Exact native-histogram buckets at this schema (0..3) beside the log2 histograms of
+    // every syscall (host-wide); -1: none (bpf/native.h).
+    int native_schema = -1;
     // The profile collector's unwind maps (ProfileCollector::unwind_maps): slow syscalls'
     // user stacks are walked with the same tables. -1: frame pointers only.
     unwind::MapFds unwind;
@@ -112,6 +115,7 @@ class SyscallCollector {
     std::vector<std::string> attached_;
     std::vector<uint64_t> cgroups_; // the allowlist in the kernel map
     bool per_cgroup_ = false;
+    int native_schema_ = -1;
     std::string in_flight_;
 };
 

@@ -7,24 +7,12 @@
 
 namespace hostprof {
 
-namespace {
-
-void add_slots(LatencyHistogram& to, const LatencyHistogram& from) {
-    if (to.slots.size() < from.slots.size())
-        to.slots.resize(from.slots.size(), 0);
-    for (size_t i = 0; i < from.slots.size(); ++i)
-        to.slots[i] += from.slots[i];
-    to.sum += from.sum;
-}
-
-} // namespace
-
 void TcpFamilyStats::add(const TcpFamilyStats& o) {
-    add_slots(connect, o.connect);
-    add_slots(srtt, o.srtt);
-    add_slots(duration, o.duration);
-    add_slots(sent_bytes, o.sent_bytes);
-    add_slots(received_bytes, o.received_bytes);
+    connect.merge(o.connect);
+    srtt.merge(o.srtt);
+    duration.merge(o.duration);
+    sent_bytes.merge(o.sent_bytes);
+    received_bytes.merge(o.received_bytes);
     retransmits += o.retransmits;
     resets_sent += o.resets_sent;
     resets_received += o.resets_received;
@@ -64,6 +52,12 @@ Result<std::unique_ptr<TcpCollector>> TcpCollector::start(const TcpOptions& opti
     tcp_bpf* s = c->skel_.get();
     for (size_t i = 0; i < options.ports.size(); ++i)
         s->rodata->cfg_ports[i] = options.ports[i];
+    if (Status st = latency::configure_native(s->maps.hp_native, s->rodata->cfg_native_buckets,
+                                              s->rodata->cfg_native_bounds, options.native_schema,
+                                              HP_TCP_NATIVE_HISTS);
+        !st)
+        return st.error();
+    c->native_schema_ = options.native_schema;
     const bool btf = options.mode == compat::AttachMode::TpBtf;
     struct Hook {
         bpf_program* btf;
@@ -132,6 +126,18 @@ TcpSnapshot TcpCollector::snapshot() const {
                     f.resets_received += h.resets_received;
                     f.connect_failed += h.connect_failed;
                 }
+            }
+            if (native_schema_ >= 0) {
+                const uint32_t first = idx * HP_TCP_NATIVE_KINDS;
+                const struct {
+                    LatencyHistogram& h;
+                    uint32_t kind;
+                } natives[] = {{f.connect, HP_TCP_NATIVE_CONNECT},
+                               {f.srtt, HP_TCP_NATIVE_SRTT},
+                               {f.duration, HP_TCP_NATIVE_DURATION}};
+                for (const auto& n : natives)
+                    n.h.native =
+                        latency::read_native(skel_->maps.hp_native, first + n.kind, native_schema_);
             }
             total.add(f);
             out.series.push_back(std::move(f));

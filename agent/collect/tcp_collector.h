@@ -30,6 +30,9 @@ struct TcpOptions {
     // counts under its local port when listed, else under its remote port when listed,
     // else under "other". Never addresses.
     std::vector<uint16_t> ports;
+    // Exact native-histogram buckets at this schema (0..3) for the connect, RTT and
+    // lifetime histograms; -1: none (bpf/native.h).
+    int native_schema = -1;
 };
 
 struct TcpFamilyStats {
@@ -76,6 +79,7 @@ class TcpCollector {
     std::vector<BpfLink> links_;
     std::vector<std::string> attached_;
     std::vector<std::string> ports_; // label values by port slot: "other", then the ports
+    int native_schema_ = -1;
 };
 
 } // namespace hostprof

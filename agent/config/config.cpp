@@ -308,6 +308,30 @@ std::vector<Setting> make_settings() {
                      return {};
                  },
                  [](const Config& c) { return show_duration(c.block_slow_threshold_ns); }});
+    s.push_back({"native_schema", "off|0..3",
+                 "Count every duration histogram (syscall, TCP, block I/O, run queue) in "
+                 "BPF also into the exact buckets of a Prometheus native histogram of this "
+                 "schema: 2^N buckets per power of two of seconds, so quantiles are 2^N "
+                 "times finer than log2. Served to scrapers that ask for native histograms "
+                 "(protobuf). Costs kernel memory per CPU (syscalls: 0.18 MiB at 0, 1.4 MiB "
+                 "at 3) and a bucket search per event. off: native histograms are derived "
+                 "from the log2 buckets (schema 0, bounds 7% below the kernel's).",
+                 false,
+                 [](Config& c, const std::string& v) -> Status {
+                     if (v == "off" || v == "-1") {
+                         c.native_schema = -1;
+                         return {};
+                     }
+                     auto n = parse_number<int>(v);
+                     if (!n || *n < 0 || *n > 3)
+                         return bad("native_schema", v, "must be off or an integer from 0 to 3");
+                     c.native_schema = *n;
+                     return {};
+                 },
+                 [](const Config& c) {
+                     return c.native_schema < 0 ? std::string("off")
+                                                : std::to_string(c.native_schema);
+                 }});
     s.push_back({"outlier_store_size", "N",
                  "Slow events kept for exemplars and /debug/outliers (oldest evicted), "
                  "1..100000.",

@@ -34,6 +34,7 @@ struct Config {
     std::vector<std::string> syscall_cgroups;                   // cgroup path patterns
     uint64_t block_slow_threshold_ns = 100'000'000;
     std::vector<uint16_t> tcp_ports; // TCP series of their own (≤ 16); others: "other"
+    int native_schema = -1;          // exact native buckets in BPF (0..3); -1: off
     int outlier_store_size = 1024;
     std::vector<uint32_t> pids; // profile only these processes (empty: all)
     std::string cgroup;         // profile only this cgroup v2 path and below ("": all)

@@ -97,6 +97,7 @@ LatencyCollectors::LatencyCollectors(const LatencyOptions& options, OutlierStore
         so.outlier_threshold_ns = options.syscall_outlier_ns;
         so.outlier_threshold_overrides = options.syscall_outlier_overrides;
         so.per_cgroup = !options.syscall_cgroups.empty();
+        so.native_schema = options.native_schema;
         if (pipeline_ != nullptr)
             so.unwind = pipeline_->unwind_maps();
         auto c =
@@ -109,7 +110,8 @@ LatencyCollectors::LatencyCollectors(const LatencyOptions& options, OutlierStore
         }
     }
     if (auto mode = mode_for(options, Collector::Tcp); mode != compat::AttachMode::None) {
-        auto c = TcpCollector::start({.mode = mode, .ports = options.tcp_ports});
+        auto c = TcpCollector::start(
+            {.mode = mode, .ports = options.tcp_ports, .native_schema = options.native_schema});
         if (c) {
             tcp_ = std::move(c.value());
             note(Collector::Tcp, {}, &tcp_->attached());
@@ -122,6 +124,7 @@ LatencyCollectors::LatencyCollectors(const LatencyOptions& options, OutlierStore
         bo.mode = mode;
         bo.slow_threshold_ns = options.block_slow_ns;
         bo.sys_root = options.sys_root;
+        bo.native_schema = options.native_schema;
         auto c = BlockCollector::start(bo, [this](const SlowIo& io) { on_slow_io(io); });
         if (c) {
             block_ = std::move(c.value());
@@ -131,7 +134,7 @@ LatencyCollectors::LatencyCollectors(const LatencyOptions& options, OutlierStore
         }
     }
     if (auto mode = mode_for(options, Collector::RunQueue); mode != compat::AttachMode::None) {
-        auto c = RunQueueCollector::start({.mode = mode});
+        auto c = RunQueueCollector::start({.mode = mode, .native_schema = options.native_schema});
         if (c) {
             runqueue_ = std::move(c.value());
             note(Collector::RunQueue, {}, &runqueue_->attached());

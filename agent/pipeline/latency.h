@@ -48,6 +48,9 @@ struct LatencyOptions {
     uint64_t block_slow_ns = 100'000'000;
     std::vector<uint16_t> tcp_ports; // ports with TCP series of their own
     std::string sys_root = "/sys";
+    // Exact native-histogram buckets in BPF for every duration histogram (0..3); -1: the
+    // native form is derived from the log2 buckets (bpf/native.h).
+    int native_schema = -1;
 };
 
 // How one collector's start went, for /readyz and the log.

@@ -225,8 +225,11 @@ HttpResponse readyz_handler(AgentState& st) {
 
 HttpResponse metrics_handler(AgentState& st, const HttpRequest& req) {
     std::vector<prometheus::MetricFamily> families;
+    NativeHistogramSet natives;
     for (const auto& c : st.collectables) {
-        auto f = c->Collect();
+        const auto* native_source = dynamic_cast<const NativeHistogramSource*>(c.get());
+        auto f =
+            native_source != nullptr ? native_source->collect_with_native(natives) : c->Collect();
         families.insert(families.end(), std::make_move_iterator(f.begin()),
                         std::make_move_iterator(f.end()));
     }
@@ -248,7 +251,7 @@ HttpResponse metrics_handler(AgentState& st, const HttpRequest& req) {
     ExemplarSet exemplars;
     if (st.outliers != nullptr)
         exemplars = st.outliers->exemplars();
-    auto [content_type, body] = render_metrics(families, req.header("accept"), exemplars);
+    auto [content_type, body] = render_metrics(families, req.header("accept"), exemplars, natives);
     HttpResponse r;
     r.content_type = content_type;
     r.body = std::move(body);

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "bpf/block.h"
+#include "bpf/native.h"
 #include "bpf/runqueue.h"
 #include "bpf/syscalls.h"
 #include "bpf/tcp.h"
@@ -52,7 +53,21 @@ prometheus::ClientMetric counter(std::vector<prometheus::ClientMetric::Label> la
 
 } // namespace
 
-std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnapshot& s) {
+void add_native(NativeHistogramSet* natives, const std::string& family,
+                const prometheus::ClientMetric& m, const NativeHistogram& h) {
+    if (natives == nullptr || h.schema < 0 || h.buckets.size() < 2)
+        return;
+    NativeBuckets b;
+    b.schema = h.schema;
+    b.first_index = native_first_index(h.schema);
+    b.zero_threshold = std::ldexp(1.0, HP_NATIVE_LOW_EXP);
+    b.zero_count = h.buckets.front();
+    b.counts.assign(h.buckets.begin() + 1, h.buckets.end());
+    natives->set(family, m.label, std::move(b));
+}
+
+std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnapshot& s,
+                                                              NativeHistogramSet* natives) {
     using prometheus::MetricType;
     prometheus::MetricFamily latency{"hostprof_syscall_latency_seconds",
                                      "Time from raw_syscalls:sys_enter to sys_exit, per syscall",
@@ -66,6 +81,7 @@ std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnaps
         prometheus::ClientMetric m;
         m.label = {{"syscall", st.name}};
         m.histogram = to_prometheus_histogram(st.latency, 1e-9);
+        add_native(natives, latency.name, m, st.latency.native);
         latency.metric.push_back(std::move(m));
         for (const auto& [err, n] : st.errors)
             errors.metric.push_back(counter({{"errno", errno_label(err)}, {"syscall", st.name}},
@@ -119,7 +135,8 @@ std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnaps
     return out;
 }
 
-std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) {
+std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s,
+                                                          NativeHistogramSet* natives) {
     using prometheus::MetricType;
     prometheus::MetricFamily connect{"hostprof_tcp_connect_latency_seconds",
                                      "Active TCP connect latency (SYN_SENT to ESTABLISHED)",
@@ -163,10 +180,13 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
         prometheus::ClientMetric m;
         m.label = labels;
         m.histogram = to_prometheus_histogram(f.connect, 1e-9);
+        add_native(natives, connect.name, m, f.connect.native);
         connect.metric.push_back(m);
         m.histogram = to_prometheus_histogram(f.srtt, 1e-9);
+        add_native(natives, srtt.name, m, f.srtt.native);
         srtt.metric.push_back(m);
         m.histogram = to_prometheus_histogram(f.duration, 1e-9);
+        add_native(natives, duration.name, m, f.duration.native);
         duration.metric.push_back(m);
         m.histogram = to_prometheus_histogram(f.sent_bytes, 1.0);
         sent.metric.push_back(m);
@@ -200,7 +220,8 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s) 
     return out;
 }
 
-std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot& s) {
+std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot& s,
+                                                            NativeHistogramSet* natives) {
     using prometheus::MetricType;
     prometheus::MetricFamily service{"hostprof_block_io_latency_seconds",
                                      "Block request service time (issue to completion)",
@@ -223,8 +244,10 @@ std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot&
         prometheus::ClientMetric m;
         m.label = labels;
         m.histogram = to_prometheus_histogram(b.service, 1e-9);
+        add_native(natives, service.name, m, b.service.native);
         service.metric.push_back(m);
         m.histogram = to_prometheus_histogram(b.queue, 1e-9);
+        add_native(natives, queue.name, m, b.queue.native);
         queue.metric.push_back(m);
         m.histogram = to_prometheus_histogram(b.size, 1.0);
         size.metric.push_back(m);
@@ -275,16 +298,19 @@ std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot&
     return out;
 }
 
-std::vector<prometheus::MetricFamily> runqueue_metric_families(const RunQueueSnapshot& s) {
+std::vector<prometheus::MetricFamily> runqueue_metric_families(const RunQueueSnapshot& s,
+                                                               NativeHistogramSet* natives) {
+    const std::string name = "hostprof_runqueue_latency_seconds";
     prometheus::ClientMetric hist;
     hist.histogram = to_prometheus_histogram(s.latency, 1e-9);
+    add_native(natives, name, hist, s.latency.native);
     prometheus::ClientMetric lost;
     lost.label = {{"reason", "start_map_full"}};
     lost.counter.value = s.kernel_stats.size() > HP_RQ_STAT_START_FAILED
                              ? static_cast<double>(s.kernel_stats[HP_RQ_STAT_START_FAILED])
                              : 0.0;
     std::vector<prometheus::MetricFamily> out;
-    out.push_back({"hostprof_runqueue_latency_seconds",
+    out.push_back({name,
                    "Time runnable threads waited for a CPU (wakeup or preemption to switch-in)",
                    prometheus::MetricType::Histogram,
                    {std::move(hist)}});
@@ -317,13 +343,19 @@ prometheus::MetricFamily counter_family(std::string name, std::string help, doub
 } // namespace
 
 std::vector<prometheus::MetricFamily> LatencyMetrics::Collect() const {
+    NativeHistogramSet unused;
+    return collect_with_native(unused);
+}
+
+std::vector<prometheus::MetricFamily>
+LatencyMetrics::collect_with_native(NativeHistogramSet& natives) const {
     LatencySnapshot s = collectors_->snapshot();
     std::vector<prometheus::MetricFamily> out;
     auto add = [&](std::vector<prometheus::MetricFamily> v) {
         out.insert(out.end(), std::make_move_iterator(v.begin()), std::make_move_iterator(v.end()));
     };
     if (s.syscalls) {
-        add(syscall_metric_families(*s.syscalls));
+        add(syscall_metric_families(*s.syscalls, &natives));
         if (s.syscall_cgroups)
             out.push_back(gauge_family(
                 "hostprof_syscall_cgroups_over_limit",
@@ -331,11 +363,11 @@ std::vector<prometheus::MetricFamily> LatencyMetrics::Collect() const {
                 static_cast<double>(s.cgroups_over_limit)));
     }
     if (s.tcp)
-        add(tcp_metric_families(*s.tcp));
+        add(tcp_metric_families(*s.tcp, &natives));
     if (s.block)
-        add(block_metric_families(*s.block));
+        add(block_metric_families(*s.block, &natives));
     if (s.runqueue)
-        add(runqueue_metric_families(*s.runqueue));
+        add(runqueue_metric_families(*s.runqueue, &natives));
     if (store_ != nullptr) {
         out.push_back(gauge_family("hostprof_outliers_stored",
                                    "Slow events kept for exemplars and /debug/outliers",

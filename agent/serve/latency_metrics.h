@@ -20,6 +20,7 @@
 #include "agent/collect/syscall_collector.h"
 #include "agent/collect/tcp_collector.h"
 #include "agent/pipeline/latency.h"
+#include "exporters/metrics.h"
 
 namespace hostprof {
 
@@ -36,6 +37,9 @@ prometheus::MetricFamily lost_by_reason(std::string name, std::string help,
                                         std::span<const std::pair<size_t, const char*>> reasons,
                                         const std::vector<uint64_t>& kernel_stats);
 
+// Each *_metric_families below puts the exact native buckets of its histograms that have
+// them (collectors started with native_schema) into natives, when given.
+
 // The Prometheus families of a snapshot:
 //   hostprof_syscall_latency_seconds{syscall}               histogram
 //   hostprof_syscall_errors_total{syscall,errno}            counter
@@ -43,7 +47,8 @@ prometheus::MetricFamily lost_by_reason(std::string name, std::string help,
 //                                            the family is present whenever per_cgroup is)
 //   hostprof_syscall_outliers_total                         counter (shipped to the ring)
 //   hostprof_syscall_lost_total{reason}                     counter (every kernel drop)
-std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnapshot& s);
+std::vector<prometheus::MetricFamily>
+syscall_metric_families(const SyscallSnapshot& s, NativeHistogramSet* natives = nullptr);
 
 // Every family is labelled {family, port} (port: a configured port or "other"):
 // hostprof_tcp_connect_latency_seconds        histogram (SYN_SENT -> ESTABLISHED)
@@ -54,7 +59,8 @@ std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnaps
 // hostprof_tcp_connection_duration_seconds    histogram (ESTABLISHED -> CLOSE)
 // hostprof_tcp_connection_sent_bytes          histogram (payload, per closed connection)
 // hostprof_tcp_connection_received_bytes      histogram (payload, per closed connection)
-std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s);
+std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s,
+                                                          NativeHistogramSet* natives = nullptr);
 
 // hostprof_block_io_latency_seconds{device,op}       histogram (issue -> complete)
 // hostprof_block_io_queue_seconds{device,op}         histogram (insert -> issue)
@@ -63,19 +69,24 @@ std::vector<prometheus::MetricFamily> tcp_metric_families(const TcpSnapshot& s);
 // hostprof_block_io_bytes_total{device,op}           counter
 // hostprof_block_io_slow_total                       counter
 // hostprof_block_io_lost_total{reason}               counter
-std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot& s);
+std::vector<prometheus::MetricFamily> block_metric_families(const BlockSnapshot& s,
+                                                            NativeHistogramSet* natives = nullptr);
 
 // hostprof_runqueue_latency_seconds (histogram) and
 // hostprof_runqueue_lost_total{reason="start_map_full"} (counter).
-std::vector<prometheus::MetricFamily> runqueue_metric_families(const RunQueueSnapshot& s);
+std::vector<prometheus::MetricFamily>
+runqueue_metric_families(const RunQueueSnapshot& s, NativeHistogramSet* natives = nullptr);
 
 // /metrics families of the running latency collectors, read at each scrape, and of the
 // outlier store they feed (hostprof_outliers_stored, _capacity, _evicted_total).
-class LatencyMetrics : public prometheus::Collectable {
+class LatencyMetrics : public prometheus::Collectable, public NativeHistogramSource {
   public:
     LatencyMetrics(std::shared_ptr<const LatencyCollectors> collectors, const OutlierStore* store)
         : collectors_(std::move(collectors)), store_(store) {}
     std::vector<prometheus::MetricFamily> Collect() const override;
+    // The same families; histograms with exact native buckets also go to natives.
+    std::vector<prometheus::MetricFamily>
+    collect_with_native(NativeHistogramSet& natives) const override;
 
   private:
     std::shared_ptr<const LatencyCollectors> collectors_;

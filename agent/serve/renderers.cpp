@@ -46,8 +46,8 @@ std::string render_otlp_bytes(const Profile& p) {
 
 std::pair<std::string, std::string>
 render_metrics(const std::vector<prometheus::MetricFamily>& families, const std::string& accept,
-               const ExemplarSet& exemplars) {
-    return render_metrics_negotiated(families, accept, exemplars);
+               const ExemplarSet& exemplars, const NativeHistogramSet& natives) {
+    return render_metrics_negotiated(families, accept, exemplars, natives);
 }
 
 } // namespace hostprof

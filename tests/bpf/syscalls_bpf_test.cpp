@@ -3,9 +3,11 @@
 // each attach mode.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -310,6 +312,69 @@ INSTANTIATE_TEST_SUITE_P(Modes, SyscallModes,
                          [](const auto& info) {
                              return std::string(compat::to_string(info.param));
                          });
+
+// native_schema: each nanosleep(1 ms) of this process lands in a native bucket that
+// holds its duration: the kernel's duration is at least the 1 ms asked for and at most
+// what this thread measured around the call, so every counted bucket must reach 1 ms and
+// start below the longest measured call. One bucket off (the 7% of ns vs s powers of two
+// or an off-by-one in the search) puts the calls below 1 ms at schema 3. Every schema, in
+// each attach mode's variant of the programs.
+TEST(SyscallCollector, NativeBucketsHoldEachDuration) {
+    HOSTPROF_REQUIRE_ROOT();
+    ASSERT_TRUE(compat::ensure_tracefs("/sys/kernel/tracing"));
+    constexpr int kCalls = 30;
+    const std::pair<int, compat::AttachMode> cases[] = {
+        {0, compat::AttachMode::Tracepoint}, {1, compat::AttachMode::RawTp},
+        {2, compat::AttachMode::TpBtf},      {3, compat::AttachMode::TpBtf},
+        {3, compat::AttachMode::RawTp},      {3, compat::AttachMode::Tracepoint}};
+    for (const auto& [schema, mode] : cases) {
+        SCOPED_TRACE("schema " + std::to_string(schema) + " " +
+                     std::string(compat::to_string(mode)));
+        SyscallOptions o;
+        o.mode = mode;
+        o.tgid = static_cast<uint32_t>(::getpid());
+        o.outlier_threshold_ns = 0;
+        o.native_schema = schema;
+        auto started = SyscallCollector::start(o, nullptr);
+        ASSERT_TRUE(started) << started.error().message();
+        uint64_t longest = 0;
+        for (int i = 0; i < kCalls; ++i) {
+            const struct timespec req = {0, 1'000'000};
+            const auto t0 = std::chrono::steady_clock::now();
+            ASSERT_EQ(::syscall(SYS_nanosleep, &req, nullptr), 0);
+            const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::steady_clock::now() - t0)
+                                .count();
+            longest = std::max(longest, static_cast<uint64_t>(ns));
+        }
+        const SyscallSnapshot snap = started.value()->snapshot();
+        const SyscallStats* st = snap.find("nanosleep");
+        ASSERT_NE(st, nullptr);
+        EXPECT_EQ(st->latency.count(), static_cast<uint64_t>(kCalls));
+        const NativeHistogram& n = st->latency.native;
+        ASSERT_EQ(n.schema, schema);
+        ASSERT_EQ(n.buckets.size(), native_bucket_count(schema));
+        EXPECT_EQ(n.count(), static_cast<uint64_t>(kCalls));
+        const std::vector<uint64_t> bounds = native_bounds_ns(schema);
+        for (size_t k = 0; k < n.buckets.size(); ++k) {
+            if (n.buckets[k] == 0)
+                continue;
+            ASSERT_GT(k, 0u);
+            ASSERT_LT(k, bounds.size());
+            EXPECT_GE(bounds[k], 1'000'000u) << "bucket " << k << " holds " << n.buckets[k];
+            EXPECT_LT(bounds[k - 1], longest) << "bucket " << k << " holds " << n.buckets[k];
+        }
+        // The serving layer hands them to the protobuf renderer under the series' labels.
+        NativeHistogramSet natives;
+        syscall_metric_families(snap, &natives);
+        const NativeBuckets* b =
+            natives.find("hostprof_syscall_latency_seconds", {{"syscall", "nanosleep"}});
+        ASSERT_NE(b, nullptr);
+        EXPECT_EQ(b->schema, schema);
+        EXPECT_EQ(b->first_index, native_first_index(schema));
+        EXPECT_EQ(b->counts.size() + 1, n.buckets.size());
+    }
+}
 
 TEST(SyscallCollector, UnknownSyscallNameInThresholdsIsAnError) {
     HOSTPROF_REQUIRE_ROOT();

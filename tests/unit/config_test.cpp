@@ -140,6 +140,24 @@ TEST(ConfigValidation, RingBufferSizeIsAPowerOfTwoWithinBounds) {
     EXPECT_EQ(c.ring_buffer_bytes, 64u << 10) << "a rejected value changes nothing";
 }
 
+TEST(ConfigValidation, NativeSchemaIsOffOrZeroToThree) {
+    Config c;
+    EXPECT_EQ(c.native_schema, -1);
+    for (int n = 0; n <= 3; ++n) {
+        ASSERT_TRUE(apply_setting(c, "native_schema", std::to_string(n)));
+        EXPECT_EQ(c.native_schema, n);
+    }
+    ASSERT_TRUE(apply_setting(c, "native_schema", "off"));
+    EXPECT_EQ(c.native_schema, -1);
+    Status four = apply_setting(c, "native_schema", "4");
+    ASSERT_FALSE(four);
+    EXPECT_EQ(four.error().message(),
+              "native_schema: invalid value '4': must be off or an integer from 0 to 3");
+    EXPECT_FALSE(apply_setting(c, "native_schema", "fine"));
+    EXPECT_FALSE(apply_setting(c, "native_schema", "-2"));
+    EXPECT_EQ(c.native_schema, -1) << "a rejected value changes nothing";
+}
+
 TEST(ConfigValidation, SymbolCacheSizeIsCapped) {
     Config c;
     ASSERT_TRUE(apply_setting(c, "symbol_cache_size", "1GiB"));

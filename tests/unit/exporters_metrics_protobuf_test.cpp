@@ -221,6 +221,43 @@ TEST(ExportersMetricsProtobuf, SpansSplitAtGapsAndEmptyHistogramsStayNative) {
     EXPECT_EQ(c.positive_span_size(), 0);
 }
 
+// A histogram with exact native buckets (NativeHistogramSet) is written with them: its
+// schema, zero bucket and counts, and a count that is theirs; the classic buckets and
+// exemplars stay. A series not in the set keeps the derived schema-0 form.
+TEST(ExportersMetricsProtobuf, ExactNativeBucketsReplaceTheDerivedOnes) {
+    std::vector<uint64_t> counts(10, 0);
+    counts[4] = 3;
+    const std::vector<Log2Histogram> series = {{counts, kNs, 60.0, {{"syscall", "read"}}},
+                                               {counts, kNs, 60.0, {{"syscall", "write"}}}};
+    MetricFamily f = log2_histogram_family("hostprof_syscall_latency_seconds", "", series);
+    NativeHistogramSet natives;
+    NativeBuckets exact;
+    exact.schema = 3;
+    exact.first_index = -239;
+    exact.counts = {0, 1, 0, 0, 0, 2}; // native buckets -239 and -234
+    exact.zero_threshold = 0x1p-30;
+    exact.zero_count = 1;
+    natives.set("hostprof_syscall_latency_seconds", {{"syscall", "read"}}, exact);
+    EXPECT_NE(natives.find("hostprof_syscall_latency_seconds", {{"syscall", "read"}}), nullptr);
+    EXPECT_EQ(natives.find("hostprof_syscall_latency_seconds", {{"syscall", "write"}}), nullptr);
+
+    const auto families = decode(render_prometheus_protobuf({f}, {}, natives));
+    ASSERT_EQ(families.size(), 1u);
+    ASSERT_EQ(families[0].metric_size(), 2);
+    const pb::Histogram& read = families[0].metric(0).histogram();
+    EXPECT_EQ(read.schema(), 3);
+    EXPECT_EQ(read.zero_threshold(), 0x1p-30);
+    EXPECT_EQ(read.zero_count(), 1u);
+    EXPECT_EQ(read.sample_count(), 4u);      // 1 + 1 + 2: the native buckets' own count
+    EXPECT_EQ(read.bucket_size(), 11);       // classic buckets kept
+    EXPECT_EQ(read.positive_span_size(), 2); // a gap of three empty buckets
+    EXPECT_EQ(native_counts(read), (std::map<int64_t, int64_t>{{-238, 1}, {-234, 2}}));
+    const pb::Histogram& write = families[0].metric(1).histogram();
+    EXPECT_EQ(write.schema(), 0);
+    EXPECT_EQ(write.sample_count(), 3u);
+    EXPECT_EQ(native_counts(write), (std::map<int64_t, int64_t>{{-25, 3}}));
+}
+
 // A Debian `prometheus` (2.42) with native histograms on scrapes the protobuf body from a
 // loopback stub: it asks for protobuf, stores the native form, and histogram_count,
 // histogram_sum and histogram_quantile answer from it; an empty histogram scrapes too.

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <linux/types.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -11,6 +12,7 @@
 #include "kernel-compat/syscall_table.h"
 #include "agent/collect/syscall_collector.h"
 #include "agent/serve/latency_metrics.h"
+#include "bpf/native.h"
 #include "syscalls.h"
 
 using namespace hostprof;
@@ -52,6 +54,90 @@ TEST(LatencyHistogram, MergeAddsSlotsAndSums) {
     a.merge(b);
     EXPECT_EQ(a.slots, (std::vector<uint64_t>{1, 3, 4}));
     EXPECT_EQ(a.sum, 17u);
+    EXPECT_EQ(a.count(), 8u);
+}
+
+// Every duration falls in the native bucket Prometheus defines for it: bucket i of schema s
+// holds (2^((i-1)/2^s), 2^(i/2^s)] seconds, checked in long double for durations around
+// every bound and spread over the whole range.
+TEST(NativeBuckets, BoundsPutEveryDurationInItsPrometheusBucket) {
+    for (int schema = 0; schema <= HP_NATIVE_MAX_SCHEMA; ++schema) {
+        SCOPED_TRACE(schema);
+        const std::vector<uint64_t> bounds = native_bounds_ns(schema);
+        const uint32_t buckets = native_bucket_count(schema);
+        ASSERT_EQ(bounds.size() + 1, buckets);
+        ASSERT_LE(bounds.size(), static_cast<size_t>(HP_NATIVE_MAX_BOUNDS - 1));
+        EXPECT_EQ(bounds.back(), 16384'000'000'000ULL); // 2^14 s
+        EXPECT_TRUE(std::is_sorted(bounds.begin(), bounds.end()));
+        const long double per_octave = std::ldexp(1.0L, schema);
+        auto check = [&](uint64_t d) {
+            const uint32_t k = native_bucket_of(bounds, d);
+            const long double seconds = static_cast<long double>(d) / 1e9L;
+            auto bound = [&](long double k_) {
+                return std::exp2(HP_NATIVE_LOW_EXP + k_ / per_octave);
+            };
+            if (k == 0) {
+                EXPECT_LE(seconds, bound(0)) << d;
+            } else if (k + 1 == buckets) {
+                EXPECT_GT(seconds, bound(static_cast<long double>(buckets - 2))) << d;
+            } else {
+                EXPECT_GT(seconds, bound(k - 1)) << d << " bucket " << k;
+                EXPECT_LE(seconds, bound(k)) << d << " bucket " << k;
+                // ...and the index Prometheus would give it.
+                const auto index = static_cast<int64_t>(native_first_index(schema)) + k - 1;
+                EXPECT_EQ(index, static_cast<int64_t>(std::ceil(std::log2(seconds) * per_octave)))
+                    << d;
+            }
+        };
+        for (uint64_t b : bounds)
+            for (uint64_t d : {b, b + 1, b > 0 ? b - 1 : 0})
+                check(d);
+        for (long double d = 1; d < 1e14L; d *= 1.0137L)
+            check(static_cast<uint64_t>(d));
+        check(UINT64_MAX);
+    }
+    EXPECT_EQ(native_bucket_count(-1), 0u);
+    EXPECT_EQ(native_bucket_count(4), 0u);
+    EXPECT_EQ(native_bucket_count(3), 354u);
+    EXPECT_EQ(native_first_index(0), -29);
+    EXPECT_EQ(native_first_index(3), -239);
+}
+
+// The BPF programs search the bounds without branches (bpf/lib/hp_native.h): the same
+// arithmetic on the padded table gives the same buckets as a binary search.
+TEST(NativeBuckets, BranchFreeSearchOfTheKernelTableAgrees) {
+    for (int schema = 0; schema <= HP_NATIVE_MAX_SCHEMA; ++schema) {
+        const std::vector<uint64_t> bounds = native_bounds_ns(schema);
+        std::vector<uint64_t> table(HP_NATIVE_MAX_BOUNDS, HP_NATIVE_PAD);
+        std::copy(bounds.begin(), bounds.end(), table.begin());
+        auto kernel_bucket = [&](uint64_t d) {
+            d = std::min<uint64_t>(d, HP_NATIVE_MAX_DURATION);
+            uint32_t k = 0;
+            for (uint32_t step = HP_NATIVE_MAX_BOUNDS / 2; step > 0; step >>= 1)
+                k += static_cast<uint32_t>((table[k + step - 1] - d) >> 63) * step;
+            return std::min(k, native_bucket_count(schema) - 1);
+        };
+        for (uint64_t b : bounds)
+            for (uint64_t d : {b, b + 1})
+                EXPECT_EQ(kernel_bucket(d), native_bucket_of(bounds, d)) << schema << " " << d;
+        for (uint64_t d : std::vector<uint64_t>{0, 1, HP_NATIVE_MAX_DURATION, UINT64_MAX})
+            EXPECT_EQ(kernel_bucket(d), native_bucket_of(bounds, d)) << schema << " " << d;
+    }
+}
+
+TEST(NativeBuckets, MergeKeepsThemOnlyWhenBothSidesHaveThem) {
+    LatencyHistogram a{{1, 2}, 10, {3, {0, 1, 2}}}, b{{0, 1}, 7, {3, {1, 0, 0}}};
+    a.merge(b);
+    EXPECT_EQ(a.native.schema, 3);
+    EXPECT_EQ(a.native.buckets, (std::vector<uint64_t>{1, 1, 2}));
+    LatencyHistogram empty, none{{4}, 0, {}};
+    empty.merge(b); // an empty histogram takes the other's
+    EXPECT_EQ(empty.native.buckets, b.native.buckets);
+    a.merge(LatencyHistogram{{0, 0}, 0, {}}); // nothing observed: nothing changes
+    EXPECT_EQ(a.native.schema, 3);
+    a.merge(none); // observations without native buckets: none for the sum
+    EXPECT_EQ(a.native.schema, -1);
+    EXPECT_TRUE(a.native.buckets.empty());
     EXPECT_EQ(a.count(), 8u);
 }
 

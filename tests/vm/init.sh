@@ -183,8 +183,9 @@ else
 fi
 
 # --- the fallback attach modes, forced: each collector runs or says why not -------------
-run_mode() { # MODE EXPECTED-FAILURES (collectors that cannot take MODE, sorted)
-  $HP run --listen 127.0.0.1:7465 --attach-mode "$1" --log-level warn >/tmp/run-$1.log 2>&1 &
+run_mode() { # MODE EXPECTED-FAILURES (collectors that cannot take MODE, sorted) [CHECK FLAGS]
+  check=${3:-run-$1}
+  $HP run --listen 127.0.0.1:7465 --attach-mode "$1" --log-level warn ${4:-} >/tmp/run-$1.log 2>&1 &
   pid=$!
   i=0
   while [ $i -lt 240 ] && ! wget -q -O /tmp/readyz-$1.json http://127.0.0.1:7465/readyz 2>/dev/null; do
@@ -200,21 +201,26 @@ run_mode() { # MODE EXPECTED-FAILURES (collectors that cannot take MODE, sorted)
   wget -q -O /tmp/mm1 http://127.0.0.1:7465/metrics
   w=$(($(metric_sum /tmp/mm1 hostprof_syscall_latency_seconds_count 'syscall="write"') - $(metric_sum /tmp/mm0 hostprof_syscall_latency_seconds_count 'syscall="write"')))
   if [ ! -s /tmp/readyz-$1.json ]; then
-    result "run-$1" FAIL "no /readyz: $(tail -c 300 /tmp/run-$1.log | tr '\n' ' ')"
-    dump_log "run-$1" /tmp/run-$1.log
+    result "$check" FAIL "no /readyz: $(tail -c 300 /tmp/run-$1.log | tr '\n' ' ')"
+    dump_log "$check" /tmp/run-$1.log
   elif [ "$failed" != "$2" ]; then
-    result "run-$1" FAIL "not running: '$failed' (expected '$2'): $why"
-    dump_log "run-$1" /tmp/run-$1.log
+    result "$check" FAIL "not running: '$failed' (expected '$2'): $why"
+    dump_log "$check" /tmp/run-$1.log
   elif [ $w -lt 2000 ]; then
-    result "run-$1" FAIL "write(2) counted $w of dd's 2000"
+    result "$check" FAIL "write(2) counted $w of dd's 2000"
   else
-    result "run-$1" PASS "all collectors${2:+ but $2} run, write(2) counted $w of 2000${why:+; $why}"
+    result "$check" PASS "all collectors${2:+ but $2} run, write(2) counted $w of 2000${why:+; $why}"
   fi
   kill -INT $pid 2>/dev/null
   wait $pid 2>/dev/null
 }
 run_mode raw_tp ""
 run_mode tracepoint "block tcp"
+# Exact native-histogram buckets (--native-schema): every latency program's variants load
+# with the bucket search and still count.
+run_mode tp_btf "" native-tp_btf "--native-schema 3"
+run_mode raw_tp "" native-raw_tp "--native-schema 3"
+run_mode tracepoint "block tcp" native-tracepoint "--native-schema 3"
 
 # --- a kernel without BTF is refused, with what is missing named ----------------------
 : >/tmp/no-btf
