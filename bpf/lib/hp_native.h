@@ -23,16 +23,22 @@ struct {
 
 /* The number of bounds below d: a binary search without branches (nine loads, the
  * comparison taken from the sign of bound - d), so the verifier walks one path whatever
- * d is, and the index stays provably inside the table. */
+ * d is, and the index stays provably inside the table. Each step's 0-or-1 is hidden from
+ * clang, which would otherwise add the steps with OR (their bits never overlap): kernels
+ * before 6.3 know nothing of an OR of two unknown values and reject the next load
+ * (docs/verifier.md). */
 static __always_inline __u64 hp_native_bucket(__u64 d)
 {
-	__u64 k = 0;
+	__u64 k = 0, below;
 
 	if (d > HP_NATIVE_MAX_DURATION)
 		d = HP_NATIVE_MAX_DURATION;
 #pragma unroll
-	for (__u64 step = HP_NATIVE_MAX_BOUNDS / 2; step > 0; step >>= 1)
-		k += ((cfg_native_bounds[k + step - 1] - d) >> 63) * step;
+	for (__u64 step = HP_NATIVE_MAX_BOUNDS / 2; step > 0; step >>= 1) {
+		below = (cfg_native_bounds[k + step - 1] - d) >> 63;
+		asm volatile("" : "+r"(below));
+		k += below * step;
+	}
 	return k;
 }
 
