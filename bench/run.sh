@@ -882,6 +882,13 @@ unw_rows_mib=$( [[ -n $(m r3.unw_rows_bytes) ]] && calc "$(m r3.unw_rows_bytes) 
 first_ms=$(m r3.hostprof.first_ext)
 
 {
+    # 2b's kernel memory line (built here: backquotes inside $(...) in the heredoc below
+    # would run as commands).
+    native_memory_line=""
+    if [[ $(count r2b.hostprof-sys-n3.native_bytes) -gt 0 ]]; then
+        nb=$(m r2b.hostprof-sys-n3.native_bytes)
+        native_memory_line="Kernel memory of the syscall collector's maps ($(nproc) CPUs): $(fmt 2 "$(calc "$(m r2b.hostprof-sys.map_bytes) / 1048576")") MiB without native buckets, $(fmt 2 "$(calc "$(m r2b.hostprof-sys-n3.map_bytes) / 1048576")") MiB with \`--native-schema 3\`, whose \`hp_native\` map is $(fmt 2 "$(calc "$nb / 1048576")") MiB ($(fmt 2 "$(calc "$nb / 1048576 / $(nproc)")") MiB per CPU: 512 syscall numbers x 354 buckets x 8 bytes). The added ns of the two hostprof rows differ by the bucket search and one more per-CPU array update per syscall."
+    fi
     cat <<EOF
 # hostprof benchmarks
 
@@ -1113,10 +1120,7 @@ $(row2b hostprof-all "hostprof everything on ($HP_ALL)")
 $(row2b syscount "syscount -L")
 $(row2b bpftrace-sys "bpftrace histogram")
 
-$(if [[ $(count r2b.hostprof-sys-n3.native_bytes) -gt 0 ]]; then
-    nb=$(m r2b.hostprof-sys-n3.native_bytes)
-    echo "Kernel memory of the syscall collector's maps ($(nproc) CPUs): $(fmt 2 "$(calc "$(m r2b.hostprof-sys.map_bytes) / 1048576")") MiB without native buckets, $(fmt 2 "$(calc "$(m r2b.hostprof-sys-n3.map_bytes) / 1048576")") MiB with \\`--native-schema 3\\`, whose \\`hp_native\\` map is $(fmt 2 "$(calc "$nb / 1048576")") MiB ($(fmt 2 "$(calc "$nb / 1048576 / $(nproc)")") MiB per CPU: 512 syscall numbers x 354 buckets x 8 bytes). The added ns of the two hostprof rows differ by the bucket search and one more per-CPU array update per syscall."
-fi)
+$native_memory_line
 
 ### Block I/O: fio 4k random direct reads, ${W_SYS} s, BPF run time per request
 

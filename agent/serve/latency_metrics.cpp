@@ -51,8 +51,8 @@ prometheus::ClientMetric counter(std::vector<prometheus::ClientMetric::Label> la
     return m;
 }
 
-} // namespace
-
+// The exact native buckets of h, if it has them, as the protobuf renderer takes them:
+// the zero bucket holds durations up to 2^-30 s (bpf/native.h).
 void add_native(NativeHistogramSet* natives, const std::string& family,
                 const prometheus::ClientMetric& m, const NativeHistogram& h) {
     if (natives == nullptr || h.schema < 0 || h.buckets.size() < 2)
@@ -65,6 +65,8 @@ void add_native(NativeHistogramSet* natives, const std::string& family,
     b.counts.assign(h.buckets.begin() + 1, h.buckets.end());
     natives->set(family, m.label, std::move(b));
 }
+
+} // namespace
 
 std::vector<prometheus::MetricFamily> syscall_metric_families(const SyscallSnapshot& s,
                                                               NativeHistogramSet* natives) {
