@@ -151,6 +151,19 @@ TEST(LatencyE2E, OutlierStackSymbolizesWithoutAProfileSubscriber) {
     }
 }
 
+// Work for each latency histogram: 100 nanosleep(10 ms), 100 direct 4 KiB writes, 50
+// loopback TCP connections (curl to the agent); then three more scrapes by a Prometheus
+// scraping every second.
+void latency_work(const AgentProcess& a) {
+    run_command(testprog("syscall_latency") + " 100 0 0");
+    const std::string file = "/var/tmp/hostprof-native-" + std::to_string(::getpid());
+    run_command("dd if=/dev/zero of=" + file + " bs=4k count=100 oflag=direct 2>&1");
+    std::remove(file.c_str());
+    for (int i = 0; i < 50; ++i)
+        curl(a.url("/healthz"));
+    std::this_thread::sleep_for(3500ms);
+}
+
 TEST(LatencyE2E, PrometheusScrapesTheAgentAndAnswersHistogramQuantile) {
     HOSTPROF_REQUIRE_ROOT();
     AgentProcess a({"--frequency", "19"});
@@ -190,15 +203,7 @@ TEST(LatencyE2E, NativeHistogramsAgreeWithClassicOnesInRealPrometheus) {
     ASSERT_TRUE(native.wait_up()) << native.log();
     ASSERT_TRUE(classic.wait_up()) << classic.log();
 
-    // Work for each histogram: 100 nanosleep(10 ms), 100 direct 4 KiB writes, 50 loopback
-    // TCP connections (curl to the agent).
-    run_command(testprog("syscall_latency") + " 100 0 0");
-    const std::string file = "/var/tmp/hostprof-native-" + std::to_string(::getpid());
-    run_command("dd if=/dev/zero of=" + file + " bs=4k count=100 oflag=direct 2>&1");
-    std::remove(file.c_str());
-    for (int i = 0; i < 50; ++i)
-        curl(a.url("/healthz"));
-    std::this_thread::sleep_for(3500ms); // three more scrapes by each server
+    latency_work(a);
 
     struct Case {
         std::string family, selector;
@@ -261,13 +266,7 @@ TEST(LatencyE2E, ExactNativeBucketsOfSchema3InRealPrometheus) {
     ASSERT_TRUE(native.wait_up()) << native.log();
     ASSERT_TRUE(classic.wait_up()) << classic.log();
 
-    run_command(testprog("syscall_latency") + " 100 0 0");
-    const std::string file = "/var/tmp/hostprof-native3-" + std::to_string(::getpid());
-    run_command("dd if=/dev/zero of=" + file + " bs=4k count=100 oflag=direct 2>&1");
-    std::remove(file.c_str());
-    for (int i = 0; i < 50; ++i)
-        curl(a.url("/healthz"));
-    std::this_thread::sleep_for(3500ms);
+    latency_work(a);
 
     // The buckets Prometheus stored: [boundary rule, lower, upper, count] each.
     const nlohmann::json r =

@@ -109,8 +109,11 @@ struct PyProg : Child {
 };
 
 // On-CPU: >= 90% of the samples show the Python chain in order inside the native stack:
-// Py_BytesMain below <module>;top;middle, then leaf (pure Python) or compress and libz's
-// deflate above it (native frames of the C call).
+// Py_BytesMain below <module>;top;middle, then leaf (pure Python) or compress with native
+// frames of the C call above it (zlib.compress: libz's deflate, deflateReset, deflateEnd,
+// CPython's allocation of the result, libc's free; on a VM where brk and page faults are
+// dear, half of compress's samples were outside deflate itself). libz's deflate must be
+// among them somewhere.
 TEST(Python, OnCpuChainInOrderWithNativeFramesAround) {
     HOSTPROF_REQUIRE_ROOT();
     PyProg py("cpu");
@@ -126,7 +129,7 @@ TEST(Python, OnCpuChainInOrderWithNativeFramesAround) {
         if (find_frame(st, "leaf", m) == m + 1)
             return true;
         const size_t c = find_frame(st, "compress", m);
-        return c == m + 1 && find_frame(st, "deflate", c) != std::string::npos;
+        return c == m + 1 && c + 1 < st.frames.size();
     });
     const Share in_c = share(stacks, [&](const Stack& st) {
         return has_chain(st, {"middle", "compress", "deflate"});
