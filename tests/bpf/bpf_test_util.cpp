@@ -217,8 +217,8 @@ PromServer::api(const std::string& path,
     return nlohmann::json::parse(run_command(cmd), nullptr, false);
 }
 
-std::optional<double> PromServer::scalar(const std::string& promql) const {
-    const nlohmann::json r = query(promql);
+std::optional<double> PromServer::scalar(const std::string& promql, const std::string& at) const {
+    const nlohmann::json r = query(promql, at);
     if (!r.is_object() || r.value("status", "") != "success" || r["data"]["result"].empty())
         return std::nullopt;
     return std::stod(r["data"]["result"][0]["value"][1].get<std::string>());

@@ -95,11 +95,14 @@ class PromServer {
     // GET /api/v1/<path> with the query parameters, parsed (null on any failure).
     nlohmann::json api(const std::string& path,
                        const std::vector<std::pair<std::string, std::string>>& params = {}) const;
-    nlohmann::json query(const std::string& promql) const {
-        return api("query", {{"query", promql}});
+    // An instant query, evaluated now or at `at` (Unix seconds, as the API takes it).
+    nlohmann::json query(const std::string& promql, const std::string& at = "") const {
+        if (at.empty())
+            return api("query", {{"query", promql}});
+        return api("query", {{"query", promql}, {"time", at}});
     }
     // The first result's value, if there is one.
-    std::optional<double> scalar(const std::string& promql) const;
+    std::optional<double> scalar(const std::string& promql, const std::string& at = "") const;
     // True once the agent's target is up (within 30 s).
     bool wait_up() const;
     // The end of its log.
