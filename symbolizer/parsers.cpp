@@ -97,24 +97,20 @@ Kallsyms Kallsyms::parse(std::istream& in) {
         k.symbols_.shrink_to_fit();
         return k;
     }
-    std::stable_sort(k.symbols_.begin(), k.symbols_.end(),
-                     [](const Entry& x, const Entry& y) { return x.address < y.address; });
+    // Sorted in place (a stable sort takes a buffer as large as the index): name offsets grow
+    // in listing order, so ties keep the order they were listed in.
+    std::sort(k.symbols_.begin(), k.symbols_.end(), [](const Entry& x, const Entry& y) {
+        return x.address != y.address ? x.address < y.address : x.name_offset < y.name_offset;
+    });
     // Aliases at one address: keep the first listed (kallsyms lists the primary name first).
     k.symbols_.erase(
         std::unique(k.symbols_.begin(), k.symbols_.end(),
                     [](const Entry& x, const Entry& y) { return x.address == y.address; }),
         k.symbols_.end());
-    k.symbols_.shrink_to_fit();
-    // Only the names kept, in address order.
-    size_t total = 0;
-    for (const Entry& e : k.symbols_)
-        total += e.name_length;
-    k.names_.reserve(total);
-    for (Entry& e : k.symbols_) {
-        const uint32_t at = static_cast<uint32_t>(k.names_.size());
-        k.names_.append(all_names, e.name_offset, e.name_length);
-        e.name_offset = at;
-    }
+    // The names stay where they were parsed, aliases' names included (a few percent): a
+    // compacted copy, or shrinking either buffer, would hold two copies of megabytes at
+    // once, at the agent's peak (the first profile loads this index).
+    k.names_ = std::move(all_names);
     return k;
 }
 
