@@ -461,8 +461,6 @@ void ElfImage::account_bytes() {
 // Mapped debug data one DWARF lookup brings into this process's resident set: the function
 // and inline-chain DIEs and their names, each faulting in the 64 KiB around it.
 constexpr size_t kLookupTouchBytes = 64 * 1024;
-// Mapped debug data touched by lookups past which symbolize() drops the mapping's pages.
-constexpr size_t kDropMappedBytes = 1u << 20;
 
 size_t ElfImage::release_memory() {
     size_t freed = 0;
@@ -493,38 +491,31 @@ void ElfImage::drop_mapped_pages() const {
     const auto start = reinterpret_cast<uint64_t>(base);
     if (base == nullptr || size == 0 || page <= 0 || start % static_cast<uint64_t>(page) != 0)
         return;
+    struct stat st {};
+    if (::fstat(dwarf_file_->fd(), &st) != 0)
+        return;
+    // Only a read-only private mapping of this very file (libelf's ELF_C_READ_MMAP), whose
+    // pages the kernel can re-read: were the image a heap copy, dropping it would zero it.
+    std::string maps;
+    {
+        UniqueFd fd(::open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
+        if (!fd)
+            return;
+        char buf[16384];
+        ssize_t n;
+        while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
+            maps.append(buf, static_cast<size_t>(n));
+    }
     const uint64_t len =
         (size + static_cast<uint64_t>(page) - 1) & ~(static_cast<uint64_t>(page) - 1);
-    if (droppable_ == Droppable::Unknown) {
-        // Only a read-only private mapping of this very file (libelf's ELF_C_READ_MMAP),
-        // whose pages the kernel can re-read: were the image a heap copy, dropping it would
-        // zero it. The mapping lives as long as the file handle: checked once.
-        droppable_ = Droppable::No;
-        struct stat st {};
-        if (::fstat(dwarf_file_->fd(), &st) != 0)
-            return;
-        std::string maps;
-        {
-            UniqueFd fd(::open("/proc/self/maps", O_RDONLY | O_CLOEXEC));
-            if (!fd)
-                return;
-            char buf[16384];
-            ssize_t n;
-            while ((n = ::read(fd.get(), buf, sizeof buf)) > 0)
-                maps.append(buf, static_cast<size_t>(n));
-        }
-        for (const MapEntry& m : parse_maps(maps).entries) {
-            if (m.start != start)
-                continue;
-            if (!m.writable && !m.shared && m.inode == st.st_ino &&
-                m.dev_major == major(st.st_dev) && m.dev_minor == minor(st.st_dev) &&
-                m.offset == 0 && m.end - m.start >= len)
-                droppable_ = Droppable::Yes;
-            break;
-        }
+    for (const MapEntry& m : parse_maps(maps).entries) {
+        if (m.start != start)
+            continue;
+        if (!m.writable && !m.shared && m.inode == st.st_ino && m.dev_major == major(st.st_dev) &&
+            m.dev_minor == minor(st.st_dev) && m.offset == 0 && m.end - m.start >= len)
+            ::madvise(base, len, MADV_DONTNEED);
+        return;
     }
-    if (droppable_ == Droppable::Yes)
-        ::madvise(base, len, MADV_DONTNEED);
 }
 
 bool ElfImage::has_debug_info(Elf* e) {
@@ -548,7 +539,6 @@ bool ElfImage::has_debug_info(Elf* e) {
 // file:line. Symbol lookups use .symtab only.
 bool ElfImage::try_dwarf(ElfFile f, const std::string& name) {
     dwarf_file_.emplace(std::move(f));
-    droppable_ = Droppable::Unknown;
     debug_file_ = name;
     dwarf_pending_ = true;
     return true;
@@ -1093,18 +1083,9 @@ ElfLookup ElfImage::symbolize(uint64_t vaddr, bool demangle_names, bool inlines,
     if (dwarf_pending_)
         (void)const_cast<ElfImage*>(this)->open_pending_dwarf();
     // DWARF read in place from the file mapping (not inflated onto the heap): the DIEs a
-    // lookup reads each fault in the pages around them (fault-around maps 64 KiB). Past
-    // kDropMappedBytes of them the pages go back (clean file pages, re-read from the page
-    // cache by a minor fault when touched again): a profile build's lookups in a large
-    // debug file otherwise held megabytes of it in our resident set until the build ended
-    // (seen: +5.5 MiB of the agent's own binary in its peak RSS while it symbolized itself).
-    if (dwarf_ != nullptr && inflated_bytes_ == 0) {
-        if (walked_bytes_ >= kDropMappedBytes) {
-            drop_mapped_pages();
-            walked_bytes_ = 0;
-        }
+    // lookup reads each fault in the pages around them (fault-around maps 64 KiB).
+    if (dwarf_ != nullptr && inflated_bytes_ == 0)
         walked_bytes_ += kLookupTouchBytes;
-    }
     if (dwarf_ != nullptr && dwarf_frames(vaddr, sym, demangle_names, inlines, out)) {
         if (out[first].function.empty() && sym != nullptr)
             out[first].function = symbol_name(*sym, demangle_names);

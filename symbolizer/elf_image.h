@@ -193,11 +193,7 @@ class ElfImage {
     mutable size_t lines_bytes_ = 0;
     const LineTable* line_table(Dwarf_Die* cu, uint64_t die_offset) const;
     mutable size_t walked_bytes_ = 0; // sizes of the units walked since the last release
-    // Whether the debug data is a private read-only mapping of its file, whose pages
-    // drop_mapped_pages() may give back (checked once, against /proc/self/maps).
-    enum class Droppable : uint8_t { Unknown, Yes, No };
-    mutable Droppable droppable_ = Droppable::Unknown;
-    size_t inflated_bytes_ = 0; // compressed debug sections libelf inflated for libdw
+    size_t inflated_bytes_ = 0;       // compressed debug sections libelf inflated for libdw
 };
 
 // The build-id note of an open ELF (hex), or "" when none; Error when a note is malformed.
