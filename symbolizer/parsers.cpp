@@ -107,7 +107,7 @@ Kallsyms Kallsyms::parse(std::istream& in) {
         std::unique(k.symbols_.begin(), k.symbols_.end(),
                     [](const Entry& x, const Entry& y) { return x.address == y.address; }),
         k.symbols_.end());
-    // The names stay where they were parsed, aliases' names included (a few percent): a
+    // The names stay where they were parsed, aliases' names included (~230 of 121,000 here): a
     // compacted copy, or shrinking either buffer, would hold two copies of megabytes at
     // once, at the agent's peak (the first profile loads this index).
     k.names_ = std::move(all_names);

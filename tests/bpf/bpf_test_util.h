@@ -97,9 +97,10 @@ class PromServer {
                        const std::vector<std::pair<std::string, std::string>>& params = {}) const;
     // An instant query, evaluated now or at `at` (Unix seconds, as the API takes it).
     nlohmann::json query(const std::string& promql, const std::string& at = "") const {
-        if (at.empty())
-            return api("query", {{"query", promql}});
-        return api("query", {{"query", promql}, {"time", at}});
+        std::vector<std::pair<std::string, std::string>> params{{"query", promql}};
+        if (!at.empty())
+            params.emplace_back("time", at);
+        return api("query", params);
     }
     // The first result's value, if there is one.
     std::optional<double> scalar(const std::string& promql, const std::string& at = "") const;
