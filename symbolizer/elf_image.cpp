@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -407,13 +408,28 @@ Status ElfImage::read_symbol_table(Elf* e, Elf_Scn* scn) {
     std::string& names = names_;
     if (count > kMaxSymbols - std::min(kMaxSymbols, syms.size()))
         return Error{0, "more than " + std::to_string(kMaxSymbols) + " symbols"};
+    auto function = [&](size_t i, GElf_Sym& s) {
+        if (gelf_getsym(data, static_cast<int>(i), &s) == nullptr)
+            return false;
+        int type = GELF_ST_TYPE(s.st_info);
+        return (type == STT_FUNC || type == STT_GNU_IFUNC) && s.st_shndx != SHN_UNDEF &&
+               s.st_value != 0 && s.st_name != 0 && s.st_name < strsize;
+    };
+    // Counted first, then stored: growing by doubling would hold up to twice the table, and
+    // then a second, exact copy (sort_symbols), at the moment a profile loads it.
+    size_t functions = 0, name_bytes = 0;
     for (size_t i = 0; i < count; ++i) {
         GElf_Sym s;
-        if (gelf_getsym(data, static_cast<int>(i), &s) == nullptr)
-            break;
-        int type = GELF_ST_TYPE(s.st_info);
-        if ((type != STT_FUNC && type != STT_GNU_IFUNC) || s.st_shndx == SHN_UNDEF ||
-            s.st_value == 0 || s.st_name == 0 || s.st_name >= strsize)
+        if (function(i, s)) {
+            ++functions;
+            name_bytes += strnlen(strs + s.st_name, strsize - s.st_name) + 1;
+        }
+    }
+    syms.reserve(syms.size() + functions);
+    names.reserve(names.size() + std::min<size_t>(name_bytes, UINT32_MAX));
+    for (size_t i = 0; i < count; ++i) {
+        GElf_Sym s;
+        if (!function(i, s))
             continue;
         const char* n = strs + s.st_name;
         if (names.size() > UINT32_MAX - 4096)
@@ -430,8 +446,10 @@ void ElfImage::sort_symbols() {
     // Aliases (several names at one address) stay, in table order: which one names an
     // address depends on the address (find_symbol). Exact duplicates (.dynsym and
     // .gnu_debugdata both listing a function) go.
-    std::stable_sort(symbols_.begin(), symbols_.end(),
-                     [](const Symbol& a, const Symbol& b) { return a.address < b.address; });
+    // In place: `order` breaks ties as a stable sort would, without its buffer.
+    std::sort(symbols_.begin(), symbols_.end(), [](const Symbol& a, const Symbol& b) {
+        return a.address != b.address ? a.address < b.address : a.order < b.order;
+    });
     symbols_.erase(std::unique(symbols_.begin(), symbols_.end(),
                                [this](const Symbol& a, const Symbol& b) {
                                    return a.address == b.address && a.size == b.size &&
@@ -439,8 +457,9 @@ void ElfImage::sort_symbols() {
                                                       names_.c_str() + b.name) == 0;
                                }),
                    symbols_.end());
-    symbols_.shrink_to_fit();
-    names_.shrink_to_fit();
+    // Stored at their counted size: a copy only when duplicates freed an eighth or more.
+    if (symbols_.capacity() - symbols_.size() > symbols_.capacity() / 8)
+        symbols_.shrink_to_fit();
 }
 
 void ElfImage::account_bytes() {
@@ -669,19 +688,132 @@ void ElfImage::open_dwarf(ElfFile& self, bool own_debug_info, const std::string&
     }
 }
 
+namespace {
+
+// The bytes of a section of `elf` by name (inflated if libdw has not already done it).
+std::span<const uint8_t> section_bytes(Elf* elf, const char* want) {
+    size_t shstrndx = 0;
+    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
+        return {};
+    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
+        GElf_Shdr sh;
+        if (gelf_getshdr(scn, &sh) == nullptr || sh.sh_type == SHT_NOBITS)
+            continue;
+        const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
+        if (name == nullptr || std::strcmp(name, want) != 0)
+            continue;
+        if ((sh.sh_flags & SHF_COMPRESSED) != 0 && elf_compress(scn, 0, 0) < 0)
+            return {};
+        Elf_Data* d = elf_getdata(scn, nullptr);
+        if (d == nullptr || d->d_buf == nullptr)
+            return {};
+        return {static_cast<const uint8_t*>(d->d_buf), d->d_size};
+    }
+    return {};
+}
+
+// The address ranges of .debug_aranges (DWARF 2-5, little-endian) with the offset of the
+// unit header each set names: (low, high, header offset). Stops at the first malformed set.
+struct ArangeSpan {
+    uint64_t low, high, unit_header;
+};
+
+std::vector<ArangeSpan> read_aranges(std::span<const uint8_t> d) {
+    std::vector<ArangeSpan> out;
+    auto get = [&](size_t at, size_t width) {
+        uint64_t v = 0;
+        std::memcpy(&v, d.data() + at, width); // little-endian hosts and files only
+        return v;
+    };
+    size_t pos = 0;
+    while (d.size() - pos >= 12) {
+        const size_t set = pos;
+        uint64_t length = get(pos, 4);
+        size_t offset_size = 4;
+        pos += 4;
+        if (length == 0xffffffff) {
+            if (d.size() - pos < 8)
+                break;
+            length = get(pos, 8);
+            offset_size = 8;
+            pos += 8;
+        }
+        if (length > d.size() - pos || length < 2 + offset_size + 2)
+            break;
+        const size_t end = pos + length;
+        const uint64_t version = get(pos, 2);
+        const uint64_t header = get(pos + 2, offset_size);
+        const size_t address_size = d[pos + 2 + offset_size];
+        const size_t segment_size = d[pos + 3 + offset_size];
+        if (version != 2 || (address_size != 4 && address_size != 8) || segment_size != 0)
+            break;
+        const size_t tuple = 2 * address_size;
+        pos = set + ((pos + 4 + offset_size - set + tuple - 1) / tuple) * tuple;
+        for (; pos + tuple <= end; pos += tuple) {
+            const uint64_t low = get(pos, address_size),
+                           size = get(pos + address_size, address_size);
+            if (low == 0 && size == 0)
+                break;
+            if (size > 0 && low + size > low)
+                out.push_back(ArangeSpan{low, low + size, header});
+        }
+        pos = end;
+    }
+    return out;
+}
+
+} // namespace
+
 void ElfImage::index_dwarf() {
-    Dwarf_CU* cu = nullptr;
-    Dwarf_Die cudie;
-    uint8_t unit_type = 0;
-    Dwarf_Half version = 0;
-    while (dwarf_get_units(dwarf_, cu, &cu, &version, &unit_type, &cudie, nullptr) == 0) {
-        if (unit_type != DW_UT_compile && unit_type != DW_UT_partial && unit_type != DW_UT_skeleton)
+    // Units by header offset, read from their headers alone (no DIE parsed).
+    struct Unit {
+        uint64_t header, die;
+        bool listed;
+    };
+    std::vector<Unit> units;
+    Dwarf_Off off = 0, next = 0;
+    size_t header_size = 0;
+    while (dwarf_next_unit(dwarf_, off, &next, &header_size, nullptr, nullptr, nullptr, nullptr,
+                           nullptr, nullptr) == 0) {
+        units.push_back(Unit{off, off + header_size, false});
+        off = next;
+    }
+    // .debug_aranges gives each unit's addresses without parsing the unit: walking the units
+    // instead makes libdw parse every unit's first DIE and its abbreviation table (~4 MB of
+    // allocations for Debian's libc, on every profile that reaches it), and libdw's own
+    // dwarf_getaranges interns every unit (~2 MB). Parsed here, only the units lookups reach
+    // are ever parsed.
+    Elf* e = dwarf_getelf(dwarf_);
+    if (e != nullptr && elf_getident(e, nullptr) != nullptr &&
+        elf_getident(e, nullptr)[EI_DATA] == ELFDATA2LSB &&
+        std::endian::native == std::endian::little) {
+        for (const ArangeSpan& a : read_aranges(section_bytes(e, ".debug_aranges"))) {
+            auto u = std::lower_bound(units.begin(), units.end(), a.unit_header,
+                                      [](const Unit& x, uint64_t h) { return x.header < h; });
+            if (u == units.end() || u->header != a.unit_header)
+                continue;
+            u->listed = true;
+            cu_ranges_.push_back(CuRange{a.low, a.high, u->die});
+        }
+    }
+    // Units aranges does not list (compilers that do not emit it, assembler units, units
+    // without code): their first DIE says where their code is.
+    for (const Unit& u : units) {
+        if (u.listed)
+            continue;
+        Dwarf_Die cudie;
+        uint8_t unit_type = 0;
+        if (dwarf_offdie(dwarf_, u.die, &cudie) == nullptr ||
+            dwarf_cu_info(cudie.cu, nullptr, &unit_type, nullptr, nullptr, nullptr, nullptr,
+                          nullptr) != 0 ||
+            (unit_type != DW_UT_compile && unit_type != DW_UT_partial &&
+             unit_type != DW_UT_skeleton))
             continue;
         Dwarf_Addr base = 0, low = 0, high = 0;
-        ptrdiff_t off = 0;
-        while ((off = dwarf_ranges(&cudie, off, &base, &low, &high)) > 0)
+        ptrdiff_t r = 0;
+        while ((r = dwarf_ranges(&cudie, r, &base, &low, &high)) > 0)
             if (high > low)
-                cu_ranges_.push_back(CuRange{low, high, dwarf_dieoffset(&cudie)});
+                cu_ranges_.push_back(CuRange{low, high, u.die});
     }
     std::sort(cu_ranges_.begin(), cu_ranges_.end(),
               [](const CuRange& a, const CuRange& b) { return a.low < b.low; });
@@ -880,31 +1012,7 @@ uint64_t ElfImage::unit_of(uint64_t vaddr) const {
     return r != nullptr ? r->die_offset : UINT64_MAX;
 }
 
-namespace {
-
-// The bytes of a section of `elf` by name (inflated if libdw has not already done it).
-std::span<const uint8_t> section_bytes(Elf* elf, const char* want) {
-    size_t shstrndx = 0;
-    if (elf_getshdrstrndx(elf, &shstrndx) != 0)
-        return {};
-    for (Elf_Scn* scn = elf_nextscn(elf, nullptr); scn != nullptr; scn = elf_nextscn(elf, scn)) {
-        GElf_Shdr sh;
-        if (gelf_getshdr(scn, &sh) == nullptr || sh.sh_type == SHT_NOBITS)
-            continue;
-        const char* name = elf_strptr(elf, shstrndx, sh.sh_name);
-        if (name == nullptr || std::strcmp(name, want) != 0)
-            continue;
-        if ((sh.sh_flags & SHF_COMPRESSED) != 0 && elf_compress(scn, 0, 0) < 0)
-            return {};
-        Elf_Data* d = elf_getdata(scn, nullptr);
-        if (d == nullptr || d->d_buf == nullptr)
-            return {};
-        return {static_cast<const uint8_t*>(d->d_buf), d->d_size};
-    }
-    return {};
-}
-
-} // namespace
+namespace {} // namespace
 
 const LineTable* ElfImage::line_table(Dwarf_Die* cu, uint64_t die_offset) const {
     auto [it, added] = line_tables_.try_emplace(die_offset);

@@ -1,6 +1,7 @@
 #include "symbolizer/parsers.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <unordered_map>
 
@@ -47,7 +48,6 @@ Kallsyms Kallsyms::parse(std::istream& in) {
     bool too_long = false;
     bool any_nonzero = false;
     std::unordered_map<std::string, uint16_t> module_index;
-    std::string all_names; // names as parsed; compacted after sorting
     while (read_line(in, line, too_long)) {
         std::string_view s = line;
         if (trim(s).empty())
@@ -82,19 +82,19 @@ Kallsyms Kallsyms::parse(std::istream& in) {
         char t = type[0];
         if (t != 't' && t != 'T' && t != 'w' && t != 'W')
             continue;
-        if (all_names.size() + name.size() > UINT32_MAX) {
+        std::optional<uint32_t> at = k.store_name(name);
+        if (!at) {
             ++k.malformed_;
             continue;
         }
         if (a != 0)
             any_nonzero = true;
-        k.symbols_.push_back(Entry{a, static_cast<uint32_t>(all_names.size()),
-                                   static_cast<uint16_t>(name.size()), module});
-        all_names.append(name);
+        k.symbols_.push_back(Entry{a, *at, static_cast<uint16_t>(name.size()), module});
     }
     if (!any_nonzero) {
         k.symbols_.clear();
         k.symbols_.shrink_to_fit();
+        k.name_blocks_.clear();
         return k;
     }
     // Sorted in place (a stable sort takes a buffer as large as the index): name offsets grow
@@ -107,11 +107,29 @@ Kallsyms Kallsyms::parse(std::istream& in) {
         std::unique(k.symbols_.begin(), k.symbols_.end(),
                     [](const Entry& x, const Entry& y) { return x.address == y.address; }),
         k.symbols_.end());
-    // The names stay where they were parsed, aliases' names included (~230 of 121,000 here): a
-    // compacted copy, or shrinking either buffer, would hold two copies of megabytes at
-    // once, at the agent's peak (the first profile loads this index).
-    k.names_ = std::move(all_names);
+    // The names stay where they were stored, aliases' names included (~230 of 121,000 here):
+    // a compacted copy would hold two copies of megabytes at once, at the agent's peak.
     return k;
+}
+
+std::optional<uint32_t> Kallsyms::store_name(std::string_view name) {
+    if (name.size() > kNameBlock)
+        return std::nullopt;
+    if (kNameBlock - last_block_used_ < name.size()) {
+        if ((name_blocks_.size() + 1) * kNameBlock > UINT32_MAX)
+            return std::nullopt;
+        name_blocks_.push_back(std::make_unique_for_overwrite<char[]>(kNameBlock));
+        last_block_used_ = 0;
+    }
+    const size_t at = (name_blocks_.size() - 1) * kNameBlock + last_block_used_;
+    std::memcpy(name_blocks_.back().get() + last_block_used_, name.data(), name.size());
+    last_block_used_ += name.size();
+    return static_cast<uint32_t>(at);
+}
+
+std::string_view Kallsyms::name_of(const Entry& e) const {
+    return {name_blocks_[e.name_offset / kNameBlock].get() + e.name_offset % kNameBlock,
+            e.name_length};
 }
 
 std::optional<KernelSymbol> Kallsyms::lookup(uint64_t address) const {
@@ -123,12 +141,11 @@ std::optional<KernelSymbol> Kallsyms::lookup(uint64_t address) const {
     // The last symbol has no known end: accept at most 1 MiB past it.
     if (it == symbols_.end() && address - s.address > (1u << 20))
         return std::nullopt;
-    return KernelSymbol{s.address, std::string_view(names_).substr(s.name_offset, s.name_length),
-                        modules_[s.module]};
+    return KernelSymbol{s.address, name_of(s), modules_[s.module]};
 }
 
 size_t Kallsyms::bytes() const {
-    size_t b = symbols_.capacity() * sizeof(Entry) + names_.capacity();
+    size_t b = symbols_.capacity() * sizeof(Entry) + name_blocks_.size() * kNameBlock;
     for (const std::string& m : modules_)
         b += sizeof(std::string) + m.capacity();
     return b;

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <istream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,16 +40,24 @@ class Kallsyms {
     size_t bytes() const;
 
   private:
-    // 16 bytes per symbol, names in one buffer: a kernel has ~120,000 text symbols, and
-    // this index lives as long as the agent (a struct with two std::string was ~10 MiB).
+    // 16 bytes per symbol, names in blocks: a kernel has ~120,000 text symbols, and this
+    // index lives as long as the agent (a struct with two std::string was ~10 MiB).
     struct Entry {
         uint64_t address;
-        uint32_t name_offset; // into names_
+        uint32_t name_offset; // block * kNameBlock + position in the block
         uint16_t name_length;
         uint16_t module; // index into modules_; 0: the core kernel
     };
+    // Names are stored whole in fixed blocks, so the store never grows by copying: one
+    // growing string held up to twice the names (4 MiB for 2.7 MiB here), and a second copy
+    // at each growth, while the first profile loads this index at the agent's peak.
+    static constexpr size_t kNameBlock = 256 * 1024;
     std::vector<Entry> symbols_; // sorted by address
-    std::string names_;
+    // Where `name` was stored (its name_offset); nullopt past 4 GiB of names.
+    std::optional<uint32_t> store_name(std::string_view name);
+    std::string_view name_of(const Entry& e) const;
+    std::vector<std::unique_ptr<char[]>> name_blocks_;
+    size_t last_block_used_ = kNameBlock; // bytes used in name_blocks_.back()
     std::vector<std::string> modules_{""};
     size_t malformed_ = 0;
 };
