@@ -779,18 +779,17 @@ void ElfImage::index_dwarf() {
         off = next;
     }
     // libdw interns units in order up to the one a lookup asks for, reading each header
-    // through the mapping (and fault-around maps 64 KiB around each: ~20 MB of a 37 MB
-    // .debug_info of ours): interned here, the pages go back right after
-    // (open_pending_dwarf drops them), instead of staying until the profile is built.
+    // through the mapping (fault-around maps 64 KiB around each: megabytes of a large
+    // .debug_info such as ours): interned here, those pages go back right after
+    // (open_pending_dwarf drops them) instead of staying until the profile is built.
     if (!units.empty()) {
         Dwarf_Die last;
         (void)dwarf_offdie(dwarf_, units.back().die, &last);
     }
     // .debug_aranges gives each unit's addresses without parsing the unit: walking the units
     // instead makes libdw parse every unit's first DIE and its abbreviation table (~4 MB of
-    // allocations for Debian's libc, on every profile that reaches it), and libdw's own
-    // dwarf_getaranges interns every unit (~2 MB). Parsed here, only the units lookups reach
-    // are ever parsed.
+    // allocations for Debian's libc, where interning alone is ~2 MB, on every profile that
+    // reaches it). Read here, only the units lookups reach are ever parsed.
     Elf* e = dwarf_getelf(dwarf_);
     if (e != nullptr && elf_getident(e, nullptr) != nullptr &&
         elf_getident(e, nullptr)[EI_DATA] == ELFDATA2LSB &&
@@ -1019,8 +1018,6 @@ uint64_t ElfImage::unit_of(uint64_t vaddr) const {
     const CuRange* r = find_unit(vaddr, nullptr);
     return r != nullptr ? r->die_offset : UINT64_MAX;
 }
-
-namespace {} // namespace
 
 const LineTable* ElfImage::line_table(Dwarf_Die* cu, uint64_t die_offset) const {
     auto [it, added] = line_tables_.try_emplace(die_offset);
