@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <bit>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -19,6 +18,7 @@
 #include <string_view>
 
 #include "symbolizer/demangle.h"
+#include "symbolizer/dwarf_reader.h"
 #include "symbolizer/parsers.h"
 
 namespace hostprof::sym {
@@ -712,52 +712,45 @@ std::span<const uint8_t> section_bytes(Elf* elf, const char* want) {
     return {};
 }
 
-// The address ranges of .debug_aranges (DWARF 2-5, little-endian) with the offset of the
-// unit header each set names: (low, high, header offset). Stops at the first malformed set.
+// The address ranges of .debug_aranges (DWARF 2-5) with the offset of the unit header each
+// set names: (low, high, header offset). Stops at the first malformed set.
 struct ArangeSpan {
     uint64_t low, high, unit_header;
 };
 
-std::vector<ArangeSpan> read_aranges(std::span<const uint8_t> d) {
+std::vector<ArangeSpan> read_aranges(std::span<const uint8_t> d, bool big_endian) {
     std::vector<ArangeSpan> out;
-    auto get = [&](size_t at, size_t width) {
-        uint64_t v = 0;
-        std::memcpy(&v, d.data() + at, width); // little-endian hosts and files only
-        return v;
-    };
-    size_t pos = 0;
-    while (d.size() - pos >= 12) {
-        const size_t set = pos;
-        uint64_t length = get(pos, 4);
+    Reader r(d.data(), d.data() + d.size(), big_endian);
+    while (!r.at_end()) {
+        const uint8_t* set = r.pos();
+        uint64_t length = 0, version = 0, header = 0;
         size_t offset_size = 4;
-        pos += 4;
+        uint8_t address_size = 0, segment_size = 0;
+        if (!r.uint(4, length))
+            break;
         if (length == 0xffffffff) {
-            if (d.size() - pos < 8)
-                break;
-            length = get(pos, 8);
             offset_size = 8;
-            pos += 8;
-        }
-        if (length > d.size() - pos || length < 2 + offset_size + 2)
-            break;
-        const size_t end = pos + length;
-        const uint64_t version = get(pos, 2);
-        const uint64_t header = get(pos + 2, offset_size);
-        const size_t address_size = d[pos + 2 + offset_size];
-        const size_t segment_size = d[pos + 3 + offset_size];
-        if (version != 2 || (address_size != 4 && address_size != 8) || segment_size != 0)
-            break;
-        const size_t tuple = 2 * address_size;
-        pos = set + ((pos + 4 + offset_size - set + tuple - 1) / tuple) * tuple;
-        for (; pos + tuple <= end; pos += tuple) {
-            const uint64_t low = get(pos, address_size),
-                           size = get(pos + address_size, address_size);
-            if (low == 0 && size == 0)
+            if (!r.uint(8, length))
                 break;
+        }
+        if (length > r.left())
+            break;
+        const uint8_t* end = r.pos() + length;
+        Reader s(r.pos(), end, big_endian);
+        r.seek(end);
+        if (!s.uint(2, version) || !s.uint(offset_size, header) || !s.u8(address_size) ||
+            !s.u8(segment_size) || version != 2 || (address_size != 4 && address_size != 8) ||
+            segment_size != 0)
+            break;
+        // Tuples start at a multiple of their size from the start of the set.
+        const size_t tuple = 2u * address_size;
+        const auto into = static_cast<size_t>(s.pos() - set);
+        if (!s.skip((tuple - into % tuple) % tuple))
+            break;
+        uint64_t low = 0, size = 0;
+        while (s.uint(address_size, low) && s.uint(address_size, size) && (low != 0 || size != 0))
             if (size > 0 && low + size > low)
                 out.push_back(ArangeSpan{low, low + size, header});
-        }
-        pos = end;
     }
     return out;
 }
@@ -790,11 +783,10 @@ void ElfImage::index_dwarf() {
     // instead makes libdw parse every unit's first DIE and its abbreviation table (~4 MB of
     // allocations for Debian's libc, where interning alone is ~2 MB, on every profile that
     // reaches it). Read here, only the units lookups reach are ever parsed.
-    Elf* e = dwarf_getelf(dwarf_);
-    if (e != nullptr && elf_getident(e, nullptr) != nullptr &&
-        elf_getident(e, nullptr)[EI_DATA] == ELFDATA2LSB &&
-        std::endian::native == std::endian::little) {
-        for (const ArangeSpan& a : read_aranges(section_bytes(e, ".debug_aranges"))) {
+    if (Elf* e = dwarf_getelf(dwarf_); e != nullptr) {
+        const bool big_endian =
+            elf_getident(e, nullptr) != nullptr && elf_getident(e, nullptr)[EI_DATA] == ELFDATA2MSB;
+        for (const ArangeSpan& a : read_aranges(section_bytes(e, ".debug_aranges"), big_endian)) {
             auto u = std::lower_bound(units.begin(), units.end(), a.unit_header,
                                       [](const Unit& x, uint64_t h) { return x.header < h; });
             if (u == units.end() || u->header != a.unit_header)
